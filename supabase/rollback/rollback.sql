@@ -1,0 +1,42 @@
+-- Roll the profile system back: switch it off, then remove the auth.users trigger and every
+-- function the migrations created. Profiles, the audit trail, the repair queue, the settings,
+-- RLS and its policies all stay, so nothing is lost and nothing is exposed.
+--
+-- Run it as `postgres` (Supabase SQL editor, or `psql "$DATABASE_URL" -f supabase/rollback/rollback.sql`).
+-- It is idempotent. To re-enable: apply the migrations again (they are re-runnable; this file
+-- clears their rows from the migration history so `supabase db push` applies them again), then
+-- `update private.settings set trigger_enabled = true;`.
+--
+-- Kept on purpose: private.set_updated_at, private.is_valid_username and
+-- private.is_valid_avatar_url, because the kept tables' triggers and check constraints use them.
+
+-- 1. Switch off first, so a signup racing this script sees a consistent system.
+update private.settings set trigger_enabled = false where id;
+
+-- 2. The trigger on auth.users: signups no longer touch our schema at all.
+drop trigger if exists users_ensure_profile on auth.users;
+
+-- 3. The callable surface and its internals.
+drop function if exists public.profile_system_health();
+drop function if exists public.profile_system_stats(interval);
+drop function if exists public.backfill_missing_profiles(integer, uuid, boolean);
+drop function if exists public.ensure_user_profile(uuid, text, text, integer, text, text, text, jsonb);
+drop function if exists private.on_auth_user_created();
+drop function if exists private.ensure_profile(uuid, text, text, integer, text, text, text, jsonb);
+drop function if exists private.profile_fields(jsonb, text, text, text, jsonb);
+drop function if exists private.metadata_text(jsonb, text[]);
+drop function if exists private.record_profile_failure(uuid, text, text, text, timestamptz, integer, text, jsonb);
+drop function if exists private.missing_profile_count(interval);
+drop function if exists private.repair_queue_summary();
+drop function if exists private.profile_trigger_installed();
+
+-- 4. Forget the migrations in the history the Supabase CLI keeps, so they are applied again.
+do $$
+begin
+  if to_regclass('supabase_migrations.schema_migrations') is not null then
+    delete from supabase_migrations.schema_migrations
+    where version in ('20261121100000', '20261121100100', '20261121100200', '20261121100300',
+                      '20261121100400', '20261121100500', '20261121100600');
+  end if;
+end
+$$;

@@ -1,0 +1,139 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, inject } from 'vitest';
+import { TEMPLATE_BARE, TEMPLATE_MIGRATED } from './templates.ts';
+
+// Local-only passwords set by dev/bootstrap/supabase.sql.
+const ROLE_PASSWORD = 'postgres';
+
+export type ApiRole = 'anon' | 'authenticated' | 'service_role';
+export type Claims = Record<string, unknown>;
+
+export interface TestDatabase {
+  readonly name: string;
+  /** Superuser URL of this test file's database. */
+  readonly url: string;
+  /** Superuser connections: setup, assertions, hostile fixtures. */
+  readonly admin: pg.Pool;
+  /** Logged in as supabase_auth_admin, whose search_path is `auth`: how Supabase Auth connects. */
+  readonly auth: pg.Pool;
+  /** Logged in as authenticator (NOINHERIT), which switches role per request: how PostgREST connects. */
+  readonly authenticator: pg.Pool;
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>>;
+  withClient<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T>;
+  withTransaction<T>(work: (client: pg.PoolClient) => Promise<T>, options?: { commit?: boolean }): Promise<T>;
+  asRole<T>(role: ApiRole, claims: Claims | null, work: (client: pg.PoolClient) => Promise<T>, options?: { commit?: boolean }): Promise<T>;
+  close(): Promise<void>;
+}
+
+function urlFor(serverUrl: string, database: string, user?: { name: string; password: string }): string {
+  const url = new URL(serverUrl);
+  url.pathname = `/${database}`;
+  if (user) {
+    url.username = user.name;
+    url.password = user.password;
+  }
+  return url.toString();
+}
+
+async function transaction<T>(
+  pool: pg.Pool,
+  work: (client: pg.PoolClient) => Promise<T>,
+  commit: boolean,
+  prepare?: (client: pg.PoolClient) => Promise<void>,
+): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('begin');
+    await prepare?.(client);
+    const result = await work(client);
+    await client.query(commit ? 'commit' : 'rollback');
+    return result;
+  } catch (error) {
+    await client.query('rollback').catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+/**
+ * Clones a fresh database for the calling test file from one of the templates the global setup
+ * built: `migrated` (bootstrap + migrations) or `bare` (bootstrap only, to test migrating a
+ * project that already has users).
+ */
+export async function createTestDatabase(template: 'migrated' | 'bare' = 'migrated'): Promise<TestDatabase> {
+  const serverUrl = inject('serverUrl');
+  const name = `test_${randomBytes(6).toString('hex')}`;
+  const maintenance = new pg.Client({ connectionString: serverUrl });
+  await maintenance.connect();
+  try {
+    await maintenance.query(`create database ${name} template ${template === 'bare' ? TEMPLATE_BARE : TEMPLATE_MIGRATED}`);
+  } finally {
+    await maintenance.end();
+  }
+
+  const url = urlFor(serverUrl, name);
+  const admin = new pg.Pool({ connectionString: url, max: 60 });
+  const auth = new pg.Pool({
+    connectionString: urlFor(serverUrl, name, { name: 'supabase_auth_admin', password: ROLE_PASSWORD }),
+    max: 60,
+  });
+  const authenticator = new pg.Pool({
+    connectionString: urlFor(serverUrl, name, { name: 'authenticator', password: ROLE_PASSWORD }),
+    max: 60,
+  });
+
+  const db: TestDatabase = {
+    name,
+    url,
+    admin,
+    auth,
+    authenticator,
+    query: (sql, params) => admin.query(sql, params),
+    async withClient(work) {
+      const client = await admin.connect();
+      try {
+        return await work(client);
+      } finally {
+        client.release();
+      }
+    },
+    withTransaction: (work, options) => transaction(admin, work, options?.commit ?? false),
+    // What PostgREST does per request: SET LOCAL ROLE to the JWT's role and expose the claims
+    // (with the role inserted) in request.jwt.claims, inside one transaction.
+    asRole: (role, claims, work, options) =>
+      transaction(authenticator, work, options?.commit ?? false, async (client) => {
+        await client.query(`set local role ${pg.escapeIdentifier(role)}`);
+        await client.query(`select set_config('request.jwt.claims', $1, true)`, [
+          JSON.stringify({ ...(claims ?? {}), role }),
+        ]);
+      }),
+    async close() {
+      await Promise.all([admin.end(), auth.end(), authenticator.end()]);
+      const maintenance = new pg.Client({ connectionString: serverUrl });
+      await maintenance.connect();
+      try {
+        await maintenance.query(`drop database if exists ${name}`);
+      } finally {
+        await maintenance.end();
+      }
+    },
+  };
+  return db;
+}
+
+/** Registers beforeAll/afterAll for a per-file database and returns its accessor. */
+export function useTestDatabase(template: 'migrated' | 'bare' = 'migrated'): () => TestDatabase {
+  let db: TestDatabase | undefined;
+  beforeAll(async () => {
+    db = await createTestDatabase(template);
+  });
+  afterAll(async () => {
+    await db?.close();
+  });
+  return () => {
+    if (!db) throw new Error('the test database is only available inside tests and hooks');
+    return db;
+  };
+}

@@ -1,0 +1,114 @@
+import { randomUUID } from 'node:crypto';
+import type { TestDatabase } from './database.ts';
+
+export type Provider = 'email' | 'github' | 'google';
+
+export interface SignUp {
+  id?: string;
+  email?: string | null;
+  provider?: Provider;
+  /** What Auth stores as raw_user_meta_data (signUp `data`, or the OAuth provider's claims). */
+  userMetadata?: unknown;
+  /** Custom app_metadata Auth merges in its later UPDATE. */
+  appMetadata?: Record<string, unknown>;
+  emailConfirmed?: boolean;
+  /** Override created_at (e.g. to age a user past the grace period). */
+  createdAt?: Date;
+}
+
+// A bcrypt-shaped hash: these tests never sign in, and the Auth stand-in hashes for real.
+const PLACEHOLDER_BCRYPT = '$2a$10$abcdefghijklmnopqrstuuJ4tvbhS2Ycv6mJ3L2oMgUs5p0Z5C3eS';
+
+/**
+ * Inserts a user exactly as Supabase Auth (GoTrue) does: one transaction on a connection logged
+ * in as supabase_auth_admin with search_path = auth, unqualified table names; the users row is
+ * inserted with role = '' and raw_app_meta_data = {provider, providers}, then the identity row,
+ * then an UPDATE sets role, merges custom app_metadata and confirms the email. The AFTER INSERT
+ * trigger therefore sees what it sees in production.
+ */
+export async function signUpAsSupabaseAuth(db: TestDatabase, signUp: SignUp = {}): Promise<string> {
+  const id = signUp.id ?? randomUUID();
+  const provider = signUp.provider ?? 'email';
+  const email = signUp.email === undefined ? `user-${id}@example.test` : signUp.email;
+  const userMetadata = signUp.userMetadata ?? {};
+  const providerId = provider === 'email' ? id : String((userMetadata as Record<string, unknown>)?.provider_id ?? id);
+  const identityData =
+    provider === 'email'
+      ? { sub: id, email, email_verified: false, phone_verified: false }
+      : { ...(userMetadata as Record<string, unknown>), sub: providerId };
+  const client = await db.auth.connect();
+  try {
+    await client.query('begin');
+    await client.query(
+      `insert into users (instance_id, id, aud, role, email, encrypted_password, raw_app_meta_data,
+                          raw_user_meta_data, is_sso_user, is_anonymous, confirmation_token,
+                          recovery_token, email_change_token_new, email_change, created_at, updated_at)
+       values ('00000000-0000-0000-0000-000000000000', $1, 'authenticated', '', $2, $3, $4, $5,
+               false, false, '', '', '', '', $6, $6)`,
+      [
+        id,
+        email,
+        provider === 'email' ? PLACEHOLDER_BCRYPT : '',
+        JSON.stringify({ provider, providers: [provider] }),
+        JSON.stringify(userMetadata),
+        signUp.createdAt ?? new Date(),
+      ],
+    );
+    await client.query(
+      `insert into identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at)
+       values ($1, $2, $3, $4, now(), now(), now())`,
+      [providerId, id, JSON.stringify(identityData), provider],
+    );
+    await client.query(
+      `update users
+          set role = 'authenticated',
+              raw_app_meta_data = raw_app_meta_data || $2::jsonb,
+              email_confirmed_at = case when $3 then now() end,
+              updated_at = now()
+        where id = $1`,
+      [id, JSON.stringify(signUp.appMetadata ?? {}), signUp.emailConfirmed ?? provider !== 'email'],
+    );
+    await client.query('commit');
+    return id;
+  } catch (error) {
+    await client.query('rollback').catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+/** raw_user_meta_data as GitHub sign-in stores it. */
+export function githubMetadata(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    avatar_url: 'https://avatars.githubusercontent.com/u/583231?v=4',
+    email: 'octocat@example.test',
+    email_verified: true,
+    full_name: 'The Octocat',
+    iss: 'https://api.github.com',
+    name: 'The Octocat',
+    phone_verified: false,
+    preferred_username: 'octocat',
+    provider_id: '583231',
+    sub: '583231',
+    user_name: 'octocat',
+    ...overrides,
+  };
+}
+
+/** raw_user_meta_data as Google sign-in stores it: `name` and `picture`, no username. */
+export function googleMetadata(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    avatar_url: 'https://lh3.googleusercontent.com/a/ACg8ocJ',
+    email: 'ada@example.test',
+    email_verified: true,
+    full_name: 'Ada Lovelace',
+    iss: 'https://accounts.google.com',
+    name: 'Ada Lovelace',
+    phone_verified: false,
+    picture: 'https://lh3.googleusercontent.com/a/ACg8ocJ',
+    provider_id: '109876543210987654321',
+    sub: '109876543210987654321',
+    ...overrides,
+  };
+}
