@@ -61,12 +61,19 @@ export async function applyBootstrap(client: pg.ClientBase): Promise<boolean> {
   const sha256 = createHash('sha256').update(sql).digest('hex');
   await client.query(HISTORY_DDL);
   const { rowCount } = await client.query('select 1 from supabase_migrations.dev_bootstrap where sha256 = $1', [sha256]);
-  if (rowCount) return false;
-  await inTransaction(client, async () => {
-    await client.query(sql);
-    await client.query('insert into supabase_migrations.dev_bootstrap (sha256) values ($1)', [sha256]);
-  });
-  return true;
+  if (!rowCount) {
+    await inTransaction(client, async () => {
+      await client.query(sql);
+      await client.query('insert into supabase_migrations.dev_bootstrap (sha256) values ($1)', [sha256]);
+    });
+  }
+  // Database-level privileges live in pg_database, not in the database, so a clone made with
+  // CREATE DATABASE ... TEMPLATE loses them: grant on every run, not only with the bootstrap.
+  await client.query(`
+    do $$ begin
+      execute format('grant create, connect on database %I to postgres', current_database());
+    end $$`);
+  return !rowCount;
 }
 
 /**

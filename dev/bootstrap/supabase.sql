@@ -49,11 +49,6 @@ alter role authenticated set statement_timeout = '8s';
 grant anon, authenticated, service_role to authenticator;
 grant supabase_auth_admin to postgres;
 grant anon, authenticated, service_role to postgres;
-do $$
-begin
-  execute format('grant create, connect on database %I to postgres', current_database());
-end
-$$;
 
 -- ============================================================================
 -- Default grants in public: Supabase exposes everything in public to the API roles, so every

@@ -94,3 +94,9 @@ revoke all on table public.user_profiles from public, anon, authenticated, servi
 grant select on table public.user_profiles to authenticated;
 grant update (full_name, username, avatar_url, metadata) on table public.user_profiles to authenticated;
 grant select, insert, update, delete on table public.user_profiles to service_role;
+
+-- The check constraints above call these validators with the rights of whoever writes the row,
+-- so the roles allowed to write profiles must be able to execute them. They are pure, security
+-- invoker and read nothing; without USAGE on schema private nobody can call them by name.
+grant execute on function private.is_valid_username(text) to authenticated, service_role;
+grant execute on function private.is_valid_avatar_url(text) to authenticated, service_role;

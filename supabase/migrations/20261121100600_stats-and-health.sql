@@ -120,7 +120,7 @@ begin
     from private.audit_logs a
     where a.outcome = 'failed' and a.occurred_at >= v_since
     group by coalesce(a.sqlstate, 'unknown')
-    order by n desc
+    order by n desc, sqlstate
     limit 20
   ) f;
 

@@ -64,4 +64,171 @@ describe('the auth.users trigger in Supabase Auth context', () => {
       avatar_url: 'https://lh3.googleusercontent.com/a/ACg8ocJ',
     });
   });
+
+  it('runs as supabase_auth_admin with search_path auth, the context Supabase Auth gives it', async () => {
+    const { rows } = await db().auth.query('select current_user, current_setting($1) as search_path', ['search_path']);
+    expect(rows).toEqual([{ current_user: 'supabase_auth_admin', search_path: 'auth' }]);
+    const { rows: roles } = await db().query(
+      `select rolinherit, rolsuper from pg_roles where rolname = 'supabase_auth_admin'`,
+    );
+    expect(roles).toEqual([{ rolinherit: false, rolsuper: false }]);
+  });
+
+  it('sees the row as Auth inserted it: role empty and email not yet confirmed', async () => {
+    await db().query(`create table public.trigger_saw (role text, email_confirmed_at timestamptz)`);
+    await db().query(`
+      create function public.record_what_trigger_saw() returns trigger language plpgsql security definer
+      set search_path = '' as $$
+      begin insert into public.trigger_saw values (new.role, new.email_confirmed_at); return null; end $$`);
+    await db().query(`create trigger users_zz_observe after insert on auth.users
+                      for each row execute function public.record_what_trigger_saw()`);
+    try {
+      const id = await signUpAsSupabaseAuth(db(), { emailConfirmed: true });
+      expect((await db().query('select * from public.trigger_saw')).rows).toEqual([{ role: '', email_confirmed_at: null }]);
+      expect((await db().query('select role, email_confirmed_at is not null as confirmed from auth.users where id = $1', [id])).rows)
+        .toEqual([{ role: 'authenticated', confirmed: true }]);
+      expect(await profileOf(id)).toMatchObject({ created_via: 'trigger' });
+    } finally {
+      await db().query('drop trigger users_zz_observe on auth.users; drop function public.record_what_trigger_saw(); drop table public.trigger_saw');
+    }
+  });
+});
+
+describe('metadata that cannot make a valid profile', () => {
+  it.each([
+    ['an array', ['not', 'an', 'object']],
+    ['a string', 'just a string'],
+    ['null', null],
+    ['fields of the wrong types', { full_name: 42, username: { nested: true }, avatar_url: ['x'], metadata: 'nope' }],
+  ])('still creates a profile when user metadata is %s', async (_label, userMetadata) => {
+    const id = await signUpAsSupabaseAuth(db(), { userMetadata });
+    expect(await profileOf(id)).toMatchObject({ full_name: null, username: null, avatar_url: null, metadata: {} });
+    expect(await auditOf(id)).toMatchObject([{ source: 'trigger', outcome: 'created' }]);
+  });
+
+  it('drops an invalid username, an over-long name and a non-http avatar, and notes each in the audit', async () => {
+    const id = await signUpAsSupabaseAuth(db(), {
+      userMetadata: { full_name: 'x'.repeat(201), username: 'no spaces allowed', avatar_url: 'javascript:alert(1)' },
+    });
+    expect(await profileOf(id)).toMatchObject({ full_name: null, username: null, avatar_url: null });
+    expect(await auditOf(id)).toEqual([
+      {
+        source: 'trigger',
+        outcome: 'created',
+        sqlstate: null,
+        message: null,
+        details: { dropped: { full_name: 'too_long', username: 'invalid_format', avatar_url: 'invalid_url' } },
+      },
+    ]);
+  });
+
+  it('drops a username another profile already has, case-insensitively, and keeps the rest', async () => {
+    await signUpAsSupabaseAuth(db(), { userMetadata: { username: 'TakenName' } });
+    const id = await signUpAsSupabaseAuth(db(), { userMetadata: { username: 'takenname', full_name: 'Second' } });
+    expect(await profileOf(id)).toMatchObject({ username: null, full_name: 'Second' });
+    expect(await auditOf(id)).toMatchObject([{ outcome: 'created', details: { dropped: { username: 'taken' } } }]);
+  });
+
+  it('keeps metadata.metadata as the profile metadata when it is an object', async () => {
+    const id = await signUpAsSupabaseAuth(db(), { userMetadata: { metadata: { plan: 'pro', locale: 'de-CH' } } });
+    expect(await profileOf(id)).toMatchObject({ metadata: { plan: 'pro', locale: 'de-CH' } });
+  });
+});
+
+describe('when creating the profile fails inside the trigger', () => {
+  it('lets the signup succeed, audits the failure, queues the user, and the backfill repairs it', async () => {
+    // A hostile constraint no profile of this email can satisfy: the insert raises 23514.
+    await db().query(`alter table public.user_profiles add constraint hostile_no_doomed
+                      check (email is distinct from 'doomed@example.test') not valid`);
+    let id: string;
+    try {
+      id = await signUpAsSupabaseAuth(db(), { email: 'doomed@example.test' });
+      expect((await db().query('select count(*)::int as n from auth.users where id = $1', [id])).rows).toEqual([{ n: 1 }]);
+      expect(await profileOf(id)).toBeUndefined();
+      expect(await auditOf(id)).toEqual([
+        {
+          source: 'trigger',
+          outcome: 'failed',
+          sqlstate: '23514',
+          message: 'new row for relation "user_profiles" violates check constraint "hostile_no_doomed"',
+          details: {},
+        },
+      ]);
+      const { rows: queue } = await db().query(
+        'select source, sqlstate, attempts, resolved_at from private.repair_queue where user_id = $1',
+        [id],
+      );
+      expect(queue).toEqual([{ source: 'trigger', sqlstate: '23514', attempts: 1, resolved_at: null }]);
+    } finally {
+      await db().query('alter table public.user_profiles drop constraint hostile_no_doomed');
+    }
+
+    let after: string | null = null;
+    for (;;) {
+      const { r: batch }: { r: { last_user_id: string; done: boolean } } = await db().one(
+        'select public.backfill_missing_profiles(500, $1, false) as r',
+        [after],
+      );
+      after = batch.last_user_id;
+      if (batch.done) break;
+    }
+    expect(await profileOf(id)).toMatchObject({ user_id: id, email: 'doomed@example.test', created_via: 'backfill' });
+    const { rows: resolved } = await db().query(
+      'select resolution, resolved_at is not null as resolved from private.repair_queue where user_id = $1',
+      [id],
+    );
+    expect(resolved).toEqual([{ resolution: 'backfill', resolved: true }]);
+  });
+
+  it('lets the signup succeed even when the audit table itself rejects writes', async () => {
+    await db().query(`alter table private.audit_logs add constraint hostile_no_audit check (false) not valid`);
+    try {
+      const id = await signUpAsSupabaseAuth(db());
+      // The profile insert and its audit row share a subtransaction: both roll back, the
+      // failure record fails too, and the trigger still returns.
+      expect(await profileOf(id)).toBeUndefined();
+      expect((await db().query('select count(*)::int as n from auth.users where id = $1', [id])).rows).toEqual([{ n: 1 }]);
+    } finally {
+      await db().query('alter table private.audit_logs drop constraint hostile_no_audit');
+    }
+  });
+
+  it('reopens and counts attempts when the same user fails again after being resolved', async () => {
+    await db().query(`alter table public.user_profiles add constraint hostile_twice
+                      check (email is distinct from 'twice@example.test') not valid`);
+    try {
+      const id = await signUpAsSupabaseAuth(db(), { email: 'twice@example.test' });
+      await db().query(`update private.repair_queue set resolved_at = now(), resolution = 'manual' where user_id = $1`, [id]);
+      const { r } = await db().one(`select public.ensure_user_profile($1, 'ensure') as r`, [id]);
+      expect(r).toMatchObject({ outcome: 'failed', error: { sqlstate: '23514' }, queued: true });
+      const { rows: queue } = await db().query(
+        'select attempts, resolved_at, resolution, source from private.repair_queue where user_id = $1',
+        [id],
+      );
+      expect(queue).toEqual([{ attempts: 1, resolved_at: null, resolution: null, source: 'ensure' }]);
+      await db().query(`select public.ensure_user_profile($1, 'ensure')`, [id]);
+      expect((await db().query('select attempts from private.repair_queue where user_id = $1', [id])).rows).toEqual([
+        { attempts: 2 },
+      ]);
+    } finally {
+      await db().query('alter table public.user_profiles drop constraint hostile_twice');
+    }
+  });
+});
+
+describe('the runtime switch', () => {
+  it('makes the trigger skip profile creation and audit the skip, and switching back resumes it', async () => {
+    await db().query('update private.settings set trigger_enabled = false');
+    try {
+      const skipped = await signUpAsSupabaseAuth(db());
+      expect(await profileOf(skipped)).toBeUndefined();
+      expect(await auditOf(skipped)).toEqual([
+        { source: 'trigger', outcome: 'skipped', sqlstate: null, message: null, details: { reason: 'trigger_disabled' } },
+      ]);
+    } finally {
+      await db().query('update private.settings set trigger_enabled = true');
+    }
+    const created = await signUpAsSupabaseAuth(db());
+    expect(await profileOf(created)).toMatchObject({ created_via: 'trigger' });
+  });
 });

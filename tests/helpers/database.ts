@@ -20,6 +20,8 @@ export interface TestDatabase {
   /** Logged in as authenticator (NOINHERIT), which switches role per request: how PostgREST connects. */
   readonly authenticator: pg.Pool;
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>>;
+  /** The single row a query returns; throws when it returns none. */
+  one<R extends pg.QueryResultRow = Record<string, any>>(sql: string, params?: unknown[]): Promise<R>;
   withClient<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T>;
   withTransaction<T>(work: (client: pg.PoolClient) => Promise<T>, options?: { commit?: boolean }): Promise<T>;
   asRole<T>(role: ApiRole, claims: Claims | null, work: (client: pg.PoolClient) => Promise<T>, options?: { commit?: boolean }): Promise<T>;
@@ -91,6 +93,11 @@ export async function createTestDatabase(template: 'migrated' | 'bare' = 'migrat
     auth,
     authenticator,
     query: (sql, params) => admin.query(sql, params),
+    async one(sql, params) {
+      const { rows } = await admin.query(sql, params);
+      if (rows.length === 0) throw new Error(`expected one row from: ${sql}`);
+      return rows[0];
+    },
     async withClient(work) {
       const client = await admin.connect();
       try {

@@ -112,3 +112,46 @@ export function googleMetadata(overrides: Record<string, unknown> = {}): Record<
     ...overrides,
   };
 }
+
+/**
+ * Many email signups at once, in Supabase Auth's write order (users row with role = '', the
+ * identity, then the UPDATE), set-based, on the supabase_auth_admin connection. `metadataSql` is
+ * an SQL expression over `n` (1..count) giving raw_user_meta_data. Returns the ids in id order.
+ */
+export async function bulkSignUpAsSupabaseAuth(
+  db: TestDatabase,
+  count: number,
+  options: { metadataSql?: string; emailPrefix?: string; createdAgo?: string } = {},
+): Promise<string[]> {
+  const client = await db.auth.connect();
+  try {
+    await client.query('begin');
+    const { rows } = await client.query<{ id: string }>(
+      `insert into users (instance_id, id, aud, role, email, encrypted_password, raw_app_meta_data,
+                          raw_user_meta_data, is_sso_user, is_anonymous, confirmation_token,
+                          recovery_token, email_change_token_new, email_change, created_at, updated_at)
+       select '00000000-0000-0000-0000-000000000000', gen_random_uuid(), 'authenticated', '',
+              $1 || n || '-' || substr(md5(random()::text), 1, 8) || '@example.test', $2,
+              '{"provider": "email", "providers": ["email"]}', ${options.metadataSql ?? `'{}'::jsonb`},
+              false, false, '', '', '', '', now() - $3::interval, now() - $3::interval
+       from generate_series(1, $4::int) as n
+       returning id`,
+      [options.emailPrefix ?? 'bulk-', PLACEHOLDER_BCRYPT, options.createdAgo ?? '0 seconds', count],
+    );
+    const ids = rows.map((r) => r.id);
+    await client.query(
+      `insert into identities (provider_id, user_id, identity_data, provider, created_at, updated_at)
+       select u.id::text, u.id, jsonb_build_object('sub', u.id, 'email', u.email), 'email', now(), now()
+       from users u where u.id = any($1)`,
+      [ids],
+    );
+    await client.query(`update users set role = 'authenticated', updated_at = now() where id = any($1)`, [ids]);
+    await client.query('commit');
+    return ids.sort();
+  } catch (error) {
+    await client.query('rollback').catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,149 @@
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase } from '../helpers/database.ts';
+import { bulkSignUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
+
+const db = useTestDatabase();
+
+interface Batch {
+  scanned: number;
+  missing: number;
+  created: number;
+  failed: number;
+  last_user_id: string | null;
+  done: boolean;
+  dry_run: boolean;
+}
+
+async function backfillBatch(batchSize: number, after: string | null, dryRun: boolean): Promise<Batch> {
+  return await db().asRole(
+    'service_role',
+    {},
+    async (client) => {
+      const { rows } = await client.query<{ r: Batch }>('select public.backfill_missing_profiles($1, $2, $3) as r', [batchSize, after, dryRun]);
+      return rows[0]!.r;
+    },
+    { commit: true },
+  );
+}
+
+async function backfillAll(batchSize: number, dryRun: boolean): Promise<Batch[]> {
+  const batches: Batch[] = [];
+  let after: string | null = null;
+  for (;;) {
+    const batch = await backfillBatch(batchSize, after, dryRun);
+    batches.push(batch);
+    if (batch.done) return batches;
+    after = batch.last_user_id;
+  }
+}
+
+const sum = (batches: Batch[], key: 'scanned' | 'missing' | 'created' | 'failed') =>
+  batches.reduce((total, b) => total + b[key], 0);
+
+async function count(sql: string): Promise<number> {
+  return (await db().one<{ n: number }>(`select count(*)::int as n from ${sql}`)).n;
+}
+
+async function withTriggerOff<T>(work: () => Promise<T>): Promise<T> {
+  await db().query('update private.settings set trigger_enabled = false');
+  try {
+    return await work();
+  } finally {
+    await db().query('update private.settings set trigger_enabled = true');
+  }
+}
+
+describe('backfill_missing_profiles', () => {
+  it('rejects a batch size outside 1..10000 and a null dry-run flag with 22023', async () => {
+    await expect(backfillBatch(0, null, false)).rejects.toMatchObject({ code: '22023', message: 'p_batch_size must be between 1 and 10000 (got 0)' });
+    await expect(backfillBatch(10001, null, false)).rejects.toMatchObject({ code: '22023' });
+    await expect(
+      db().query('select public.backfill_missing_profiles(10, null, null)'),
+    ).rejects.toMatchObject({ code: '22023', message: 'p_dry_run must be true or false' });
+  });
+
+  it('on 3,000 users created with the trigger off: a dry run counts them all and writes nothing', async () => {
+    // Usernames repeat every 700 users, so batches meet names taken inside and across batches.
+    const ids = await withTriggerOff(() =>
+      bulkSignUpAsSupabaseAuth(db(), 3000, {
+        metadataSql: `jsonb_build_object('full_name', 'User ' || n, 'username', 'user_' || (n % 700))`,
+      }),
+    );
+    expect(ids).toHaveLength(3000);
+    const auditBefore = await count('private.audit_logs');
+
+    const batches = await backfillAll(500, true);
+    expect(batches).toHaveLength(7);
+    expect(batches.map((b) => b.scanned)).toEqual([500, 500, 500, 500, 500, 500, 0]);
+    expect(sum(batches, 'missing')).toBe(3000);
+    expect(sum(batches, 'created')).toBe(0);
+    expect(batches.every((b) => b.dry_run)).toBe(true);
+    expect(batches[5]!.last_user_id).toBe(ids[2999]);
+    expect(batches[6]).toMatchObject({ scanned: 0, last_user_id: null, done: true });
+    expect(await count('public.user_profiles')).toBe(0);
+    expect(await count('private.audit_logs')).toBe(auditBefore);
+  });
+
+  it('pages through them all, leaves none missing, and keeps usernames unique', async () => {
+    const batches = await backfillAll(500, false);
+    expect(sum(batches, 'scanned')).toBe(3000);
+    expect(sum(batches, 'missing')).toBe(3000);
+    expect(sum(batches, 'created')).toBe(3000);
+    expect(sum(batches, 'failed')).toBe(0);
+    expect(
+      await count('auth.users u where not exists (select 1 from public.user_profiles p where p.user_id = u.id)'),
+    ).toBe(0);
+    expect(await count(`public.user_profiles where created_via = 'backfill'`)).toBe(3000);
+    expect(await count('public.user_profiles where username is not null')).toBe(700);
+    expect(await count(`private.audit_logs where source = 'backfill' and outcome = 'created'`)).toBe(3000);
+    expect(await count(`private.audit_logs where source = 'backfill' and details -> 'dropped' ->> 'username' = 'taken'`)).toBe(2300);
+    const { rows } = await db().query(`select full_name from public.user_profiles where full_name = 'User 42'`);
+    expect(rows).toEqual([{ full_name: 'User 42' }]);
+  });
+
+  it('is idempotent: a second pass finds nothing missing and creates nothing', async () => {
+    const batches = await backfillAll(1000, false);
+    expect(sum(batches, 'scanned')).toBe(3000);
+    expect(sum(batches, 'missing')).toBe(0);
+    expect(sum(batches, 'created')).toBe(0);
+  });
+
+  it('creates each profile once when two backfills and ensure_user_profile callers run at the same time', async () => {
+    const ids = await withTriggerOff(() => bulkSignUpAsSupabaseAuth(db(), 1200, { emailPrefix: 'concurrent-' }));
+    const ensureCalls = Promise.all(
+      ids.filter((_, i) => i % 6 === 0).map((id) =>
+        db().asRole('service_role', {}, async (c) => (await c.query('select public.ensure_user_profile($1) as r', [id])).rows[0].r, { commit: true }),
+      ),
+    );
+    const [a, b, ensured] = await Promise.all([backfillAll(100, false), backfillAll(300, false), ensureCalls]);
+    const createdByEnsure = ensured.filter((r) => r.outcome === 'created').length;
+    expect(sum(a, 'created') + sum(b, 'created') + createdByEnsure).toBe(1200);
+    expect(await count('auth.users u where not exists (select 1 from public.user_profiles p where p.user_id = u.id)')).toBe(0);
+    expect(await count('public.user_profiles')).toBe(4200);
+  });
+
+  it('creates the rest of a batch when some rows fail, recording each failure in audit and queue', async () => {
+    const ids = await withTriggerOff(() => bulkSignUpAsSupabaseAuth(db(), 50, { emailPrefix: 'reject-me-' }));
+    const rejected = ids.slice(0, 5);
+    await db().query(
+      `alter table public.user_profiles add constraint hostile_some check (user_id <> all ($$${'{' + rejected.join(',') + '}'}$$::uuid[])) not valid`,
+    );
+    try {
+      const batches = await backfillAll(10000, false);
+      expect(sum(batches, 'missing')).toBe(50);
+      expect(sum(batches, 'created')).toBe(45);
+      expect(sum(batches, 'failed')).toBe(5);
+      const { rows } = await db().query(
+        `select count(*)::int as n from private.repair_queue where user_id = any($1) and resolved_at is null and sqlstate = '23514'`,
+        [rejected],
+      );
+      expect(rows).toEqual([{ n: 5 }]);
+      expect(await count(`private.audit_logs where source = 'backfill' and outcome = 'failed'`)).toBe(5);
+    } finally {
+      await db().query('alter table public.user_profiles drop constraint hostile_some');
+    }
+    const retry = await backfillAll(10000, false);
+    expect(sum(retry, 'created')).toBe(5);
+    expect(await count(`private.repair_queue where user_id = any('{${rejected.join(',')}}'::uuid[]) and resolution = 'backfill'`)).toBe(5);
+  });
+});
