@@ -1,18 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import type { BackfillBatch as Batch } from '../../shared/profile-contract.ts';
 import { useTestDatabase } from '../helpers/database.ts';
 import { bulkSignUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
 
 const db = useTestDatabase();
-
-interface Batch {
-  scanned: number;
-  missing: number;
-  created: number;
-  failed: number;
-  last_user_id: string | null;
-  done: boolean;
-  dry_run: boolean;
-}
 
 async function backfillBatch(batchSize: number, after: string | null, dryRun: boolean): Promise<Batch> {
   return await db().asRole(
