@@ -1,10 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, inject } from 'vitest';
+import { databaseUrl } from '../../dev/database-url.ts';
 import { TEMPLATE_BARE, TEMPLATE_MIGRATED } from './templates.ts';
-
-// Local-only passwords set by dev/bootstrap/supabase.sql.
-const ROLE_PASSWORD = 'postgres';
 
 export type ApiRole = 'anon' | 'authenticated' | 'service_role';
 export type Claims = Record<string, unknown>;
@@ -26,16 +24,6 @@ export interface TestDatabase {
   withTransaction<T>(work: (client: pg.PoolClient) => Promise<T>, options?: { commit?: boolean }): Promise<T>;
   asRole<T>(role: ApiRole, claims: Claims | null, work: (client: pg.PoolClient) => Promise<T>, options?: { commit?: boolean }): Promise<T>;
   close(): Promise<void>;
-}
-
-function urlFor(serverUrl: string, database: string, user?: { name: string; password: string }): string {
-  const url = new URL(serverUrl);
-  url.pathname = `/${database}`;
-  if (user) {
-    url.username = user.name;
-    url.password = user.password;
-  }
-  return url.toString();
 }
 
 async function transaction<T>(
@@ -75,14 +63,14 @@ export async function createTestDatabase(template: 'migrated' | 'bare' = 'migrat
     await maintenance.end();
   }
 
-  const url = urlFor(serverUrl, name);
+  const url = databaseUrl(serverUrl, { database: name });
   const admin = new pg.Pool({ connectionString: url, max: 60 });
   const auth = new pg.Pool({
-    connectionString: urlFor(serverUrl, name, { name: 'supabase_auth_admin', password: ROLE_PASSWORD }),
+    connectionString: databaseUrl(serverUrl, { database: name, role: 'supabase_auth_admin' }),
     max: 60,
   });
   const authenticator = new pg.Pool({
-    connectionString: urlFor(serverUrl, name, { name: 'authenticator', password: ROLE_PASSWORD }),
+    connectionString: databaseUrl(serverUrl, { database: name, role: 'authenticator' }),
     max: 60,
   });
 

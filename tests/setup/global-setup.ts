@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
+import { databaseUrl } from '../../dev/database-url.ts';
 import { migrateDatabase } from '../../dev/migrate.ts';
 import { startEmbeddedCluster, type EmbeddedCluster } from '../../dev/postgres.ts';
 import { TEMPLATE_BARE, TEMPLATE_MIGRATED } from '../helpers/templates.ts';
@@ -12,12 +13,6 @@ declare module 'vitest' {
     /** Superuser URL of the server's maintenance database; test files clone templates from it. */
     serverUrl: string;
   }
-}
-
-function withDatabase(url: string, database: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${database}`;
-  return parsed.toString();
 }
 
 async function recreateTemplate(serverUrl: string, name: string, migrations: boolean): Promise<void> {
@@ -32,7 +27,7 @@ async function recreateTemplate(serverUrl: string, name: string, migrations: boo
   } finally {
     await admin.end();
   }
-  await migrateDatabase(withDatabase(serverUrl, name), { migrations });
+  await migrateDatabase(databaseUrl(serverUrl, { database: name }), { migrations });
 }
 
 /**
