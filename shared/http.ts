@@ -1,0 +1,144 @@
+// One way in and one way out for every function: CORS preflight, method and content-type
+// checks, a body size limit, request ids, JSON answers, and errors turned into
+// {"error": {"code", "message", "fields"?}}. Unknown errors become a generic 500 that leaks
+// nothing and is logged with the request id.
+import { AppError } from './errors.ts';
+import type { Logger } from './logger.ts';
+
+export const CORS_HEADERS: Readonly<Record<string, string>> = {
+  'Access-Control-Allow-Origin': '*',
+  'Access-Control-Allow-Headers':
+    'authorization, x-client-info, apikey, content-type, idempotency-key, x-request-id, x-supabase-api-version, ' +
+    'webhook-id, webhook-timestamp, webhook-signature, x-webhook-secret',
+  'Access-Control-Allow-Methods': 'GET, HEAD, POST, OPTIONS',
+  'Access-Control-Expose-Headers': 'x-request-id, retry-after, idempotency-replayed',
+  'Access-Control-Max-Age': '86400',
+};
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export interface RequestContext {
+  requestId: string;
+  log: Logger;
+}
+
+export type Route = (request: Request, context: RequestContext) => Promise<Response>;
+
+export function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+  return new Response(status === 204 ? null : JSON.stringify(body), {
+    status,
+    headers: { 'Content-Type': 'application/json; charset=utf-8', ...headers },
+  });
+}
+
+export function errorBody(error: AppError): { error: Record<string, unknown> } {
+  return {
+    error: {
+      code: error.code,
+      message: error.message,
+      ...(error.fields ? { fields: error.fields } : {}),
+      ...(error.details ?? {}),
+    },
+  };
+}
+
+/** A caller's x-request-id when it is sane, else a fresh one. */
+export function requestIdOf(request: Request): string {
+  const given = request.headers.get('x-request-id');
+  return given && REQUEST_ID.test(given) ? given : crypto.randomUUID();
+}
+
+/**
+ * Reads a JSON body: 415 unless Content-Type is application/json, 413 past maxBytes (checked on
+ * the bytes actually read, not only on Content-Length), 400 when it is not valid JSON.
+ */
+export async function readJson(request: Request, maxBytes: number): Promise<unknown> {
+  const type = request.headers.get('content-type') ?? '';
+  if (!/^application\/json\s*(;|$)/i.test(type)) {
+    throw new AppError(415, 'unsupported_media_type', 'Content-Type must be application/json');
+  }
+  const declared = Number(request.headers.get('content-length') ?? '0');
+  if (declared > maxBytes) throw tooLarge(maxBytes);
+  const reader = request.body?.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (reader) {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > maxBytes) {
+        await reader.cancel();
+        throw tooLarge(maxBytes);
+      }
+      chunks.push(value);
+    }
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new AppError(400, 'invalid_json', 'The request body is not valid UTF-8');
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new AppError(400, 'invalid_json', 'The request body is not valid JSON');
+  }
+}
+
+function tooLarge(maxBytes: number): AppError {
+  return new AppError(413, 'payload_too_large', `The request body must be at most ${maxBytes} bytes`);
+}
+
+export interface HandlerOptions {
+  name: string;
+  methods: readonly string[];
+  log: Logger;
+}
+
+/** Wraps a route into the plain (Request) => Promise<Response> that Deno.serve and tests call. */
+export function createHandler(options: HandlerOptions, route: Route): (request: Request) => Promise<Response> {
+  const allowed = new Set(options.methods);
+  return async (request) => {
+    if (request.method === 'OPTIONS') return new Response(null, { status: 204, headers: CORS_HEADERS });
+    const started = performance.now();
+    const requestId = requestIdOf(request);
+    const log = options.log.child({ request_id: requestId });
+    let response: Response;
+    try {
+      if (!allowed.has(request.method)) {
+        throw new AppError(405, 'method_not_allowed', `Use ${options.methods.join(' or ')}`, {
+          headers: { Allow: [...options.methods, 'OPTIONS'].join(', ') },
+        });
+      }
+      response = await route(request, { requestId, log });
+    } catch (error) {
+      response = errorResponse(error, log);
+    }
+    const headers = new Headers(response.headers);
+    for (const [key, value] of Object.entries(CORS_HEADERS)) headers.set(key, value);
+    headers.set('x-request-id', requestId);
+    log.info(
+      { method: request.method, status: response.status, duration_ms: Math.round((performance.now() - started) * 10) / 10 },
+      'request',
+    );
+    const body = request.method === 'HEAD' ? null : response.body;
+    return new Response(body, { status: response.status, headers });
+  };
+}
+
+export function errorResponse(error: unknown, log: Logger): Response {
+  if (error instanceof AppError) {
+    if (error.status >= 500) log.error({ err: error, cause: error.cause }, error.message);
+    return json(error.status, errorBody(error), error.headers);
+  }
+  log.error({ err: error }, 'unhandled error');
+  return json(500, { error: { code: 'internal_error', message: 'Something went wrong; the request id identifies it in our logs' } });
+}

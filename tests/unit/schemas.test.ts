@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { fieldErrors, RegisterBody } from '../../shared/schemas.ts';
+
+function errorsOf(body: unknown) {
+  const result = RegisterBody.safeParse(body);
+  return result.success ? null : fieldErrors(result.error, body);
+}
+
+describe('RegisterBody', () => {
+  it('accepts a full body and normalises the email', () => {
+    expect(
+      RegisterBody.parse({
+        email: '  Ada@Example.COM ',
+        password: 'correct horse',
+        full_name: ' Ada Lovelace ',
+        username: 'ada_l',
+        avatar_url: 'https://example.com/a.png',
+        metadata: { plan: 'pro' },
+      }),
+    ).toEqual({
+      email: 'ada@example.com',
+      password: 'correct horse',
+      full_name: 'Ada Lovelace',
+      username: 'ada_l',
+      avatar_url: 'https://example.com/a.png',
+      metadata: { plan: 'pro' },
+    });
+  });
+
+  it('names each bad field with a clear message', () => {
+    expect(
+      errorsOf({ email: 'not-an-email', password: 7, username: 'a b', avatar_url: 'javascript:x', metadata: [1], role: 'admin' }),
+    ).toEqual({
+      email: 'must be a valid email address',
+      password: 'must be a string',
+      username: 'must be 3-39 letters, digits, "_", "." or "-", not starting or ending with "." or "-"',
+      avatar_url: 'must be an http(s) URL of at most 2048 characters',
+      metadata: 'must be a JSON object',
+      role: 'is not a known field',
+    });
+  });
+
+  it('says which fields are required', () => {
+    expect(errorsOf({})).toEqual({ email: 'is required', password: 'is required' });
+  });
+
+  it('rejects a non-object body as a whole', () => {
+    expect(errorsOf([])).toEqual({ body: 'must be a JSON object' });
+    expect(errorsOf('text')).toEqual({ body: 'must be a JSON object' });
+  });
+
+  it('rejects a password past bcrypt\'s 72 bytes, counting bytes not characters', () => {
+    expect(errorsOf({ email: 'a@b.co', password: 'é'.repeat(37) })).toEqual({ password: 'must be at most 72 bytes' });
+    expect(errorsOf({ email: 'a@b.co', password: 'é'.repeat(36) })).toBeNull();
+  });
+});
