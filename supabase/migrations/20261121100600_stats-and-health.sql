@@ -175,8 +175,13 @@ begin
   select * into v_settings from private.settings s where s.id;
   if not found then
     -- Someone deleted the settings row: judge against the defaults rather than against nulls.
-    v_settings := row(true, true, interval '5 minutes', interval '15 minutes', 0.99, 0,
-                      interval '15 minutes', now())::private.settings;
+    -- Field by field, so a column added to settings later cannot shift these.
+    v_settings.trigger_enabled := true;
+    v_settings.grace_period := interval '5 minutes';
+    v_settings.health_window := interval '15 minutes';
+    v_settings.alert_min_success_rate := 0.99;
+    v_settings.alert_max_missing_profiles := 0;
+    v_settings.alert_max_queue_age := interval '15 minutes';
   end if;
 
   v_installed := private.profile_trigger_installed();

@@ -17,6 +17,12 @@ update private.settings set trigger_enabled = false where id;
 drop trigger if exists users_ensure_profile on auth.users;
 
 -- 3. The callable surface and its internals.
+drop function if exists public.enqueue_profile_repair(uuid, text, text, text, text, integer);
+drop function if exists public.register_preflight(text, integer, integer);
+drop function if exists public.idempotency_release(text, text, text);
+drop function if exists public.idempotency_complete(text, text, text, integer, jsonb);
+drop function if exists public.idempotency_claim(text, text, text, integer, integer);
+drop function if exists private.check_idempotency_arguments(text, text, text);
 drop function if exists public.profile_system_health();
 drop function if exists public.profile_system_stats(interval);
 drop function if exists public.backfill_missing_profiles(integer, uuid, boolean);
@@ -36,7 +42,8 @@ begin
   if to_regclass('supabase_migrations.schema_migrations') is not null then
     delete from supabase_migrations.schema_migrations
     where version in ('20261121100000', '20261121100100', '20261121100200', '20261121100300',
-                      '20261121100400', '20261121100500', '20261121100600');
+                      '20261121100400', '20261121100500', '20261121100600', '20261121120000',
+                      '20261121120100', '20261121120200');
   end if;
 end
 $$;

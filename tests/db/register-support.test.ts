@@ -1,0 +1,118 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase } from '../helpers/database.ts';
+import { signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
+
+const db = useTestDatabase();
+const hash = (text: string) => createHash('sha256').update(text).digest('hex');
+
+async function asService<T = Record<string, unknown>>(sql: string, params: unknown[]): Promise<T> {
+  return await db().asRole('service_role', {}, async (c) => (await c.query(sql, params)).rows[0]?.r as T, { commit: true });
+}
+
+const claim = (key: string, body: string, ttl = 86400, lock = 60) =>
+  asService(`select public.idempotency_claim('register', $1, $2, $3, $4) as r`, [key, hash(body), ttl, lock]);
+
+describe('idempotency keys', () => {
+  it('claims a new key, replays the stored answer, and refuses the key for another body', async () => {
+    const key = `k-${randomUUID()}`;
+    expect(await claim(key, 'body-1')).toEqual({ state: 'claimed' });
+    expect(await claim(key, 'body-1')).toEqual({ state: 'in_progress' });
+    await asService(`select public.idempotency_complete('register', $1, $2, 201, $3) as r`, [key, hash('body-1'), { user: { id: 'u' } }]);
+    expect(await claim(key, 'body-1')).toEqual({ state: 'replay', status: 201, response: { user: { id: 'u' } } });
+    expect(await claim(key, 'body-2')).toEqual({ state: 'mismatch' });
+  });
+
+  it('gives exactly one of 20 concurrent claimants the key', async () => {
+    const key = `k-${randomUUID()}`;
+    const states = await Promise.all(Array.from({ length: 20 }, () => claim(key, 'same')));
+    expect(states.filter((s) => s.state === 'claimed')).toHaveLength(1);
+    expect(states.filter((s) => s.state === 'in_progress')).toHaveLength(19);
+  });
+
+  it('lets a retry run again after the holder released the key', async () => {
+    const key = `k-${randomUUID()}`;
+    await claim(key, 'b');
+    await asService(`select public.idempotency_release('register', $1, $2) as r`, [key, hash('b')]);
+    expect(await claim(key, 'b')).toEqual({ state: 'claimed' });
+  });
+
+  it('reclaims a key whose holder went silent past the lock time, and forgets expired keys', async () => {
+    const stale = `k-${randomUUID()}`;
+    await claim(stale, 'b');
+    await db().query(`update private.idempotency_keys set locked_at = now() - interval '2 minutes' where key = $1`, [stale]);
+    expect(await claim(stale, 'b', 86400, 60)).toEqual({ state: 'claimed' });
+
+    const expired = `k-${randomUUID()}`;
+    await claim(expired, 'old');
+    await asService(`select public.idempotency_complete('register', $1, $2, 409, '{}') as r`, [expired, hash('old')]);
+    await db().query(`update private.idempotency_keys set expires_at = now() - interval '1 second' where key = $1`, [expired]);
+    expect(await claim(expired, 'new body')).toEqual({ state: 'claimed' });
+  });
+
+  it.each([
+    ['an empty key', `select public.idempotency_claim('register', '', $1) as r`, 'p_key must be 1-255 printable ASCII characters'],
+    ['a key with a space', `select public.idempotency_claim('register', 'a b', $1) as r`, 'p_key must be 1-255 printable ASCII characters'],
+    ['a 256-character key', `select public.idempotency_claim('register', repeat('k', 256), $1) as r`, 'p_key must be 1-255 printable ASCII characters'],
+    ['a 5xx stored as final', `select public.idempotency_complete('register', 'k', $1, 503, '{}') as r`, 'p_status must be a final 2xx-4xx status; release the key on a 5xx'],
+  ])('rejects %s with 22023', async (_label, sql, message) => {
+    await expect(asService(sql, [hash('x')])).rejects.toMatchObject({ code: '22023', message });
+  });
+});
+
+describe('register_preflight', () => {
+  const preflight = (client: string, limit = 3, window = 60) =>
+    asService(`select public.register_preflight($1, $2, $3) as r`, [client, limit, window]);
+
+  it('allows a client up to the limit in a window, then refuses with the seconds until the window ends', async () => {
+    const client = `ip-${randomUUID()}`;
+    const answers = [];
+    for (let i = 0; i < 4; i++) answers.push(await preflight(client));
+    expect(answers.map((a) => [a.allowed, a.remaining])).toEqual([[true, 2], [true, 1], [true, 0], [false, 0]]);
+    expect(answers[3]).toMatchObject({ enabled: true, limit: 3 });
+    expect(answers[3]!.retry_after_seconds).toBeGreaterThanOrEqual(1);
+    expect(answers[3]!.retry_after_seconds).toBeLessThanOrEqual(60);
+    expect((await preflight(`ip-${randomUUID()}`)).allowed).toBe(true);
+  });
+
+  it('counts concurrent attempts exactly', async () => {
+    const client = `ip-${randomUUID()}`;
+    const answers = await Promise.all(Array.from({ length: 30 }, () => preflight(client, 10, 3600)));
+    expect(answers.filter((a) => a.allowed)).toHaveLength(10);
+  });
+
+  it('reports registration switched off without counting the attempt', async () => {
+    const client = `ip-${randomUUID()}`;
+    await db().query('update private.settings set register_enabled = false');
+    try {
+      expect(await preflight(client)).toEqual({ enabled: false, allowed: false, limit: 3, remaining: 0, retry_after_seconds: 60 });
+    } finally {
+      await db().query('update private.settings set register_enabled = true');
+    }
+    expect((await db().query(`select count(*)::int as n from private.rate_limits where bucket = $1`, [`register:${client}`])).rows).toEqual([{ n: 0 }]);
+  });
+});
+
+describe('enqueue_profile_repair', () => {
+  it('queues a user without a profile with an audit row, and ignores one that has a profile', async () => {
+    await db().query('update private.settings set trigger_enabled = false');
+    const missing = await signUpAsSupabaseAuth(db());
+    await db().query('update private.settings set trigger_enabled = true');
+    const fine = await signUpAsSupabaseAuth(db());
+    for (const id of [missing, fine]) {
+      await asService(`select public.enqueue_profile_repair($1, 'register', 'rpc unavailable', 'PGRST002', 'req-7', 3) as r`, [id]);
+    }
+    expect((await db().query('select user_id, source, reason, sqlstate, resolved_at from private.repair_queue')).rows).toEqual([
+      { user_id: missing, source: 'register', reason: 'rpc unavailable', sqlstate: 'PGRST002', resolved_at: null },
+    ]);
+    expect((await db().query(`select outcome, attempt, request_id from private.audit_logs where user_id = $1 and source = 'register'`, [missing])).rows).toEqual([
+      { outcome: 'failed', attempt: 3, request_id: 'req-7' },
+    ]);
+  });
+
+  it('rejects a malformed SQLSTATE with 22023', async () => {
+    await expect(asService(`select public.enqueue_profile_repair($1, 'register', 'x', 'nope') as r`, [randomUUID()])).rejects.toMatchObject({
+      code: '22023',
+    });
+  });
+});
