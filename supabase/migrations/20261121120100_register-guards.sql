@@ -23,10 +23,16 @@ comment on table private.rate_limits is 'Per-client request counters of the func
 -- ============================================================================
 -- Functions
 -- ============================================================================
--- One round trip before a registration: is registration switched on, and may this client make
--- another attempt in the current window? Counts the attempt when registration is on.
--- Returns {"enabled", "allowed", "limit", "remaining", "retry_after_seconds"}.
-create or replace function public.register_preflight(p_client text, p_limit integer, p_window_seconds integer)
+-- One round trip before a registration: is registration switched on, may this client make
+-- another attempt in the current window, and is the requested username free (case-insensitive;
+-- null when none was asked for)? Counts the attempt when registration is on.
+-- Returns {"enabled", "allowed", "limit", "remaining", "retry_after_seconds", "username_available"}.
+create or replace function public.register_preflight(
+  p_client text,
+  p_limit integer,
+  p_window_seconds integer,
+  p_username text default null
+)
 returns jsonb
 language plpgsql
 security definer
@@ -47,7 +53,7 @@ begin
   v_enabled := coalesce((select s.register_enabled from private.settings s where s.id), true);
   if not v_enabled then
     return jsonb_build_object('enabled', false, 'allowed', false, 'limit', p_limit, 'remaining', 0,
-                              'retry_after_seconds', 60);
+                              'retry_after_seconds', 60, 'username_available', null);
   end if;
 
   v_window_start := to_timestamp(floor(extract(epoch from now()) / p_window_seconds) * p_window_seconds);
@@ -66,9 +72,29 @@ begin
     'limit', p_limit,
     'remaining', greatest(p_limit - v_hits, 0),
     'retry_after_seconds', greatest(1, ceil(extract(epoch from
-      v_window_start + make_interval(secs => p_window_seconds) - now())))::integer
+      v_window_start + make_interval(secs => p_window_seconds) - now())))::integer,
+    'username_available', case when p_username is null then null else not exists (
+      select 1 from public.user_profiles p where lower(p.username) = lower(p_username)) end
   );
 end;
 $$;
-revoke execute on function public.register_preflight(text, integer, integer) from public, anon, authenticated;
-grant execute on function public.register_preflight(text, integer, integer) to service_role;
+revoke execute on function public.register_preflight(text, integer, integer, text) from public, anon, authenticated;
+grant execute on function public.register_preflight(text, integer, integer, text) to service_role;
+
+-- The auth user registered under an email, for register's one ambiguous case: an attempt to
+-- create the user timed out, the retry says the email exists, and only the creation time tells
+-- whether that user is the one the timed-out attempt made.
+create or replace function public.find_auth_user_by_email(p_email text)
+returns jsonb
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select jsonb_build_object('id', u.id, 'created_at', u.created_at, 'email_confirmed_at', u.email_confirmed_at)
+  from auth.users u
+  where lower(u.email) = lower(p_email) and not u.is_sso_user
+  limit 1
+$$;
+revoke execute on function public.find_auth_user_by_email(text) from public, anon, authenticated;
+grant execute on function public.find_auth_user_by_email(text) to service_role;

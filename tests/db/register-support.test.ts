@@ -75,6 +75,15 @@ describe('register_preflight', () => {
     expect((await preflight(`ip-${randomUUID()}`)).allowed).toBe(true);
   });
 
+  it('says whether a username is free, case-insensitively, and null when none is asked for', async () => {
+    await signUpAsSupabaseAuth(db(), { userMetadata: { username: 'Taken_Name' } });
+    const ask = (username: string | null) =>
+      asService(`select public.register_preflight($1, 100, 60, $2) as r`, [`ip-${randomUUID()}`, username]);
+    expect((await ask('taken_name')).username_available).toBe(false);
+    expect((await ask('free_name')).username_available).toBe(true);
+    expect((await ask(null)).username_available).toBeNull();
+  });
+
   it('counts concurrent attempts exactly', async () => {
     const client = `ip-${randomUUID()}`;
     const answers = await Promise.all(Array.from({ length: 30 }, () => preflight(client, 10, 3600)));
@@ -85,11 +94,22 @@ describe('register_preflight', () => {
     const client = `ip-${randomUUID()}`;
     await db().query('update private.settings set register_enabled = false');
     try {
-      expect(await preflight(client)).toEqual({ enabled: false, allowed: false, limit: 3, remaining: 0, retry_after_seconds: 60 });
+      expect(await preflight(client)).toEqual({
+        enabled: false, allowed: false, limit: 3, remaining: 0, retry_after_seconds: 60, username_available: null,
+      });
     } finally {
       await db().query('update private.settings set register_enabled = true');
     }
     expect((await db().query(`select count(*)::int as n from private.rate_limits where bucket = $1`, [`register:${client}`])).rows).toEqual([{ n: 0 }]);
+  });
+});
+
+describe('find_auth_user_by_email', () => {
+  it('finds a user by email case-insensitively, and answers null for an unknown one', async () => {
+    const id = await signUpAsSupabaseAuth(db(), { email: 'case@example.test' });
+    const found = await asService<{ id: string; created_at: string }>(`select public.find_auth_user_by_email('CASE@Example.test') as r`, []);
+    expect(found.id).toBe(id);
+    expect(await asService(`select public.find_auth_user_by_email('nobody@example.test') as r`, [])).toBeNull();
   });
 });
 

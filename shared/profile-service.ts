@@ -1,0 +1,177 @@
+// ensureProfile: the guarantee every function gives, in three layers.
+//   1. ensure_user_profile over RPC, retried on transient failures. Each attempt is recorded by
+//      the database in the same call (audit row, repair queue on failure); an attempt that cannot
+//      reach the database is recorded in our log instead.
+//   2. If the RPC keeps failing, a direct insert of the bare profile (ON CONFLICT DO NOTHING):
+//      a missing or broken function must not cost the user their profile.
+//   3. If that fails too, enqueue_profile_repair, so the reconciler finishes the job; and if even
+//      the queue is unreachable, the backfill sweep finds the user later. The caller learns the
+//      profile is pending, never that it was lost.
+import type { Logger } from './logger.ts';
+import type { EnsureProfileResult, EnsureSource, ProfileCreator, UserProfile } from './profile-contract.ts';
+import { SQLSTATE } from './profile-contract.ts';
+import { AppError } from './errors.ts';
+import { isTransient, retry, RetryExhausted, type RetryPolicy } from './retry.ts';
+import type { SupabaseClient } from './supabase-client.ts';
+
+export interface EnsureContext {
+  source: EnsureSource;
+  requestId: string;
+  log: Logger;
+  /** Used by the direct-insert fallback, which cannot read auth.users. */
+  email?: string | null;
+  fullName?: string;
+  username?: string;
+  avatarUrl?: string;
+  metadata?: Record<string, unknown>;
+}
+
+export type EnsureOutcome =
+  | { status: 'created' | 'existed'; profile: UserProfile; attempts: number; via: 'rpc' | 'insert' }
+  | { status: 'pending'; attempts: number; queued: boolean; reason: string };
+
+export interface ProfileServiceDeps {
+  supabase: SupabaseClient;
+  retry: RetryPolicy;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** A failed call as the retry classifier sees it: PostgREST's code (or the SQLSTATE) and HTTP status. */
+class CallFailure extends Error {
+  constructor(readonly code: string, readonly status: number, message: string, readonly recorded: boolean) {
+    super(message);
+    this.name = 'CallFailure';
+  }
+}
+
+function failureOf(error: { code?: string; message?: string } | null, status: number): CallFailure {
+  return new CallFailure(error?.code ?? '', status, error?.message ?? 'unknown error', false);
+}
+
+// postgrest-js answers a network failure with status 0 and no code.
+const retryable = (error: unknown) =>
+  isTransient(error) || (error instanceof CallFailure && error.status === 0 && error.code === '');
+
+export async function ensureProfile(deps: ProfileServiceDeps, userId: string, ctx: EnsureContext): Promise<EnsureOutcome> {
+  const log = ctx.log.child({ user_id: userId, source: ctx.source });
+  let attempts = 0;
+  let lastFailure: CallFailure | undefined;
+
+  try {
+    const result = await retry(
+      async (attempt) => {
+        attempts = attempt;
+        const started = performance.now();
+        const { data, error, status } = await deps.supabase.rpc('ensure_user_profile', {
+          p_user_id: userId,
+          p_source: ctx.source,
+          p_request_id: ctx.requestId,
+          p_attempt: attempt,
+          ...(ctx.fullName !== undefined ? { p_full_name: ctx.fullName } : {}),
+          ...(ctx.username !== undefined ? { p_username: ctx.username } : {}),
+          ...(ctx.avatarUrl !== undefined ? { p_avatar_url: ctx.avatarUrl } : {}),
+          ...(ctx.metadata !== undefined ? { p_metadata: ctx.metadata } : {}),
+        });
+        const duration_ms = Math.round(performance.now() - started);
+        if (error) {
+          if (error.code === SQLSTATE.AUTH_USER_NOT_FOUND) {
+            throw new AppError(404, 'user_not_found', `No auth user has id ${userId}`);
+          }
+          // The database did not answer, so nothing recorded this attempt: the log does.
+          log.warn({ attempt, duration_ms, code: error.code, status, err: error.message }, 'ensure_user_profile call failed');
+          throw (lastFailure = failureOf(error, status));
+        }
+        const answer = data as EnsureProfileResult;
+        if (answer.outcome === 'failed') {
+          log.warn({ attempt, duration_ms, code: answer.error.sqlstate }, 'ensure_user_profile recorded a failure');
+          throw (lastFailure = new CallFailure(answer.error.sqlstate, 200, answer.error.message, true));
+        }
+        log.info({ attempt, duration_ms, outcome: answer.outcome }, 'profile ensured');
+        return answer;
+      },
+      deps.retry,
+      { isRetryable: retryable, ...(deps.sleep ? { sleep: deps.sleep } : {}) },
+    );
+    return { status: result.outcome, profile: result.profile, attempts, via: 'rpc' };
+  } catch (error) {
+    if (error instanceof AppError) throw error;
+    if (error instanceof RetryExhausted && error.lastError instanceof AppError) throw error.lastError;
+    if (!(error instanceof RetryExhausted)) throw error;
+  }
+
+  const inserted = await insertDirectly(deps.supabase, userId, ctx, log);
+  if (inserted) return { ...inserted, attempts, via: 'insert' };
+
+  const reason = `ensure_user_profile failed after ${attempts} attempt(s): ${lastFailure?.message ?? 'unknown'}`;
+  // An RPC failure the database recorded is already queued; otherwise queue it now.
+  const queued = lastFailure?.recorded === true || (await enqueueRepair(deps.supabase, userId, ctx, reason, lastFailure, attempts, log));
+  log.error({ attempts, queued, code: lastFailure?.code }, 'profile pending: the reconciler will create it');
+  return { status: 'pending', attempts, queued, reason };
+}
+
+const CREATED_VIA: Record<EnsureSource, ProfileCreator> = {
+  register: 'register',
+  ensure: 'ensure',
+  webhook: 'webhook',
+  backfill: 'backfill',
+  reconcile: 'backfill',
+};
+
+async function insertDirectly(
+  supabase: SupabaseClient,
+  userId: string,
+  ctx: EnsureContext,
+  log: Logger,
+): Promise<{ status: 'created' | 'existed'; profile: UserProfile } | null> {
+  const row = {
+    user_id: userId,
+    email: ctx.email ?? null,
+    full_name: ctx.fullName ?? null,
+    username: ctx.username ?? null,
+    avatar_url: ctx.avatarUrl ?? null,
+    metadata: ctx.metadata ?? {},
+    created_via: CREATED_VIA[ctx.source],
+  };
+  const insert = await supabase.from('user_profiles').upsert(row, { onConflict: 'user_id', ignoreDuplicates: true }).select();
+  if (insert.error) {
+    log.warn({ code: insert.error.code, status: insert.status, err: insert.error.message }, 'direct profile insert failed');
+    return null;
+  }
+  const created = (insert.data as UserProfile[])[0];
+  if (created) {
+    log.warn({ outcome: 'created' }, 'profile created by direct insert after ensure_user_profile failed');
+    return { status: 'created', profile: created };
+  }
+  const existing = await supabase.from('user_profiles').select().eq('user_id', userId).maybeSingle();
+  if (existing.error || !existing.data) {
+    log.warn({ code: existing.error?.code }, 'profile existed but could not be read back');
+    return null;
+  }
+  log.info({ outcome: 'existed' }, 'profile found by the direct-insert fallback');
+  return { status: 'existed', profile: existing.data as UserProfile };
+}
+
+async function enqueueRepair(
+  supabase: SupabaseClient,
+  userId: string,
+  ctx: EnsureContext,
+  reason: string,
+  failure: CallFailure | undefined,
+  attempts: number,
+  log: Logger,
+): Promise<boolean> {
+  const sqlstate = failure && /^[0-9A-Z]{5}$|^PGRST[0-9]{3}$/.test(failure.code) ? failure.code : null;
+  const { error } = await supabase.rpc('enqueue_profile_repair', {
+    p_user_id: userId,
+    p_source: ctx.source,
+    p_reason: reason.slice(0, 2000),
+    p_sqlstate: sqlstate,
+    p_request_id: ctx.requestId,
+    p_attempt: Math.max(attempts, 1),
+  });
+  if (error) {
+    log.error({ code: error.code, err: error.message }, 'could not queue the profile repair; the backfill sweep will find the user');
+    return false;
+  }
+  return true;
+}

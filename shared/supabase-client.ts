@@ -1,0 +1,32 @@
+import { createClient, type SupabaseClient } from '@supabase/supabase-js';
+
+export type { SupabaseClient };
+
+/** Per-call ceiling for any request to Auth or PostgREST, so a hung dependency cannot hang us. */
+export const SUPABASE_CALL_TIMEOUT_MS = 5_000;
+
+function fetchWithTimeout(fetchImpl: typeof fetch, timeoutMs: number): typeof fetch {
+  return (input, init) => {
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = init?.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
+    return fetchImpl(input, { ...init, signal });
+  };
+}
+
+export interface ClientOptions {
+  /** The function's own request id, forwarded so the stand-ins' and Supabase's logs line up. */
+  requestId?: string;
+  fetch?: typeof fetch;
+  timeoutMs?: number;
+}
+
+/** A supabase-js client acting with the given key; it never stores or refreshes a session. */
+export function createSupabaseClient(url: string, key: string, options: ClientOptions = {}): SupabaseClient {
+  return createClient(url, key, {
+    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+    global: {
+      fetch: fetchWithTimeout(options.fetch ?? fetch, options.timeoutMs ?? SUPABASE_CALL_TIMEOUT_MS),
+      headers: { 'x-client-info': 'supabase-profile-guard/0.1', ...(options.requestId ? { 'x-request-id': options.requestId } : {}) },
+    },
+  });
+}
