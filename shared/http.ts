@@ -49,10 +49,11 @@ export function requestIdOf(request: Request): string {
 }
 
 /**
- * Reads a JSON body: 415 unless Content-Type is application/json, 413 past maxBytes (checked on
- * the bytes actually read, not only on Content-Length), 400 when it is not valid JSON.
+ * Reads the body as text: 415 unless Content-Type is application/json, 413 past maxBytes
+ * (checked on the bytes actually read, not only on Content-Length), 400 unless it is UTF-8.
+ * Signature checks need these exact bytes; readJson parses them.
  */
-export async function readJson(request: Request, maxBytes: number): Promise<unknown> {
+export async function readText(request: Request, maxBytes: number): Promise<string> {
   const type = request.headers.get('content-type') ?? '';
   if (!/^application\/json\s*(;|$)/i.test(type)) {
     throw new AppError(415, 'unsupported_media_type', 'Content-Type must be application/json');
@@ -80,17 +81,24 @@ export async function readJson(request: Request, maxBytes: number): Promise<unkn
     bytes.set(chunk, offset);
     offset += chunk.byteLength;
   }
-  let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
     throw new AppError(400, 'invalid_json', 'The request body is not valid UTF-8');
   }
+}
+
+export function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch {
     throw new AppError(400, 'invalid_json', 'The request body is not valid JSON');
   }
+}
+
+/** readText, then JSON.parse with a 400 for anything that is not JSON. */
+export async function readJson(request: Request, maxBytes: number): Promise<unknown> {
+  return parseJson(await readText(request, maxBytes));
 }
 
 function tooLarge(maxBytes: number): AppError {

@@ -1,0 +1,63 @@
+// Supabase Auth's answers, mapped faithfully to ours. supabase-js gives AuthApiError with
+// `status` and `code` (error codes of API version 2024-01-01), AuthWeakPasswordError with
+// `reasons`, and AuthRetryableFetchError for network failures and 5xx.
+import { AppError, serviceUnavailable } from './errors.ts';
+
+interface AuthErrorLike {
+  name?: string;
+  status?: number;
+  code?: string;
+  message?: string;
+  reasons?: string[];
+}
+
+export const AUTH_RETRY_AFTER_SECONDS = 5;
+
+const EMAIL_TAKEN = new Set(['email_exists', 'user_already_exists', 'phone_exists']);
+const RATE_LIMITED = new Set(['over_request_rate_limit', 'over_email_send_rate_limit', 'over_sms_send_rate_limit']);
+const BAD_EMAIL = new Set(['validation_failed', 'email_address_invalid', 'email_address_not_authorized']);
+
+export function isEmailTaken(error: unknown): boolean {
+  const e = error as AuthErrorLike | null;
+  return !!e && typeof e.code === 'string' && EMAIL_TAKEN.has(e.code);
+}
+
+export function emailTaken(): AppError {
+  return new AppError(409, 'email_taken', 'An account with this email already exists', {
+    fields: { email: 'is already registered' },
+  });
+}
+
+/** An AppError for a failed Auth call (after our retries, for transient ones). */
+export function authFailure(error: unknown): AppError {
+  const e = (error ?? {}) as AuthErrorLike;
+  const code = e.code ?? '';
+  if (isEmailTaken(e)) return emailTaken();
+  if (code === 'weak_password' || e.name === 'AuthWeakPasswordError') {
+    const reasons = e.reasons?.length ? e.reasons.join(', ') : 'too weak';
+    return new AppError(422, 'weak_password', 'The password is too weak', {
+      fields: { password: `is too weak (${reasons})` },
+      cause: error,
+    });
+  }
+  if (RATE_LIMITED.has(code) || e.status === 429) {
+    return new AppError(429, 'rate_limited', 'Too many sign-up attempts; try again later', {
+      headers: { 'Retry-After': '60' },
+      cause: error,
+    });
+  }
+  if (code === 'captcha_failed') {
+    return new AppError(400, 'captcha_failed', 'The CAPTCHA check failed', { fields: { captcha_token: 'was not accepted' }, cause: error });
+  }
+  if (BAD_EMAIL.has(code)) {
+    return new AppError(400, 'validation_failed', 'The email address was not accepted', { fields: { email: e.message ?? 'is invalid' }, cause: error });
+  }
+  if (code === 'signup_disabled' || code === 'email_provider_disabled') {
+    return new AppError(403, 'signup_disabled', 'Sign-ups are disabled for this project', { cause: error });
+  }
+  if (e.name === 'AuthRetryableFetchError' || (typeof e.status === 'number' && e.status >= 500) || e.status === 0) {
+    return serviceUnavailable('Supabase Auth is unavailable; try again shortly', AUTH_RETRY_AFTER_SECONDS, error);
+  }
+  // Anything else is a misconfiguration (bad service key, 401/403 from Auth): ours, not the caller's.
+  return new AppError(500, 'auth_rejected', 'Supabase Auth refused the request', { cause: error });
+}

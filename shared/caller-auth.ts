@@ -1,0 +1,57 @@
+// Who is calling: the service role (one of the project's secret keys, compared in constant
+// time) or a signed-in user (an access token verified with supabase-js getClaims, which checks
+// asymmetric tokens against the project's JWKS and asks Auth about legacy HS256 ones).
+import { AppError, serviceUnavailable, unauthorized } from './errors.ts';
+import type { SupabaseClient } from './supabase-client.ts';
+
+export type Caller = { kind: 'service' } | { kind: 'user'; userId: string; email: string | null };
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Equal strings in time that depends only on their lengths, not on where they differ. */
+export function constantTimeEqual(a: string, b: string): boolean {
+  const x = new TextEncoder().encode(a);
+  const y = new TextEncoder().encode(b);
+  let diff = x.length ^ y.length;
+  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
+  return diff === 0;
+}
+
+export function bearerOf(request: Request): string | null {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.get('authorization') ?? '');
+  return match ? match[1]! : null;
+}
+
+export function isServiceKey(token: string, serviceRoleKeys: readonly string[]): boolean {
+  // Compare against every key so timing does not tell which one (or whether any) matched.
+  return serviceRoleKeys.reduce((matched, key) => constantTimeEqual(token, key) || matched, false);
+}
+
+export async function identifyCaller(request: Request, options: { serviceRoleKeys: readonly string[]; auth: SupabaseClient }): Promise<Caller> {
+  const token = bearerOf(request);
+  if (!token) throw unauthorized();
+  if (isServiceKey(token, options.serviceRoleKeys)) return { kind: 'service' };
+
+  const { data, error } = await options.auth.auth.getClaims(token);
+  if (error) {
+    if (error.name === 'AuthRetryableFetchError') throw serviceUnavailable('Supabase Auth is unavailable; try again shortly', 5, error);
+    throw new AppError(401, 'invalid_token', 'The access token is invalid or expired');
+  }
+  const claims = (data?.claims ?? {}) as Record<string, unknown>;
+  const now = Math.floor(Date.now() / 1000);
+  const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+  // getClaims checks the signature and exp; the rest of what makes a user token is ours to check.
+  if (typeof claims.nbf === 'number' && claims.nbf > now + 30) {
+    throw new AppError(401, 'invalid_token', 'The access token is not valid yet');
+  }
+  if (!audiences.includes('authenticated')) {
+    throw new AppError(401, 'invalid_token', 'The access token is not meant for signed-in users');
+  }
+  if (claims.role !== 'authenticated') {
+    throw new AppError(403, 'forbidden', 'Only signed-in users or the service role may call this function');
+  }
+  if (typeof claims.sub !== 'string' || !UUID.test(claims.sub)) {
+    throw new AppError(401, 'invalid_token', 'The access token names no user');
+  }
+  return { kind: 'user', userId: claims.sub.toLowerCase(), email: typeof claims.email === 'string' ? claims.email : null };
+}

@@ -1,0 +1,150 @@
+// ensure-profile: one guarantee for four callers, all idempotent.
+//   (a) a signed-in user, with their access token: ensures their own profile;
+//   (b) the service role, with a secret key: ensures {user_id};
+//   (c) a Supabase Database Webhook on INSERT into auth.users, with the shared secret header;
+//   (d) Supabase Auth's before-user-created hook, signed per Standard Webhooks: checks that the
+//       pending user's metadata will make a valid profile and rejects the signup if not.
+import type { ZodError } from 'zod';
+import { identifyCaller, type Caller } from './caller-auth.ts';
+import type { Config } from './config.ts';
+import { AppError } from './errors.ts';
+import { createHandler, json, parseJson, readText, type RequestContext } from './http.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { FULL_NAME_MAX_LENGTH, isValidAvatarUrl, isValidUsername, type EnsureSource } from './profile-contract.ts';
+import { ensureProfile, type EnsureOutcome } from './profile-service.ts';
+import { BeforeUserCreatedBody, DatabaseWebhookBody, EnsureProfileBody, fieldErrors } from './schemas.ts';
+import { createSupabaseClient, type SupabaseClient } from './supabase-client.ts';
+import { DATABASE_WEBHOOK_HEADER, isAuthHook, verifyAuthHook, verifyDatabaseWebhook } from './webhooks.ts';
+
+export interface EnsureProfileDeps {
+  config: Config;
+  log?: Logger;
+  supabase?: SupabaseClient;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+function invalid(error: ZodError, raw: unknown): AppError {
+  return new AppError(400, 'validation_failed', 'The request body is invalid', { fields: fieldErrors(error, raw) });
+}
+
+function answer(userId: string, outcome: EnsureOutcome): Response {
+  if (outcome.status === 'pending') {
+    return json(202, {
+      user_id: userId,
+      profile: null,
+      profile_status: 'pending',
+      message: 'The profile could not be completed right now and will be finished automatically within minutes.',
+    });
+  }
+  return json(200, { user_id: userId, profile: outcome.profile, profile_status: outcome.status });
+}
+
+/** The first non-blank string among keys, as the database's metadata mapping picks it. */
+function metadataText(metadata: Record<string, unknown>, keys: string[]): string | null {
+  for (const key of keys) {
+    const value = metadata[key];
+    if (typeof value === 'string' && value.trim() !== '') return value.trim();
+  }
+  return null;
+}
+
+function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+export function createEnsureProfileHandler(deps: EnsureProfileDeps): (request: Request) => Promise<Response> {
+  const { config } = deps;
+  const log = deps.log ?? createLogger({ level: config.logLevel, bindings: { function: 'ensure-profile' } });
+  const supabase = deps.supabase ?? createSupabaseClient(config.supabaseUrl, config.serviceRoleKey);
+
+  const ensure = (userId: string, source: EnsureSource, ctx: RequestContext, email?: string | null) =>
+    ensureProfile({ supabase, retry: config.retry, ...(deps.sleep ? { sleep: deps.sleep } : {}) }, userId, {
+      source,
+      requestId: ctx.requestId,
+      log: ctx.log,
+      ...(email !== undefined ? { email } : {}),
+    });
+
+  /**
+   * Before-user-created: reject, the way Auth understands (200 with {"error": {"http_code",
+   * "message"}}), an email signup whose chosen username, name or avatar would be dropped from
+   * the profile; allow (204) everything else. OAuth metadata is never a reason to refuse a
+   * signup: the database drops what does not fit.
+   */
+  async function authHook(request: Request, rawBody: string, ctx: RequestContext): Promise<Response> {
+    const payload = verifyAuthHook(request, rawBody, config.authHookSecret);
+    const parsed = BeforeUserCreatedBody.safeParse(payload);
+    if (!parsed.success) throw invalid(parsed.error, payload);
+    const user = parsed.data.user as Record<string, unknown>;
+    const appMetadata = (user.app_metadata ?? {}) as Record<string, unknown>;
+    const provider = typeof appMetadata.provider === 'string' ? appMetadata.provider : 'email';
+    const raw = user.user_metadata ?? user.raw_user_meta_data ?? {};
+    const metadata = raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
+    const reject = (httpCode: number, message: string) => {
+      ctx.log.info({ hook: 'before-user-created', http_code: httpCode }, 'signup rejected by the profile hook');
+      return json(200, { error: { http_code: httpCode, message } });
+    };
+    if (provider === 'email') {
+      const username = metadataText(metadata, ['username', 'user_name', 'preferred_username']);
+      const fullName = metadataText(metadata, ['full_name', 'name']);
+      const avatarUrl = metadataText(metadata, ['avatar_url', 'picture']);
+      if (username !== null && !isValidUsername(username)) {
+        return reject(400, 'username must be 3-39 letters, digits, "_", "." or "-", not starting or ending with "." or "-"');
+      }
+      if (fullName !== null && [...fullName].length > FULL_NAME_MAX_LENGTH) {
+        return reject(400, `full_name must be at most ${FULL_NAME_MAX_LENGTH} characters`);
+      }
+      if (avatarUrl !== null && !isValidAvatarUrl(avatarUrl)) {
+        return reject(400, 'avatar_url must be an http(s) URL of at most 2048 characters');
+      }
+      if (username !== null) {
+        const taken = await supabase.from('user_profiles').select('user_id').ilike('username', escapeLike(username)).limit(1);
+        if (taken.error) {
+          // Never block signups on our own outage: the database will drop a taken name anyway.
+          ctx.log.warn({ code: taken.error.code }, 'could not check username availability in the hook; allowing');
+        } else if (taken.data.length > 0) {
+          return reject(409, 'username is already taken');
+        }
+      }
+    }
+    return new Response(null, { status: 204 });
+  }
+
+  async function databaseWebhook(request: Request, rawBody: string, ctx: RequestContext): Promise<Response> {
+    verifyDatabaseWebhook(request, config.webhookSecret);
+    const payload = parseJson(rawBody);
+    const parsed = DatabaseWebhookBody.safeParse(payload);
+    if (!parsed.success) throw invalid(parsed.error, payload);
+    const record = parsed.data.record;
+    const email = typeof record.email === 'string' ? record.email : null;
+    return answer(record.id, await ensure(record.id, 'webhook', ctx, email));
+  }
+
+  async function caller(request: Request, rawBody: string, who: Caller, ctx: RequestContext): Promise<Response> {
+    const payload = rawBody.trim() === '' ? {} : parseJson(rawBody);
+    if (who.kind === 'service') {
+      const parsed = EnsureProfileBody.safeParse(payload);
+      if (!parsed.success) throw invalid(parsed.error, payload);
+      return answer(parsed.data.user_id, await ensure(parsed.data.user_id, 'ensure', ctx));
+    }
+    // A user may name themselves, nobody else.
+    const parsed = EnsureProfileBody.partial().safeParse(payload);
+    if (!parsed.success) throw invalid(parsed.error, payload);
+    if (parsed.data.user_id !== undefined && parsed.data.user_id.toLowerCase() !== who.userId) {
+      throw new AppError(403, 'forbidden', 'A signed-in user can only ensure their own profile');
+    }
+    return answer(who.userId, await ensure(who.userId, 'ensure', ctx, who.email));
+  }
+
+  return createHandler({ name: 'ensure-profile', methods: ['POST'], log }, async (request, ctx) => {
+    if (isAuthHook(request)) return await authHook(request, await readText(request, config.maxBodyBytes), ctx);
+    if (request.headers.has(DATABASE_WEBHOOK_HEADER)) {
+      return await databaseWebhook(request, await readText(request, config.maxBodyBytes), ctx);
+    }
+    // Authenticate before reading the body: an anonymous caller costs us no parsing.
+    const who = await identifyCaller(request, { serviceRoleKeys: config.serviceRoleKeys, auth: supabase });
+    const hasBody = request.headers.get('content-length') !== '0' && request.body !== null;
+    const rawBody = hasBody ? await readText(request, config.maxBodyBytes) : '';
+    return await caller(request, rawBody, who, ctx);
+  });
+}
