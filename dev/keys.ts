@@ -50,3 +50,7 @@ export async function localKeys(options: { jwtSecret?: string; signingKey?: JWK 
     serviceRoleKey: await signHs256({ iss: 'supabase-demo', role: 'service_role', exp: API_KEY_EXPIRY }, jwtSecret),
   };
 }
+
+/** The new-style API keys of the local stack (not JWTs); the gateway maps them to the JWT keys. */
+export const LOCAL_PUBLISHABLE_KEY = 'sb_publishable_LOCAL_profile_guard_not_for_production';
+export const LOCAL_SECRET_KEY = 'sb_secret_LOCAL_profile_guard_not_for_production';

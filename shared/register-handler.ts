@@ -32,10 +32,14 @@ interface CreatedUser {
 const PENDING_MESSAGE =
   'The account was created. Its profile could not be completed right now and will be finished automatically within minutes; no action is needed.';
 
-/** The caller's address as the Supabase gateway reports it; one bucket for callers without one. */
-function clientOf(request: Request): string {
-  const forwarded = request.headers.get('x-forwarded-for')?.split(',')[0]?.trim();
-  return (forwarded || request.headers.get('cf-connecting-ip') || 'unknown').slice(0, 200);
+/**
+ * The caller's address for rate limiting: the last x-forwarded-for entry, which the gateway in
+ * front of the function appends. Earlier entries come from the client and are not to be trusted
+ * (a client could send a fresh one per request to escape the limit).
+ */
+export function clientOf(request: Request): string {
+  const hops = (request.headers.get('x-forwarded-for') ?? '').split(',').map((h) => h.trim()).filter(Boolean);
+  return (hops.at(-1) ?? 'unknown').slice(0, 200);
 }
 
 export function createRegisterHandler(deps: RegisterDeps): (request: Request) => Promise<Response> {

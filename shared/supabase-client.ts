@@ -1,6 +1,21 @@
-import { createClient, type SupabaseClient } from '@supabase/supabase-js';
+import { createClient, type SupabaseClient, type WebSocketLikeConstructor } from '@supabase/supabase-js';
 
 export type { SupabaseClient };
+
+/**
+ * createClient builds a Realtime client up front and throws where the runtime has no WebSocket
+ * (Node 20). Nothing here opens a channel, so on such runtimes Realtime gets a transport that
+ * refuses to connect; Deno and browsers keep their native WebSocket.
+ */
+class RealtimeUnavailable {
+  constructor() {
+    throw new Error('Realtime is not used by the profile backend and this runtime has no WebSocket');
+  }
+}
+export const REALTIME_OPTIONS: { transport?: WebSocketLikeConstructor } =
+  typeof (globalThis as { WebSocket?: unknown }).WebSocket === 'undefined'
+    ? { transport: RealtimeUnavailable as unknown as WebSocketLikeConstructor }
+    : {};
 
 /** Per-call ceiling for any request to Auth or PostgREST, so a hung dependency cannot hang us. */
 export const SUPABASE_CALL_TIMEOUT_MS = 5_000;
@@ -24,6 +39,7 @@ export interface ClientOptions {
 export function createSupabaseClient(url: string, key: string, options: ClientOptions = {}): SupabaseClient {
   return createClient(url, key, {
     auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+    realtime: REALTIME_OPTIONS,
     global: {
       fetch: fetchWithTimeout(options.fetch ?? fetch, options.timeoutMs ?? SUPABASE_CALL_TIMEOUT_MS),
       headers: { 'x-client-info': 'supabase-profile-guard/0.1', ...(options.requestId ? { 'x-request-id': options.requestId } : {}) },

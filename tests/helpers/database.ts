@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, inject } from 'vitest';
 import { databaseUrl } from '../../dev/database-url.ts';
+import { withTransaction } from '../../dev/transaction.ts';
 import { TEMPLATE_BARE, TEMPLATE_MIGRATED } from './templates.ts';
 
 export type ApiRole = 'anon' | 'authenticated' | 'service_role';
@@ -26,26 +27,6 @@ export interface TestDatabase {
   close(): Promise<void>;
 }
 
-async function transaction<T>(
-  pool: pg.Pool,
-  work: (client: pg.PoolClient) => Promise<T>,
-  commit: boolean,
-  prepare?: (client: pg.PoolClient) => Promise<void>,
-): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('begin');
-    await prepare?.(client);
-    const result = await work(client);
-    await client.query(commit ? 'commit' : 'rollback');
-    return result;
-  } catch (error) {
-    await client.query('rollback').catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
-}
 
 /**
  * Clones a fresh database for the calling test file from one of the templates the global setup
@@ -94,16 +75,16 @@ export async function createTestDatabase(template: 'migrated' | 'bare' = 'migrat
         client.release();
       }
     },
-    withTransaction: (work, options) => transaction(admin, work, options?.commit ?? false),
+    withTransaction: (work, options) => withTransaction(admin, work, { commit: options?.commit ?? false }),
     // What PostgREST does per request: SET LOCAL ROLE to the JWT's role and expose the claims
     // (with the role inserted) in request.jwt.claims, inside one transaction.
     asRole: (role, claims, work, options) =>
-      transaction(authenticator, work, options?.commit ?? false, async (client) => {
+      withTransaction(authenticator, work, { commit: options?.commit ?? false, prepare: async (client) => {
         await client.query(`set local role ${pg.escapeIdentifier(role)}`);
         await client.query(`select set_config('request.jwt.claims', $1, true)`, [
           JSON.stringify({ ...(claims ?? {}), role }),
         ]);
-      }),
+      } }),
     async close() {
       await Promise.all([admin.end(), auth.end(), authenticator.end()]);
       const maintenance = new pg.Client({ connectionString: serverUrl });

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { insertAuthUser } from '../../dev/auth/user-store.ts';
+import { withTransaction } from '../../dev/transaction.ts';
 import type { TestDatabase } from './database.ts';
 
 export type Provider = 'email' | 'github' | 'google';
@@ -20,11 +22,11 @@ export interface SignUp {
 const PLACEHOLDER_BCRYPT = '$2a$10$abcdefghijklmnopqrstuuJ4tvbhS2Ycv6mJ3L2oMgUs5p0Z5C3eS';
 
 /**
- * Inserts a user exactly as Supabase Auth (GoTrue) does: one transaction on a connection logged
- * in as supabase_auth_admin with search_path = auth, unqualified table names; the users row is
- * inserted with role = '' and raw_app_meta_data = {provider, providers}, then the identity row,
- * then an UPDATE sets role, merges custom app_metadata and confirms the email. The AFTER INSERT
- * trigger therefore sees what it sees in production.
+ * Inserts a user exactly as Supabase Auth (GoTrue) does, through the same write path as the Auth
+ * stand-in (dev/auth/user-store.ts): one transaction on the supabase_auth_admin connection; the
+ * users row inserted with role = '' and raw_app_meta_data = {provider, providers}, then the
+ * identity row, then an UPDATE sets role, merges custom app_metadata and confirms the email. The
+ * AFTER INSERT trigger therefore sees what it sees in production.
  */
 export async function signUpAsSupabaseAuth(db: TestDatabase, signUp: SignUp = {}): Promise<string> {
   const id = signUp.id ?? randomUUID();
@@ -36,46 +38,19 @@ export async function signUpAsSupabaseAuth(db: TestDatabase, signUp: SignUp = {}
     provider === 'email'
       ? { sub: id, email, email_verified: false, phone_verified: false }
       : { ...(userMetadata as Record<string, unknown>), sub: providerId };
-  const client = await db.auth.connect();
-  try {
-    await client.query('begin');
-    await client.query(
-      `insert into users (instance_id, id, aud, role, email, encrypted_password, raw_app_meta_data,
-                          raw_user_meta_data, is_sso_user, is_anonymous, confirmation_token,
-                          recovery_token, email_change_token_new, email_change, created_at, updated_at)
-       values ('00000000-0000-0000-0000-000000000000', $1, 'authenticated', '', $2, $3, $4, $5,
-               false, false, '', '', '', '', $6, $6)`,
-      [
-        id,
-        email,
-        provider === 'email' ? PLACEHOLDER_BCRYPT : '',
-        JSON.stringify({ provider, providers: [provider] }),
-        JSON.stringify(userMetadata),
-        signUp.createdAt ?? new Date(),
-      ],
-    );
-    await client.query(
-      `insert into identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at)
-       values ($1, $2, $3, $4, now(), now(), now())`,
-      [providerId, id, JSON.stringify(identityData), provider],
-    );
-    await client.query(
-      `update users
-          set role = 'authenticated',
-              raw_app_meta_data = raw_app_meta_data || $2::jsonb,
-              email_confirmed_at = case when $3 then now() end,
-              updated_at = now()
-        where id = $1`,
-      [id, JSON.stringify(signUp.appMetadata ?? {}), signUp.emailConfirmed ?? provider !== 'email'],
-    );
-    await client.query('commit');
-    return id;
-  } catch (error) {
-    await client.query('rollback').catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
+  await withTransaction(db.auth, (client) =>
+    insertAuthUser(client, {
+      id,
+      email,
+      encryptedPassword: provider === 'email' ? PLACEHOLDER_BCRYPT : '',
+      userMetadata,
+      identities: [{ provider, providerId, identityData }],
+      appMetadata: signUp.appMetadata ?? {},
+      emailConfirmed: signUp.emailConfirmed ?? provider !== 'email',
+      createdAt: signUp.createdAt ?? new Date(),
+    }),
+  );
+  return id;
 }
 
 /** raw_user_meta_data as GitHub sign-in stores it. */

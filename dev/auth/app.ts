@@ -1,0 +1,30 @@
+// The local Supabase Auth (GoTrue) stand-in: GoTrue's routes without the /auth/v1 prefix (the
+// stack mounts it there, as Kong does), talking to the real auth schema as supabase_auth_admin.
+// Covers what this project's flows and tests use: email signup with confirmation on or off,
+// /verify, password sign-in, GET /user, the admin user API and the JWKS.
+import { Hono } from 'hono';
+import { API_VERSION_HEADER, renderError } from './errors.ts';
+import { resolveOptions } from './options.ts';
+import type { AuthOptions } from './options.ts';
+import { adminUserRoutes } from './routes/admin-users.ts';
+import { jwksRoutes } from './routes/jwks.ts';
+import { signupRoutes } from './routes/signup.ts';
+import { tokenRoutes } from './routes/token.ts';
+import { userRoutes } from './routes/user.ts';
+import { verifyRoutes } from './routes/verify.ts';
+
+export type { AuthOptions } from './options.ts';
+
+export function createAuthApp(options: AuthOptions): Hono {
+  const config = resolveOptions(options);
+  const app = new Hono();
+  // Set on this app, not only on a parent: Hono keeps a mounted app's own error handler.
+  app.onError((error, c) => renderError(error, c.req.header(API_VERSION_HEADER)));
+  app.route('/', signupRoutes(config));
+  app.route('/', verifyRoutes(config));
+  app.route('/', tokenRoutes(config));
+  app.route('/', userRoutes(config));
+  app.route('/', adminUserRoutes(config));
+  app.route('/', jwksRoutes(config));
+  return app;
+}

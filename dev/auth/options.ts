@@ -1,0 +1,58 @@
+// What the Auth stand-in is configured with, and the defaults of the Supabase CLI's local stack.
+import type pg from 'pg';
+import type { LocalKeys } from '../keys.ts';
+import { logConfirmationMail } from './mail.ts';
+import type { ConfirmationMail } from './mail.ts';
+
+export interface AuthOptions {
+  /** Logged in as supabase_auth_admin (search_path = auth), as GoTrue connects. */
+  pool: pg.Pool;
+  keys: LocalKeys;
+  /** The public API URL, e.g. http://127.0.0.1:54321; tokens are issued by `${apiUrl}/auth/v1`. */
+  apiUrl: string;
+  /** true = email confirmation off (the local default); false = users confirm through /verify. */
+  autoconfirm: boolean;
+  /** Where /verify lands when no allowed redirect_to is given. */
+  siteUrl?: string;
+  bcryptCost?: number;
+  jwtExpirySeconds?: number;
+  /** When set, /signup requires gotrue_meta_security.captcha_token to equal it. */
+  captchaToken?: string;
+  /** "Sends" a confirmation email; by default logs one line. */
+  onEmail?: (mail: ConfirmationMail) => void;
+}
+
+export interface AuthConfig {
+  pool: pg.Pool;
+  keys: LocalKeys;
+  /** Public base URL of this service: the issuer of its tokens and the base of its links. */
+  authUrl: string;
+  autoconfirm: boolean;
+  siteUrl: string;
+  bcryptCost: number;
+  jwtExpirySeconds: number;
+  captchaToken: string | undefined;
+  onEmail: (mail: ConfirmationMail) => void;
+  /** How long a confirmation link stays valid (config.toml [auth.email] otp_expiry). */
+  otpExpirySeconds: number;
+  /** config.toml [auth] jwt default audience and the JWT roles allowed on /admin. */
+  defaultAudience: string;
+  adminRoles: readonly string[];
+}
+
+export function resolveOptions(options: AuthOptions): AuthConfig {
+  return {
+    pool: options.pool,
+    keys: options.keys,
+    authUrl: `${options.apiUrl.replace(/\/+$/, '')}/auth/v1`,
+    autoconfirm: options.autoconfirm,
+    siteUrl: options.siteUrl ?? 'http://127.0.0.1:3000',
+    bcryptCost: options.bcryptCost ?? 10,
+    jwtExpirySeconds: options.jwtExpirySeconds ?? 3600,
+    captchaToken: options.captchaToken,
+    onEmail: options.onEmail ?? logConfirmationMail,
+    otpExpirySeconds: 3600,
+    defaultAudience: 'authenticated',
+    adminRoles: ['service_role', 'supabase_admin'],
+  };
+}

@@ -1,0 +1,131 @@
+// POST /signup, following supabase/auth internal/api/signup.go for email signups (phone and
+// anonymous signups are off, as in the CLI's local config).
+import { randomUUID } from 'node:crypto';
+import { Hono } from 'hono';
+import type { Context } from 'hono';
+import { z } from 'zod';
+import { AuthError, badRequest, internalError, unprocessable } from '../errors.ts';
+import { isAdminCaller } from '../guards.ts';
+import { newConfirmation, confirmationLink } from '../mail.ts';
+import type { AuthConfig } from '../options.ts';
+import { hashPassword } from '../passwords.ts';
+import { referrer } from '../redirects.ts';
+import { readBody, requestAud } from '../request.ts';
+import { issueSession } from '../tokens.ts';
+import { lookAlikeUser, renderStoredUser } from '../user-json.ts';
+import { confirmEmail, findUserById, findUserWithEmail, setConfirmationToken } from '../user-queries.ts';
+import type { Queryable, StoredUser } from '../user-queries.ts';
+import { insertAuthUser } from '../user-store.ts';
+import { withTransaction } from '../../transaction.ts';
+import { checkPasswordStrength, validateEmail } from '../validation.ts';
+
+const SignupBody = z.object({
+  email: z.string().nullish(),
+  phone: z.string().nullish(),
+  password: z.string().nullish(),
+  data: z.record(z.string(), z.unknown()).nullish(),
+  code_challenge: z.string().nullish(),
+  code_challenge_method: z.string().nullish(),
+  gotrue_meta_security: z.object({ captcha_token: z.string().nullish() }).nullish(),
+});
+
+// GoTrue's verifyCaptcha middleware; the "provider" here accepts exactly one token.
+async function checkCaptcha(c: Context, config: AuthConfig, token: string | null | undefined): Promise<void> {
+  if (config.captchaToken === undefined || (await isAdminCaller(c, config))) return;
+  const given = (token ?? '').trim();
+  if (given === '') throw badRequest('captcha_failed', 'captcha protection: request disallowed (no captcha_token found)');
+  if (given !== config.captchaToken) throw badRequest('captcha_failed', 'captcha protection: request disallowed (invalid-input-response)');
+}
+
+// sendConfirmation: a new token on the user, then the mail, all inside the signup transaction so
+// a failing mailer rolls the signup back as GoTrue's does.
+function sendConfirmationMail(config: AuthConfig, email: string, tokenHash: string, otp: string, redirectTo: string): void {
+  try {
+    config.onEmail({ to: email, type: 'signup', link: confirmationLink(config.authUrl, tokenHash, redirectTo), token: otp });
+  } catch (error) {
+    throw internalError('Error sending confirmation email', error);
+  }
+}
+
+async function reload(db: Queryable, id: string): Promise<StoredUser> {
+  const user = await findUserById(db, id);
+  if (!user) throw internalError('Database error loading user after sign-up');
+  return user;
+}
+
+export function signupRoutes(config: AuthConfig): Hono {
+  const app = new Hono();
+
+  app.post('/signup', async (c) => {
+    const body = await readBody(c, SignupBody, 'api.SignupParams');
+    await checkCaptcha(c, config, body.gotrue_meta_security?.captcha_token);
+    const email = body.email ?? '';
+    const phone = body.phone ?? '';
+    const password = body.password ?? '';
+    if (email === '' && phone === '') throw unprocessable('anonymous_provider_disabled', 'Anonymous sign-ins are disabled');
+    if (password === '') throw badRequest('validation_failed', 'Signup requires a valid password');
+    checkPasswordStrength(password);
+    if (email !== '' && phone !== '') {
+      throw badRequest('validation_failed', 'Only an email address or phone number should be provided on signup.');
+    }
+    if (body.code_challenge || body.code_challenge_method) {
+      throw badRequest('validation_failed', 'PKCE signups are not supported by the local Auth stand-in; use the implicit flow');
+    }
+    if (phone !== '') throw badRequest('phone_provider_disabled', 'Phone signups are disabled');
+
+    const address = validateEmail(email);
+    const aud = requestAud(c, config);
+    const data = body.data ?? {};
+    const redirectTo = referrer(c, config);
+    const existing = await findUserWithEmail(config.pool, address, aud);
+
+    if (existing) {
+      if (existing.row.email_confirmed_at) {
+        if (config.autoconfirm) throw unprocessable('user_already_exists', 'User already registered');
+        return c.json(lookAlikeUser(existing.row, data, aud));
+      }
+      // An unconfirmed signup is completed, never modified: GoTrue cannot tell who is asking.
+      const id = existing.row.id;
+      if (config.autoconfirm) {
+        await withTransaction(config.pool, (client) => confirmEmail(client, id));
+        return c.json(await issueSession(config, config.pool, id, 'password'));
+      }
+      await withTransaction(config.pool, async (client) => {
+        const confirmation = newConfirmation(address);
+        await setConfirmationToken(client, id, confirmation.tokenHash);
+        sendConfirmationMail(config, address, confirmation.tokenHash, confirmation.otp, redirectTo);
+      });
+      return c.json(renderStoredUser(await reload(config.pool, id)));
+    }
+
+    // Hashing is slow, so GoTrue does it before opening the transaction.
+    const id = randomUUID();
+    const encryptedPassword = await hashPassword(password, config.bcryptCost);
+    const identityData = { ...data, sub: id, email: address, email_verified: false, phone_verified: false };
+    const confirmation = config.autoconfirm ? null : newConfirmation(address);
+    try {
+      await withTransaction(config.pool, async (client) => {
+        await insertAuthUser(client, {
+          id,
+          aud,
+          email: address,
+          encryptedPassword,
+          userMetadata: data,
+          identities: [{ provider: 'email', providerId: id, identityData }],
+          emailConfirmed: config.autoconfirm,
+          userMetadataUpdate: config.autoconfirm ? { email_verified: true } : null,
+          confirmationToken: confirmation?.tokenHash ?? null,
+        });
+        if (confirmation) sendConfirmationMail(config, address, confirmation.tokenHash, confirmation.otp, redirectTo);
+      });
+    } catch (error) {
+      if (error instanceof AuthError) throw error;
+      throw internalError('Database error saving new user', error);
+    }
+
+    if (config.autoconfirm) return c.json(await issueSession(config, config.pool, id, 'password'));
+    return c.json(renderStoredUser(await reload(config.pool, id)));
+  });
+
+  return app;
+}

@@ -1,0 +1,97 @@
+// The one copy of how Supabase Auth (GoTrue) writes a new user, shared by the Auth stand-in and
+// the test helper that signs users up directly in SQL. It must run on a connection logged in as
+// supabase_auth_admin (search_path = auth, hence the unqualified table names), inside one
+// transaction: an AFTER INSERT trigger on auth.users then sees exactly what it sees in
+// production (role = '', app metadata {provider, providers} only, email not yet confirmed), and
+// any error it raises rolls the whole signup back.
+import type pg from 'pg';
+
+export interface NewAuthIdentity {
+  provider: string;
+  /** auth.identities.provider_id: the user id for email/phone, the provider's subject for OAuth. */
+  providerId: string;
+  identityData: Record<string, unknown>;
+}
+
+export interface NewAuthUser {
+  id: string;
+  aud?: string;
+  email: string | null;
+  phone?: string | null;
+  /** A bcrypt hash, or '' for a user without a password (OAuth). */
+  encryptedPassword: string;
+  /** raw_user_meta_data as inserted: signUp `data`, admin `user_metadata`, or OAuth claims. */
+  userMetadata: unknown;
+  /** At least one; the first names app_metadata.provider, all of them app_metadata.providers. */
+  identities: NewAuthIdentity[];
+  /** The role the later UPDATE sets (GoTrue's SetRole); default 'authenticated'. */
+  role?: string;
+  /** Custom app_metadata merged in the later UPDATE. */
+  appMetadata?: Record<string, unknown>;
+  /** app_metadata keys the UPDATE removes (GoTrue deletes keys sent as null). */
+  appMetadataRemove?: string[];
+  emailConfirmed?: boolean;
+  phoneConfirmed?: boolean;
+  /** Merged into raw_user_meta_data by the UPDATE, as GoTrue's Confirm does with email_verified. */
+  userMetadataUpdate?: Record<string, unknown> | null;
+  /** A pending email confirmation: stored with confirmation_sent_at = now(). */
+  confirmationToken?: string | null;
+  createdAt?: Date;
+}
+
+/**
+ * Insert users (role '' and app metadata {provider, providers}), insert the identities, then one
+ * UPDATE for the role, custom app metadata and confirmation. Runs in the caller's transaction.
+ */
+export async function insertAuthUser(client: pg.ClientBase, user: NewAuthUser): Promise<void> {
+  const providers = [...new Set(user.identities.map((identity) => identity.provider))];
+  if (providers.length === 0) throw new Error('a new auth user needs at least one identity');
+
+  await client.query(
+    `insert into users (instance_id, id, aud, role, email, phone, encrypted_password, raw_app_meta_data,
+                        raw_user_meta_data, is_sso_user, is_anonymous, confirmation_token,
+                        recovery_token, email_change_token_new, email_change, created_at, updated_at)
+     values ('00000000-0000-0000-0000-000000000000', $1, $2, '', $3, $4, $5, $6, $7,
+             false, false, '', '', '', '', coalesce($8::timestamptz, now()), coalesce($8::timestamptz, now()))`,
+    [
+      user.id,
+      user.aud ?? 'authenticated',
+      user.email,
+      user.phone ?? null,
+      user.encryptedPassword,
+      JSON.stringify({ provider: providers[0], providers }),
+      JSON.stringify(user.userMetadata),
+      user.createdAt ?? null,
+    ],
+  );
+  for (const identity of user.identities) {
+    await client.query(
+      `insert into identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at)
+       values ($1, $2, $3, $4, now(), now(), now())`,
+      [identity.providerId, user.id, JSON.stringify(identity.identityData), identity.provider],
+    );
+  }
+  await client.query(
+    `update users
+        set role = $2,
+            raw_app_meta_data = (raw_app_meta_data || $3::jsonb) - $4::text[],
+            raw_user_meta_data = case when $5::jsonb is null then raw_user_meta_data
+                                      else coalesce(raw_user_meta_data, '{}'::jsonb) || $5::jsonb end,
+            email_confirmed_at = case when $6 then now() end,
+            phone_confirmed_at = case when $7 then now() end,
+            confirmation_token = coalesce($8::text, confirmation_token),
+            confirmation_sent_at = case when $8::text is null then confirmation_sent_at else now() end,
+            updated_at = now()
+      where id = $1`,
+    [
+      user.id,
+      user.role ?? 'authenticated',
+      JSON.stringify(user.appMetadata ?? {}),
+      user.appMetadataRemove ?? [],
+      user.userMetadataUpdate ? JSON.stringify(user.userMetadataUpdate) : null,
+      user.emailConfirmed ?? false,
+      user.phoneConfirmed ?? false,
+      user.confirmationToken ?? null,
+    ],
+  );
+}

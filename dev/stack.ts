@@ -1,0 +1,189 @@
+// The local stack behind `npm start` and the end-to-end tests: PostgreSQL (embedded, or the
+// database at databaseUrl), then one API in front of it like the Supabase CLI's on
+// http://127.0.0.1:54321: /auth/v1 (Auth stand-in), /rest/v1 (PostgREST stand-in) and
+// /functions/v1 (the real functions under real Deno).
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { serve, type ServerType } from '@hono/node-server';
+import { Hono } from 'hono';
+import pg from 'pg';
+import { createAuthApp } from './auth/app.ts';
+import { databaseUrl } from './database-url.ts';
+import { createFunctionsGateway, readVerifyJwt } from './functions/gateway.ts';
+import { startWorkers, type WorkerPool } from './functions/workers.ts';
+import { LOCAL_PUBLISHABLE_KEY, LOCAL_SECRET_KEY, localKeys, publicJwk, type LocalKeys } from './keys.ts';
+import { migrateDatabase } from './migrate.ts';
+import { startEmbeddedCluster, type EmbeddedCluster } from './postgres.ts';
+import { createRestApp } from './rest/app.ts';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** User secrets the local functions get unless supabase/functions/.env or options override them. */
+export const LOCAL_FUNCTION_SECRETS: Readonly<Record<string, string>> = {
+  PROFILE_WEBHOOK_SECRET: 'local-webhook-secret-not-for-production',
+  AUTH_HOOK_SECRET: `v1,whsec_${btoa('local-auth-hook-secret-not-for-production')}`,
+  PROFILE_HEALTH_TOKEN: 'local-health-token-not-for-production',
+};
+
+export interface StackOptions {
+  /** API port; 0 picks a free one. Default 54321, the Supabase CLI's. */
+  port?: number;
+  /** Superuser URL of an existing database; otherwise an embedded cluster on dbPort. */
+  databaseUrl?: string;
+  dataDir?: string;
+  dbPort?: number;
+  /** Email confirmation off (true, the local default) or on (false). */
+  autoconfirm?: boolean;
+  /** Extra or overriding environment for the functions (REGISTER_MODE, …). */
+  functionEnv?: Record<string, string>;
+  /** Start the function workers (the e2e suites do; stand-in tests may not need them). */
+  functions?: boolean;
+  bcryptCost?: number;
+  log?: (line: string) => void;
+  onEmail?: (mail: { to: string; type: 'signup'; link: string; token: string }) => void;
+}
+
+export interface Stack {
+  apiUrl: string;
+  /** URL as the `postgres` role, the one users run SQL as. */
+  dbUrl: string;
+  /** Superuser URL, for tests that need to reach behind the product's back. */
+  adminDbUrl: string;
+  keys: LocalKeys & { publishableKey: string; secretKey: string };
+  functionSecrets: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+async function readEnvFile(file: string): Promise<Record<string, string>> {
+  if (!existsSync(file)) return {};
+  const env: Record<string, string> = {};
+  for (const line of (await readFile(file, 'utf8')).split('\n')) {
+    const match = /^\s*([A-Z_][A-Z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
+    if (match) env[match[1]!] = match[2]!.replace(/^(['"])(.*)\1$/, '$2');
+  }
+  return env;
+}
+
+/**
+ * Local Kong's key handling: a request that carries no JWT (or an sb_… key as its bearer) is
+ * given the JWT that its apikey stands for, so services behind it only ever see JWTs.
+ */
+function mapApiKeys(request: Request, keys: LocalKeys): Request | Response {
+  const apikey = request.headers.get('apikey');
+  const bearer = /^Bearer\s+(\S+)$/i.exec(request.headers.get('authorization') ?? '')?.[1];
+  if (bearer && !bearer.startsWith('sb_')) return request;
+  const key = bearer ?? apikey;
+  if (!key || !key.startsWith('sb_')) return request;
+  const jwt = key === LOCAL_SECRET_KEY ? keys.serviceRoleKey : key === LOCAL_PUBLISHABLE_KEY ? keys.anonKey : null;
+  if (!jwt) return Response.json({ message: 'Invalid API key' }, { status: 401 });
+  const headers = new Headers(request.headers);
+  headers.set('authorization', `Bearer ${jwt}`);
+  return new Request(request, { headers });
+}
+
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const cleanups: Array<() => Promise<void>> = [];
+  const stop = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch((e: unknown) => log(`stop: ${(e as Error).message}`));
+  };
+
+  try {
+    let serverUrl = options.databaseUrl;
+    let cluster: EmbeddedCluster | undefined;
+    if (!serverUrl) {
+      cluster = await startEmbeddedCluster({
+        dataDir: options.dataDir ?? path.join(ROOT, '.data', 'postgres'),
+        persistent: true,
+        port: options.dbPort ?? 54322,
+      });
+      cleanups.push(() => cluster!.stop());
+      serverUrl = cluster.url;
+    }
+    const applied = await migrateDatabase(serverUrl, { log });
+    log(`${applied.length} migration(s) applied`);
+    const admin = new pg.Client({ connectionString: serverUrl });
+    await admin.connect();
+    await admin.query(`alter role postgres with password 'postgres'`);
+    await admin.end();
+
+    const keys = await localKeys();
+    const authPool = new pg.Pool({ connectionString: databaseUrl(serverUrl, { role: 'supabase_auth_admin' }), max: 20, connectionTimeoutMillis: 10_000 });
+    // A wait for a connection is bounded, so an exhausted pool answers 504 PGRST003, not never.
+    const restPool = new pg.Pool({ connectionString: databaseUrl(serverUrl, { role: 'authenticator' }), max: 20, connectionTimeoutMillis: 10_000 });
+    // A dropped connection (a database restart) must not crash the stack: the next query reconnects.
+    authPool.on('error', (e) => log(`auth pool: ${e.message}`));
+    restPool.on('error', (e) => log(`rest pool: ${e.message}`));
+    cleanups.push(async () => { await Promise.all([authPool.end(), restPool.end()]); });
+
+    const app = new Hono();
+    let apiUrl = '';
+    const server: ServerType = await new Promise((resolve) => {
+      const s = serve(
+        {
+          fetch: (request: Request, env: { incoming?: { socket?: { remoteAddress?: string } } }) => {
+            const mapped = request.url.includes('/functions/v1/') ? request : mapApiKeys(request, keys);
+            if (mapped instanceof Response) return mapped;
+            return app.fetch(mapped, { remoteAddress: env.incoming?.socket?.remoteAddress });
+          },
+          port: options.port ?? 54321,
+          hostname: '127.0.0.1',
+        },
+        () => resolve(s),
+      );
+    });
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+    app.route('/auth/v1', createAuthApp({
+      pool: authPool,
+      keys,
+      apiUrl,
+      autoconfirm: options.autoconfirm ?? true,
+      siteUrl: 'http://127.0.0.1:3000',
+      ...(options.bcryptCost ? { bcryptCost: options.bcryptCost } : {}),
+      onEmail: options.onEmail ?? ((mail) => log(`[auth] confirmation email to ${mail.to}: ${mail.link}`)),
+    }));
+    app.route('/rest/v1', createRestApp({ pool: restPool, keys }));
+
+    const functionSecrets = {
+      ...LOCAL_FUNCTION_SECRETS,
+      ...(await readEnvFile(path.join(ROOT, 'supabase', 'functions', '.env'))),
+      ...(options.functionEnv ?? {}),
+    };
+    if (options.functions !== false) {
+      const pool: WorkerPool = await startWorkers({
+        root: ROOT,
+        log,
+        env: {
+          // What Supabase injects into every function (facts §5), pointing at this stack.
+          SUPABASE_URL: apiUrl,
+          SUPABASE_ANON_KEY: keys.anonKey,
+          SUPABASE_SERVICE_ROLE_KEY: keys.serviceRoleKey,
+          SUPABASE_PUBLISHABLE_KEYS: JSON.stringify({ default: LOCAL_PUBLISHABLE_KEY }),
+          SUPABASE_SECRET_KEYS: JSON.stringify({ default: LOCAL_SECRET_KEY }),
+          SUPABASE_JWKS: JSON.stringify({ keys: [publicJwk(keys.signingKey)] }),
+          SUPABASE_DB_URL: databaseUrl(serverUrl, { role: 'postgres', password: 'postgres' }),
+          ...functionSecrets,
+        },
+      });
+      cleanups.push(() => pool.stop());
+      app.route('/functions/v1', createFunctionsGateway({ pool, keys, verifyJwt: await readVerifyJwt(ROOT) }));
+    }
+
+    return {
+      apiUrl,
+      dbUrl: databaseUrl(serverUrl, { role: 'postgres', password: 'postgres' }),
+      adminDbUrl: serverUrl,
+      keys: { ...keys, publishableKey: LOCAL_PUBLISHABLE_KEY, secretKey: LOCAL_SECRET_KEY },
+      functionSecrets,
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}

@@ -1,0 +1,680 @@
+import type { Server } from 'node:http';
+import { createHash } from 'node:crypto';
+import { serve } from '@hono/node-server';
+import type { SupabaseClient } from '@supabase/supabase-js';
+import { Hono } from 'hono';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAuthApp } from '../../dev/auth/app.ts';
+import type { AuthOptions } from '../../dev/auth/app.ts';
+import type { ConfirmationMail } from '../../dev/auth/mail.ts';
+import { localKeys, publicJwk, signEs256, signHs256 } from '../../dev/keys.ts';
+import { appClient } from '../helpers/clients.ts';
+import type { LocalKeys } from '../../dev/keys.ts';
+import { useTestDatabase } from '../helpers/database.ts';
+import { signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
+
+const db = useTestDatabase();
+const SITE = 'http://127.0.0.1:3000';
+const VERSION = { 'X-Supabase-Api-Version': '2024-01-01' };
+
+interface RunningAuth {
+  url: string;
+  mails: ConfirmationMail[];
+  close(): Promise<void>;
+}
+
+let keys: LocalKeys;
+let open: RunningAuth; // email confirmation off: the local default
+let confirming: RunningAuth; // email confirmation on
+let guarded: RunningAuth; // captcha required on signup
+
+// Serves the stand-in under /auth/v1 as the stack does. The app is built once the port is known,
+// because the port is part of the token issuer and of the confirmation links.
+async function startAuth(options: Pick<AuthOptions, 'autoconfirm' | 'captchaToken'>): Promise<RunningAuth> {
+  const mails: ConfirmationMail[] = [];
+  const deliver = (mail: ConfirmationMail) => {
+    if (mail.to.startsWith('bounce')) throw new Error('mailbox unavailable');
+    mails.push(mail);
+  };
+  let app: Hono | undefined;
+  let server: Server | undefined;
+  const port = await new Promise<number>((resolve) => {
+    server = serve({ fetch: (request) => app!.fetch(request), port: 0, hostname: '127.0.0.1' }, (info) => resolve(info.port)) as Server;
+  });
+  const url = `http://127.0.0.1:${port}`;
+  app = new Hono().route(
+    '/auth/v1',
+    createAuthApp({ pool: db().auth, keys, apiUrl: url, siteUrl: SITE, bcryptCost: 4, onEmail: (mail) => deliver(mail), ...options }),
+  );
+  return {
+    url,
+    mails,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server!.closeAllConnections();
+        server!.close((error) => (error ? reject(error) : resolve()));
+      }),
+  };
+}
+
+function client(auth: RunningAuth, key: string = keys.anonKey, fetchLog?: string[]): SupabaseClient {
+  return appClient(auth.url, key, {
+    global: fetchLog
+      ? {
+          fetch: (input, init) => {
+            fetchLog.push(new URL(input instanceof Request ? input.url : String(input)).pathname);
+            return fetch(input, init);
+          },
+        }
+      : {},
+  });
+}
+
+interface Answer {
+  status: number;
+  headers: Headers;
+  body: any;
+}
+
+/** A raw request, for what supabase-js does not expose: exact status, body and headers. */
+async function call(
+  auth: RunningAuth,
+  path: string,
+  init: { method?: string; body?: unknown; bearer?: string | null; headers?: Record<string, string> } = {},
+): Promise<Answer> {
+  const headers: Record<string, string> = { apikey: keys.anonKey, ...init.headers };
+  const bearer = init.bearer === undefined ? keys.anonKey : init.bearer;
+  if (bearer !== null) headers.Authorization = `Bearer ${bearer}`;
+  if (init.body !== undefined) headers['Content-Type'] = 'application/json';
+  const response = await fetch(`${auth.url}/auth/v1${path}`, {
+    method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
+    headers,
+    body: init.body === undefined ? undefined : JSON.stringify(init.body),
+    redirect: 'manual',
+  });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, body: text === '' ? null : JSON.parse(text) };
+}
+
+function fragmentOf(location: string | null): Record<string, string> {
+  return Object.fromEntries(new URLSearchParams((location ?? '').split('#')[1] ?? ''));
+}
+
+async function profileOf(userId: string) {
+  const { rows } = await db().query('select email, full_name, username, created_via from public.user_profiles where user_id = $1', [userId]);
+  return rows[0];
+}
+
+async function countUsers(email: string): Promise<number> {
+  return (await db().one<{ n: number }>('select count(*)::int as n from auth.users where email = $1', [email])).n;
+}
+
+async function withHostileTrigger(work: () => Promise<void>): Promise<void> {
+  await db().query(`create function public.hostile_signup() returns trigger language plpgsql security definer
+                    set search_path = '' as $$ begin raise exception 'hostile trigger says no'; end $$`);
+  await db().query(`create trigger users_zz_hostile after insert on auth.users
+                    for each row execute function public.hostile_signup()`);
+  try {
+    await work();
+  } finally {
+    await db().query('drop trigger users_zz_hostile on auth.users; drop function public.hostile_signup()');
+  }
+}
+
+beforeAll(async () => {
+  keys = await localKeys();
+  open = await startAuth({ autoconfirm: true });
+  confirming = await startAuth({ autoconfirm: false });
+  guarded = await startAuth({ autoconfirm: true, captchaToken: 'let-me-in' });
+});
+
+afterAll(async () => {
+  await Promise.all([open?.close(), confirming?.close(), guarded?.close()]);
+});
+
+describe('signup with email confirmation off', () => {
+  it('creates the user and a session, and the real trigger creates the profile', async () => {
+    const { data, error } = await client(open).auth.signUp({
+      email: 'Ada@Example.test',
+      password: 'correct horse',
+      options: { data: { full_name: 'Ada Lovelace', username: 'ada_l' } },
+    });
+    expect(error).toBeNull();
+    const user = data.user!;
+    expect(data.session).toMatchObject({ token_type: 'bearer', expires_in: 3600, user: { id: user.id } });
+    expect(user).toMatchObject({
+      aud: 'authenticated',
+      role: 'authenticated',
+      email: 'ada@example.test',
+      phone: '',
+      app_metadata: { provider: 'email', providers: ['email'] },
+      user_metadata: { full_name: 'Ada Lovelace', username: 'ada_l', email_verified: true },
+      is_anonymous: false,
+    });
+    expect(user.email_confirmed_at).toEqual(expect.any(String));
+    expect(user.last_sign_in_at).toEqual(expect.any(String));
+    expect(user.identities).toEqual([
+      {
+        identity_id: expect.any(String),
+        id: user.id,
+        user_id: user.id,
+        identity_data: { sub: user.id, email: 'ada@example.test', email_verified: false, phone_verified: false, full_name: 'Ada Lovelace', username: 'ada_l' },
+        provider: 'email',
+        last_sign_in_at: expect.any(String),
+        created_at: expect.any(String),
+        updated_at: expect.any(String),
+        email: 'ada@example.test',
+      },
+    ]);
+    expect(await profileOf(user.id)).toEqual({ email: 'ada@example.test', full_name: 'Ada Lovelace', username: 'ada_l', created_via: 'trigger' });
+    const { rows: audit } = await db().query('select source, outcome from private.audit_logs where user_id = $1', [user.id]);
+    expect(audit).toEqual([{ source: 'trigger', outcome: 'created' }]);
+  });
+
+  it('writes as supabase_auth_admin in GoTrue order, so the insert trigger sees role empty and nothing confirmed', async () => {
+    await db().query(`create table public.signup_seen (login text, role text, email_confirmed_at timestamptz, app_metadata jsonb)`);
+    await db().query(`create function public.record_signup_seen() returns trigger language plpgsql security definer
+                      set search_path = '' as $$
+                      begin insert into public.signup_seen values (session_user, new.role, new.email_confirmed_at, new.raw_app_meta_data);
+                      return null; end $$`);
+    await db().query(`create trigger users_zz_seen after insert on auth.users for each row execute function public.record_signup_seen()`);
+    try {
+      const { data, error } = await client(open).auth.signUp({ email: 'order@example.test', password: 'secret-123' });
+      expect(error).toBeNull();
+      expect((await db().query('select * from public.signup_seen')).rows).toEqual([
+        { login: 'supabase_auth_admin', role: '', email_confirmed_at: null, app_metadata: { provider: 'email', providers: ['email'] } },
+      ]);
+      const { rows } = await db().query('select role, email_confirmed_at is not null as confirmed from auth.users where id = $1', [data.user!.id]);
+      expect(rows).toEqual([{ role: 'authenticated', confirmed: true }]);
+    } finally {
+      await db().query('drop trigger users_zz_seen on auth.users; drop function public.record_signup_seen(); drop table public.signup_seen');
+    }
+  });
+
+  it('issues an ES256 access token with GoTrue claims that getUser accepts', async () => {
+    const { data } = await client(open).auth.signUp({ email: 'claims@example.test', password: 'secret-123' });
+    const token = data.session!.access_token;
+    expect(decodeProtectedHeader(token)).toEqual({ alg: 'ES256', typ: 'JWT', kid: keys.signingKey.kid });
+    const claims = decodeJwt(token);
+    expect(claims).toEqual({
+      iss: `${open.url}/auth/v1`,
+      sub: data.user!.id,
+      aud: 'authenticated',
+      exp: (claims.iat as number) + 3600,
+      iat: expect.any(Number),
+      email: 'claims@example.test',
+      phone: '',
+      app_metadata: { provider: 'email', providers: ['email'] },
+      user_metadata: { email_verified: true },
+      role: 'authenticated',
+      aal: 'aal1',
+      amr: [{ method: 'password', timestamp: claims.iat }],
+      session_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      is_anonymous: false,
+    });
+    expect(data.session!.expires_at).toBe(claims.exp);
+    const { data: fetched, error } = await client(open).auth.getUser(token);
+    expect(error).toBeNull();
+    expect(fetched.user).toEqual(data.user);
+  });
+
+  it('refuses a second signup of the same address with 422 user_already_exists and writes nothing', async () => {
+    await client(open).auth.signUp({ email: 'twice@example.test', password: 'secret-123' });
+    const { data, error } = await client(open).auth.signUp({ email: 'TWICE@example.test', password: 'other-secret' });
+    expect(data).toEqual({ user: null, session: null });
+    expect(error).toMatchObject({ name: 'AuthApiError', status: 422, code: 'user_already_exists', message: 'User already registered' });
+    expect(await countUsers('twice@example.test')).toBe(1);
+  });
+
+  it('rejects a password shorter than six characters with 422 weak_password and its reasons', async () => {
+    const { error } = await client(open).auth.signUp({ email: 'weak@example.test', password: '12345' });
+    expect(error).toMatchObject({
+      name: 'AuthWeakPasswordError',
+      status: 422,
+      code: 'weak_password',
+      message: 'Password should be at least 6 characters.',
+      reasons: ['length'],
+    });
+    expect(await countUsers('weak@example.test')).toBe(0);
+  });
+
+  it('rejects a malformed email with 400 validation_failed', async () => {
+    const { error } = await client(open).auth.signUp({ email: 'not-an-email', password: 'secret-123' });
+    expect(error).toMatchObject({
+      name: 'AuthApiError',
+      status: 400,
+      code: 'validation_failed',
+      message: 'Unable to validate email address: invalid format',
+    });
+  });
+
+  it('answers 500 "Database error saving new user" and writes nothing when a trigger on auth.users raises', async () => {
+    await withHostileTrigger(async () => {
+      const { error } = await client(open).auth.signUp({ email: 'doomed@example.test', password: 'secret-123' });
+      // supabase-js 2.108.2+ turns every 500 into a retryable fetch error without a code.
+      expect(error).toMatchObject({ name: 'AuthRetryableFetchError', status: 500 });
+
+      const current = await call(open, '/signup', { body: { email: 'doomed@example.test', password: 'secret-123' }, headers: VERSION });
+      expect(current.status).toBe(500);
+      expect(current.body).toEqual({ code: 'unexpected_failure', message: 'Database error saving new user' });
+      expect(current.headers.get('x-sb-error-code')).toBe('unexpected_failure');
+      expect(current.headers.get('x-supabase-api-version')).toBe('2024-01-01');
+
+      // Without the version header GoTrue shows a raised Postgres error itself.
+      const legacy = await call(open, '/signup', { body: { email: 'doomed@example.test', password: 'secret-123' } });
+      expect(legacy.status).toBe(500);
+      expect(legacy.body).toEqual({ code: 'P0001', message: 'hostile trigger says no' });
+
+      const admin = await call(open, '/admin/users', { bearer: keys.serviceRoleKey, body: { email: 'doomed@example.test' }, headers: VERSION });
+      expect(admin.status).toBe(500);
+      expect(admin.body).toEqual({ code: 'unexpected_failure', message: 'Database error creating new user' });
+    });
+    expect(await countUsers('doomed@example.test')).toBe(0);
+    const { rows } = await db().query(`select count(*)::int as n from auth.identities where email = 'doomed@example.test'`);
+    expect(rows).toEqual([{ n: 0 }]);
+  });
+});
+
+describe('signup with email confirmation on', () => {
+  it('creates an unconfirmed user, refuses sign-in until the mailed link is followed, then signs in', async () => {
+    const anon = client(confirming);
+    const { data, error } = await anon.auth.signUp({
+      email: 'grace@example.test',
+      password: 'secret-123',
+      options: { data: { full_name: 'Grace Hopper' } },
+    });
+    expect(error).toBeNull();
+    expect(data.session).toBeNull();
+    const user = data.user!;
+    expect(user.email_confirmed_at).toBeUndefined();
+    expect(user.confirmation_sent_at).toEqual(expect.any(String));
+    expect(user.identities).toHaveLength(1);
+    expect(await profileOf(user.id)).toMatchObject({ full_name: 'Grace Hopper', created_via: 'trigger' });
+
+    const mail = confirming.mails.at(-1)!;
+    expect(mail).toEqual({ to: 'grace@example.test', type: 'signup', link: expect.any(String), token: expect.stringMatching(/^\d{6}$/) });
+    const hash = createHash('sha224').update(`grace@example.test${mail.token}`).digest('hex');
+    expect(mail.link).toBe(`${confirming.url}/auth/v1/verify?token=${hash}&type=signup&redirect_to=${encodeURIComponent(SITE)}`);
+    expect((await db().query('select confirmation_token from auth.users where id = $1', [user.id])).rows).toEqual([{ confirmation_token: hash }]);
+
+    const early = await anon.auth.signInWithPassword({ email: 'grace@example.test', password: 'secret-123' });
+    expect(early.error).toMatchObject({ status: 400, code: 'email_not_confirmed', message: 'Email not confirmed' });
+
+    const verified = await fetch(mail.link, { redirect: 'manual' });
+    expect(verified.status).toBe(303);
+    const location = verified.headers.get('location')!;
+    expect(location.startsWith(`${SITE}#`)).toBe(true);
+    const fragment = fragmentOf(location);
+    expect(fragment).toEqual({
+      access_token: expect.any(String),
+      expires_at: expect.stringMatching(/^\d+$/),
+      expires_in: '3600',
+      refresh_token: expect.any(String),
+      sb: '',
+      token_type: 'bearer',
+      type: 'signup',
+    });
+    expect(decodeJwt(fragment.access_token!)).toMatchObject({ sub: user.id, amr: [{ method: 'otp' }] });
+    const { rows } = await db().query(
+      `select u.email_confirmed_at is not null as confirmed, u.confirmation_token, u.raw_user_meta_data, i.identity_data
+         from auth.users u join auth.identities i on i.user_id = u.id where u.id = $1`,
+      [user.id],
+    );
+    expect(rows).toEqual([
+      {
+        confirmed: true,
+        confirmation_token: '',
+        raw_user_meta_data: { full_name: 'Grace Hopper', email_verified: true },
+        identity_data: { sub: user.id, email: 'grace@example.test', email_verified: true, phone_verified: false, full_name: 'Grace Hopper' },
+      },
+    ]);
+
+    const signedIn = await anon.auth.signInWithPassword({ email: 'grace@example.test', password: 'secret-123' });
+    expect(signedIn.error).toBeNull();
+    expect(signedIn.data.user).toMatchObject({ id: user.id, email_confirmed_at: expect.any(String) });
+
+    const reused = await fetch(mail.link, { redirect: 'manual' });
+    expect(reused.status).toBe(303);
+    expect(reused.headers.get('location')).toBe(
+      `${SITE}#error=access_denied&error_code=otp_expired&error_description=Email+link+is+invalid+or+has+expired&sb=`,
+    );
+  });
+
+  it('lands on an allowed redirect_to after confirming, and on the site for a foreign one', async () => {
+    await client(confirming).auth.signUp({
+      email: 'landing@example.test',
+      password: 'secret-123',
+      options: { emailRedirectTo: `${SITE}/welcome` },
+    });
+    const mail = confirming.mails.at(-1)!;
+    expect(new URL(mail.link).searchParams.get('redirect_to')).toBe(`${SITE}/welcome`);
+    const landed = await fetch(mail.link, { redirect: 'manual' });
+    expect(landed.headers.get('location')!.startsWith(`${SITE}/welcome#access_token=`)).toBe(true);
+
+    const foreign = await fetch(`${confirming.url}/auth/v1/verify?token=nope&type=signup&redirect_to=${encodeURIComponent('https://evil.example')}`, {
+      redirect: 'manual',
+    });
+    expect(foreign.headers.get('location')).toBe(
+      `${SITE}#error=access_denied&error_code=otp_expired&error_description=Email+link+is+invalid+or+has+expired&sb=`,
+    );
+  });
+
+  it('confirms through verifyOtp with the mailed code', async () => {
+    const anon = client(confirming);
+    await anon.auth.signUp({ email: 'otp@example.test', password: 'secret-123' });
+    const mail = confirming.mails.at(-1)!;
+    const wrong = await anon.auth.verifyOtp({ email: 'otp@example.test', token: '000000' === mail.token ? '111111' : '000000', type: 'signup' });
+    expect(wrong.error).toMatchObject({ status: 403, code: 'otp_expired', message: 'Token has expired or is invalid' });
+    const { data, error } = await anon.auth.verifyOtp({ email: 'otp@example.test', token: mail.token, type: 'signup' });
+    expect(error).toBeNull();
+    expect(data.user).toMatchObject({ email: 'otp@example.test', email_confirmed_at: expect.any(String) });
+  });
+
+  it('answers a signup of an already confirmed address with a look-alike user and writes nothing', async () => {
+    const existing = await signUpAsSupabaseAuth(db(), { email: 'taken@example.test', emailConfirmed: true });
+    const mailsBefore = confirming.mails.length;
+    const { data, error } = await client(confirming).auth.signUp({
+      email: 'taken@example.test',
+      password: 'secret-123',
+      options: { data: { full_name: 'Impostor' } },
+    });
+    expect(error).toBeNull();
+    expect(data.session).toBeNull();
+    expect(data.user!.id).not.toBe(existing);
+    expect(data.user).toMatchObject({
+      aud: 'authenticated',
+      role: '',
+      email: 'taken@example.test',
+      phone: '',
+      app_metadata: { provider: 'email', providers: ['email'] },
+      user_metadata: { full_name: 'Impostor' },
+      identities: [],
+      confirmation_sent_at: expect.any(String),
+    });
+    expect(data.user!.email_confirmed_at).toBeUndefined();
+    expect(await countUsers('taken@example.test')).toBe(1);
+    expect(await profileOf(data.user!.id)).toBeUndefined();
+    expect(confirming.mails.length).toBe(mailsBefore);
+  });
+
+  it('sends a fresh confirmation when an unconfirmed address signs up again, and only the new link works', async () => {
+    const first = await client(confirming).auth.signUp({ email: 'again@example.test', password: 'secret-123' });
+    const firstMail = confirming.mails.at(-1)!;
+    const second = await client(confirming).auth.signUp({ email: 'again@example.test', password: 'secret-123' });
+    const secondMail = confirming.mails.at(-1)!;
+    expect(second.error).toBeNull();
+    expect(second.data.user).toMatchObject({ id: first.data.user!.id, identities: [{ provider: 'email' }] });
+    expect(secondMail.link).not.toBe(firstMail.link);
+    expect(await countUsers('again@example.test')).toBe(1);
+    expect(fragmentOf((await fetch(firstMail.link, { redirect: 'manual' })).headers.get('location')).error_code).toBe('otp_expired');
+    expect(fragmentOf((await fetch(secondMail.link, { redirect: 'manual' })).headers.get('location')).type).toBe('signup');
+  });
+  it('rolls the signup back when the confirmation mail cannot be sent', async () => {
+    const answer = await call(confirming, '/signup', { body: { email: 'bounce@example.test', password: 'secret-123' } });
+    expect(answer.status).toBe(500);
+    expect(answer.body).toEqual({
+      code: 500,
+      error_code: 'unexpected_failure',
+      msg: 'Error sending confirmation email',
+      error_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+    });
+    expect(await countUsers('bounce@example.test')).toBe(0);
+  });
+});
+
+describe('password sign-in', () => {
+  it('rejects a wrong password and an unknown email alike with 400 invalid_credentials', async () => {
+    await client(open).auth.signUp({ email: 'lin@example.test', password: 'right-password' });
+    const wrong = await client(open).auth.signInWithPassword({ email: 'lin@example.test', password: 'wrong-password' });
+    const unknown = await client(open).auth.signInWithPassword({ email: 'nobody@example.test', password: 'right-password' });
+    for (const { data, error } of [wrong, unknown]) {
+      expect(data).toEqual({ user: null, session: null });
+      expect(error).toMatchObject({ name: 'AuthApiError', status: 400, code: 'invalid_credentials', message: 'Invalid login credentials' });
+    }
+    const right = await client(open).auth.signInWithPassword({ email: 'LIN@example.test', password: 'right-password' });
+    expect(right.error).toBeNull();
+    expect(right.data.session!.user.email).toBe('lin@example.test');
+  });
+
+  it('answers an unknown grant type as GoTrue does', async () => {
+    const answer = await call(open, '/token?grant_type=magic', { body: {}, headers: VERSION });
+    expect(answer.status).toBe(400);
+    expect(answer.body).toEqual({ code: 'invalid_credentials', message: 'unsupported_grant_type' });
+  });
+});
+
+describe('GET /user, the JWKS and getClaims', () => {
+  it('serves the public signing key with a ten-minute cache', async () => {
+    const answer = await call(open, '/.well-known/jwks.json', { bearer: null });
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get('cache-control')).toBe('public, max-age=600');
+    expect(answer.body).toEqual({ keys: [publicJwk(keys.signingKey)] });
+    expect(answer.body.keys[0]).not.toHaveProperty('d');
+  });
+
+  it('verifies an ES256 access token locally through the JWKS and rejects a tampered one', async () => {
+    const { data } = await client(open).auth.signUp({ email: 'jwks@example.test', password: 'secret-123' });
+    const token = data.session!.access_token;
+    const log: string[] = [];
+    const verifier = client(open, keys.anonKey, log);
+    const verified = await verifier.auth.getClaims(token);
+    expect(verified.error).toBeNull();
+    expect(verified.data!.claims).toMatchObject({ sub: data.user!.id, role: 'authenticated' });
+    expect(log).toEqual(['/auth/v1/.well-known/jwks.json']);
+
+    const [header, payload, signature] = token.split('.');
+    const forged = Buffer.from(JSON.stringify({ ...decodeJwt(token), role: 'service_role' })).toString('base64url');
+    const tampered = `${header}.${forged}.${signature}`;
+    expect(payload).not.toBe(forged);
+    const rejected = await verifier.auth.getClaims(tampered);
+    expect(rejected.data).toBeNull();
+    expect(rejected.error).toMatchObject({ name: 'AuthInvalidJwtError', message: 'Invalid JWT signature' });
+    const asked = await call(open, '/user', { bearer: tampered, headers: VERSION });
+    expect(asked.status).toBe(403);
+    expect(asked.body).toEqual({
+      code: 'bad_jwt',
+      message: 'invalid JWT: unable to parse or verify signature, token signature is invalid: signature is invalid',
+    });
+  });
+
+  it('sends a legacy HS256 user token through GET /user instead of the JWKS', async () => {
+    const id = await signUpAsSupabaseAuth(db(), { email: 'legacy@example.test' });
+    const now = Math.floor(Date.now() / 1000);
+    const token = await signHs256({ sub: id, aud: 'authenticated', role: 'authenticated', email: 'legacy@example.test', iat: now, exp: now + 600 }, keys.jwtSecret);
+    const log: string[] = [];
+    const verified = await client(open, keys.anonKey, log).auth.getClaims(token);
+    expect(verified.error).toBeNull();
+    expect(verified.data!.claims).toMatchObject({ sub: id, role: 'authenticated' });
+    expect(log).toEqual(['/auth/v1/user']);
+
+    const stranger = await signHs256({ sub: '00000000-0000-4000-8000-000000000001', aud: 'authenticated', role: 'authenticated', exp: now + 600 }, keys.jwtSecret);
+    const refused = await client(open).auth.getClaims(stranger);
+    expect(refused.error).toMatchObject({ name: 'AuthApiError', status: 403, code: 'user_not_found' });
+  });
+
+  it('answers GET /user by GoTrue rules for missing, keyless, expired, unsigned and orphaned tokens', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const { data } = await client(open).auth.signUp({ email: 'gone@example.test', password: 'secret-123' });
+    await client(open, keys.serviceRoleKey).auth.admin.deleteUser(data.user!.id);
+    const expired = await signEs256({ sub: data.user!.id, aud: 'authenticated', role: 'authenticated', iat: now - 7200, exp: now - 3600 }, keys.signingKey);
+    const unsigned = `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from(JSON.stringify({ sub: data.user!.id, role: 'authenticated', exp: now + 60 })).toString('base64url')}.`;
+    const cases: Array<[string | null, number, string, string]> = [
+      [null, 401, 'no_authorization', 'This endpoint requires a valid Bearer token'],
+      [keys.serviceRoleKey, 403, 'bad_jwt', 'invalid claim: missing sub claim'],
+      [expired, 403, 'bad_jwt', 'invalid JWT: unable to parse or verify signature, token has invalid claims: token is expired'],
+      [unsigned, 403, 'bad_jwt', 'invalid JWT: unable to parse or verify signature, unsupported JWT algorithm or key: none'],
+      [data.session!.access_token, 403, 'user_not_found', 'User from sub claim in JWT does not exist'],
+    ];
+    for (const [bearer, status, code, message] of cases) {
+      const answer = await call(open, '/user', { bearer, headers: VERSION });
+      expect({ status: answer.status, body: answer.body }).toEqual({ status, body: { code, message } });
+    }
+  });
+});
+
+describe('the admin user API', () => {
+  it('creates a user, refuses a duplicate email with 422 email_exists, and reads it back by id', async () => {
+    const admin = client(open, keys.serviceRoleKey).auth.admin;
+    const { data, error } = await admin.createUser({
+      email: 'Alan@Example.test',
+      password: 'enigma-1912',
+      email_confirm: true,
+      user_metadata: { full_name: 'Alan Turing', username: 'alan_t' },
+      app_metadata: { plan: 'pro' },
+    });
+    expect(error).toBeNull();
+    const user = data.user!;
+    expect(user).toMatchObject({
+      email: 'alan@example.test',
+      role: 'authenticated',
+      app_metadata: { provider: 'email', providers: ['email'], plan: 'pro' },
+      user_metadata: { full_name: 'Alan Turing', username: 'alan_t', email_verified: true },
+      identities: [{ provider: 'email', identity_data: { sub: user.id, email: 'alan@example.test', email_verified: false, phone_verified: false } }],
+    });
+    expect(user.email_confirmed_at).toEqual(expect.any(String));
+    expect(user.last_sign_in_at).toBeUndefined();
+    expect(await profileOf(user.id)).toEqual({ email: 'alan@example.test', full_name: 'Alan Turing', username: 'alan_t', created_via: 'trigger' });
+
+    const duplicate = await admin.createUser({ email: 'alan@example.test', password: 'another-one' });
+    expect(duplicate).toMatchObject({
+      data: { user: null },
+      error: { name: 'AuthApiError', status: 422, code: 'email_exists', message: 'A user with this email address has already been registered' },
+    });
+
+    const fetched = await admin.getUserById(user.id);
+    expect(fetched.error).toBeNull();
+    expect(fetched.data.user).toEqual(user);
+    const missing = await admin.getUserById('00000000-0000-4000-8000-0000000000ff');
+    expect(missing.error).toMatchObject({ status: 404, code: 'user_not_found', message: 'User not found' });
+
+    const signedIn = await client(open).auth.signInWithPassword({ email: 'alan@example.test', password: 'enigma-1912' });
+    expect(signedIn.error).toBeNull();
+  });
+
+  it('pages listUsers newest first with X-Total-Count and Link headers', async () => {
+    // Every user of this file's database goes, so the totals below are exact.
+    await db().query('delete from auth.users');
+    const admin = client(open, keys.serviceRoleKey).auth.admin;
+    const created: string[] = [];
+    for (let n = 1; n <= 7; n++) {
+      const { data } = await admin.createUser({ email: `page-${n}@example.test`, email_confirm: true });
+      created.push(data.user!.email!);
+    }
+    const newestFirst = [...created].reverse();
+
+    const raw = await call(open, '/admin/users?page=1&per_page=3', { bearer: keys.serviceRoleKey });
+    expect(raw.status).toBe(200);
+    expect(raw.headers.get('x-total-count')).toBe('7');
+    expect(raw.headers.get('link')).toBe('</admin/users?page=2&per_page=3>; rel="next", </admin/users?page=3&per_page=3>; rel="last"');
+    expect(raw.body.aud).toBe('authenticated');
+    expect(raw.body.users.map((u: { email: string }) => u.email)).toEqual(newestFirst.slice(0, 3));
+
+    const first = await admin.listUsers({ page: 1, perPage: 3 });
+    expect(first.error).toBeNull();
+    expect(first.data).toMatchObject({ aud: 'authenticated', total: 7, nextPage: 2, lastPage: 3 });
+    const last = await admin.listUsers({ page: 3, perPage: 3 });
+    expect(last.data).toMatchObject({ total: 7, nextPage: null, lastPage: 3 });
+    expect(last.data.users.map((u) => u.email)).toEqual(newestFirst.slice(6));
+    const all = await admin.listUsers();
+    expect(all.data.users.map((u) => u.email)).toEqual(newestFirst);
+  });
+
+  it('deletes a user with deleteUser, and the profile goes with it', async () => {
+    const admin = client(open, keys.serviceRoleKey).auth.admin;
+    const { data } = await admin.createUser({ email: 'brief@example.test', password: 'secret-123', user_metadata: { full_name: 'Brief' } });
+    const id = data.user!.id;
+    expect(await profileOf(id)).toMatchObject({ full_name: 'Brief' });
+    const raw = await call(open, `/admin/users/${id}`, { method: 'DELETE', bearer: keys.serviceRoleKey, body: { should_soft_delete: false } });
+    expect({ status: raw.status, body: raw.body }).toEqual({ status: 200, body: {} });
+    expect(await countUsers('brief@example.test')).toBe(0);
+    expect(await profileOf(id)).toBeUndefined();
+    expect((await admin.getUserById(id)).error).toMatchObject({ status: 404, code: 'user_not_found' });
+    const again = await admin.deleteUser(id);
+    expect(again.error).toMatchObject({ status: 404, code: 'user_not_found' });
+  });
+
+  it('soft-deletes a user: the row and its profile stay, the email is obfuscated and sign-in stops', async () => {
+    const admin = client(open, keys.serviceRoleKey).auth.admin;
+    const { data } = await admin.createUser({ email: 'soft@example.test', password: 'secret-123', email_confirm: true });
+    const id = data.user!.id;
+    expect((await admin.deleteUser(id, true)).error).toBeNull();
+    const { rows } = await db().query('select email, encrypted_password, deleted_at is not null as deleted from auth.users where id = $1', [id]);
+    expect(rows).toEqual([{ email: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/), encrypted_password: null, deleted: true }]);
+    expect(await profileOf(id)).toMatchObject({ email: 'soft@example.test' });
+    const signIn = await client(open).auth.signInWithPassword({ email: 'soft@example.test', password: 'secret-123' });
+    expect(signIn.error).toMatchObject({ status: 400, code: 'invalid_credentials' });
+    const after = (await admin.getUserById(id)).data.user!;
+    expect(after.deleted_at).toEqual(expect.any(String));
+    expect(after.identities).toHaveLength(1);
+    expect(after.identities![0]!.id).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(after.identities![0]).not.toHaveProperty('identity_data');
+    expect(after.identities![0]).not.toHaveProperty('email');
+  });
+
+  it('refuses a non-admin JWT with 403 not_admin, no bearer with 401, and a bad signature with 403 bad_jwt, never reading apikey', async () => {
+    const anonAttempt = await client(open).auth.admin.listUsers();
+    expect(anonAttempt.error).toMatchObject({ status: 403, code: 'not_admin', message: 'User not allowed' });
+
+    const { data } = await client(open).auth.signUp({ email: 'notadmin@example.test', password: 'secret-123' });
+    const asUser = await call(open, '/admin/users', { bearer: data.session!.access_token, headers: VERSION });
+    expect({ status: asUser.status, body: asUser.body }).toEqual({ status: 403, body: { code: 'not_admin', message: 'User not allowed' } });
+
+    const noBearer = await call(open, '/admin/users', { bearer: null, headers: { ...VERSION, apikey: keys.serviceRoleKey } });
+    expect({ status: noBearer.status, body: noBearer.body }).toEqual({
+      status: 401,
+      body: { code: 'no_authorization', message: 'This endpoint requires a valid Bearer token' },
+    });
+
+    const forged = await signHs256({ role: 'service_role', exp: Math.floor(Date.now() / 1000) + 600 }, 'not-the-local-jwt-secret-but-long-enough');
+    const badSignature = await call(open, '/admin/users', { bearer: forged, headers: { ...VERSION, apikey: keys.serviceRoleKey } });
+    expect(badSignature.status).toBe(403);
+    expect(badSignature.body.code).toBe('bad_jwt');
+  });
+});
+
+describe('error bodies and captcha', () => {
+  it('uses {code, message} and echoes the version header for 2024-01-01 clients, and the legacy shape without it', async () => {
+    const body = { email: 'nobody-here@example.test', password: 'whatever-123' };
+    const current = await call(open, '/token?grant_type=password', { body, headers: VERSION });
+    expect(current.status).toBe(400);
+    expect(current.body).toEqual({ code: 'invalid_credentials', message: 'Invalid login credentials' });
+    expect(current.headers.get('x-supabase-api-version')).toBe('2024-01-01');
+    expect(current.headers.get('x-sb-error-code')).toBe('invalid_credentials');
+
+    const legacy = await call(open, '/token?grant_type=password', { body });
+    expect(legacy.status).toBe(400);
+    expect(legacy.body).toEqual({ code: 400, error_code: 'invalid_credentials', msg: 'Invalid login credentials' });
+    expect(legacy.headers.get('x-supabase-api-version')).toBeNull();
+    expect(legacy.headers.get('x-sb-error-code')).toBe('invalid_credentials');
+
+    const weak = { email: 'short@example.test', password: 'abc' };
+    const weakCurrent = await call(open, '/signup', { body: weak, headers: VERSION });
+    expect({ status: weakCurrent.status, body: weakCurrent.body }).toEqual({
+      status: 422,
+      body: { code: 'weak_password', message: 'Password should be at least 6 characters.', weak_password: { reasons: ['length'] } },
+    });
+    const weakLegacy = await call(open, '/signup', { body: weak });
+    expect({ status: weakLegacy.status, body: weakLegacy.body }).toEqual({
+      status: 422,
+      body: { code: 422, error_code: 'weak_password', msg: 'Password should be at least 6 characters.', weak_password: { reasons: ['length'] } },
+    });
+
+    const badJson = await call(open, '/signup', { body: { email: 42, password: 'secret-123' }, headers: VERSION });
+    expect({ status: badJson.status, body: badJson.body }).toEqual({
+      status: 400,
+      body: { code: 'bad_json', message: 'Could not parse request body as JSON: json: cannot unmarshal number into Go struct field SignupParams.email of type string' },
+    });
+  });
+
+  it('requires the configured captcha token on signup', async () => {
+    const missing = await client(guarded).auth.signUp({ email: 'robot@example.test', password: 'secret-123' });
+    expect(missing.error).toMatchObject({ status: 400, code: 'captcha_failed', message: 'captcha protection: request disallowed (no captcha_token found)' });
+    const wrong = await client(guarded).auth.signUp({ email: 'robot@example.test', password: 'secret-123', options: { captchaToken: 'guess' } });
+    expect(wrong.error).toMatchObject({ status: 400, code: 'captcha_failed', message: 'captcha protection: request disallowed (invalid-input-response)' });
+    expect(await countUsers('robot@example.test')).toBe(0);
+    const right = await client(guarded).auth.signUp({ email: 'robot@example.test', password: 'secret-123', options: { captchaToken: 'let-me-in' } });
+    expect(right.error).toBeNull();
+    expect(await countUsers('robot@example.test')).toBe(1);
+  });
+});
