@@ -42,6 +42,8 @@ export interface StackOptions {
   /** Start the function workers (the e2e suites do; stand-in tests may not need them). */
   functions?: boolean;
   bcryptCost?: number;
+  /** Make Auth's /signup require this CAPTCHA token, as a project with CAPTCHA protection does. */
+  captchaToken?: string;
   log?: (line: string) => void;
   onEmail?: (mail: { to: string; type: 'signup'; link: string; token: string }) => void;
 }
@@ -145,6 +147,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       autoconfirm: options.autoconfirm ?? true,
       siteUrl: 'http://127.0.0.1:3000',
       ...(options.bcryptCost ? { bcryptCost: options.bcryptCost } : {}),
+      ...(options.captchaToken ? { captchaToken: options.captchaToken } : {}),
       onEmail: options.onEmail ?? ((mail) => log(`[auth] confirmation email to ${mail.to}: ${mail.link}`)),
     }));
     app.route('/rest/v1', createRestApp({ pool: restPool, keys }));

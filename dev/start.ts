@@ -64,7 +64,7 @@ Started the local stack.
 
          API URL: ${stack.apiUrl}
    Functions URL: ${stack.apiUrl}/functions/v1
-          DB URL: ${stack.dbUrl}
+          DB URL: ${stack.dbUrl.replace(/^postgres:/, "postgresql:")}
         anon key: ${stack.keys.anonKey}
 service_role key: ${stack.keys.serviceRoleKey}
  publishable key: ${stack.keys.publishableKey}

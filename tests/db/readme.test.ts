@@ -9,7 +9,8 @@ const README = path.resolve(import.meta.dirname, '../../README.md');
 describe('the README Quick start', () => {
   it('runs as written for the postgres role and gives the results its comments promise', async () => {
     const readme = await readFile(README, 'utf8');
-    const quickStart = readme.slice(readme.indexOf('## Quick start'), readme.indexOf('## The SQL contract'));
+    const start = readme.indexOf('## Quick start');
+    const quickStart = readme.slice(start, readme.indexOf('\n## ', start + 1));
     const block = /```sql\n([\s\S]*?)```/.exec(quickStart)?.[1];
     expect(block).toBeDefined();
     const statements = block!

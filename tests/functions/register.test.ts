@@ -1,0 +1,357 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import type { Config } from '../../shared/config.ts';
+import { createRegisterHandler, type RegisterDeps } from '../../shared/register-handler.ts';
+import { createSupabaseClient } from '../../shared/supabase-client.ts';
+import { useTestDatabase } from '../helpers/database.ts';
+import { useLocalApi } from '../helpers/local-api.ts';
+
+const db = useTestDatabase();
+const api = useLocalApi(db);
+
+const PASSWORD = 'correct-horse-battery';
+
+/** A registration as the gateway delivers it; each call from its own client address by default. */
+function request(body: unknown, headers: Record<string, string> = {}): Request {
+  return new Request('http://functions.local/register', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-forwarded-for': `client-${randomUUID()}`, ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}
+
+async function call(handler: (r: Request) => Promise<Response>, req: Request) {
+  const response = await handler(req);
+  return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, any> };
+}
+
+const email = () => `user-${randomUUID()}@example.test`;
+const usersWith = async (address: string) =>
+  (await db().one<{ n: number }>('select count(*)::int as n from auth.users where email = $1', [address])).n;
+
+function registerWith(overrides: Record<string, string> = {}, deps: Partial<RegisterDeps> = {}) {
+  return createRegisterHandler({ config: api().config(overrides), ...deps });
+}
+
+/** A service client whose calls to Auth misbehave as `fault` decides (n counts Auth calls). */
+function faultyClient(config: Config, fault: (n: number) => Response | Error | null) {
+  let n = 0;
+  const calls: string[] = [];
+  const client = createSupabaseClient(config.supabaseUrl, config.serviceRoleKey, {
+    fetch: async (input, init) => {
+      const url = input instanceof Request ? input.url : String(input);
+      if (url.includes('/auth/v1/')) {
+        calls.push(new URL(url).pathname);
+        const injected = fault(++n);
+        if (injected instanceof Error) throw injected;
+        if (injected) return injected;
+      }
+      return fetch(input, init);
+    },
+  });
+  return { client, calls };
+}
+
+describe('register in admin mode', () => {
+  it('creates the user through the Auth admin API and answers 201 with the profile', async () => {
+    const address = email();
+    const username = `ada_${randomUUID().slice(0, 8)}`;
+    const { status, body } = await call(
+      registerWith({ REGISTER_MODE: 'admin' }),
+      request({ email: address.toUpperCase(), password: PASSWORD, full_name: 'Ada Lovelace', username, metadata: { plan: 'pro' } }),
+    );
+    expect(status).toBe(201);
+    expect(body.user).toEqual({ id: expect.any(String), email: address });
+    // The trigger made the profile inside Auth's transaction, so register finds it.
+    expect(body.profile_status).toBe('existed');
+    expect(body.email_confirmation_required).toBe(true);
+    expect(body.profile).toMatchObject({
+      user_id: body.user.id,
+      email: address,
+      full_name: 'Ada Lovelace',
+      username,
+      metadata: { plan: 'pro' },
+      created_via: 'trigger',
+    });
+    expect(await usersWith(address)).toBe(1);
+  });
+
+  it('confirms the email when REGISTER_ADMIN_EMAIL_CONFIRM is on', async () => {
+    const { status, body } = await call(
+      registerWith({ REGISTER_MODE: 'admin', REGISTER_ADMIN_EMAIL_CONFIRM: 'true' }),
+      request({ email: email(), password: PASSWORD }),
+    );
+    expect(status).toBe(201);
+    expect(body.email_confirmation_required).toBe(false);
+    expect(await db().one('select email_confirmed_at is not null as confirmed from auth.users where id = $1', [body.user.id])).toEqual({
+      confirmed: true,
+    });
+  });
+
+  it('creates the profile itself, as created, when the trigger is switched off', async () => {
+    await db().query('update private.settings set trigger_enabled = false');
+    try {
+      const { status, body } = await call(
+        registerWith({ REGISTER_MODE: 'admin' }),
+        request({ email: email(), password: PASSWORD, full_name: 'Grace' }),
+      );
+      expect(status).toBe(201);
+      expect(body.profile_status).toBe('created');
+      expect(body.profile).toMatchObject({ full_name: 'Grace', created_via: 'register' });
+    } finally {
+      await db().query('update private.settings set trigger_enabled = true');
+    }
+  });
+
+  it('answers 409 email_taken for an email that is already registered, creating nothing', async () => {
+    const handler = registerWith({ REGISTER_MODE: 'admin' });
+    const address = email();
+    expect((await call(handler, request({ email: address, password: PASSWORD }))).status).toBe(201);
+    expect(await call(handler, request({ email: address, password: 'another-password' }))).toMatchObject({
+      status: 409,
+      body: {
+        error: { code: 'email_taken', message: 'An account with this email already exists', fields: { email: 'is already registered' } },
+      },
+    });
+    expect(await usersWith(address)).toBe(1);
+  });
+});
+
+describe('register in signup mode', () => {
+  it('goes through Auth signup, needs no confirmation when Auth autoconfirms, and answers 409 the second time', async () => {
+    const address = email();
+    const handler = registerWith({ REGISTER_MODE: 'signup' });
+    const { status, body } = await call(handler, request({ email: address, password: PASSWORD }));
+    expect(status).toBe(201);
+    expect(body.email_confirmation_required).toBe(false);
+    expect(await call(handler, request({ email: address, password: PASSWORD }))).toMatchObject({
+      status: 409,
+      body: { error: { code: 'email_taken' } },
+    });
+    expect(await usersWith(address)).toBe(1);
+  });
+});
+
+describe('register in signup mode with email confirmation on', () => {
+  const confirming = useLocalApi(db, { autoconfirm: false, captchaToken: 'captcha-ok' });
+  const handler = () =>
+    createRegisterHandler({
+      config: confirming().config({ REGISTER_MODE: 'signup', REGISTER_EMAIL_REDIRECT_TO: 'http://127.0.0.1:3000/welcome' }),
+    });
+
+  it('lets Auth send the confirmation, says confirmation is required, and passes the CAPTCHA token through', async () => {
+    const address = email();
+    const { status, body } = await call(handler(), request({ email: address, password: PASSWORD, captcha_token: 'captcha-ok' }));
+    expect(status).toBe(201);
+    expect(body.email_confirmation_required).toBe(true);
+    expect(confirming().emails.map((m) => m.to)).toContain(address);
+  });
+
+  it('answers 400 captcha_failed naming captcha_token when Auth refuses the CAPTCHA', async () => {
+    expect(await call(handler(), request({ email: email(), password: PASSWORD, captcha_token: 'wrong' }))).toMatchObject({
+      status: 400,
+      body: { error: { code: 'captcha_failed', fields: { captcha_token: 'was not accepted' } } },
+    });
+  });
+
+  it('sees through the look-alike user Auth returns for a confirmed email and answers 409', async () => {
+    const address = email();
+    expect((await call(handler(), request({ email: address, password: PASSWORD, captcha_token: 'captcha-ok' }))).status).toBe(201);
+    await db().query('update auth.users set email_confirmed_at = now() where email = $1', [address]);
+    expect(await call(handler(), request({ email: address, password: 'someone-else', captcha_token: 'captcha-ok' }))).toMatchObject({
+      status: 409,
+      body: { error: { code: 'email_taken' } },
+    });
+    expect(await usersWith(address)).toBe(1);
+  });
+});
+
+describe('register input', () => {
+  it.each([
+    ['a malformed email', { email: 'nope', password: PASSWORD }, { email: 'must be a valid email address' }],
+    ['a missing password', { email: 'a@example.test' }, { password: 'is required' }],
+    ['a non-string name', { email: 'a@example.test', password: PASSWORD, full_name: 7 }, { full_name: 'must be a string' }],
+    ['an unknown field', { email: 'a@example.test', password: PASSWORD, role: 'admin' }, { role: 'is not a known field' }],
+    ['an array body', [], { body: 'must be a JSON object' }],
+  ])('rejects %s with 400 validation_failed naming the field, creating nothing', async (_label, body, fields) => {
+    const before = (await db().one<{ n: number }>('select count(*)::int as n from auth.users')).n;
+    const answer = await call(registerWith(), request(body));
+    expect(answer.status).toBe(400);
+    expect(answer.body).toEqual({ error: { code: 'validation_failed', message: 'The request body is invalid', fields } });
+    expect((await db().one<{ n: number }>('select count(*)::int as n from auth.users')).n).toBe(before);
+  });
+
+  it('rejects a short password with 422 weak_password', async () => {
+    const answer = await call(registerWith(), request({ email: email(), password: '12345' }));
+    expect(answer.status).toBe(422);
+    expect(answer.body).toEqual({
+      error: { code: 'weak_password', message: 'The password is too weak', fields: { password: 'must be at least 6 characters' } },
+    });
+  });
+
+  it('rejects malformed JSON with 400 and a body over MAX_BODY_BYTES with 413', async () => {
+    expect((await call(registerWith(), request('{"email":'))).body.error.code).toBe('invalid_json');
+    const big = { email: email(), password: PASSWORD, metadata: { blob: 'x'.repeat(2000) } };
+    const answer = await call(registerWith({ MAX_BODY_BYTES: '1024' }), request(big));
+    expect(answer.status).toBe(413);
+    expect(answer.body.error.code).toBe('payload_too_large');
+  });
+
+  it('answers 409 username_taken, case-insensitively, before creating any auth user', async () => {
+    const name = `taken_${randomUUID().slice(0, 8)}`;
+    const handler = registerWith({ REGISTER_MODE: 'admin' });
+    expect((await call(handler, request({ email: email(), password: PASSWORD, username: name }))).status).toBe(201);
+    const second = email();
+    expect(await call(handler, request({ email: second, password: PASSWORD, username: name.toUpperCase() }))).toMatchObject({
+      status: 409,
+      body: { error: { code: 'username_taken', fields: { username: 'is already taken' } } },
+    });
+    expect(await usersWith(second)).toBe(0);
+  });
+});
+
+describe('register with an Idempotency-Key', () => {
+  it('replays the first answer to a retry and creates one user', async () => {
+    const handler = registerWith({ REGISTER_MODE: 'admin' });
+    const body = { email: email(), password: PASSWORD };
+    const key = randomUUID();
+    const first = await call(handler, request(body, { 'idempotency-key': key }));
+    const retried = await call(handler, request(body, { 'idempotency-key': key }));
+    expect(first.status).toBe(201);
+    expect(retried.status).toBe(201);
+    expect(retried.body).toEqual(first.body);
+    expect(first.headers.get('idempotency-replayed')).toBeNull();
+    expect(retried.headers.get('idempotency-replayed')).toBe('true');
+    expect(await usersWith(body.email)).toBe(1);
+  });
+
+  it('gives one user to ten concurrent deliveries of the same registration', async () => {
+    const handler = registerWith({ REGISTER_MODE: 'admin' });
+    const body = { email: email(), password: PASSWORD };
+    const key = randomUUID();
+    const answers = await Promise.all(Array.from({ length: 10 }, () => call(handler, request(body, { 'idempotency-key': key }))));
+    expect(answers.filter((a) => a.status === 201).length).toBeGreaterThanOrEqual(1);
+    for (const answer of answers) {
+      if (answer.status !== 201) expect(answer).toMatchObject({ status: 409, body: { error: { code: 'idempotency_in_progress' } } });
+    }
+    expect(new Set(answers.filter((a) => a.status === 201).map((a) => a.body.user.id)).size).toBe(1);
+    expect(await usersWith(body.email)).toBe(1);
+  });
+
+  it('replays a stored 409, and refuses the key for a different body with 422', async () => {
+    const handler = registerWith({ REGISTER_MODE: 'admin' });
+    const address = email();
+    await call(handler, request({ email: address, password: PASSWORD }));
+    const key = randomUUID();
+    const duplicate = await call(handler, request({ email: address, password: PASSWORD }, { 'idempotency-key': key }));
+    expect(duplicate.status).toBe(409);
+    const replay = await call(handler, request({ email: address, password: PASSWORD }, { 'idempotency-key': key }));
+    expect(replay).toMatchObject({ status: 409, body: duplicate.body });
+    expect(replay.headers.get('idempotency-replayed')).toBe('true');
+    expect(await call(handler, request({ email: email(), password: PASSWORD }, { 'idempotency-key': key }))).toMatchObject({
+      status: 422,
+      body: { error: { code: 'idempotency_key_reused', fields: { 'Idempotency-Key': 'was used for a different request body' } } },
+    });
+  });
+
+  it('rejects a malformed key with 400 naming the header', async () => {
+    const answer = await call(registerWith(), request({ email: email(), password: PASSWORD }, { 'idempotency-key': 'has space' }));
+    expect(answer.status).toBe(400);
+    expect(answer.body.error.fields).toEqual({ 'Idempotency-Key': 'must be 1-255 printable ASCII characters' });
+  });
+});
+
+describe('register guards', () => {
+  it('limits a client to REGISTER_RATE_LIMIT_MAX attempts per window with 429 and Retry-After', async () => {
+    const handler = registerWith({ REGISTER_MODE: 'admin', REGISTER_RATE_LIMIT_MAX: '2', REGISTER_RATE_LIMIT_WINDOW_SECONDS: '3600' });
+    const client = `203.0.113.${Math.floor(Math.random() * 250)}-${randomUUID().slice(0, 4)}`;
+    const from = (spoof: string) => ({ 'x-forwarded-for': `${spoof}, ${client}` });
+    expect((await call(handler, request({ email: email(), password: PASSWORD }, from('a')))).status).toBe(201);
+    expect((await call(handler, request({ email: email(), password: PASSWORD }, from('b')))).status).toBe(201);
+    // A client cannot escape by inventing its own first hop: the gateway's last one counts.
+    const limited = await call(handler, request({ email: email(), password: PASSWORD }, from('c')));
+    expect(limited.status).toBe(429);
+    expect(limited.body.error.code).toBe('rate_limited');
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await call(handler, request({ email: email(), password: PASSWORD }))).status).toBe(201);
+  });
+
+  it('answers 503 registration_disabled with Retry-After while register_enabled is off', async () => {
+    await db().query('update private.settings set register_enabled = false');
+    try {
+      const answer = await call(registerWith(), request({ email: email(), password: PASSWORD }));
+      expect(answer.status).toBe(503);
+      expect(answer.body.error.code).toBe('registration_disabled');
+      expect(answer.headers.get('retry-after')).toBe('60');
+    } finally {
+      await db().query('update private.settings set register_enabled = true');
+    }
+  });
+});
+
+describe('register when dependencies fail', () => {
+  it('retries Auth while it answers 503 and succeeds within the budget', async () => {
+    const config = api().config({ REGISTER_MODE: 'admin', PROFILE_RETRY_MAX_ATTEMPTS: '4' });
+    const { client, calls } = faultyClient(config, (n) => (n <= 2 ? new Response('{"message":"down"}', { status: 503 }) : null));
+    const { status } = await call(createRegisterHandler({ config, supabase: client }), request({ email: email(), password: PASSWORD }));
+    expect(status).toBe(201);
+    expect(calls).toEqual(['/auth/v1/admin/users', '/auth/v1/admin/users', '/auth/v1/admin/users']);
+  });
+
+  it('answers 503 with Retry-After when Auth stays unreachable, leaving no user and a free Idempotency-Key', async () => {
+    const config = api().config({ REGISTER_MODE: 'admin', PROFILE_RETRY_MAX_ATTEMPTS: '3' });
+    const { client, calls } = faultyClient(config, () => new TypeError('fetch failed'));
+    const body = { email: email(), password: PASSWORD };
+    const key = randomUUID();
+    const answer = await call(createRegisterHandler({ config, supabase: client }), request(body, { 'idempotency-key': key }));
+    expect(answer.status).toBe(503);
+    expect(answer.body.error.code).toBe('service_unavailable');
+    expect(answer.headers.get('retry-after')).toBe('5');
+    expect(calls).toHaveLength(3);
+    expect(await usersWith(body.email)).toBe(0);
+    // The key was released, so the client's retry does the work once Auth is back.
+    expect((await call(registerWith({ REGISTER_MODE: 'admin' }), request(body, { 'idempotency-key': key }))).status).toBe(201);
+  });
+
+  it('recognises the user an attempt created before its answer was lost, instead of answering 409', async () => {
+    const config = api().config({ REGISTER_MODE: 'admin' });
+    let lost = false;
+    const client = createSupabaseClient(config.supabaseUrl, config.serviceRoleKey, {
+      fetch: async (input, init) => {
+        const response = await fetch(input, init);
+        if (!lost && String(input instanceof Request ? input.url : input).includes('/auth/v1/admin/users')) {
+          lost = true;
+          throw new TypeError('fetch failed'); // Auth created the user; the answer never arrived
+        }
+        return response;
+      },
+    });
+    const body = { email: email(), password: PASSWORD };
+    const answer = await call(createRegisterHandler({ config, supabase: client }), request(body));
+    expect(lost).toBe(true);
+    expect(answer.status).toBe(201);
+    expect(await usersWith(body.email)).toBe(1);
+  });
+
+  it('answers 202 pending when the profile cannot be made now, with the user queued for repair', async () => {
+    const address = email();
+    await db().query(`alter table public.user_profiles add constraint hostile_register check (email is distinct from '${address}') not valid`);
+    try {
+      const { status, body } = await call(registerWith({ REGISTER_MODE: 'admin' }), request({ email: address, password: PASSWORD }));
+      expect(status).toBe(202);
+      expect(body).toEqual({
+        user: { id: expect.any(String), email: address },
+        profile: null,
+        profile_status: 'pending',
+        message:
+          'The account was created. Its profile could not be completed right now and will be finished automatically within minutes; no action is needed.',
+        email_confirmation_required: true,
+      });
+      expect((await db().query('select sqlstate, resolved_at from private.repair_queue where user_id = $1', [body.user.id])).rows).toEqual([
+        { sqlstate: '23514', resolved_at: null },
+      ]);
+    } finally {
+      await db().query('alter table public.user_profiles drop constraint hostile_register');
+    }
+  });
+});
