@@ -32,7 +32,15 @@ export async function identifyCaller(request: Request, options: { serviceRoleKey
   if (!token) throw unauthorized();
   if (isServiceKey(token, options.serviceRoleKeys)) return { kind: 'service' };
 
-  const { data, error } = await options.auth.auth.getClaims(token);
+  let result: Awaited<ReturnType<SupabaseClient['auth']['getClaims']>>;
+  try {
+    result = await options.auth.auth.getClaims(token);
+  } catch (cause) {
+    // getClaims throws, rather than returning an error, for some malformed tokens (a payload
+    // that is not JSON, alg "none" or another algorithm under a known key id).
+    throw new AppError(401, 'invalid_token', 'The access token is invalid or expired', { cause });
+  }
+  const { data, error } = result;
   if (error) {
     if (error.name === 'AuthRetryableFetchError') throw serviceUnavailable('Supabase Auth is unavailable; try again shortly', 5, error);
     throw new AppError(401, 'invalid_token', 'The access token is invalid or expired');

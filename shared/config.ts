@@ -62,6 +62,8 @@ export interface Config {
   /** Every key that grants the service role (new and legacy), for recognising service callers. */
   serviceRoleKeys: string[];
   anonKey: string | undefined;
+  /** Every key that only grants public (anon) access: what supabase-js sends as its bearer by default. */
+  publicKeys: string[];
   retry: RetryPolicy;
   register: {
     mode: 'signup' | 'admin';
@@ -101,6 +103,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     serviceRoleKey: secretKeys.default ?? e.SUPABASE_SERVICE_ROLE_KEY!,
     serviceRoleKeys,
     anonKey: publishableKeys.default ?? e.SUPABASE_ANON_KEY,
+    publicKeys: [...Object.values(publishableKeys), ...(e.SUPABASE_ANON_KEY ? [e.SUPABASE_ANON_KEY] : [])],
     retry: {
       maxAttempts: e.PROFILE_RETRY_MAX_ATTEMPTS,
       baseDelayMs: e.PROFILE_RETRY_BASE_DELAY_MS,

@@ -38,8 +38,14 @@ export function createProfileHealthHandler(deps: ProfileHealthDeps): (request: R
   const log = deps.log ?? createLogger({ level: config.logLevel, bindings: { function: 'profile-health' } });
   const supabase = deps.supabase ?? createSupabaseClient(config.supabaseUrl, config.serviceRoleKey);
 
+  /**
+   * Whether the caller may see every check. An app calling through supabase-js always sends its
+   * anon or publishable key as the bearer: that is no credential, not a wrong one. The
+   * x-health-token header wins over the bearer for the same reason.
+   */
   function privileged(request: Request): boolean {
-    const token = bearerOf(request) ?? request.headers.get('x-health-token');
+    const bearer = bearerOf(request);
+    const token = request.headers.get('x-health-token') ?? (bearer !== null && !isServiceKey(bearer, config.publicKeys) ? bearer : null);
     if (!token) return false;
     const isHealthToken = config.healthToken !== undefined && constantTimeEqual(token, config.healthToken);
     if (isHealthToken || isServiceKey(token, config.serviceRoleKeys)) return true;

@@ -20,6 +20,7 @@ describe('loadConfig', () => {
       serviceRoleKey: 'service-jwt',
       serviceRoleKeys: ['service-jwt'],
       anonKey: 'anon-jwt',
+      publicKeys: ['anon-jwt'],
       retry: { maxAttempts: 4, baseDelayMs: 100, maxDelayMs: 2000, deadlineMs: 8000 },
       register: {
         mode: 'signup',
@@ -46,6 +47,7 @@ describe('loadConfig', () => {
     expect(config.serviceRoleKey).toBe('sb_secret_abc');
     expect(config.serviceRoleKeys).toEqual(['sb_secret_abc', 'service-jwt']);
     expect(config.anonKey).toBe('sb_publishable_xyz');
+    expect(config.publicKeys).toEqual(['sb_publishable_xyz', 'anon-jwt']);
   });
 
   it('works with only SUPABASE_SECRET_KEYS as the service credential', () => {
