@@ -29,6 +29,10 @@ interface CreatedUser {
   confirmed: boolean;
 }
 
+// Tolerance between the function's clock and the database's when judging whether a user
+// returned by Auth was created by this request.
+const CLOCK_SKEW_MS = 1000;
+
 const PENDING_MESSAGE =
   'The account was created. Its profile could not be completed right now and will be finished automatically within minutes; no action is needed.';
 
@@ -55,9 +59,16 @@ export function createRegisterHandler(deps: RegisterDeps): (request: Request) =>
       p_limit: config.register.rateLimit.max,
       p_window_seconds: config.register.rateLimit.windowSeconds,
       p_username: body.username ?? null,
+      p_email: body.email,
     });
     if (error) throw serviceUnavailable('The database is unavailable; try again shortly', 5, error);
-    const verdict = data as { enabled: boolean; allowed: boolean; retry_after_seconds: number; username_available: boolean | null };
+    const verdict = data as {
+      enabled: boolean;
+      allowed: boolean;
+      retry_after_seconds: number;
+      username_available: boolean | null;
+      email_registered: boolean | null;
+    };
     if (!verdict.enabled) {
       throw new AppError(503, 'registration_disabled', 'Registration is switched off for now; try again later', {
         headers: { 'Retry-After': String(verdict.retry_after_seconds) },
@@ -68,6 +79,9 @@ export function createRegisterHandler(deps: RegisterDeps): (request: Request) =>
         headers: { 'Retry-After': String(verdict.retry_after_seconds) },
       });
     }
+    // Asked before Auth, because for an address still awaiting confirmation Auth's signup answers
+    // with the existing user: a stranger would be told "created" and shown its profile.
+    if (verdict.email_registered === true) throw emailTaken();
     if (verdict.username_available === false) {
       throw new AppError(409, 'username_taken', 'This username is already taken', { fields: { username: 'is already taken' } });
     }
@@ -125,6 +139,11 @@ export function createRegisterHandler(deps: RegisterDeps): (request: Request) =>
           // With confirmation on, Auth answers an already-registered email with a look-alike
           // user that has no identities and exists nowhere (facts: signUp).
           if (!user || (config.register.mode === 'signup' && Array.isArray(user.identities) && user.identities.length === 0)) {
+            throw emailTaken();
+          }
+          // An unconfirmed address registered between our preflight and this signup comes back
+          // as that older user: it is someone else's account, not ours.
+          if (config.register.mode === 'signup' && !lostAttempt && Date.parse(user.created_at) < started - CLOCK_SKEW_MS) {
             throw emailTaken();
           }
           return { id: user.id, email: user.email ?? body.email, confirmed: Boolean(user.email_confirmed_at) };

@@ -49,7 +49,9 @@ export function createFunctionsGateway(options: { pool: WorkerPool; keys: LocalK
       const response = await fetch(target, { method: request.method, headers, body, redirect: 'manual' });
       const out = new Headers(response.headers);
       for (const h of HOP_BY_HOP) out.delete(h);
-      return new Response(request.method === 'HEAD' ? null : await response.arrayBuffer(), { status: response.status, headers: out });
+      // These statuses may carry no body at all, not even an empty one.
+      const noBody = request.method === 'HEAD' || [101, 204, 205, 304].includes(response.status);
+      return new Response(noBody ? null : await response.arrayBuffer(), { status: response.status, headers: out });
     } catch {
       // The worker died mid-request: the edge runtime's answer.
       return Response.json({ code: 'WORKER_ERROR', message: 'Function exited due to an error (please check logs)' }, { status: 500 });

@@ -24,14 +24,17 @@ comment on table private.rate_limits is 'Per-client request counters of the func
 -- Functions
 -- ============================================================================
 -- One round trip before a registration: is registration switched on, may this client make
--- another attempt in the current window, and is the requested username free (case-insensitive;
--- null when none was asked for)? Counts the attempt when registration is on.
--- Returns {"enabled", "allowed", "limit", "remaining", "retry_after_seconds", "username_available"}.
+-- another attempt in the current window, is the requested username free (case-insensitive), and
+-- is the email already registered (confirmed or not)? The last two are null when not asked.
+-- Counts the attempt when registration is on.
+-- Returns {"enabled", "allowed", "limit", "remaining", "retry_after_seconds",
+--          "username_available", "email_registered"}.
 create or replace function public.register_preflight(
   p_client text,
   p_limit integer,
   p_window_seconds integer,
-  p_username text default null
+  p_username text default null,
+  p_email text default null
 )
 returns jsonb
 language plpgsql
@@ -53,7 +56,7 @@ begin
   v_enabled := coalesce((select s.register_enabled from private.settings s where s.id), true);
   if not v_enabled then
     return jsonb_build_object('enabled', false, 'allowed', false, 'limit', p_limit, 'remaining', 0,
-                              'retry_after_seconds', 60, 'username_available', null);
+                              'retry_after_seconds', 60, 'username_available', null, 'email_registered', null);
   end if;
 
   v_window_start := to_timestamp(floor(extract(epoch from now()) / p_window_seconds) * p_window_seconds);
@@ -74,12 +77,14 @@ begin
     'retry_after_seconds', greatest(1, ceil(extract(epoch from
       v_window_start + make_interval(secs => p_window_seconds) - now())))::integer,
     'username_available', case when p_username is null then null else not exists (
-      select 1 from public.user_profiles p where lower(p.username) = lower(p_username)) end
+      select 1 from public.user_profiles p where lower(p.username) = lower(p_username)) end,
+    'email_registered', case when p_email is null then null else exists (
+      select 1 from auth.users u where lower(u.email) = lower(p_email) and not u.is_sso_user) end
   );
 end;
 $$;
-revoke execute on function public.register_preflight(text, integer, integer, text) from public, anon, authenticated;
-grant execute on function public.register_preflight(text, integer, integer, text) to service_role;
+revoke execute on function public.register_preflight(text, integer, integer, text, text) from public, anon, authenticated;
+grant execute on function public.register_preflight(text, integer, integer, text, text) to service_role;
 
 -- The auth user registered under an email, for register's one ambiguous case: an attempt to
 -- create the user timed out, the retry says the email exists, and only the creation time tells

@@ -19,7 +19,7 @@ drop trigger if exists users_ensure_profile on auth.users;
 -- 3. The callable surface and its internals.
 drop function if exists public.enqueue_profile_repair(uuid, text, text, text, text, integer);
 drop function if exists public.find_auth_user_by_email(text);
-drop function if exists public.register_preflight(text, integer, integer, text);
+drop function if exists public.register_preflight(text, integer, integer, text, text);
 drop function if exists public.idempotency_release(text, text, text);
 drop function if exists public.idempotency_complete(text, text, text, integer, jsonb);
 drop function if exists public.idempotency_claim(text, text, text, integer, integer);

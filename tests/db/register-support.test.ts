@@ -84,6 +84,15 @@ describe('register_preflight', () => {
     expect((await ask(null)).username_available).toBeNull();
   });
 
+  it('says whether an email is registered, confirmed or not, case-insensitively', async () => {
+    await signUpAsSupabaseAuth(db(), { email: 'pending@example.test', emailConfirmed: false });
+    const ask = (email: string | null) =>
+      asService(`select public.register_preflight($1, 100, 60, null, $2) as r`, [`ip-${randomUUID()}`, email]);
+    expect((await ask('PENDING@example.test')).email_registered).toBe(true);
+    expect((await ask('fresh@example.test')).email_registered).toBe(false);
+    expect((await ask(null)).email_registered).toBeNull();
+  });
+
   it('counts concurrent attempts exactly', async () => {
     const client = `ip-${randomUUID()}`;
     const answers = await Promise.all(Array.from({ length: 30 }, () => preflight(client, 10, 3600)));
@@ -95,7 +104,7 @@ describe('register_preflight', () => {
     await db().query('update private.settings set register_enabled = false');
     try {
       expect(await preflight(client)).toEqual({
-        enabled: false, allowed: false, limit: 3, remaining: 0, retry_after_seconds: 60, username_available: null,
+        enabled: false, allowed: false, limit: 3, remaining: 0, retry_after_seconds: 60, username_available: null, email_registered: null,
       });
     } finally {
       await db().query('update private.settings set register_enabled = true');
