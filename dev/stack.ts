@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve, type ServerType } from '@hono/node-server';
+import type { JWK } from 'jose';
 import { Hono } from 'hono';
 import pg from 'pg';
 import { createAuthApp } from './auth/app.ts';
@@ -42,6 +43,10 @@ export interface StackOptions {
   /** Start the function workers (the e2e suites do; stand-in tests may not need them). */
   functions?: boolean;
   bcryptCost?: number;
+  /** Override the fixed local JWT secret (signs the anon and service_role keys). */
+  jwtSecret?: string;
+  /** Override the fixed local ES256 key that signs user access tokens (a private JWK with kid). */
+  signingKey?: JWK;
   /** Make Auth's /signup require this CAPTCHA token, as a project with CAPTCHA protection does. */
   captchaToken?: string;
   log?: (line: string) => void;
@@ -112,7 +117,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     await admin.query(`alter role postgres with password 'postgres'`);
     await admin.end();
 
-    const keys = await localKeys();
+    const keys = await localKeys({
+      ...(options.jwtSecret ? { jwtSecret: options.jwtSecret } : {}),
+      ...(options.signingKey ? { signingKey: options.signingKey } : {}),
+    });
     const authPool = new pg.Pool({ connectionString: databaseUrl(serverUrl, { role: 'supabase_auth_admin' }), max: 20, connectionTimeoutMillis: 10_000 });
     // A wait for a connection is bounded, so an exhausted pool answers 504 PGRST003, not never.
     const restPool = new pg.Pool({ connectionString: databaseUrl(serverUrl, { role: 'authenticator' }), max: 20, connectionTimeoutMillis: 10_000 });

@@ -1,6 +1,7 @@
 // `npm start`: the whole product locally. Prints what `supabase status` prints and a curl that
 // registers a user; Ctrl-C stops every process it started.
 import { parseArgs } from 'node:util';
+import type { JWK } from 'jose';
 import { startStack } from './stack.ts';
 
 const USAGE = `usage: npm start -- [--port N] [--db-port N] [--data-dir DIR] [--confirm-email]
@@ -8,7 +9,10 @@ const USAGE = `usage: npm start -- [--port N] [--db-port N] [--data-dir DIR] [--
   --port N         API port on 127.0.0.1 (default 54321)
   --db-port N      PostgreSQL port on 127.0.0.1 (default 54322)
   --data-dir DIR   where PostgreSQL keeps its files (default .data/postgres)
-  --confirm-email  require email confirmation (the confirmation link is printed here)`;
+  --confirm-email  require email confirmation (the confirmation link is printed here)
+
+Environment: LOCAL_JWT_SECRET (≥ 32 characters) and LOCAL_SIGNING_JWK (a private ES256 JWK with
+a kid) replace the fixed local keys.`;
 
 function port(value: string | undefined, fallback: number, flag: string): number {
   if (value === undefined) return fallback;
@@ -46,7 +50,18 @@ async function main(): Promise<void> {
     process.exit(2);
   }
 
-  const stack = await startStack(options);
+  // The local keys are fixed so they survive restarts; a team can pick its own.
+  const jwtSecret = process.env.LOCAL_JWT_SECRET;
+  const signingKey = process.env.LOCAL_SIGNING_JWK;
+  if (jwtSecret !== undefined && jwtSecret.length < 32) {
+    console.error('LOCAL_JWT_SECRET must be at least 32 characters');
+    process.exit(2);
+  }
+  const stack = await startStack({
+    ...options,
+    ...(jwtSecret ? { jwtSecret } : {}),
+    ...(signingKey ? { signingKey: JSON.parse(signingKey) as JWK } : {}),
+  });
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
