@@ -41,6 +41,7 @@ const ENV = z
     PROFILE_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
     AUTH_HOOK_SECRET: z.string().regex(/^v1,whsec_[A-Za-z0-9+/=]+$/, 'must look like v1,whsec_<base64>').optional(),
     PROFILE_HEALTH_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+    ALERT_WEBHOOK_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
 
     MAX_BODY_BYTES: int(256, 1_048_576).default(16_384),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -75,6 +76,8 @@ export interface Config {
   webhookSecret: string | undefined;
   authHookSecret: string | undefined;
   healthToken: string | undefined;
+  /** Where alert transitions are posted (a Slack incoming webhook or any JSON receiver). */
+  alertWebhookUrl: string | undefined;
   maxBodyBytes: number;
   logLevel: string;
 }
@@ -120,6 +123,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     webhookSecret: e.PROFILE_WEBHOOK_SECRET,
     authHookSecret: e.AUTH_HOOK_SECRET,
     healthToken: e.PROFILE_HEALTH_TOKEN,
+    alertWebhookUrl: e.ALERT_WEBHOOK_URL,
     maxBodyBytes: e.MAX_BODY_BYTES,
     logLevel: e.LOG_LEVEL,
   };

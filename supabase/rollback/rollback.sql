@@ -17,6 +17,13 @@ update private.settings set trigger_enabled = false where id;
 drop trigger if exists users_ensure_profile on auth.users;
 
 -- 3. The callable surface and its internals.
+drop function if exists public.profile_operations_stats(interval);
+drop function if exists public.alert_delivery_result(bigint, boolean, text);
+drop function if exists public.alert_deliveries_claim(integer, integer);
+drop function if exists public.evaluate_alerts();
+drop function if exists private.alert_max_attempts();
+drop function if exists public.profile_backfill_estimate();
+drop function if exists public.reconcile_profiles(integer, interval);
 drop function if exists public.enqueue_profile_repair(uuid, text, text, text, text, integer);
 drop function if exists public.find_auth_user_by_email(text);
 drop function if exists public.register_preflight(text, integer, integer, text, text);
@@ -44,7 +51,8 @@ begin
     delete from supabase_migrations.schema_migrations
     where version in ('20261121100000', '20261121100100', '20261121100200', '20261121100300',
                       '20261121100400', '20261121100500', '20261121100600', '20261121120000',
-                      '20261121120100', '20261121120200');
+                      '20261121120100', '20261121120200', '20261121130000', '20261121130100',
+                      '20261121130200');
   end if;
 end
 $$;

@@ -32,6 +32,7 @@ describe('loadConfig', () => {
       webhookSecret: undefined,
       authHookSecret: undefined,
       healthToken: undefined,
+      alertWebhookUrl: undefined,
       maxBodyBytes: 16384,
       logLevel: 'info',
     });
