@@ -64,6 +64,18 @@ async function post(deps: AlertDeps, delivery: AlertDelivery): Promise<void> {
   );
 }
 
+/** Stores a delivery's result; if that fails the lease runs out and the alert is sent again, so say so. */
+async function record(deps: AlertDeps, delivery: AlertDelivery, delivered: boolean, message?: string): Promise<void> {
+  const { error } = await deps.supabase.rpc('alert_delivery_result', {
+    p_id: delivery.id,
+    p_delivered: delivered,
+    ...(message !== undefined ? { p_error: message } : {}),
+  });
+  if (error) {
+    deps.log.error({ alert: delivery.alert, delivered, code: error.code }, 'could not record the alert delivery; it may be sent again');
+  }
+}
+
 /** Delivers every due alert transition; never throws for a delivery failure. */
 export async function deliverPendingAlerts(deps: AlertDeps): Promise<{ delivered: number; failed: number }> {
   let delivered = 0;
@@ -79,13 +91,13 @@ export async function deliverPendingAlerts(deps: AlertDeps): Promise<{ delivered
       await post(deps, delivery);
       delivered++;
       deps.log.info({ alert: delivery.alert, state: delivery.state, attempt: delivery.attempt }, 'alert delivered');
-      await deps.supabase.rpc('alert_delivery_result', { p_id: delivery.id, p_delivered: true });
+      await record(deps, delivery, true);
     } catch (error) {
       failed++;
       const cause = error instanceof RetryExhausted ? error.lastError : error;
       const message = cause instanceof Error ? cause.message : String(cause);
       deps.log.error({ alert: delivery.alert, state: delivery.state, attempt: delivery.attempt, err: message }, 'alert delivery failed');
-      await deps.supabase.rpc('alert_delivery_result', { p_id: delivery.id, p_delivered: false, p_error: message });
+      await record(deps, delivery, false, message);
     }
   }
   return { delivered, failed };

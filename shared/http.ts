@@ -9,7 +9,7 @@ export const CORS_HEADERS: Readonly<Record<string, string>> = {
   'Access-Control-Allow-Origin': '*',
   'Access-Control-Allow-Headers':
     'authorization, x-client-info, apikey, content-type, idempotency-key, x-request-id, x-supabase-api-version, ' +
-    'webhook-id, webhook-timestamp, webhook-signature, x-webhook-secret',
+    'webhook-id, webhook-timestamp, webhook-signature, x-webhook-secret, x-health-token',
   'Access-Control-Allow-Methods': 'GET, HEAD, POST, OPTIONS',
   'Access-Control-Expose-Headers': 'x-request-id, retry-after, idempotency-replayed',
   'Access-Control-Max-Age': '86400',

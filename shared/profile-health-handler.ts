@@ -1,8 +1,14 @@
 // profile-health: for uptime monitors, 200 when profile_system_health() says ok and 503
 // otherwise (or when the database cannot be reached), with a small public body. With the
-// service key or the health token: every check and the stats; ?format=prometheus for scrapers.
+// service key or the health token: every check and the stats (and, with ?include=operations,
+// what the dashboard draws); ?format=prometheus for scrapers. A privileged call also evaluates
+// the alerts and delivers due transitions, so an uptime monitor polling with the token drives
+// alerting. ?format=html is the operator dashboard: a static page that carries no data and
+// fetches the JSON itself with the token it is given.
+import { evaluateAndDeliverAlerts } from './alerts.ts';
 import { bearerOf, constantTimeEqual, isServiceKey } from './caller-auth.ts';
 import type { Config } from './config.ts';
+import { cspNonce, dashboardHeaders, renderDashboardHtml, type OperationsStats } from './dashboard-html.ts';
 import { AppError, unauthorized } from './errors.ts';
 import { createHandler, json } from './http.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -15,6 +21,11 @@ export interface ProfileHealthDeps {
   log?: Logger;
   supabase?: SupabaseClient;
 }
+
+/** A health check waits at most this long for alert evaluation and delivery, then answers. */
+export const ALERT_BUDGET_MS = 2_500;
+/** Each alert webhook post gets one attempt of at most this long; the outbox retries later. */
+export const ALERT_DELIVERY_TIMEOUT_MS = 2_000;
 
 const WINDOW = /^(\d{1,6})\s*(s|m|h|d)$/;
 const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86400 } as const;
@@ -31,6 +42,16 @@ function windowOf(url: URL): string {
     });
   }
   return `${seconds} seconds`;
+}
+
+/** ?include=operations adds profile_operations_stats (what the dashboard draws) to the full body. */
+function includesOperations(url: URL): boolean {
+  const raw = url.searchParams.get('include');
+  if (raw === null) return false;
+  if (raw !== 'operations') {
+    throw new AppError(400, 'validation_failed', 'include must be operations', { fields: { include: 'must be operations' } });
+  }
+  return true;
 }
 
 export function createProfileHealthHandler(deps: ProfileHealthDeps): (request: Request) => Promise<Response> {
@@ -52,15 +73,54 @@ export function createProfileHealthHandler(deps: ProfileHealthDeps): (request: R
     throw unauthorized('The health token or service key is not valid');
   }
 
+  /**
+   * evaluate_alerts() and delivery of due transitions, bounded by ALERT_BUDGET_MS: a slow or
+   * unreachable webhook costs a health check at most that, and never its answer. What is not
+   * delivered stays in the outbox for the next call or the reconcile CLI.
+   */
+  async function driveAlerts(log: Logger): Promise<void> {
+    const run = evaluateAndDeliverAlerts({
+      supabase,
+      webhookUrl: config.alertWebhookUrl,
+      log,
+      retry: { ...config.retry, maxAttempts: 1, deadlineMs: ALERT_DELIVERY_TIMEOUT_MS },
+      timeoutMs: ALERT_DELIVERY_TIMEOUT_MS,
+    }).then(
+      (result) => (result.failed > 0 ? log.warn({ delivered: result.delivered, failed: result.failed }, 'alert deliveries failed; kept in the outbox') : undefined),
+      (error: unknown) => log.error({ err: error }, 'alert evaluation failed'),
+    );
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const budget = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), ALERT_BUDGET_MS);
+    });
+    try {
+      if ((await Promise.race([run, budget])) === 'late') {
+        log.warn({ budget_ms: ALERT_BUDGET_MS }, 'alert delivery still running; answering without waiting');
+        // Supabase's edge runtime may end a worker's pending work once it has answered, unless told.
+        (globalThis as { EdgeRuntime?: { waitUntil?: (work: Promise<unknown>) => void } }).EdgeRuntime?.waitUntil?.(run);
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   return createHandler({ name: 'profile-health', methods: ['GET', 'HEAD'], log }, async (request, ctx) => {
     const url = new URL(request.url);
     const format = url.searchParams.get('format') ?? 'json';
+    if (format === 'html') {
+      // The static shell: no token, no database, no data. Its script asks for the JSON.
+      const nonce = cspNonce();
+      return new Response(renderDashboardHtml(nonce), { status: 200, headers: dashboardHeaders(nonce) });
+    }
     if (format !== 'json' && format !== 'prometheus') {
-      throw new AppError(400, 'validation_failed', 'format must be json or prometheus', { fields: { format: 'must be json or prometheus' } });
+      throw new AppError(400, 'validation_failed', 'format must be json, prometheus or html', { fields: { format: 'must be json, prometheus or html' } });
     }
     const full = privileged(request);
     if (format === 'prometheus' && !full) throw unauthorized('Metrics need the health token or the service key');
     const window = full ? windowOf(url) : null;
+    const withOperations = full && format === 'json' && includesOperations(url);
+
+    if (full) await driveAlerts(ctx.log);
 
     const health = await supabase.rpc('profile_system_health');
     if (health.error) {
@@ -71,7 +131,10 @@ export function createProfileHealthHandler(deps: ProfileHealthDeps): (request: R
     const status = verdict.status === 'ok' ? 200 : 503;
     if (!full) return json(status, { status: verdict.status, checked_at: verdict.checked_at });
 
-    const stats = await supabase.rpc('profile_system_stats', { p_window: window });
+    const [stats, operations] = await Promise.all([
+      supabase.rpc('profile_system_stats', { p_window: window }),
+      withOperations ? supabase.rpc('profile_operations_stats', { p_window: window }) : null,
+    ]);
     if (stats.error) {
       ctx.log.error({ code: stats.error.code }, 'profile_system_stats unavailable');
       return json(503, { ...verdict, status: 'down', error: 'stats_unavailable' });
@@ -83,6 +146,12 @@ export function createProfileHealthHandler(deps: ProfileHealthDeps): (request: R
         headers: { 'Content-Type': 'application/openmetrics-text; version=1.0.0; charset=utf-8' },
       });
     }
-    return json(status, { ...verdict, stats: stats.data as SystemStats });
+    if (!operations) return json(status, { ...verdict, stats: stats.data as SystemStats });
+    if (operations.error) {
+      // The dashboard's extras never cost the verdict: it says they are unavailable.
+      ctx.log.error({ code: operations.error.code }, 'profile_operations_stats unavailable');
+      return json(status, { ...verdict, stats: stats.data as SystemStats, operations: null });
+    }
+    return json(status, { ...verdict, stats: stats.data as SystemStats, operations: operations.data as OperationsStats });
   });
 }

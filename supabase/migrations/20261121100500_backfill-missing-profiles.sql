@@ -118,7 +118,10 @@ begin
         end;
       end loop;
     end;
+  end if;
 
+  -- Also when nobody in the batch was missing: a queued user may have been repaired elsewhere.
+  if not p_dry_run then
     update private.repair_queue q
        set resolved_at = now(), resolution = 'backfill'
      where q.user_id = any (v_ids)

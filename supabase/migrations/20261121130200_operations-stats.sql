@@ -7,7 +7,7 @@
 -- ============================================================================
 -- Returns {"bucket_seconds", "series": [{"at", "created", "existed", "failed", "skipped",
 -- "success_rate"}], "alerts": [...], "alert_deliveries": {"pending", "undeliverable",
--- "last_error", "last_error_at", "last_delivered_at"}, "reconciler": {"last_run_at", "last_run"}}.
+-- "last_error", "last_delivered_at"}, "reconciler": {"last_run_at", "last_run"}}.
 -- Buckets are the smallest of 1m, 5m, 15m, 30m, 1h, 3h, 6h, 1d that gives at most 60 of them.
 create or replace function public.profile_operations_stats(p_window interval default interval '24 hours')
 returns jsonb

@@ -142,7 +142,7 @@ describe('profile-health with a token', () => {
   it('answers 400 naming format for an unknown format', async () => {
     expect(await call(get(bearer(healthToken()), '?format=xml'))).toEqual({
       status: 400,
-      body: { error: { code: 'validation_failed', message: 'format must be json or prometheus', fields: { format: 'must be json or prometheus' } } },
+      body: { error: { code: 'validation_failed', message: 'format must be json, prometheus or html', fields: { format: 'must be json, prometheus or html' } } },
     });
   });
 

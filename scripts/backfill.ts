@@ -1,0 +1,361 @@
+// `npm run backfill`: gives every auth user without a profile one, through
+// public.backfill_missing_profiles() over the Supabase API, one keyset-paginated batch at a time.
+// It saves a checkpoint after every batch, so Ctrl-C (or a batch that keeps failing) stops
+// cleanly and `--resume` continues after the last finished batch, losing and repeating nothing.
+import { createInterface } from 'node:readline/promises';
+import path from 'node:path';
+import type { Logger } from '../shared/logger.ts';
+import type { SupabaseClient } from '../shared/supabase-client.ts';
+import { CheckpointError, newCheckpoint, readCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint.ts';
+import {
+  callRpc, canDrawProgress, CliExit, createCliLogger, createClient, displayUrl, EXIT, formatDuration, intFlag,
+  isInteractive, onInterrupt, parseFlags, positiveNumberFlag, resolveTarget, RpcFailed, runMain, shellQuote, sleep, targetNotice,
+  UsageError, type Target,
+} from './cli.ts';
+import { barProgress, lineProgress, rate, type Progress, type ProgressState } from './progress.ts';
+
+const DEFAULT_BATCH_SIZE = 500;
+const MAX_BATCH_SIZE = 10_000;
+const DEFAULT_CHECKPOINT = path.join('.data', 'backfill-checkpoint.json');
+/** Off a terminal, one progress line per this many batches. */
+const PROGRESS_EVERY_BATCHES = 10;
+
+const USAGE = `usage: npm run backfill -- [--dry-run] [--yes] [--batch-size N] [--limit N] [--max-rate R]
+                            [--resume] [--checkpoint FILE] [--json]
+
+Gives every auth user without a profile one, in batches, through backfill_missing_profiles()
+over the Supabase API of SUPABASE_URL with SUPABASE_SERVICE_ROLE_KEY (or SUPABASE_SECRET_KEYS).
+Without SUPABASE_URL it targets the local stack on http://127.0.0.1:54321.
+
+  --dry-run          count the users without a profile; write nothing
+  --yes              skip the confirmation a live run asks for (required off a terminal)
+  --batch-size N     users scanned per batch, 1-${MAX_BATCH_SIZE} (default ${DEFAULT_BATCH_SIZE})
+  --limit N          stop once N users have been scanned (a resumed run counts its earlier batches)
+  --max-rate R       at most R batches per second, e.g. 2 or 0.5 (default: as fast as it goes)
+  --resume           continue the run saved in the checkpoint, after its last batch, keeping its counts
+  --checkpoint FILE  where progress is saved after every batch (default ${DEFAULT_CHECKPOINT})
+  --json             print one JSON summary on stdout and nothing else there
+  --help             show this help
+
+Exit status: 0 done; 1 users failed or a batch kept failing (checkpoint kept: fix, then --resume);
+2 bad arguments; 130 interrupted by Ctrl-C (checkpoint saved: --resume continues).`;
+
+interface Options {
+  help: boolean;
+  dryRun: boolean;
+  yes: boolean;
+  batchSize: number;
+  limit: number | undefined;
+  maxRate: number | undefined;
+  resume: boolean;
+  checkpoint: string;
+  json: boolean;
+}
+
+function parseOptions(argv: string[]): Options {
+  const values = parseFlags(argv, {
+    'dry-run': { type: 'boolean' },
+    yes: { type: 'boolean' },
+    'batch-size': { type: 'string' },
+    limit: { type: 'string' },
+    'max-rate': { type: 'string' },
+    resume: { type: 'boolean' },
+    checkpoint: { type: 'string' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean' },
+  });
+  const checkpoint = values.checkpoint ?? DEFAULT_CHECKPOINT;
+  if (checkpoint.trim() === '') throw new UsageError('--checkpoint must name a file');
+  return {
+    help: values.help === true,
+    dryRun: values['dry-run'] === true,
+    yes: values.yes === true,
+    batchSize: intFlag('batch-size', values['batch-size'], DEFAULT_BATCH_SIZE, 1, MAX_BATCH_SIZE)!,
+    limit: intFlag('limit', values.limit, undefined, 1, Number.MAX_SAFE_INTEGER),
+    maxRate: positiveNumberFlag('max-rate', values['max-rate']),
+    resume: values.resume === true,
+    checkpoint,
+    json: values.json === true,
+  };
+}
+
+interface BatchResult {
+  scanned: number;
+  missing: number;
+  created: number;
+  failed: number;
+  last_user_id: string | null;
+  done: boolean;
+  dry_run: boolean;
+}
+
+function isBatchResult(value: unknown): value is BatchResult {
+  const v = value as Partial<BatchResult> | null;
+  return v !== null && typeof v === 'object' && typeof v.scanned === 'number' && typeof v.missing === 'number' &&
+    typeof v.created === 'number' && typeof v.failed === 'number' && typeof v.done === 'boolean';
+}
+
+type Status = 'done' | 'limit' | 'interrupted' | 'batch_failed';
+
+/** The checkpoint this run starts from; refuses (exit 2) what cannot be resumed or would be lost. */
+async function startingCheckpoint(options: Options, target: Target): Promise<Checkpoint | 'finished'> {
+  const url = target.config.supabaseUrl;
+  let existing: Checkpoint | null;
+  try {
+    existing = await readCheckpoint(options.checkpoint);
+  } catch (error) {
+    if (error instanceof CheckpointError) throw new CliExit(EXIT.usage, error.message);
+    throw error;
+  }
+  const mode = (dryRun: boolean) => (dryRun ? 'a dry run' : 'a live run');
+  if (options.resume) {
+    if (!existing) throw new CliExit(EXIT.usage, `--resume: there is no checkpoint at ${options.checkpoint}; start a run without --resume`);
+    if (existing.target !== url) {
+      throw new CliExit(
+        EXIT.usage,
+        `--resume: the checkpoint ${options.checkpoint} is for ${displayUrl(existing.target)}, not ${displayUrl(url)}: ` +
+          `set SUPABASE_URL to that project to resume it, or pass another --checkpoint`,
+      );
+    }
+    if (existing.dry_run !== options.dryRun) {
+      throw new CliExit(
+        EXIT.usage,
+        `--resume: the checkpoint ${options.checkpoint} is of ${mode(existing.dry_run)}, and this is ${mode(options.dryRun)}: ` +
+          `${existing.dry_run ? 'add' : 'drop'} --dry-run to resume it, or pass another --checkpoint`,
+      );
+    }
+    if (existing.done) return 'finished';
+    return { ...existing, last_error: null };
+  }
+  if (existing && !existing.done) {
+    throw new CliExit(
+      EXIT.usage,
+      `${options.checkpoint} holds an unfinished ${existing.dry_run ? 'dry run' : 'backfill'} of ${displayUrl(existing.target)} ` +
+        `(${existing.scanned} users scanned, saved ${existing.updated_at}): pass --resume to continue it, ` +
+        `or delete the file (or pass another --checkpoint) to start over`,
+    );
+  }
+  return newCheckpoint(url, options.dryRun);
+}
+
+async function confirm(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  const aborted = new AbortController();
+  rl.on('SIGINT', () => aborted.abort());
+  try {
+    const answer = await rl.question(question, { signal: aborted.signal });
+    return /^y(es)?$/i.test(answer.trim());
+  } catch {
+    return false;
+  } finally {
+    rl.close();
+  }
+}
+
+async function estimate(supabase: SupabaseClient, target: Target, log: Logger): Promise<{ users: number; missing: number } | null> {
+  try {
+    return await callRpc<{ users: number; missing: number }>(supabase, 'profile_backfill_estimate', {}, target.config.retry, log);
+  } catch (error) {
+    if (!(error instanceof RpcFailed)) throw error;
+    // Only the progress bar needs it: the batches report their own failures, with their cursor.
+    process.stderr.write(`could not estimate the work (${error.message}); going on without a total\n`);
+    return null;
+  }
+}
+
+async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  const options = parseOptions(argv);
+  if (options.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return EXIT.ok;
+  }
+  const target = await resolveTarget(process.env);
+  process.stderr.write(`${targetNotice(target)}\n`);
+  const url = target.config.supabaseUrl;
+  const say = (line: string) => (options.json ? process.stderr : process.stdout).write(`${line}\n`);
+  const note = (line: string) => process.stderr.write(`${line}\n`);
+  const resumeCommand = `npm run backfill -- ${['--resume', ...argv.filter((a) => a !== '--resume')].map(shellQuote).join(' ')}`;
+
+  const start = await startingCheckpoint(options, target);
+  if (!options.dryRun && !options.yes && !isInteractive()) {
+    throw new CliExit(EXIT.usage, 'a live run writes profiles and needs confirmation: pass --yes (or --dry-run to only count)');
+  }
+  if (start === 'finished') {
+    say(`nothing to resume: the run saved in ${options.checkpoint} already finished`);
+    return EXIT.ok;
+  }
+  let checkpoint = start;
+
+  const log = createCliLogger(target.config, 'backfill');
+  const supabase = createClient(target.config);
+  const total = await estimate(supabase, target, log);
+  const mode = options.dryRun ? 'dry run' : 'live run';
+  say(
+    `backfill (${mode}) on ${displayUrl(url)}: ` +
+      `${total ? `${total.users} auth users, ${total.missing} without a profile` : 'size unknown'}; batches of ${options.batchSize}` +
+      `${options.limit !== undefined ? `, at most ${options.limit} users` : ''}` +
+      `${options.maxRate !== undefined ? `, at most ${options.maxRate} batches/s` : ''}` +
+      `${options.resume ? `; resuming after ${checkpoint.last_user_id ?? 'the start'} (${checkpoint.scanned} users scanned so far)` : ''}`,
+  );
+
+  if (!options.dryRun && !options.yes) {
+    const ok = await confirm(`Create the missing profiles (about ${total?.missing ?? 'an unknown number'}) on ${displayUrl(url)}? [y/N] `);
+    if (!ok) {
+      note('aborted: nothing was written');
+      return EXIT.failed;
+    }
+  }
+
+  // The run exists from here on: even a Ctrl-C before the first batch leaves something to resume.
+  await writeCheckpoint(options.checkpoint, checkpoint);
+
+  const startedAt = Date.now();
+  const here = { scanned: 0, missing: 0, created: 0, failed: 0, batches: 0 };
+  const state = (): ProgressState => ({
+    scanned: checkpoint.scanned, missing: checkpoint.missing, created: checkpoint.created, failed: checkpoint.failed,
+    scannedHere: here.scanned, startedAt, batches: here.batches,
+  });
+  const progress: Progress = canDrawProgress() && !options.json
+    ? barProgress(total?.users ?? null, state(), options.dryRun)
+    : lineProgress(total?.users ?? null, PROGRESS_EVERY_BATCHES, say);
+
+  const stop = new AbortController();
+  const removeInterrupt = onInterrupt(
+    () => {
+      progress.stop();
+      note('Ctrl-C: finishing the current batch, then saving the checkpoint (Ctrl-C again to stop at once)');
+      stop.abort();
+    },
+    () => {
+      note(
+        `stopped at once: ${options.checkpoint} holds the last finished batch (the one in flight may have committed too: ` +
+          `resuming scans it again, harmlessly)\nResume with: ${resumeCommand}`,
+      );
+      process.exit(EXIT.interrupted);
+    },
+  );
+
+  let status: Status;
+  let failure: { p_after: string | null; message: string } | null = null;
+  try {
+    for (;;) {
+      if (stop.signal.aborted) {
+        status = 'interrupted';
+        break;
+      }
+      if (options.limit !== undefined && checkpoint.scanned >= options.limit) {
+        status = 'limit';
+        break;
+      }
+      const size = options.limit === undefined ? options.batchSize : Math.min(options.batchSize, options.limit - checkpoint.scanned);
+      const pAfter = checkpoint.last_user_id;
+      const batchStartedAt = Date.now();
+      let result: BatchResult;
+      try {
+        const data = await callRpc<unknown>(
+          supabase, 'backfill_missing_profiles', { p_batch_size: size, p_after: pAfter, p_dry_run: options.dryRun }, target.config.retry, log,
+        );
+        if (!isBatchResult(data)) throw new Error(`backfill_missing_profiles answered an unexpected shape: ${JSON.stringify(data).slice(0, 200)}`);
+        result = data;
+      } catch (error) {
+        // Never skip a batch: stop here, keep the checkpoint before it, and say where it stopped.
+        const message = error instanceof Error ? error.message : String(error);
+        failure = { p_after: pAfter, message };
+        const at = new Date().toISOString();
+        checkpoint = { ...checkpoint, updated_at: at, last_error: { p_after: pAfter, message, at } };
+        await writeCheckpoint(options.checkpoint, checkpoint);
+        log.error({ p_after: pAfter, err: message }, 'batch failed');
+        status = 'batch_failed';
+        break;
+      }
+      here.batches++;
+      here.scanned += result.scanned;
+      here.missing += result.missing;
+      here.created += result.created;
+      here.failed += result.failed;
+      const at = new Date().toISOString();
+      checkpoint = {
+        ...checkpoint,
+        last_user_id: result.last_user_id ?? checkpoint.last_user_id,
+        scanned: checkpoint.scanned + result.scanned,
+        missing: checkpoint.missing + result.missing,
+        created: checkpoint.created + result.created,
+        failed: checkpoint.failed + result.failed,
+        updated_at: at,
+        done: result.done,
+        finished_at: result.done ? at : null,
+      };
+      await writeCheckpoint(options.checkpoint, checkpoint);
+      progress.update(state());
+      if (result.done) {
+        status = 'done';
+        break;
+      }
+      if (options.maxRate !== undefined) await sleep(batchStartedAt + 1000 / options.maxRate - Date.now(), stop.signal);
+    }
+  } finally {
+    progress.stop();
+    removeInterrupt();
+  }
+
+  const durationMs = Date.now() - startedAt;
+  const usersPerSecond = Math.round(rate({ scannedHere: here.scanned, startedAt }) * 10) / 10;
+  const resumable = status !== 'done';
+  const summary = {
+    status,
+    target: displayUrl(url),
+    dry_run: options.dryRun,
+    resumed: options.resume,
+    scanned: here.scanned,
+    missing: here.missing,
+    created: here.created,
+    failed: here.failed,
+    duration_ms: durationMs,
+    users_per_second: usersPerSecond,
+    total: { scanned: checkpoint.scanned, missing: checkpoint.missing, created: checkpoint.created, failed: checkpoint.failed },
+    last_user_id: checkpoint.last_user_id,
+    checkpoint: options.checkpoint,
+    error: failure,
+    resume_command: resumable ? resumeCommand : null,
+  };
+
+  const headline: Record<Status, string> = {
+    done: 'Backfill finished',
+    limit: `Backfill stopped at --limit ${options.limit}`,
+    interrupted: 'Backfill interrupted',
+    batch_failed: 'Backfill stopped: a batch kept failing',
+  };
+  const lines = [
+    `${headline[status]} (${mode}) on ${displayUrl(url)}.`,
+    `  scanned ${here.scanned}, missing ${here.missing}, created ${here.created}, failed ${here.failed}`,
+    `  duration ${formatDuration(durationMs)}, ${usersPerSecond} users/s`,
+  ];
+  if (options.resume) {
+    lines.push(`  whole run since ${checkpoint.started_at}: scanned ${checkpoint.scanned}, missing ${checkpoint.missing}, created ${checkpoint.created}, failed ${checkpoint.failed}`);
+  }
+  if (options.dryRun) lines.push(`  dry run: nothing was written; ${here.missing} user(s) would get a profile`);
+  if (checkpoint.failed > 0) {
+    lines.push(`  ${checkpoint.failed} user(s) failed: each is in private.audit_logs and the repair queue, and \`npm run reconcile\` retries them`);
+  }
+  if (failure) {
+    lines.push(`  the batch after ${failure.p_after ?? 'the first user'} failed: ${failure.message}`);
+    if (target.local) lines.push('  (is the local stack running? `npm start` serves it)');
+  }
+  if (resumable) {
+    lines.push(`  checkpoint saved: ${options.checkpoint}`);
+    lines.push(`Resume with: ${resumeCommand}`);
+  }
+  if (options.json) {
+    note(lines.join('\n'));
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+  } else {
+    say(lines.join('\n'));
+  }
+
+  if (status === 'interrupted') return EXIT.interrupted;
+  if (status === 'batch_failed' || checkpoint.failed > 0) return EXIT.failed;
+  return EXIT.ok;
+}
+
+runMain('backfill', USAGE, main);

@@ -1,0 +1,286 @@
+// What the operator CLIs (backfill, reconcile) share: strict flag parsing that fails before any
+// network call, the target (SUPABASE_URL + service key through the one config loader, or the
+// local stack), RPC calls under the one retry policy, and main()'s exit handling:
+// 0 done, 1 failed, 2 bad arguments or configuration, 130 interrupted.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { localKeys } from '../dev/keys.ts';
+import { ConfigError, loadConfig, type Config } from '../shared/config.ts';
+import { createLogger, redact, type Logger } from '../shared/logger.ts';
+import { isTransient, retry, RetryExhausted, type RetryPolicy } from '../shared/retry.ts';
+import { createSupabaseClient, type SupabaseClient } from '../shared/supabase-client.ts';
+
+/** The Supabase CLI's local API, which `npm start` serves too. */
+export const LOCAL_API_URL = 'http://127.0.0.1:54321';
+
+/** One RPC may run a whole batch (up to 10,000 users): give it longer than an API call. */
+export const CLI_CALL_TIMEOUT_MS = 60_000;
+
+export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
+
+/** A bad flag or value: main() prints it with the usage and exits 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** A deliberate stop with an exit code and one line for stderr (no usage). */
+export class CliExit extends Error {
+  constructor(readonly code: number, message: string) {
+    super(message);
+    this.name = 'CliExit';
+  }
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** util.parseArgs in strict mode, no positionals; any parse error becomes a UsageError. */
+export function parseFlags<T extends Options>(argv: string[], options: T) {
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+/** A whole number in [min, max] written as plain digits ("1e3", "12abc" and "" are refused). */
+export function intFlag(name: string, raw: string | undefined, fallback: number | undefined, min: number, max: number): number | undefined {
+  if (raw === undefined) return fallback;
+  const value = /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+/** A decimal number above zero ("0.5", "2"); negative, zero, "Infinity" and "1e3" are refused. */
+export function positiveNumberFlag(name: string, raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const value = /^\d+(\.\d+)?$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN;
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new UsageError(`--${name} must be a number greater than 0, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+/** A URL fit for a terminal: any user:password@ part is dropped, never printed. */
+export function displayUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    parsed.username = '';
+    parsed.password = '';
+    return parsed.toString().replace(/\/$/, '');
+  } catch {
+    return '[unparsable url]';
+  }
+}
+
+export interface Target {
+  config: Config;
+  /** True when SUPABASE_URL was unset and the local stack was assumed. */
+  local: boolean;
+}
+
+/**
+ * SUPABASE_URL and the service key from the environment through loadConfig; when SUPABASE_URL is
+ * unset, the local stack with its fixed local service_role key (unless a key is given). A bad
+ * environment is a CliExit(2) naming the variables, never their values.
+ */
+export async function resolveTarget(env: Record<string, string | undefined>): Promise<Target> {
+  const local = !env.SUPABASE_URL;
+  const effective = { ...env };
+  if (local) {
+    effective.SUPABASE_URL = LOCAL_API_URL;
+    if (!env.SUPABASE_SERVICE_ROLE_KEY && !env.SUPABASE_SECRET_KEYS) {
+      effective.SUPABASE_SERVICE_ROLE_KEY = (await localKeys()).serviceRoleKey;
+    }
+  }
+  try {
+    return { config: loadConfig(effective), local };
+  } catch (error) {
+    if (error instanceof ConfigError) throw new CliExit(EXIT.usage, error.message);
+    throw error;
+  }
+}
+
+/** The one line that says which project a run talks to (stderr: --json keeps stdout clean). */
+export function targetNotice(target: Target): string {
+  return target.local
+    ? `SUPABASE_URL is not set: using the local stack at ${LOCAL_API_URL} with its fixed local service_role key`
+    : `target: ${displayUrl(target.config.supabaseUrl)}`;
+}
+
+export function createClient(config: Config): SupabaseClient {
+  return createSupabaseClient(config.supabaseUrl, config.serviceRoleKey, { timeoutMs: CLI_CALL_TIMEOUT_MS });
+}
+
+/** Structured logs of a CLI: pino JSON on stderr, redacted by the shared logger. */
+export function createCliLogger(config: Config, name: string): Logger {
+  return createLogger({ level: config.logLevel, bindings: { cli: name }, destination: process.stderr });
+}
+
+/** A failed RPC as the retry classifier sees it: PostgREST's code (or SQLSTATE) and the HTTP status. */
+export class RpcError extends Error {
+  constructor(readonly fn: string, readonly code: string, readonly status: number, message: string) {
+    super(message);
+    this.name = 'RpcError';
+  }
+}
+
+// postgrest-js answers a network failure or a timeout with status 0 and an empty code, which
+// isTransient cannot see through (the socket error is flattened into a string): retry those too.
+const retryable = (error: unknown) => isTransient(error) || (error instanceof RpcError && error.status === 0 && error.code === '');
+
+export interface RpcFailure {
+  attempts: number;
+  reason: 'attempts' | 'deadline' | 'permanent';
+  message: string;
+}
+
+/** Thrown when an RPC keeps failing (or fails permanently); message is one printable line. */
+export class RpcFailed extends Error {
+  constructor(readonly fn: string, readonly failure: RpcFailure) {
+    super(`${fn} failed after ${failure.attempts} attempt(s) (${failure.reason === 'permanent' ? 'not retryable' : `retries exhausted: ${failure.reason}`}): ${failure.message}`);
+    this.name = 'RpcFailed';
+  }
+}
+
+/** supabase.rpc(fn, args) under the shared retry policy, retrying transient failures only. */
+export async function callRpc<T>(
+  supabase: SupabaseClient,
+  fn: string,
+  args: Record<string, unknown>,
+  policy: RetryPolicy,
+  log: Logger,
+): Promise<T> {
+  try {
+    return await retry(
+      async () => {
+        const { data, error, status } = await supabase.rpc(fn, args);
+        if (error) {
+          const code = error.code ?? '';
+          // A network failure's reason (ECONNREFUSED, a timeout…) is only in postgrest-js's details.
+          const cause = status === 0 ? /Caused by: [^:\n]*: ([^\n]+)/.exec(error.details ?? '')?.[1] : undefined;
+          throw new RpcError(fn, code, status, `${code ? `${code} ` : ''}${error.message}${cause ? ` (${cause})` : ''}`);
+        }
+        return data as T;
+      },
+      policy,
+      {
+        isRetryable: retryable,
+        onRetry: ({ attempt, delayMs, error }) =>
+          log.warn({ fn, attempt, delay_ms: delayMs, code: (error as RpcError).code, status: (error as RpcError).status, err: (error as Error).message }, 'rpc failed, retrying'),
+      },
+    );
+  } catch (error) {
+    if (error instanceof RetryExhausted) {
+      const last = error.lastError;
+      throw new RpcFailed(fn, { attempts: error.attempts, reason: error.reason, message: last instanceof Error ? last.message : String(last) });
+    }
+    throw error;
+  }
+}
+
+/** Interactive means a person can answer: a TTY on stdin, and not a CI job. */
+export function isInteractive(): boolean {
+  return Boolean(process.stdin.isTTY) && !process.env.CI;
+}
+
+/** Progress can be drawn in place: stderr is a terminal, and not a CI job. */
+export function canDrawProgress(): boolean {
+  return Boolean(process.stderr.isTTY) && !process.env.CI;
+}
+
+/** Quotes an argument for a POSIX shell only when it needs it, so printed commands can be pasted. */
+export function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  const minutes = Math.floor(ms / 60_000);
+  const seconds = Math.round((ms % 60_000) / 1000);
+  return minutes < 60 ? `${minutes} min ${seconds} s` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+/** Sleeps ms, or less when signal aborts (Ctrl-C should not wait out a rate limit). */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (ms <= 0 || signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+// One Ctrl-C in a terminal reaches this process more than once: the terminal signals the whole
+// process group (npm, tsx, node), and npm and tsx each relay what they got to their child. Signals
+// this close to the first are the same keypress.
+const SAME_CTRL_C_MS = 1_000;
+
+/**
+ * Calls first() on Ctrl-C (SIGINT) or on SIGTERM (what `docker stop`, systemd and Kubernetes send
+ * before they kill), and again() on a later, separate signal. Returns the function that removes
+ * the handlers.
+ */
+export function onInterrupt(first: () => void, again: () => void): () => void {
+  let firstAt: number | undefined;
+  const handler = () => {
+    const now = Date.now();
+    if (firstAt === undefined) {
+      firstAt = now;
+      first();
+    } else if (now - firstAt >= SAME_CTRL_C_MS) {
+      again();
+    }
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
+}
+
+/** Secrets never reach a terminal line: JWTs, sb_secret_ keys and bearer headers are masked. */
+export function scrub(text: string): string {
+  return redact(text) as string;
+}
+
+async function flush(stream: NodeJS.WriteStream): Promise<void> {
+  await new Promise<void>((resolve) => stream.write('', () => resolve()));
+}
+
+/** Exits once stdout and stderr have taken everything written (pipes can lag behind). */
+export async function exit(code: number): Promise<never> {
+  await Promise.all([flush(process.stdout), flush(process.stderr)]);
+  process.exit(code);
+}
+
+/**
+ * The top level of a CLI: runs main and exits with its code. A UsageError prints the usage and
+ * exits 2; a CliExit prints its line and exits with its code; anything else prints one clear
+ * line and exits 1.
+ */
+export function runMain(name: string, usage: string, main: () => Promise<number>): void {
+  main()
+    .then((code) => exit(code))
+    .catch(async (error: unknown) => {
+      if (error instanceof UsageError) {
+        process.stderr.write(`${scrub(error.message)}\n\n${usage}\n`);
+        return exit(EXIT.usage);
+      }
+      if (error instanceof CliExit) {
+        process.stderr.write(`${scrub(error.message)}\n`);
+        return exit(error.code);
+      }
+      process.stderr.write(`npm run ${name} failed: ${scrub(error instanceof Error ? error.message : String(error))}\n`);
+      return exit(EXIT.failed);
+    });
+}
