@@ -2,6 +2,7 @@
 // public.backfill_missing_profiles() over the Supabase API, one keyset-paginated batch at a time.
 // It saves a checkpoint after every batch, so Ctrl-C (or a batch that keeps failing) stops
 // cleanly and `--resume` continues after the last finished batch, losing and repeating nothing.
+import type { BackfillBatch } from '../shared/profile-contract.ts';
 import { createInterface } from 'node:readline/promises';
 import path from 'node:path';
 import type { Logger } from '../shared/logger.ts';
@@ -79,15 +80,7 @@ function parseOptions(argv: string[]): Options {
   };
 }
 
-interface BatchResult {
-  scanned: number;
-  missing: number;
-  created: number;
-  failed: number;
-  last_user_id: string | null;
-  done: boolean;
-  dry_run: boolean;
-}
+type BatchResult = BackfillBatch;
 
 function isBatchResult(value: unknown): value is BatchResult {
   const v = value as Partial<BatchResult> | null;
