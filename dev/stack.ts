@@ -11,7 +11,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import type { JWK } from 'jose';
 import { Hono } from 'hono';
 import pg from 'pg';
-import { createAuthApp } from './auth/app.ts';
+import { createAuthApp, type AuthFault } from './auth/app.ts';
 import { databaseUrl } from './database-url.ts';
 import { createFunctionsGateway, readVerifyJwt } from './functions/gateway.ts';
 import { startWorkers, type WorkerPool } from './functions/workers.ts';
@@ -61,6 +61,13 @@ export interface Stack {
   adminDbUrl: string;
   keys: LocalKeys & { publishableKey: string; secretKey: string };
   functionSecrets: Record<string, string>;
+  /**
+   * Dev/test only: makes the Auth stand-in fail or slow down (see AuthFault) until cleared with
+   * null. The object is kept, so its `remaining` shows how many requests it has still to affect.
+   */
+  setAuthFault(fault: AuthFault | null): void;
+  /** The fault set with setAuthFault, as counted down so far, or null. */
+  authFault(): AuthFault | null;
   stop(): Promise<void>;
 }
 
@@ -127,9 +134,15 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     // A dropped connection (a database restart) must not crash the stack: the next query reconnects.
     authPool.on('error', (e) => log(`auth pool: ${e.message}`));
     restPool.on('error', (e) => log(`rest pool: ${e.message}`));
+    // The pools only listen for errors on idle connections; one the server drops while a request
+    // holds it (a restart between two queries of a transaction) reports on the client itself.
+    // Noted here instead of crashing the process; the pool discards the client on release.
+    authPool.on('connect', (client) => client.on('error', (e) => log(`auth connection: ${e.message}`)));
+    restPool.on('connect', (client) => client.on('error', (e) => log(`rest connection: ${e.message}`)));
     cleanups.push(async () => { await Promise.all([authPool.end(), restPool.end()]); });
 
     const app = new Hono();
+    let authFault: AuthFault | null = null;
     let apiUrl = '';
     const server: ServerType = await new Promise((resolve) => {
       const s = serve(
@@ -157,6 +170,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       ...(options.bcryptCost ? { bcryptCost: options.bcryptCost } : {}),
       ...(options.captchaToken ? { captchaToken: options.captchaToken } : {}),
       onEmail: options.onEmail ?? ((mail) => log(`[auth] confirmation email to ${mail.to}: ${mail.link}`)),
+      faults: () => authFault,
     }));
     app.route('/rest/v1', createRestApp({ pool: restPool, keys }));
 
@@ -191,6 +205,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       adminDbUrl: serverUrl,
       keys: { ...keys, publishableKey: LOCAL_PUBLISHABLE_KEY, secretKey: LOCAL_SECRET_KEY },
       functionSecrets,
+      setAuthFault: (fault) => {
+        authFault = fault;
+      },
+      authFault: () => authFault,
       stop,
     };
   } catch (error) {

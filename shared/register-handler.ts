@@ -132,7 +132,10 @@ export function createRegisterHandler(deps: RegisterDeps): (request: Request) =>
               const mine = await recoverLostCreate(body.email, started);
               if (mine) return mine;
             }
-            if (isTransient(result.error)) lostAttempt = true;
+            // Only an attempt that got no answer at all (network failure, timeout: status 0) may
+            // have created the user unseen. A 5xx is an answer: Auth's transaction rolled back,
+            // typically because a concurrent registration of the same email won the unique index.
+            if (isTransient(result.error) && !(typeof result.error.status === 'number' && result.error.status > 0)) lostAttempt = true;
             throw result.error;
           }
           const user = result.data.user;

@@ -3,9 +3,9 @@
 // Covers what this project's flows and tests use: email signup with confirmation on or off,
 // /verify, password sign-in, GET /user, the admin user API and the JWKS.
 import { Hono } from 'hono';
-import { API_VERSION_HEADER, renderError } from './errors.ts';
+import { API_VERSION_HEADER, AuthError, renderError } from './errors.ts';
 import { resolveOptions } from './options.ts';
-import type { AuthOptions } from './options.ts';
+import type { AuthConfig, AuthFault, AuthOptions } from './options.ts';
 import { adminUserRoutes } from './routes/admin-users.ts';
 import { jwksRoutes } from './routes/jwks.ts';
 import { signupRoutes } from './routes/signup.ts';
@@ -13,13 +13,36 @@ import { tokenRoutes } from './routes/token.ts';
 import { userRoutes } from './routes/user.ts';
 import { verifyRoutes } from './routes/verify.ts';
 
-export type { AuthOptions } from './options.ts';
+export type { AuthFault, AuthOptions } from './options.ts';
+
+/** The injected fault this request falls under (counting it down), or null. */
+function faultFor(config: AuthConfig, path: string): AuthFault | null {
+  const fault = config.faults();
+  if (!fault || (fault.paths && !fault.paths.test(path))) return null;
+  if (fault.remaining !== undefined) {
+    if (fault.remaining <= 0) return null;
+    fault.remaining -= 1;
+  }
+  return fault;
+}
 
 export function createAuthApp(options: AuthOptions): Hono {
   const config = resolveOptions(options);
   const app = new Hono();
   // Set on this app, not only on a parent: Hono keeps a mounted app's own error handler.
   app.onError((error, c) => renderError(error, c.req.header(API_VERSION_HEADER)));
+  // Dev/test fault injection (AuthOptions.faults): nothing is injected unless the holder of the
+  // stack asked for it.
+  app.use('*', async (c, next) => {
+    const fault = faultFor(config, new URL(c.req.url).pathname);
+    if (!fault) return next();
+    if (fault.delayMs) await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
+    if (fault.status === undefined) return next();
+    return renderError(
+      new AuthError(fault.status, fault.status === 503 ? 'service_unavailable' : 'unexpected_failure', 'Injected fault: Auth is unavailable'),
+      c.req.header(API_VERSION_HEADER),
+    );
+  });
   app.route('/', signupRoutes(config));
   app.route('/', verifyRoutes(config));
   app.route('/', tokenRoutes(config));

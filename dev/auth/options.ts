@@ -20,6 +20,23 @@ export interface AuthOptions {
   captchaToken?: string;
   /** "Sends" a confirmation email; by default logs one line. */
   onEmail?: (mail: ConfirmationMail) => void;
+  /**
+   * Dev/test only: asked on every request for a fault to inject (an outage or a slow Auth). Set
+   * from code holding the stack (Stack.setAuthFault), never through an HTTP endpoint.
+   */
+  faults?: () => AuthFault | null;
+}
+
+/** An injected Auth misbehaviour, for the reliability tests. */
+export interface AuthFault {
+  /** Answer with this status (GoTrue's error body) instead of handling the request. */
+  status?: number;
+  /** Wait this long first; without `status` the request is then handled as usual (a slow Auth). */
+  delayMs?: number;
+  /** Only requests whose path (as the client sent it, e.g. /auth/v1/signup) matches; default every one. */
+  paths?: RegExp;
+  /** How many more matching requests to affect; counted down, unlimited when absent. */
+  remaining?: number;
 }
 
 export interface AuthConfig {
@@ -33,6 +50,7 @@ export interface AuthConfig {
   jwtExpirySeconds: number;
   captchaToken: string | undefined;
   onEmail: (mail: ConfirmationMail) => void;
+  faults: () => AuthFault | null;
   /** How long a confirmation link stays valid (config.toml [auth.email] otp_expiry). */
   otpExpirySeconds: number;
   /** config.toml [auth] jwt default audience and the JWT roles allowed on /admin. */
@@ -51,6 +69,7 @@ export function resolveOptions(options: AuthOptions): AuthConfig {
     jwtExpirySeconds: options.jwtExpirySeconds ?? 3600,
     captchaToken: options.captchaToken,
     onEmail: options.onEmail ?? logConfirmationMail,
+    faults: options.faults ?? (() => null),
     otpExpirySeconds: 3600,
     defaultAudience: 'authenticated',
     adminRoles: ['service_role', 'supabase_admin'],
