@@ -27,6 +27,57 @@ export const FULL_NAME_MAX_LENGTH = 200;
 export const AVATAR_URL_MAX_LENGTH = 2048;
 export const METADATA_MAX_BYTES = 16384;
 
+// PostgreSQL text and jsonb cannot hold U+0000, and an unpaired UTF-16 surrogate cannot become
+// UTF-8: such input is refused up front instead of failing (and being retried) in the database.
+const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+export function isStorableText(text: string): boolean {
+  return !UNSTORABLE.test(text);
+}
+
+export function isStorableJson(value: unknown): boolean {
+  if (typeof value === 'string') return isStorableText(value);
+  if (Array.isArray(value)) return value.every(isStorableJson);
+  if (value !== null && typeof value === 'object') {
+    return Object.entries(value).every(([k, v]) => isStorableText(k) && isStorableJson(v));
+  }
+  return true;
+}
+
+/** A number as jsonb prints it: never in exponent notation. */
+function numericText(n: number): string {
+  const text = JSON.stringify(n);
+  const m = /^(-?)(\d+)(?:\.(\d+))?(?:e([+-]?\d+))?$/i.exec(text);
+  if (!m || m[4] === undefined) return text;
+  const [, sign, whole, fraction = ''] = m;
+  const digits = whole! + fraction;
+  const point = whole!.length + Number(m[4]);
+  if (point <= 0) return `${sign}0.${'0'.repeat(-point)}${digits}`;
+  if (point >= digits.length) return `${sign}${digits}${'0'.repeat(point - digits.length)}`;
+  return `${sign}${digits.slice(0, point)}.${digits.slice(point)}`;
+}
+
+/**
+ * Bytes of value::jsonb::text, which user_profiles_metadata_check limits: jsonb prints
+ * ", " and ": " separators and numbers in full, so JSON.stringify's length undercounts it.
+ */
+export function jsonbTextBytes(value: unknown): number {
+  const encoder = new TextEncoder();
+  const size = (item: unknown): number => {
+    if (item === null || typeof item === 'boolean') return String(item).length;
+    if (typeof item === 'number') return numericText(item).length;
+    if (typeof item === 'string') return encoder.encode(JSON.stringify(item)).length;
+    if (Array.isArray(item)) return 2 + item.reduce<number>((sum, v, i) => sum + size(v) + (i > 0 ? 2 : 0), 0);
+    if (typeof item === 'object') {
+      return 2 + Object.entries(item as Record<string, unknown>)
+        .filter(([, v]) => v !== undefined)
+        .reduce<number>((sum, [k, v], i) => sum + encoder.encode(JSON.stringify(k)).length + 2 + size(v) + (i > 0 ? 2 : 0), 0);
+    }
+    return 0;
+  };
+  return size(value);
+}
+
 export function isValidUsername(username: string): boolean {
   return USERNAME_PATTERN.test(username);
 }

@@ -5,10 +5,15 @@ import type { FieldErrors } from './errors.ts';
 import {
   AVATAR_URL_MAX_LENGTH,
   FULL_NAME_MAX_LENGTH,
+  isStorableJson,
+  isStorableText,
   isValidAvatarUrl,
   isValidUsername,
+  jsonbTextBytes,
   METADATA_MAX_BYTES,
 } from './profile-contract.ts';
+
+const UNSTORABLE_MESSAGE = 'must not contain U+0000 or unpaired surrogates';
 
 // bcrypt, which Supabase Auth hashes with, ignores bytes past 72.
 export const PASSWORD_MAX_BYTES = 72;
@@ -25,7 +30,8 @@ const fullName = z
   .string({ error: 'must be a string' })
   .trim()
   .min(1, 'must not be empty')
-  .refine((v) => [...v].length <= FULL_NAME_MAX_LENGTH, `must be at most ${FULL_NAME_MAX_LENGTH} characters`);
+  .refine((v) => [...v].length <= FULL_NAME_MAX_LENGTH, `must be at most ${FULL_NAME_MAX_LENGTH} characters`)
+  .refine(isStorableText, UNSTORABLE_MESSAGE);
 
 const username = z
   .string({ error: 'must be a string' })
@@ -33,11 +39,15 @@ const username = z
 
 const avatarUrl = z
   .string({ error: 'must be a string' })
-  .refine(isValidAvatarUrl, `must be an http(s) URL of at most ${AVATAR_URL_MAX_LENGTH} characters`);
+  .refine(isValidAvatarUrl, `must be an http(s) URL of at most ${AVATAR_URL_MAX_LENGTH} characters`)
+  .refine(isStorableText, UNSTORABLE_MESSAGE);
 
+// Not z.record: it rebuilds the object key by key, and a "__proto__" key would silently vanish.
 const metadata = z
-  .record(z.string(), z.unknown(), { error: 'must be a JSON object' })
-  .refine((v) => new TextEncoder().encode(JSON.stringify(v)).length <= METADATA_MAX_BYTES, `must be at most ${METADATA_MAX_BYTES} bytes of JSON`);
+  .custom<Record<string, unknown>>((v) => v !== null && typeof v === 'object' && !Array.isArray(v), { error: 'must be a JSON object' })
+  .refine((v) => !Object.hasOwn(v, '__proto__'), 'must not have a "__proto__" key')
+  .refine(isStorableJson, UNSTORABLE_MESSAGE)
+  .refine((v) => jsonbTextBytes(v) <= METADATA_MAX_BYTES, `must be at most ${METADATA_MAX_BYTES} bytes of JSON`);
 
 export const RegisterBody = z
   .object({

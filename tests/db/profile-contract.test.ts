@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isValidAvatarUrl, isValidUsername } from '../../shared/profile-contract.ts';
+import { isStorableJson, isValidAvatarUrl, isValidUsername, jsonbTextBytes } from '../../shared/profile-contract.ts';
 import { useTestDatabase } from '../helpers/database.ts';
 
 const db = useTestDatabase();
@@ -37,6 +37,19 @@ describe('the TypeScript contract agrees with the database', () => {
   it('on which avatar URLs are valid, for 3,000 generated strings', async () => {
     const values = fc.sample(urlLike.filter((s) => !s.includes('\u0000')), { numRuns: 3000, seed: 20261121 });
     expect(values.map(isValidAvatarUrl)).toEqual(await sqlVerdicts('private.is_valid_avatar_url', values));
+  });
+
+  it('on how many bytes metadata takes as jsonb text, for 2,000 generated JSON values', async () => {
+    const values = fc
+      .sample(fc.jsonValue({ maxDepth: 4 }), { numRuns: 4000, seed: 20261121 })
+      .filter(isStorableJson)
+      .slice(0, 2000);
+    expect(values.length).toBe(2000);
+    const { rows } = await db().query<{ n: number }>(
+      `select octet_length(v::jsonb::text) as n from unnest($1::text[]) with ordinality as t(v, i) order by i`,
+      [values.map((v) => JSON.stringify(v))],
+    );
+    expect(values.map(jsonbTextBytes)).toEqual(rows.map((r) => r.n));
   });
 
   it('rejects the edge cases it should and accepts the ones it should', () => {
