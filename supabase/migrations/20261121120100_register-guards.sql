@@ -45,6 +45,8 @@ declare
   v_enabled boolean;
   v_window_start timestamptz;
   v_hits integer;
+  v_username_available boolean;
+  v_email_registered boolean;
 begin
   if p_client is null or char_length(p_client) not between 1 and 200 then
     raise exception 'p_client must be 1-200 characters' using errcode = '22023';
@@ -58,6 +60,14 @@ begin
     return jsonb_build_object('enabled', false, 'allowed', false, 'limit', p_limit, 'remaining', 0,
                               'retry_after_seconds', 60, 'username_available', null, 'email_registered', null);
   end if;
+
+  -- The reads first, the client's counter row last: that row lock serialises one client's
+  -- registrations, so it is held for as short a time as possible.
+  v_username_available := case when p_username is null then null else not exists (
+    select 1 from public.user_profiles p where lower(p.username) = lower(p_username)) end;
+  -- Supabase Auth stores emails lower-cased: equality on lower(p_email) uses users_email_partial_key.
+  v_email_registered := case when p_email is null then null else exists (
+    select 1 from auth.users u where u.email = lower(p_email) and not u.is_sso_user) end;
 
   v_window_start := to_timestamp(floor(extract(epoch from now()) / p_window_seconds) * p_window_seconds);
   insert into private.rate_limits as r (bucket, window_start)
@@ -76,10 +86,8 @@ begin
     'remaining', greatest(p_limit - v_hits, 0),
     'retry_after_seconds', greatest(1, ceil(extract(epoch from
       v_window_start + make_interval(secs => p_window_seconds) - now())))::integer,
-    'username_available', case when p_username is null then null else not exists (
-      select 1 from public.user_profiles p where lower(p.username) = lower(p_username)) end,
-    'email_registered', case when p_email is null then null else exists (
-      select 1 from auth.users u where lower(u.email) = lower(p_email) and not u.is_sso_user) end
+    'username_available', v_username_available,
+    'email_registered', v_email_registered
   );
 end;
 $$;
@@ -98,7 +106,8 @@ set search_path = ''
 as $$
   select jsonb_build_object('id', u.id, 'created_at', u.created_at, 'email_confirmed_at', u.email_confirmed_at)
   from auth.users u
-  where lower(u.email) = lower(p_email) and not u.is_sso_user
+  -- Supabase Auth stores emails lower-cased: equality on lower(p_email) uses users_email_partial_key.
+  where u.email = lower(p_email) and not u.is_sso_user
   limit 1
 $$;
 revoke execute on function public.find_auth_user_by_email(text) from public, anon, authenticated;

@@ -93,6 +93,18 @@ describe('register_preflight', () => {
     expect((await ask(null)).email_registered).toBeNull();
   });
 
+  it('finds a registered email through the unique email index, not by scanning auth.users', async () => {
+    const plan = await db().withTransaction(async (c) => {
+      await c.query(`insert into auth.users (id, email, created_at) select gen_random_uuid(), 'bulk' || n || '@example.test', now()
+                     from generate_series(1, 20000) n`);
+      await c.query('analyze auth.users');
+      const { rows } = await c.query(`explain (format json) select 1 from auth.users u where u.email = lower($1) and not u.is_sso_user`, ['X@Example.test']);
+      return JSON.stringify(rows[0]['QUERY PLAN']);
+    });
+    expect(plan).toContain('users_email_partial_key');
+    expect(plan).not.toContain('Seq Scan');
+  });
+
   it('counts concurrent attempts exactly', async () => {
     const client = `ip-${randomUUID()}`;
     const answers = await Promise.all(Array.from({ length: 30 }, () => preflight(client, 10, 3600)));
