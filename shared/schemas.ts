@@ -10,7 +10,9 @@ import {
   isValidAvatarUrl,
   isValidUsername,
   jsonbTextBytes,
+  jsonDepth,
   METADATA_MAX_BYTES,
+  METADATA_MAX_DEPTH,
 } from './profile-contract.ts';
 
 const UNSTORABLE_MESSAGE = 'must not contain U+0000 or unpaired surrogates';
@@ -45,6 +47,8 @@ const avatarUrl = z
 // Not z.record: it rebuilds the object key by key, and a "__proto__" key would silently vanish.
 const metadata = z
   .custom<Record<string, unknown>>((v) => v !== null && typeof v === 'object' && !Array.isArray(v), { error: 'must be a JSON object' })
+  // First, and aborting: the checks after it recurse into the value.
+  .refine((v) => jsonDepth(v) <= METADATA_MAX_DEPTH, { message: `must be nested at most ${METADATA_MAX_DEPTH} levels deep`, abort: true })
   .refine((v) => !Object.hasOwn(v, '__proto__'), 'must not have a "__proto__" key')
   .refine(isStorableJson, UNSTORABLE_MESSAGE)
   .refine((v) => jsonbTextBytes(v) <= METADATA_MAX_BYTES, `must be at most ${METADATA_MAX_BYTES} bytes of JSON`);

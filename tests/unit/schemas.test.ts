@@ -40,6 +40,21 @@ describe('RegisterBody', () => {
     });
   });
 
+  it('refuses metadata nested deeper than 32 levels with a 400 message, even 5,000 levels deep', () => {
+    const nest = (levels: number) => {
+      const root: Record<string, unknown> = {};
+      let node = root;
+      for (let i = 1; i < levels; i++) node = (node.a = {}) as Record<string, unknown>;
+      return root;
+    };
+    expect(errorsOf({ email: 'a@b.co', password: 'secret-1', metadata: nest(32) })).toBeNull();
+    for (const levels of [33, 5000]) {
+      expect(errorsOf({ email: 'a@b.co', password: 'secret-1', metadata: nest(levels) })).toEqual({
+        metadata: 'must be nested at most 32 levels deep',
+      });
+    }
+  });
+
   it('says which fields are required', () => {
     expect(errorsOf({})).toEqual({ email: 'is required', password: 'is required' });
   });
