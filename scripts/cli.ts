@@ -6,7 +6,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { localKeys } from '../dev/keys.ts';
 import { ConfigError, loadConfig, type Config } from '../shared/config.ts';
 import { createLogger, redact, type Logger } from '../shared/logger.ts';
-import { isTransient, retry, RetryExhausted, type RetryPolicy } from '../shared/retry.ts';
+import { retry, RetryExhausted, type RetryPolicy } from '../shared/retry.ts';
 import { createSupabaseClient, type SupabaseClient } from '../shared/supabase-client.ts';
 
 /** The Supabase CLI's local API, which `npm start` serves too. */
@@ -128,10 +128,6 @@ export class RpcError extends Error {
   }
 }
 
-// postgrest-js answers a network failure or a timeout with status 0 and an empty code, which
-// isTransient cannot see through (the socket error is flattened into a string): retry those too.
-const retryable = (error: unknown) => isTransient(error) || (error instanceof RpcError && error.status === 0 && error.code === '');
-
 export interface RpcFailure {
   attempts: number;
   reason: 'attempts' | 'deadline' | 'permanent';
@@ -168,7 +164,6 @@ export async function callRpc<T>(
       },
       policy,
       {
-        isRetryable: retryable,
         onRetry: ({ attempt, delayMs, error }) =>
           log.warn({ fn, attempt, delay_ms: delayMs, code: (error as RpcError).code, status: (error as RpcError).status, err: (error as Error).message }, 'rpc failed, retrying'),
       },

@@ -11,7 +11,7 @@ import type { Logger } from './logger.ts';
 import type { EnsureProfileResult, EnsureSource, ProfileCreator, UserProfile } from './profile-contract.ts';
 import { SQLSTATE } from './profile-contract.ts';
 import { AppError } from './errors.ts';
-import { isTransient, retry, RetryExhausted, type RetryPolicy } from './retry.ts';
+import { retry, RetryExhausted, type RetryPolicy } from './retry.ts';
 import type { SupabaseClient } from './supabase-client.ts';
 
 export interface EnsureContext {
@@ -48,9 +48,6 @@ function failureOf(error: { code?: string; message?: string } | null, status: nu
   return new CallFailure(error?.code ?? '', status, error?.message ?? 'unknown error', false);
 }
 
-// postgrest-js answers a network failure with status 0 and no code.
-const retryable = (error: unknown) =>
-  isTransient(error) || (error instanceof CallFailure && error.status === 0 && error.code === '');
 
 export async function ensureProfile(deps: ProfileServiceDeps, userId: string, ctx: EnsureContext): Promise<EnsureOutcome> {
   const log = ctx.log.child({ user_id: userId, source: ctx.source });
@@ -90,7 +87,7 @@ export async function ensureProfile(deps: ProfileServiceDeps, userId: string, ct
         return answer;
       },
       deps.retry,
-      { isRetryable: retryable, ...(deps.sleep ? { sleep: deps.sleep } : {}) },
+      deps.sleep ? { sleep: deps.sleep } : {},
     );
     return { status: result.outcome, profile: result.profile, attempts, via: 'rpc' };
   } catch (error) {

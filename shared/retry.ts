@@ -35,7 +35,7 @@ interface ErrorLike {
 }
 
 /**
- * True for network failures, gateway/availability statuses (408, 502, 503, 504),
+ * True for network failures (including postgrest-js's status 0), gateway/availability statuses (408, 502, 503, 504),
  * supabase-js's AuthRetryableFetchError, transient SQLSTATEs and PostgREST's connection codes.
  * Never for validation (4xx), conflicts (409/23505), permissions (401/403/42501) or other 500s.
  */
@@ -48,6 +48,9 @@ export function isTransient(error: unknown, depth = 0): boolean {
     return true;
   }
   if (typeof e.status === 'number' && TRANSIENT_STATUS.has(e.status)) return true;
+  // postgrest-js answers a network failure or a timeout with status 0 and an empty code (the
+  // socket error is flattened into a string): no HTTP answer at all.
+  if (e.status === 0 && (e.code === undefined || e.code === '')) return true;
   // fetch() rejects with TypeError("fetch failed") and the socket error as its cause.
   if (e.name === 'TypeError' && typeof e.message === 'string' && /fetch failed|network|connection/i.test(e.message)) return true;
   return e.cause !== undefined && isTransient(e.cause, depth + 1);
