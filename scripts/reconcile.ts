@@ -83,6 +83,8 @@ type ReconcileResult =
       ran: true;
       queue: { due: number; repaired: number; failed: number; user_deleted: number };
       sweep: { missing: number; created: number; failed: number };
+      /** Auth users past the grace period still without a profile after the run (all of them, not only the sweep's window). */
+      missing_profiles: number;
       duration_ms: number;
     }
   | { ran: false; reason: string };
@@ -144,7 +146,7 @@ async function runOnce(ctx: Context): Promise<boolean> {
     lines.push(
       `reconcile ran in ${result.duration_ms} ms: repair queue ${queue.due} due, ${queue.repaired} repaired, ` +
         `${queue.failed} failed, ${queue.user_deleted} user(s) deleted; sweep ${sweep.missing} missing, ` +
-        `${sweep.created} created, ${sweep.failed} failed`,
+        `${sweep.created} created, ${sweep.failed} failed; ${result.missing_profiles} user(s) still without a profile`,
     );
     if (stillFailing > 0) {
       lines.push(`  ${stillFailing} user(s) still failing: their queue entries were pushed back and are retried when due (private.repair_queue)`);

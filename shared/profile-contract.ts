@@ -161,7 +161,8 @@ export interface SystemHealth {
   checks: {
     trigger_installed: { ok: boolean; value: boolean };
     trigger_enabled: { ok: boolean; value: boolean };
-    missing_profiles: { ok: boolean; value: number; threshold: number; grace_period_seconds: number };
+    /** counted_at: when the stored census was taken (at most settings.missing_count_max_age ago). */
+    missing_profiles: { ok: boolean; value: number; threshold: number; grace_period_seconds: number; counted_at: string };
     success_rate: { ok: boolean; value: number | null; threshold: number; attempts: number; window_seconds: number };
     repair_queue_age: { ok: boolean; value: number | null; threshold: number; open: number };
   };

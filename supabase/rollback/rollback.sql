@@ -17,6 +17,8 @@ update private.settings set trigger_enabled = false where id;
 drop trigger if exists users_ensure_profile on auth.users;
 
 -- 3. The callable surface and its internals.
+drop function if exists private.read_missing_profile_census(interval, interval);
+drop function if exists private.refresh_missing_profile_census(interval, boolean);
 drop function if exists public.prune_audit_logs(integer);
 drop function if exists public.profile_operations_stats(interval);
 drop function if exists public.alert_delivery_result(bigint, boolean, text);
@@ -53,7 +55,7 @@ begin
     where version in ('20261121100000', '20261121100100', '20261121100200', '20261121100300',
                       '20261121100400', '20261121100500', '20261121100600', '20261121120000',
                       '20261121120100', '20261121120200', '20261121130000', '20261121130100',
-                      '20261121130200', '20261121140000');
+                      '20261121130200', '20261121140000', '20261121152000');
   end if;
 end
 $$;

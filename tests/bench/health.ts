@@ -7,7 +7,7 @@
 // queries health runs, and a prune of the rows past the retention if prune_audit_logs exists.
 import { startStack } from '../../dev/stack.ts';
 import { cannon, type CannonResult } from './http.ts';
-import { bulkUsersWithoutProfiles, envInt, log, quiet, round, startBenchCluster, timed, withClient, type BenchCluster, type ResultRow } from './lib.ts';
+import { bulkUsersWithoutProfiles, envInt, log, percentile, quiet, round, startBenchCluster, timed, withClient, type BenchCluster, type ResultRow } from './lib.ts';
 
 const PROFILES_SQL = `
   insert into public.user_profiles (user_id, email, full_name, username, avatar_url, metadata, created_via)
@@ -100,6 +100,30 @@ export async function healthBench(): Promise<{ rows: ResultRow[]; details: Recor
       log(`health: history added in ${round(grown.ms / 1000)} s`);
       const large = await measure(`${history} audit rows`);
       const largePlans = await explain(cluster);
+
+      // What the stored missing-profile count saves: one health call that finds it stale and
+      // counts, and one reconcile run (which counts at its end), at this many users.
+      const census = await (async () => {
+        const stale = async () => withClient(cluster.url, (c) => c.query(`update private.missing_profile_census set counted_at = now() - interval '1 day'`));
+        const staleCalls: number[] = [];
+        for (let i = 0; i < 3; i++) {
+          await stale();
+          staleCalls.push((await cannon({ url, connections: 1, amount: 1, headers: token })).p50);
+        }
+        const reconcileRuns = await withClient(cluster.postgresUrl, async (c) => {
+          const runs: number[] = [];
+          for (let i = 0; i < 3; i++) {
+            const started = performance.now();
+            await c.query('select public.reconcile_profiles()');
+            runs.push(round(performance.now() - started));
+          }
+          return runs;
+        });
+        const stored = await withClient(cluster.url, async (c) => (await c.query(
+          `select missing::int as missing, duration_ms::float8 as duration_ms from private.missing_profile_census`)).rows[0] as { missing: number; duration_ms: number });
+        return { stale_health_ms: staleCalls, reconcile_ms: reconcileRuns, stored };
+      })();
+      log(`health: census ${JSON.stringify(census)}`);
       const size = await withClient(cluster.url, async (c) => (await c.query(
         `select count(*)::bigint as rows, pg_total_relation_size('private.audit_logs') as total,
                 pg_relation_size('private.audit_logs') as heap from private.audit_logs`)).rows[0] as { rows: string; total: string; heap: string });
@@ -143,6 +167,11 @@ export async function healthBench(): Promise<{ rows: ResultRow[]; details: Recor
         });
       }
       rows.push({
+        benchmark: 'missing-profile census', metric: `count at ${users} users: health call that counts / reconcile run (ms, median of 3)`,
+        baseline: '—', ours: `${percentile(census.stale_health_ms, 50)} / ${percentile(census.reconcile_ms, 50)} (the count itself: ${census.stored.duration_ms} ms, ${census.stored.missing} missing)`,
+        ratio: '—', target: 'at most once per missing_count_max_age', verdict: 'info',
+      });
+      rows.push({
         benchmark: 'audit size', metric: 'MB per million attempts (heap + indexes)', baseline: '—',
         ours: `${round(mbPerMillion)} MB (${size.rows} rows, ${round(Number(size.total) / 2 ** 20)} MB)`, ratio: '—',
         target: 'bounded by retention', verdict: hasPrune ? 'info' : 'missed',
@@ -158,7 +187,7 @@ export async function healthBench(): Promise<{ rows: ResultRow[]; details: Recor
         rows,
         details: {
           users, recent_rows: recent, history_rows: history, requests, make_data_s: round(made.ms / 1000), add_history_s: round(grown.ms / 1000),
-          small, large, size: { ...size, mb_per_million: round(mbPerMillion, 1) }, prune, plans: { small: smallPlans, large: largePlans },
+          small, large, census, size: { ...size, mb_per_million: round(mbPerMillion, 1) }, prune, plans: { small: smallPlans, large: largePlans },
         },
       };
     } finally {

@@ -1,9 +1,15 @@
 import type { PoolClient } from 'pg';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../helpers/database.ts';
 import { signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
 
 const db = useTestDatabase();
+
+// These tests change users and profiles between calls and expect the count at once: count on
+// every call here. The census with its default age has its own tests below.
+beforeAll(async () => {
+  await db().query(`update private.settings set missing_count_max_age = interval '0'`);
+});
 
 type Json = Record<string, unknown>;
 
@@ -102,13 +108,16 @@ async function expectSqlState(promise: Promise<unknown>, sqlstate: string): Prom
   await expect(promise).rejects.toMatchObject({ code: sqlstate });
 }
 
-const CLEAN_CHECKS = {
-  trigger_installed: { ok: true, value: true },
-  trigger_enabled: { ok: true, value: true },
-  missing_profiles: { ok: true, value: 0, threshold: 0, grace_period_seconds: 300 },
-  success_rate: { ok: true, value: null, threshold: 0.99, attempts: 0, window_seconds: 900 },
-  repair_queue_age: { ok: true, value: null, threshold: 900, open: 0 },
-};
+/** Every check passing; the missing-profile count was taken in the caller's transaction. */
+async function cleanChecks(c: PoolClient): Promise<Json> {
+  return {
+    trigger_installed: { ok: true, value: true },
+    trigger_enabled: { ok: true, value: true },
+    missing_profiles: { ok: true, value: 0, threshold: 0, grace_period_seconds: 300, counted_at: await jsonTimeAgo(c, '0') },
+    success_rate: { ok: true, value: null, threshold: 0.99, attempts: 0, window_seconds: 900 },
+    repair_queue_age: { ok: true, value: null, threshold: 900, open: 0 },
+  };
+}
 
 describe('profile_system_stats', () => {
   it('reports counts, sources, success rate, failures and latency of the window only', async () => {
@@ -357,8 +366,8 @@ describe('missing profiles', () => {
           status: 'down',
           checked_at: await jsonTimeAgo(c, '0'),
           checks: {
-            ...CLEAN_CHECKS,
-            missing_profiles: { ok: false, value: 2, threshold: 0, grace_period_seconds: 300 },
+            ...(await cleanChecks(c)),
+            missing_profiles: { ok: false, value: 2, threshold: 0, grace_period_seconds: 300, counted_at: await jsonTimeAgo(c, '0') },
           },
         });
 
@@ -370,6 +379,7 @@ describe('missing profiles', () => {
           value: 3,
           threshold: 0,
           grace_period_seconds: 90,
+          counted_at: await jsonTimeAgo(c, '0'),
         });
       });
 
@@ -384,6 +394,7 @@ describe('missing profiles', () => {
           value: 2,
           threshold: 5,
           grace_period_seconds: 300,
+          counted_at: await jsonTimeAgo(c, '0'),
         });
 
         // Exactly at the threshold is still fine; one below it is down.
@@ -406,6 +417,120 @@ describe('missing profiles', () => {
   });
 });
 
+/** Stores a census as if it had been taken `ago` before now(), with a count no real scan gives. */
+async function seedCensus(c: PoolClient, census: { ago: string; missing: number; grace?: string }): Promise<void> {
+  await c.query(
+    `insert into private.missing_profile_census (id, counted_at, grace_period, missing, duration_ms)
+     values (true, now() - $1::interval, $3::interval, $2, 1)
+     on conflict (id) do update set counted_at = excluded.counted_at, grace_period = excluded.grace_period,
+                                    missing = excluded.missing, duration_ms = excluded.duration_ms`,
+    [census.ago, census.missing, census.grace ?? '5 minutes'],
+  );
+}
+
+async function storedCensus(c: PoolClient): Promise<Json | undefined> {
+  const { rows } = await c.query<Json>(
+    `select to_jsonb(counted_at) #>> '{}' as counted_at, missing::int as missing from private.missing_profile_census`,
+  );
+  return rows[0];
+}
+
+describe('the missing-profile census', () => {
+  it('health and stats answer the stored count while it is younger than missing_count_max_age, and count again after', async () => {
+    await db().withTransaction(async (c) => {
+      await clearHistory(c);
+      await c.query(`update private.settings set missing_count_max_age = interval '1 minute'`);
+      await seedCensus(c, { ago: '59 seconds', missing: 7 });
+
+      const health = await healthOf(c);
+      expect(health.status).toBe('down');
+      expect((health.checks as Json).missing_profiles).toEqual({
+        ok: false, value: 7, threshold: 0, grace_period_seconds: 300, counted_at: await jsonTimeAgo(c, '59 seconds'),
+      });
+      expect((await statsOf(c, '1 hour')).missing_profiles).toBe(7);
+
+      // Older than the limit: counted again (no user lacks a profile) and stored for the next call.
+      await seedCensus(c, { ago: '61 seconds', missing: 7 });
+      expect(await healthOf(c)).toEqual({ status: 'ok', checked_at: await jsonTimeAgo(c, '0'), checks: await cleanChecks(c) });
+      expect(await storedCensus(c)).toEqual({ counted_at: await jsonTimeAgo(c, '0'), missing: 0 });
+    });
+  });
+
+  it('counts again when the stored count was taken with another grace period', async () => {
+    await db().withTransaction(async (c) => {
+      await clearHistory(c);
+      await c.query(`update private.settings set missing_count_max_age = interval '1 hour'`);
+      await seedCensus(c, { ago: '1 second', missing: 7, grace: '1 minute' });
+      expect(((await healthOf(c)).checks as Json).missing_profiles).toEqual({
+        ok: true, value: 0, threshold: 0, grace_period_seconds: 300, counted_at: await jsonTimeAgo(c, '0'),
+      });
+    });
+  });
+
+  it('in a read-only transaction (a GET) counts without storing', async () => {
+    await db().withTransaction(async (c) => {
+      await seedCensus(c, { ago: '2 hours', missing: 7 });
+    }, { commit: true });
+    try {
+      await db().withClient(async (client) => {
+        await client.query('begin read only');
+        try {
+          expect((await statsOf(client, '1 hour')).missing_profiles).toBe(0);
+          expect((await storedCensus(client))?.missing).toBe(7);
+        } finally {
+          await client.query('rollback');
+        }
+      });
+    } finally {
+      await db().query('delete from private.missing_profile_census');
+    }
+  });
+
+  it('does not wait for a transaction that is counting: it answers the stored count, or counts itself when there is none', async () => {
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let locked = () => {};
+    const isLocked = new Promise<void>((resolve) => (locked = resolve));
+    const counting = db().withTransaction(async (c) => {
+      await c.query(`select pg_advisory_xact_lock(hashtext('private.missing_profile_census')::bigint)`);
+      locked();
+      await held;
+    });
+    try {
+      await isLocked;
+      await db().withTransaction(async (c) => {
+        await seedCensus(c, { ago: '2 hours', missing: 7 });
+        expect(((await healthOf(c)).checks as Json).missing_profiles).toMatchObject({ value: 7, counted_at: await jsonTimeAgo(c, '2 hours') });
+
+        await c.query('delete from private.missing_profile_census');
+        expect(((await healthOf(c)).checks as Json).missing_profiles).toMatchObject({ value: 0, counted_at: await jsonTimeAgo(c, '0') });
+        expect(await storedCensus(c)).toBeUndefined();
+      });
+    } finally {
+      release();
+      await counting;
+    }
+  });
+
+  it('is refreshed by every reconcile run, which reports what is still missing', async () => {
+    const userId = await signUpAsSupabaseAuth(db(), { createdAt: new Date(Date.now() - 3 * 86_400_000) });
+    try {
+      await db().query('delete from public.user_profiles where user_id = $1', [userId]);
+      await db().withTransaction(async (c) => {
+        await c.query(`update private.settings set missing_count_max_age = interval '1 day'`);
+        await seedCensus(c, { ago: '1 hour', missing: 0 });
+        // Three days old: outside the sweep's one-day window, so the run leaves it missing.
+        const { rows } = await c.query<{ r: Json }>('select public.reconcile_profiles() as r');
+        expect(rows[0]?.r.missing_profiles).toBe(1);
+        expect(await storedCensus(c)).toEqual({ counted_at: await jsonTimeAgo(c, '0'), missing: 1 });
+        expect(((await healthOf(c)).checks as Json).missing_profiles).toMatchObject({ ok: false, value: 1 });
+      });
+    } finally {
+      await db().query('delete from auth.users where id = $1', [userId]);
+    }
+  });
+});
+
 describe('profile_system_health', () => {
   it('is ok with every check passing on a clean state', async () => {
     await db().withTransaction(async (c) => {
@@ -413,7 +538,7 @@ describe('profile_system_health', () => {
       expect(await healthOf(c)).toEqual({
         status: 'ok',
         checked_at: await jsonTimeAgo(c, '0'),
-        checks: CLEAN_CHECKS,
+        checks: await cleanChecks(c),
       });
     });
   });
@@ -425,7 +550,7 @@ describe('profile_system_health', () => {
       expect(await healthOf(c)).toEqual({
         status: 'degraded',
         checked_at: await jsonTimeAgo(c, '0'),
-        checks: { ...CLEAN_CHECKS, trigger_enabled: { ok: false, value: false } },
+        checks: { ...(await cleanChecks(c)), trigger_enabled: { ok: false, value: false } },
       });
     });
   });
@@ -447,7 +572,7 @@ describe('profile_system_health', () => {
         checks: {
           trigger_installed: { ok: true, value: true },
           trigger_enabled: { ok: true, value: true },
-          missing_profiles: { ok: true, value: 0, threshold: 0, grace_period_seconds: 300 },
+          missing_profiles: { ok: true, value: 0, threshold: 0, grace_period_seconds: 300, counted_at: await jsonTimeAgo(c, '0') },
           success_rate: { ok: false, value: 0.98, threshold: 0.99, attempts: 100, window_seconds: 900 },
           repair_queue_age: { ok: true, value: null, threshold: 900, open: 0 },
         },
@@ -507,7 +632,7 @@ describe('profile_system_health', () => {
       expect(await healthOf(c)).toEqual({
         status: 'degraded',
         checked_at: await jsonTimeAgo(c, '0'),
-        checks: { ...CLEAN_CHECKS, repair_queue_age: { ok: false, value: 960, threshold: 900, open: 2 } },
+        checks: { ...(await cleanChecks(c)), repair_queue_age: { ok: false, value: 960, threshold: 900, open: 2 } },
       });
 
       // The threshold is read from settings at each call.
@@ -515,7 +640,7 @@ describe('profile_system_health', () => {
       expect(await healthOf(c)).toEqual({
         status: 'ok',
         checked_at: await jsonTimeAgo(c, '0'),
-        checks: { ...CLEAN_CHECKS, repair_queue_age: { ok: true, value: 960, threshold: 3600, open: 2 } },
+        checks: { ...(await cleanChecks(c)), repair_queue_age: { ok: true, value: 960, threshold: 3600, open: 2 } },
       });
     });
   });
@@ -529,7 +654,7 @@ describe('profile_system_health', () => {
       expect(await healthOf(c)).toEqual({
         status: 'ok',
         checked_at: await jsonTimeAgo(c, '0'),
-        checks: { ...CLEAN_CHECKS, repair_queue_age: { ok: true, value: 840, threshold: 900, open: 1 } },
+        checks: { ...(await cleanChecks(c)), repair_queue_age: { ok: true, value: 840, threshold: 900, open: 1 } },
       });
     });
   });
@@ -541,7 +666,7 @@ describe('profile_system_health', () => {
       expect(await healthOf(c)).toEqual({
         status: 'down',
         checked_at: await jsonTimeAgo(c, '0'),
-        checks: { ...CLEAN_CHECKS, trigger_installed: { ok: false, value: false } },
+        checks: { ...(await cleanChecks(c)), trigger_installed: { ok: false, value: false } },
       });
     });
   });
@@ -555,7 +680,7 @@ describe('profile_system_health', () => {
         status: 'down',
         checked_at: await jsonTimeAgo(c, '0'),
         checks: {
-          ...CLEAN_CHECKS,
+          ...(await cleanChecks(c)),
           trigger_installed: { ok: false, value: false },
           trigger_enabled: { ok: false, value: false },
         },
@@ -567,10 +692,12 @@ describe('profile_system_health', () => {
     await db().withTransaction(async (c) => {
       await clearHistory(c);
       await c.query('delete from private.settings');
+      // With the settings row gone the census may be a minute old: start from none.
+      await c.query('delete from private.missing_profile_census');
       expect(await healthOf(c)).toEqual({
         status: 'ok',
         checked_at: await jsonTimeAgo(c, '0'),
-        checks: CLEAN_CHECKS,
+        checks: await cleanChecks(c),
       });
 
       await seedQueueEntry(c, { firstFailedAgo: '16 minutes', attempts: 1 });

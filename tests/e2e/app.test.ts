@@ -461,6 +461,8 @@ describe('profile-health', () => {
       if (error) throw error;
       userId = data.user!.id;
       await db().query(`update auth.users set created_at = now() - interval '10 minutes' where id = $1`, [userId]);
+      // Health reads the stored missing-profile count for up to a minute: forget it, as if a minute had passed.
+      await db().query('delete from private.missing_profile_census');
 
       const full = await invoke(anon(), 'profile-health', { method: 'GET', headers: { Authorization: `Bearer ${healthToken()}` } });
       expect(full.status).toBe(503);
@@ -470,7 +472,7 @@ describe('profile-health', () => {
         checks: {
           trigger_installed: { ok: true, value: true },
           trigger_enabled: { ok: false, value: false },
-          missing_profiles: { ok: false, value: 1, threshold: 0, grace_period_seconds: 300 },
+          missing_profiles: { ok: false, value: 1, threshold: 0, grace_period_seconds: 300, counted_at: expect.stringMatching(ISO_TIME) },
         },
         stats: { missing_profiles: 1 },
       });
@@ -496,6 +498,7 @@ describe('profile-health', () => {
     const repaired = await invoke(service(), 'ensure-profile', { body: { user_id: userId } });
     expect(repaired.status).toBe(200);
     expect(repaired.body).toMatchObject({ user_id: userId, profile_status: 'created', profile: { user_id: userId, created_via: 'ensure' } });
+    await db().query('delete from private.missing_profile_census');
     const healthy = await invoke(anon(), 'profile-health', { method: 'GET', headers: { Authorization: `Bearer ${healthToken()}` } });
     expect(healthy.status).toBe(200);
     expect(healthy.body).toMatchObject({

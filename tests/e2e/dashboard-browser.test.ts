@@ -129,6 +129,8 @@ async function seed(): Promise<void> {
   } finally {
     await db().query('update private.settings set trigger_enabled = true');
   }
+  // The reconcile run's census predates them; make it as old as they are, so the next check counts.
+  await db().query(`update private.missing_profile_census set counted_at = now() - interval '10 minutes'`);
   seeded.oldestFailedAt = ago(20);
   await db().query(
     `insert into private.repair_queue (user_id, source, reason, sqlstate, attempts, first_failed_at, last_failed_at, resolved_at, resolution)

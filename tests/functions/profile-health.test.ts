@@ -15,6 +15,15 @@ afterEach(async () => {
   await db().query('update private.settings set trigger_enabled = true');
 });
 
+/**
+ * Health reads the stored missing-profile count while it is younger than
+ * settings.missing_count_max_age (a minute): a test that just made a user go missing (or fixed
+ * one) forgets the stored count, as a reconcile run would refresh it.
+ */
+async function forgetMissingCount(): Promise<void> {
+  await db().query('delete from private.missing_profile_census');
+}
+
 function handler(overrides: Record<string, string> = {}): (request: Request) => Promise<Response> {
   return createProfileHealthHandler({ config: api().config(overrides) });
 }
@@ -98,7 +107,7 @@ describe('profile-health with a token', () => {
     expect(result.body.checks).toEqual({
       trigger_installed: { ok: true, value: true },
       trigger_enabled: { ok: true, value: true },
-      missing_profiles: { ok: true, value: 0, threshold: 0, grace_period_seconds: 300 },
+      missing_profiles: { ok: true, value: 0, threshold: 0, grace_period_seconds: 300, counted_at: expect.stringMatching(TIMESTAMP) },
       success_rate: expect.objectContaining({ ok: true, threshold: 0.99, window_seconds: 900 }),
       repair_queue_age: { ok: true, value: null, threshold: 900, open: 0 },
     });
@@ -197,27 +206,57 @@ describe('profile-health with a token', () => {
     await db().query('update private.settings set trigger_enabled = false');
     const id = await signUpAsSupabaseAuth(db(), { createdAt: new Date(Date.now() - 10 * 60_000) });
     await db().query('update private.settings set trigger_enabled = true');
+    await forgetMissingCount();
     try {
       expect(await call(get())).toEqual({ status: 503, body: { status: 'down', checked_at: expect.stringMatching(TIMESTAMP) } });
       const full = await call(get(bearer(healthToken())));
       expect(full.status).toBe(503);
       expect(full.body.status).toBe('down');
-      expect(full.body.checks.missing_profiles).toEqual({ ok: false, value: 1, threshold: 0, grace_period_seconds: 300 });
+      expect(full.body.checks.missing_profiles).toEqual({ ok: false, value: 1, threshold: 0, grace_period_seconds: 300, counted_at: expect.stringMatching(TIMESTAMP) });
       expect(full.body.stats.missing_profiles).toBe(1);
     } finally {
       await db().query('delete from auth.users where id = $1', [id]);
+      await forgetMissingCount();
     }
     expect((await call(get())).status).toBe(200);
+  });
+
+  it('counts missing profiles at most once per missing_count_max_age, however many calls come', async () => {
+    await forgetMissingCount();
+    expect((await call(get())).status).toBe(200);
+    const first = await db().one<{ counted_at: Date }>('select counted_at from private.missing_profile_census');
+
+    // A user goes missing: callers keep the stored count (ok) until it is a minute old...
+    await db().query('update private.settings set trigger_enabled = false');
+    const id = await signUpAsSupabaseAuth(db(), { createdAt: new Date(Date.now() - 10 * 60_000) });
+    await db().query('update private.settings set trigger_enabled = true');
+    try {
+      for (let i = 0; i < 5; i++) expect((await call(get())).status).toBe(200);
+      const full = await call(get(bearer(healthToken())));
+      expect(full.body.checks.missing_profiles).toEqual({ ok: true, value: 0, threshold: 0, grace_period_seconds: 300, counted_at: expect.stringMatching(TIMESTAMP) });
+      expect(Date.parse(full.body.checks.missing_profiles.counted_at)).toBe(first.counted_at.getTime());
+
+      // ...and once it is older, the next call counts again and finds the user.
+      await db().query(`update private.missing_profile_census set counted_at = counted_at - interval '61 seconds'`);
+      expect((await call(get())).body.status).toBe('down');
+      const recounted = await call(get(bearer(healthToken())));
+      expect(recounted.body.checks.missing_profiles).toMatchObject({ ok: false, value: 1 });
+      expect(Date.parse(recounted.body.checks.missing_profiles.counted_at)).toBeGreaterThan(first.counted_at.getTime());
+    } finally {
+      await db().query('delete from auth.users where id = $1', [id]);
+      await forgetMissingCount();
+    }
   });
 
   it('does not count a user younger than the grace period as missing', async () => {
     await db().query('update private.settings set trigger_enabled = false');
     const id = await signUpAsSupabaseAuth(db(), { createdAt: new Date(Date.now() - 60_000) });
     await db().query('update private.settings set trigger_enabled = true');
+    await forgetMissingCount();
     try {
       const full = await call(get(bearer(healthToken())));
       expect(full.status).toBe(200);
-      expect(full.body.checks.missing_profiles).toEqual({ ok: true, value: 0, threshold: 0, grace_period_seconds: 300 });
+      expect(full.body.checks.missing_profiles).toEqual({ ok: true, value: 0, threshold: 0, grace_period_seconds: 300, counted_at: expect.stringMatching(TIMESTAMP) });
     } finally {
       await db().query('delete from auth.users where id = $1', [id]);
     }

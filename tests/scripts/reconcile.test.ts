@@ -14,7 +14,7 @@ const reconcile = (args: string[], extra: Record<string, string> = {}) => runCli
 
 interface ReconcileOutput {
   reconcile:
-    | { ran: true; queue: { due: number; repaired: number; failed: number; user_deleted: number }; sweep: { missing: number; created: number; failed: number }; duration_ms: number }
+    | { ran: true; queue: { due: number; repaired: number; failed: number; user_deleted: number }; sweep: { missing: number; created: number; failed: number }; missing_profiles: number; duration_ms: number }
     | { ran: false; reason: string };
   alerts: { status: string | null; transitions: Array<{ name: string; state: string }>; delivered: number; failed: number; undelivered: boolean };
 }
@@ -106,11 +106,12 @@ describe('npm run reconcile', () => {
       ran: true,
       queue: { due: 30, repaired: 30, failed: 0, user_deleted: 0 },
       sweep: { missing: 20, created: 20, failed: 0 },
+      missing_profiles: 0,
       duration_ms: expect.any(Number),
     });
     expect(out.alerts.undelivered).toBe(true);
     expect(run.stderr()).toContain('reconcile ran in ');
-    expect(run.stderr()).toContain(': repair queue 30 due, 30 repaired, 0 failed, 0 user(s) deleted; sweep 20 missing, 20 created, 0 failed\n');
+    expect(run.stderr()).toContain(': repair queue 30 due, 30 repaired, 0 failed, 0 user(s) deleted; sweep 20 missing, 20 created, 0 failed; 0 user(s) still without a profile\n');
     expect(run.stderr()).toContain(`no ALERT_WEBHOOK_URL: ${out.alerts.transitions.length} transitions kept in the outbox`);
     expectNoKey(run);
     expect(await profilesOf([...queued, ...swept])).toBe(50);
@@ -123,7 +124,7 @@ describe('npm run reconcile', () => {
     // Nothing left: a second run finds no work and says so in plain words.
     const again = reconcile([]);
     expect(await again.exit).toBe(0);
-    expect(again.stdout()).toContain(': repair queue 0 due, 0 repaired, 0 failed, 0 user(s) deleted; sweep 0 missing, 0 created, 0 failed\n');
+    expect(again.stdout()).toContain(': repair queue 0 due, 0 repaired, 0 failed, 0 user(s) deleted; sweep 0 missing, 0 created, 0 failed; 0 user(s) still without a profile\n');
   });
 
   it('exits 1 for a user that still fails, and pushes its queue entry back', async () => {

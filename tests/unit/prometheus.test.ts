@@ -9,7 +9,7 @@ function health(overrides: Partial<SystemHealth> = {}): SystemHealth {
     checks: {
       trigger_installed: { ok: true, value: true },
       trigger_enabled: { ok: false, value: false },
-      missing_profiles: { ok: true, value: 0, threshold: 0, grace_period_seconds: 300 },
+      missing_profiles: { ok: true, value: 0, threshold: 0, grace_period_seconds: 300, counted_at: '2026-11-21T11:59:30.250Z' },
       success_rate: { ok: true, value: 0.995, threshold: 0.99, attempts: 200, window_seconds: 900 },
       repair_queue_age: { ok: true, value: 12.5, threshold: 900, open: 2 },
     },
@@ -60,6 +60,9 @@ describe('renderPrometheus', () => {
         '# HELP profile_missing_profiles Auth users older than the grace period without a profile.',
         '# TYPE profile_missing_profiles gauge',
         'profile_missing_profiles 3',
+        '# HELP profile_missing_profiles_counted_timestamp_seconds When the missing-profile count was taken (Unix seconds).',
+        '# TYPE profile_missing_profiles_counted_timestamp_seconds gauge',
+        'profile_missing_profiles_counted_timestamp_seconds 1795262370.25',
         '# HELP profile_repair_queue_open Open repair-queue entries.',
         '# TYPE profile_repair_queue_open gauge',
         'profile_repair_queue_open 2',
