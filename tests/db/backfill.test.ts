@@ -165,9 +165,10 @@ describe('backfill_missing_profiles at scale', () => {
       let created = 0;
       for (;;) {
         const { rows } = await client.query<{ r: Batch }>('select public.backfill_missing_profiles(100, $1, false) as r', [after]);
-        created += rows[0]!.r.created;
-        if (rows[0]!.r.done) break;
-        after = rows[0]!.r.last_user_id;
+        const batch: Batch = rows[0]!.r;
+        created += batch.created;
+        if (batch.done) break;
+        after = batch.last_user_id;
       }
       expect(created).toBe(600);
       const done = await reads();
