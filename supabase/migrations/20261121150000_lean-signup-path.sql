@@ -12,7 +12,8 @@
 --     select of the profile that cannot exist yet, and to_jsonb of a profile the trigger drops;
 --   * a fourth audit index, (user_id, occurred_at): a random-key b-tree insert per attempt that
 --     nothing but hand-written troubleshooting queries read.
--- Behaviour is unchanged: the same profile, the same outcome, the same audit row.
+-- Behaviour is unchanged (the same profile, outcome and audit row), but for one detail noted at
+-- the trigger: it no longer looks for an open repair-queue entry of the new user.
 
 -- ============================================================================
 -- Indexes
