@@ -40,6 +40,8 @@ drop function if exists public.backfill_missing_profiles(integer, uuid, boolean)
 drop function if exists public.ensure_user_profile(uuid, text, text, integer, text, text, text, jsonb);
 drop function if exists private.on_auth_user_created();
 drop function if exists private.ensure_profile(uuid, text, text, integer, text, text, text, jsonb);
+drop function if exists private.create_profile(uuid, text, text, jsonb);
+drop function if exists private.record_profile_success(uuid, text, text, timestamptz, jsonb, integer, text);
 drop function if exists private.profile_fields(jsonb, text, text, text, jsonb);
 drop function if exists private.metadata_text(jsonb, text[]);
 drop function if exists private.record_profile_failure(uuid, text, text, text, timestamptz, integer, text, jsonb);
@@ -55,7 +57,8 @@ begin
     where version in ('20261121100000', '20261121100100', '20261121100200', '20261121100300',
                       '20261121100400', '20261121100500', '20261121100600', '20261121120000',
                       '20261121120100', '20261121120200', '20261121130000', '20261121130100',
-                      '20261121130200', '20261121140000', '20261121152000');
+                      '20261121130200', '20261121140000', '20261121150000', '20261121150100',
+                      '20261121152000');
   end if;
 end
 $$;

@@ -138,3 +138,53 @@ describe('backfill_missing_profiles', () => {
     expect(await count(`private.repair_queue where user_id = any('{${rejected.join(',')}}'::uuid[]) and resolution = 'backfill'`)).toBe(5);
   });
 });
+
+describe('backfill_missing_profiles at scale', () => {
+  it('reads user_profiles only through its indexes and auth.users only by key range, also with generic plans', async () => {
+    // Users who already have profiles (usernames scale_0 .. scale_1999), then users without one:
+    // half of them ask for a name an existing profile holds, the rest for none.
+    await bulkSignUpAsSupabaseAuth(db(), 2000, { metadataSql: `jsonb_build_object('username', 'scale_' || n)`, emailPrefix: 'scale-old-' });
+    const missing = await withTriggerOff(() =>
+      bulkSignUpAsSupabaseAuth(db(), 600, {
+        metadataSql: `case when n % 2 = 0 then jsonb_build_object('username', 'SCALE_' || n) else '{}'::jsonb end`,
+        emailPrefix: 'scale-new-',
+      }),
+    );
+    const users = await count('auth.users');
+
+    await db().asRole('service_role', {}, async (client) => {
+      // A generic plan is what a long run ends up with: it must not turn a batch into a scan.
+      await client.query('set local plan_cache_mode = force_generic_plan');
+      // Counters this connection has not flushed yet show up as this transaction's: take a baseline.
+      const reads = async () => (await client.query(
+        `select (select seq_scan from pg_stat_xact_user_tables where relid = 'public.user_profiles'::regclass)::int as profile_seq_scans,
+                pg_stat_get_xact_tuples_returned('auth.users_pkey'::regclass)::int as user_key_reads`,
+      )).rows[0] as { profile_seq_scans: number; user_key_reads: number };
+      const before = await reads();
+      let after: string | null = null;
+      let created = 0;
+      for (;;) {
+        const { rows } = await client.query<{ r: Batch }>('select public.backfill_missing_profiles(100, $1, false) as r', [after]);
+        const batch: Batch = rows[0]!.r;
+        created += batch.created;
+        if (batch.done) break;
+        after = batch.last_user_id;
+      }
+      expect(created).toBe(600);
+      const done = await reads();
+      expect(done.profile_seq_scans - before.profile_seq_scans).toBe(0);
+      // A few key reads per user, where a scan from the start of the index in every batch would
+      // read about users² / (2 × 100) of them (over 200,000 here).
+      expect(done.user_key_reads - before.user_key_reads).toBeLessThanOrEqual(3 * users);
+    }, { commit: true });
+
+    const { rows: names } = await db().query(
+      `select count(*) filter (where p.username is null)::int as without_name,
+              count(*) filter (where a.details -> 'dropped' ->> 'username' = 'taken')::int as taken
+         from public.user_profiles p join private.audit_logs a on a.user_id = p.user_id and a.source = 'backfill'
+        where p.user_id = any ($1)`,
+      [missing],
+    );
+    expect(names).toEqual([{ without_name: 600, taken: 300 }]);
+  });
+});

@@ -161,6 +161,24 @@ describe('ensure_user_profile', () => {
     ]);
   });
 
+  it('answers failed with 23505, recorded and queued, when a unique index of the project\'s own refuses the row', async () => {
+    const taken = await userWithoutProfile({ full_name: 'Only Once' });
+    const id = await userWithoutProfile({ full_name: 'Only Once' });
+    await db().query('create unique index hostile_unique_full_name on public.user_profiles (full_name) where full_name = \'Only Once\'');
+    try {
+      expect((await ensureAsService(taken)).outcome).toBe('created');
+      expect(await ensureAsService(id, { p_source: 'webhook' })).toEqual({
+        outcome: 'failed',
+        error: { sqlstate: '23505', message: 'duplicate key value violates unique constraint "hostile_unique_full_name"' },
+        queued: true,
+      });
+      expect((await db().query('select source, sqlstate, resolved_at from private.repair_queue where user_id = $1', [id])).rows)
+        .toEqual([{ source: 'webhook', sqlstate: '23505', resolved_at: null }]);
+    } finally {
+      await db().query('drop index public.hostile_unique_full_name');
+    }
+  });
+
   it('records the reconciler as the audit source and backfill as the layer that created the profile', async () => {
     const id = await userWithoutProfile();
     const result = await ensureAsService(id, { p_source: 'reconcile' });

@@ -1,4 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { insertAuthUser } from '../../dev/auth/user-store.ts';
+import { withTransaction } from '../../dev/transaction.ts';
 import { useTestDatabase } from '../helpers/database.ts';
 import { githubMetadata, googleMetadata, signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
 
@@ -7,6 +10,18 @@ const db = useTestDatabase();
 async function profileOf(userId: string) {
   const { rows } = await db().query('select * from public.user_profiles where user_id = $1', [userId]);
   return rows[0];
+}
+
+/** Resolves once some session of this database waits for a lock another one holds. */
+async function untilASessionWaitsForALock(): Promise<void> {
+  for (let tries = 0; tries < 250; tries++) {
+    const { rows } = await db().query<{ n: number }>(
+      `select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`,
+    );
+    if (rows[0]!.n > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error('no session ever waited for a lock');
 }
 
 async function auditOf(userId: string) {
@@ -129,6 +144,29 @@ describe('metadata that cannot make a valid profile', () => {
     expect(await auditOf(id)).toMatchObject([{ outcome: 'created', details: { dropped: { username: 'taken' } } }]);
   });
 
+  it('drops a username a concurrent signup holds uncommitted, once that signup commits, and fails neither', async () => {
+    const firstId = randomUUID();
+    let second: Promise<string> | undefined;
+    await withTransaction(db().auth, async (client) => {
+      await insertAuthUser(client, {
+        id: firstId,
+        email: `first-${firstId}@example.test`,
+        encryptedPassword: '',
+        userMetadata: { username: 'Contested' },
+        identities: [{ provider: 'email', providerId: firstId, identityData: { sub: firstId } }],
+      });
+      // The second signup's insert waits on the first one's uncommitted username.
+      second = signUpAsSupabaseAuth(db(), { userMetadata: { username: 'contested', full_name: 'Second' } });
+      await untilASessionWaitsForALock();
+    });
+    const secondId = await second!;
+    expect(await profileOf(firstId)).toMatchObject({ username: 'Contested' });
+    expect(await profileOf(secondId)).toMatchObject({ username: null, full_name: 'Second', created_via: 'trigger' });
+    expect(await auditOf(secondId)).toEqual([
+      { source: 'trigger', outcome: 'created', sqlstate: null, message: null, details: { dropped: { username: 'taken' } } },
+    ]);
+  });
+
   it('keeps metadata.metadata as the profile metadata when it is an object', async () => {
     const id = await signUpAsSupabaseAuth(db(), { userMetadata: { metadata: { plan: 'pro', locale: 'de-CH' } } });
     expect(await profileOf(id)).toMatchObject({ metadata: { plan: 'pro', locale: 'de-CH' } });
@@ -180,6 +218,29 @@ describe('when creating the profile fails inside the trigger', () => {
     expect(resolved).toEqual([{ resolution: 'backfill', resolved: true }]);
   });
 
+  it('records a row that a unique index of the project\'s own refuses as a failure, not as an existing profile', async () => {
+    await db().query('create unique index hostile_unique_full_name on public.user_profiles (full_name) where full_name = \'Only Once\'');
+    try {
+      await signUpAsSupabaseAuth(db(), { userMetadata: { full_name: 'Only Once' } });
+      const id = await signUpAsSupabaseAuth(db(), { userMetadata: { full_name: 'Only Once' } });
+      expect((await db().query('select count(*)::int as n from auth.users where id = $1', [id])).rows).toEqual([{ n: 1 }]);
+      expect(await profileOf(id)).toBeUndefined();
+      expect(await auditOf(id)).toEqual([
+        {
+          source: 'trigger',
+          outcome: 'failed',
+          sqlstate: '23505',
+          message: 'duplicate key value violates unique constraint "hostile_unique_full_name"',
+          details: {},
+        },
+      ]);
+      expect((await db().query('select source, sqlstate, resolved_at from private.repair_queue where user_id = $1', [id])).rows)
+        .toEqual([{ source: 'trigger', sqlstate: '23505', resolved_at: null }]);
+    } finally {
+      await db().query('drop index public.hostile_unique_full_name');
+    }
+  });
+
   it('lets the signup succeed even when the audit table itself rejects writes', async () => {
     await db().query(`alter table private.audit_logs add constraint hostile_no_audit check (false) not valid`);
     try {
@@ -213,6 +274,27 @@ describe('when creating the profile fails inside the trigger', () => {
     } finally {
       await db().query('alter table public.user_profiles drop constraint hostile_twice');
     }
+  });
+});
+
+describe('a new auth user and the repair queue', () => {
+  it('leaves the open entry of an id reused after a delete to the reconciler, which resolves it', async () => {
+    const id = randomUUID();
+    await db().query(
+      `insert into private.repair_queue (user_id, source, reason, sqlstate, next_attempt_at)
+       values ($1, 'trigger', 'failed before the user was deleted', '23514', now() - interval '1 minute')`,
+      [id],
+    );
+    await signUpAsSupabaseAuth(db(), { id });
+    expect(await profileOf(id)).toMatchObject({ created_via: 'trigger' });
+    expect(await auditOf(id)).toMatchObject([{ source: 'trigger', outcome: 'created' }]);
+    // A new user cannot have an open entry, so the trigger does not look; a reused id can.
+    expect((await db().one('select resolved_at from private.repair_queue where user_id = $1', [id])).resolved_at).toBeNull();
+
+    const { r } = await db().one(`select public.reconcile_profiles() as r`);
+    expect(r).toMatchObject({ ran: true, queue: { failed: 0 } });
+    expect(await db().one('select resolution, resolved_at is not null as resolved from private.repair_queue where user_id = $1', [id]))
+      .toEqual({ resolution: 'reconcile', resolved: true });
   });
 });
 
