@@ -20,6 +20,8 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export interface RequestContext {
   requestId: string;
   log: Logger;
+  /** Adds fields (user_id, profile_status, …) to the request's one access line. */
+  annotate(fields: Record<string, unknown>): void;
 }
 
 export type Route = (request: Request, context: RequestContext) => Promise<Response>;
@@ -119,6 +121,8 @@ export function createHandler(options: HandlerOptions, route: Route): (request: 
     const started = performance.now();
     const requestId = requestIdOf(request);
     const log = options.log.child({ request_id: requestId });
+    const annotations: Record<string, unknown> = {};
+    const annotate = (fields: Record<string, unknown>) => void Object.assign(annotations, fields);
     let response: Response;
     try {
       if (!allowed.has(request.method)) {
@@ -126,17 +130,18 @@ export function createHandler(options: HandlerOptions, route: Route): (request: 
           headers: { Allow: [...options.methods, 'OPTIONS'].join(', ') },
         });
       }
-      response = await route(request, { requestId, log });
+      response = await route(request, { requestId, log, annotate });
     } catch (error) {
       response = errorResponse(error, log);
     }
+    // The one line every request leaves at info; what happened inside is logged at debug.
+    log.info(
+      { method: request.method, status: response.status, duration_ms: Math.round((performance.now() - started) * 10) / 10, ...annotations },
+      'request',
+    );
     const headers = new Headers(response.headers);
     for (const [key, value] of Object.entries(CORS_HEADERS)) headers.set(key, value);
     headers.set('x-request-id', requestId);
-    log.info(
-      { method: request.method, status: response.status, duration_ms: Math.round((performance.now() - started) * 10) / 10 },
-      'request',
-    );
     const body = request.method === 'HEAD' ? null : response.body;
     return new Response(body, { status: response.status, headers });
   };

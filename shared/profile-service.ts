@@ -36,6 +36,13 @@ export interface ProfileServiceDeps {
   sleep?: (ms: number) => Promise<void>;
 }
 
+/** What the access log line says about an outcome. */
+export function outcomeFields(outcome: EnsureOutcome): Record<string, unknown> {
+  return outcome.status === 'pending'
+    ? { profile_status: 'pending', attempts: outcome.attempts, queued: outcome.queued }
+    : { profile_status: outcome.status, attempts: outcome.attempts, via: outcome.via };
+}
+
 /** A failed call as the retry classifier sees it: PostgREST's code (or the SQLSTATE) and HTTP status. */
 class CallFailure extends Error {
   constructor(readonly code: string, readonly status: number, message: string, readonly recorded: boolean) {
@@ -83,7 +90,7 @@ export async function ensureProfile(deps: ProfileServiceDeps, userId: string, ct
           log.warn({ attempt, duration_ms, code: answer.error.sqlstate }, 'ensure_user_profile recorded a failure');
           throw (lastFailure = new CallFailure(answer.error.sqlstate, 200, answer.error.message, true));
         }
-        log.info({ attempt, duration_ms, outcome: answer.outcome }, 'profile ensured');
+        log.debug({ attempt, duration_ms, outcome: answer.outcome }, 'profile ensured');
         return answer;
       },
       deps.retry,

@@ -6,7 +6,7 @@ import { AppError, serviceUnavailable } from './errors.ts';
 import { createHandler, errorBody, json, readJson, type RequestContext } from './http.ts';
 import { answerForClaim, databaseIdempotencyStore, idempotencyKeyOf, requestHash, type IdempotencyStore } from './idempotency.ts';
 import { createLogger, type Logger } from './logger.ts';
-import { ensureProfile } from './profile-service.ts';
+import { ensureProfile, outcomeFields } from './profile-service.ts';
 import { isTransient, retry, RetryExhausted } from './retry.ts';
 import { fieldErrors, PASSWORD_MIN_LENGTH, RegisterBody } from './schemas.ts';
 import { createSupabaseClient, type SupabaseClient } from './supabase-client.ts';
@@ -163,7 +163,8 @@ export function createRegisterHandler(deps: RegisterDeps): (request: Request) =>
   async function registerOnce(request: Request, body: RegisterBody, ctx: RequestContext): Promise<{ status: number; body: unknown }> {
     await guard(request, body);
     const user = await createUser(body, ctx);
-    ctx.log.info({ user_id: user.id }, 'auth user created');
+    ctx.log.debug({ user_id: user.id }, 'auth user created');
+    ctx.annotate({ user_id: user.id });
     const outcome = await ensureProfile({ supabase, retry: config.retry, ...(deps.sleep ? { sleep: deps.sleep } : {}) }, user.id, {
       source: 'register',
       requestId: ctx.requestId,
@@ -174,6 +175,7 @@ export function createRegisterHandler(deps: RegisterDeps): (request: Request) =>
       ...(body.avatar_url !== undefined ? { avatarUrl: body.avatar_url } : {}),
       ...(body.metadata !== undefined ? { metadata: body.metadata } : {}),
     });
+    ctx.annotate(outcomeFields(outcome));
     const userJson = { id: user.id, email: user.email };
     const confirmation = { email_confirmation_required: !user.confirmed };
     if (outcome.status === 'pending') {

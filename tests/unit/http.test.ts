@@ -62,6 +62,21 @@ describe('createHandler', () => {
     expect(logged).toMatchObject({ request_id: 'req-9', msg: 'unhandled error' });
   });
 
+  it('logs one info line per request: request id, method, status, duration and what the route annotated; debug lines stay out', async () => {
+    const { handler, lines } = setup(async (_r, ctx) => {
+      ctx.log.debug({ step: 'inside' }, 'detail');
+      ctx.annotate({ user_id: 'u-1', profile_status: 'created' });
+      return json(201, {});
+    });
+    await handler(new Request('http://local/fn', { method: 'POST', headers: { 'x-request-id': 'req-7' } }));
+    const logged = lines.map((l) => JSON.parse(l));
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toMatchObject({
+      level: 'info', msg: 'request', request_id: 'req-7', method: 'POST', status: 201, user_id: 'u-1', profile_status: 'created',
+    });
+    expect(typeof logged[0].duration_ms).toBe('number');
+  });
+
   it('sends no body for HEAD but keeps status and headers', async () => {
     const { handler } = setup(async () => json(503, { status: 'down' }), ['GET', 'HEAD']);
     const response = await handler(new Request('http://local/fn', { method: 'HEAD' }));
