@@ -15,7 +15,10 @@ export const CORS_HEADERS: Readonly<Record<string, string>> = {
   'Access-Control-Max-Age': '86400',
 };
 
-const CORS_ENTRIES = Object.entries(CORS_HEADERS);
+// What an answer other than a preflight needs: browsers read Allow-Headers, Allow-Methods and
+// Max-Age only from the preflight, so sending them on every answer only makes it longer.
+const CORS_ENTRIES = Object.entries(CORS_HEADERS).filter(([name]) =>
+  ['Access-Control-Allow-Origin', 'Access-Control-Expose-Headers'].includes(name));
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 

@@ -24,6 +24,16 @@ describe('createHandler', () => {
     expect(ran).toBe(false);
   });
 
+  it('gives other answers only the CORS headers a browser reads outside a preflight', async () => {
+    const { handler } = setup(async () => json(200, {}));
+    const response = await handler(post('{}'));
+    expect([...response.headers.keys()].filter((name) => name.startsWith('access-control-'))).toEqual([
+      'access-control-allow-origin',
+      'access-control-expose-headers',
+    ]);
+    expect(response.headers.get('access-control-expose-headers')).toBe('x-request-id, retry-after, idempotency-replayed');
+  });
+
   it('answers 405 with Allow for a method the function does not take', async () => {
     const { handler } = setup(async () => json(200, {}));
     const response = await handler(new Request('http://local/fn', { method: 'PUT' }));
