@@ -7,7 +7,41 @@ import { publicJwk, type LocalKeys } from './keys.ts';
 
 export class JwtRejected extends Error {}
 
-export async function verifyJwt(token: string, keys: Pick<LocalKeys, 'jwtSecret' | 'signingKey'>): Promise<JWTPayload> {
+type VerifyKeys = Pick<LocalKeys, 'jwtSecret' | 'signingKey'>;
+
+// Tokens already verified with these keys, as PostgREST's JWT cache keeps them: the same API key
+// or access token arrives with every request, and checking its signature again each time is most
+// of what authenticating costs. An entry is used until the token's exp (at most CACHE_TTL_MS);
+// after that the token is verified again, which rejects it with the usual message.
+const CACHE_TTL_MS = 5 * 60_000;
+const CACHE_MAX_ENTRIES = 1000;
+const verified = new WeakMap<VerifyKeys, Map<string, { payload: JWTPayload; until: number }>>();
+
+function cached(token: string, keys: VerifyKeys): JWTPayload | null {
+  const entry = verified.get(keys)?.get(token);
+  if (!entry) return null;
+  const now = Date.now();
+  if (now >= entry.until || (typeof entry.payload.exp === 'number' && Math.floor(now / 1000) >= entry.payload.exp)) {
+    verified.get(keys)!.delete(token);
+    return null;
+  }
+  return { ...entry.payload };
+}
+
+function remember(token: string, keys: VerifyKeys, payload: JWTPayload): JWTPayload {
+  let tokens = verified.get(keys);
+  if (!tokens) verified.set(keys, (tokens = new Map()));
+  if (tokens.size >= CACHE_MAX_ENTRIES) tokens.clear();
+  tokens.set(token, { payload, until: Date.now() + CACHE_TTL_MS });
+  return { ...payload };
+}
+
+/** verifyJwtUncached, answered from the cache of tokens these keys have already verified. */
+export async function verifyJwt(token: string, keys: VerifyKeys): Promise<JWTPayload> {
+  return cached(token, keys) ?? remember(token, keys, await verifyJwtUncached(token, keys));
+}
+
+async function verifyJwtUncached(token: string, keys: VerifyKeys): Promise<JWTPayload> {
   let alg: string | undefined;
   let kid: string | undefined;
   try {

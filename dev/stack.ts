@@ -4,6 +4,7 @@
 // /functions/v1 (the real functions under real Deno).
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +14,7 @@ import { Hono } from 'hono';
 import pg from 'pg';
 import { createAuthApp, type AuthFault } from './auth/app.ts';
 import { databaseUrl } from './database-url.ts';
-import { createFunctionsGateway, readVerifyJwt } from './functions/gateway.ts';
+import { createFunctionsGateway, FUNCTIONS_PREFIX, readVerifyJwt, type Gateway } from './functions/gateway.ts';
 import { startWorkers, type WorkerPool } from './functions/workers.ts';
 import { LOCAL_PUBLISHABLE_KEY, LOCAL_SECRET_KEY, localKeys, publicJwk, type LocalKeys } from './keys.ts';
 import { migrateDatabase } from './migrate.ts';
@@ -144,14 +145,22 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const app = new Hono();
     let authFault: AuthFault | null = null;
     let apiUrl = '';
+    // /functions/v1/* goes to the gateway as Node's own request and response (set once the
+    // workers run); everything else through Hono.
+    let gateway: Gateway | null = null;
     const server: ServerType = await new Promise((resolve) => {
       const s = serve(
         {
-          fetch: (request: Request, env: { incoming?: { socket?: { remoteAddress?: string } } }) => {
-            const mapped = request.url.includes('/functions/v1/') ? request : mapApiKeys(request, keys);
+          fetch: (request: Request) => {
+            const mapped = mapApiKeys(request, keys);
             if (mapped instanceof Response) return mapped;
-            return app.fetch(mapped, { remoteAddress: env.incoming?.socket?.remoteAddress });
+            return app.fetch(mapped);
           },
+          createServer: ((serverOptions: object, listener: Parameters<typeof createServer>[1]) =>
+            createServer(serverOptions, (request, response) => {
+              if (gateway && request.url?.startsWith(FUNCTIONS_PREFIX)) gateway(request, response);
+              else listener!(request, response);
+            })) as unknown as typeof createServer,
           port: options.port ?? 54321,
           hostname: '127.0.0.1',
         },
@@ -196,7 +205,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         },
       });
       cleanups.push(() => pool.stop());
-      app.route('/functions/v1', createFunctionsGateway({ pool, keys, verifyJwt: await readVerifyJwt(ROOT) }));
+      gateway = createFunctionsGateway({ pool, keys, verifyJwt: await readVerifyJwt(ROOT) });
     }
 
     return {

@@ -11,7 +11,7 @@ import { AppError } from './errors.ts';
 import { createHandler, json, parseJson, readText, type RequestContext } from './http.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { FULL_NAME_MAX_LENGTH, isValidAvatarUrl, isValidUsername, type EnsureSource } from './profile-contract.ts';
-import { ensureProfile, type EnsureOutcome } from './profile-service.ts';
+import { ensureProfile, outcomeFields, type EnsureOutcome } from './profile-service.ts';
 import { BeforeUserCreatedBody, DatabaseWebhookBody, EnsureProfileBody, fieldErrors } from './schemas.ts';
 import { createSupabaseClient, type SupabaseClient } from './supabase-client.ts';
 import { DATABASE_WEBHOOK_HEADER, isAuthHook, verifyAuthHook, verifyDatabaseWebhook } from './webhooks.ts';
@@ -27,7 +27,8 @@ function invalid(error: ZodError, raw: unknown): AppError {
   return new AppError(400, 'validation_failed', 'The request body is invalid', { fields: fieldErrors(error, raw) });
 }
 
-function answer(userId: string, outcome: EnsureOutcome): Response {
+function answer(userId: string, outcome: EnsureOutcome, ctx: RequestContext): Response {
+  ctx.annotate({ user_id: userId, ...outcomeFields(outcome) });
   if (outcome.status === 'pending') {
     return json(202, {
       user_id: userId,
@@ -81,7 +82,8 @@ export function createEnsureProfileHandler(deps: EnsureProfileDeps): (request: R
     const raw = user.user_metadata ?? user.raw_user_meta_data ?? {};
     const metadata = raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
     const reject = (httpCode: number, message: string) => {
-      ctx.log.info({ hook: 'before-user-created', http_code: httpCode }, 'signup rejected by the profile hook');
+      ctx.annotate({ hook: 'before-user-created', hook_http_code: httpCode });
+      ctx.log.debug({ message }, 'signup rejected by the profile hook');
       return json(200, { error: { http_code: httpCode, message } });
     };
     if (provider === 'email') {
@@ -117,7 +119,7 @@ export function createEnsureProfileHandler(deps: EnsureProfileDeps): (request: R
     if (!parsed.success) throw invalid(parsed.error, payload);
     const record = parsed.data.record;
     const email = typeof record.email === 'string' ? record.email : null;
-    return answer(record.id, await ensure(record.id, 'webhook', ctx, email));
+    return answer(record.id, await ensure(record.id, 'webhook', ctx, email), ctx);
   }
 
   async function caller(request: Request, rawBody: string, who: Caller, ctx: RequestContext): Promise<Response> {
@@ -125,7 +127,7 @@ export function createEnsureProfileHandler(deps: EnsureProfileDeps): (request: R
     if (who.kind === 'service') {
       const parsed = EnsureProfileBody.safeParse(payload);
       if (!parsed.success) throw invalid(parsed.error, payload);
-      return answer(parsed.data.user_id, await ensure(parsed.data.user_id, 'ensure', ctx));
+      return answer(parsed.data.user_id, await ensure(parsed.data.user_id, 'ensure', ctx), ctx);
     }
     // A user may name themselves, nobody else.
     const parsed = EnsureProfileBody.partial().safeParse(payload);
@@ -133,7 +135,7 @@ export function createEnsureProfileHandler(deps: EnsureProfileDeps): (request: R
     if (parsed.data.user_id !== undefined && parsed.data.user_id.toLowerCase() !== who.userId) {
       throw new AppError(403, 'forbidden', 'A signed-in user can only ensure their own profile');
     }
-    return answer(who.userId, await ensure(who.userId, 'ensure', ctx, who.email));
+    return answer(who.userId, await ensure(who.userId, 'ensure', ctx, who.email), ctx);
   }
 
   return createHandler({ name: 'ensure-profile', methods: ['POST'], log }, async (request, ctx) => {

@@ -57,5 +57,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       },
     },
   };
-  return options.destination ? pino(settings, options.destination) : pino(settings);
+  // Synchronous writes to stdout, as console.log does: a function writes about one line per
+  // request, and handing each to a background write costs more than writing it (and can be lost
+  // when the worker is stopped).
+  return pino(settings, options.destination ?? pino.destination({ dest: 1, sync: true }));
 }

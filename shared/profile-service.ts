@@ -7,6 +7,8 @@
 //   3. If that fails too, enqueue_profile_repair, so the reconciler finishes the job; and if even
 //      the queue is unreachable, the backfill sweep finds the user later. The caller learns the
 //      profile is pending, never that it was lost.
+// readOrEnsureProfile puts a plain read in front of the three, for a caller that expects the
+// trigger to have made the profile already (register, right after Auth created the user).
 import type { Logger } from './logger.ts';
 import type { EnsureProfileResult, EnsureSource, ProfileCreator, UserProfile } from './profile-contract.ts';
 import { SQLSTATE } from './profile-contract.ts';
@@ -27,13 +29,20 @@ export interface EnsureContext {
 }
 
 export type EnsureOutcome =
-  | { status: 'created' | 'existed'; profile: UserProfile; attempts: number; via: 'rpc' | 'insert' }
+  | { status: 'created' | 'existed'; profile: UserProfile; attempts: number; via: 'read' | 'rpc' | 'insert' }
   | { status: 'pending'; attempts: number; queued: boolean; reason: string };
 
 export interface ProfileServiceDeps {
   supabase: SupabaseClient;
   retry: RetryPolicy;
   sleep?: (ms: number) => Promise<void>;
+}
+
+/** What the access log line says about an outcome. */
+export function outcomeFields(outcome: EnsureOutcome): Record<string, unknown> {
+  return outcome.status === 'pending'
+    ? { profile_status: 'pending', attempts: outcome.attempts, queued: outcome.queued }
+    : { profile_status: outcome.status, attempts: outcome.attempts, via: outcome.via };
 }
 
 /** A failed call as the retry classifier sees it: PostgREST's code (or the SQLSTATE) and HTTP status. */
@@ -83,7 +92,7 @@ export async function ensureProfile(deps: ProfileServiceDeps, userId: string, ct
           log.warn({ attempt, duration_ms, code: answer.error.sqlstate }, 'ensure_user_profile recorded a failure');
           throw (lastFailure = new CallFailure(answer.error.sqlstate, 200, answer.error.message, true));
         }
-        log.info({ attempt, duration_ms, outcome: answer.outcome }, 'profile ensured');
+        log.debug({ attempt, duration_ms, outcome: answer.outcome }, 'profile ensured');
         return answer;
       },
       deps.retry,
@@ -104,6 +113,29 @@ export async function ensureProfile(deps: ProfileServiceDeps, userId: string, ct
   const queued = lastFailure?.recorded === true || (await enqueueRepair(deps.supabase, userId, ctx, reason, lastFailure, attempts, log));
   log.error({ attempts, queued, code: lastFailure?.code }, 'profile pending: the reconciler will create it');
   return { status: 'pending', attempts, queued, reason };
+}
+
+/** The user's profile, null when there is none; an error when it could not be read. */
+async function readProfile(supabase: SupabaseClient, userId: string, options: { retry: boolean }) {
+  return await supabase.from('user_profiles').select().eq('user_id', userId).maybeSingle<UserProfile>().retry(options.retry);
+}
+
+/**
+ * The profile the auth.users trigger made in the signup transaction, read without writing
+ * anything (no ensure_user_profile call, so no second audit row and no commit to flush); the
+ * trigger's own audit row records the creation. When it is not there (the trigger failed and
+ * queued a repair, or was switched off meanwhile) or cannot be read, ensureProfile runs with
+ * every fallback, exactly as without the read.
+ */
+export async function readOrEnsureProfile(deps: ProfileServiceDeps, userId: string, ctx: EnsureContext): Promise<EnsureOutcome> {
+  // No retries of the read: ensureProfile, with its own retries, is the answer to a failed read.
+  const { data, error, status } = await readProfile(deps.supabase, userId, { retry: false });
+  if (data) {
+    ctx.log.debug({ user_id: userId, source: ctx.source, outcome: 'existed' }, 'profile found');
+    return { status: 'existed', profile: data, attempts: 0, via: 'read' };
+  }
+  if (error) ctx.log.warn({ user_id: userId, code: error.code, status, err: error.message }, 'profile read failed; ensuring it instead');
+  return await ensureProfile(deps, userId, ctx);
 }
 
 const CREATED_VIA: Record<EnsureSource, ProfileCreator> = {
@@ -139,13 +171,13 @@ async function insertDirectly(
     log.warn({ outcome: 'created' }, 'profile created by direct insert after ensure_user_profile failed');
     return { status: 'created', profile: created };
   }
-  const existing = await supabase.from('user_profiles').select().eq('user_id', userId).maybeSingle();
+  const existing = await readProfile(supabase, userId, { retry: true });
   if (existing.error || !existing.data) {
     log.warn({ code: existing.error?.code }, 'profile existed but could not be read back');
     return null;
   }
   log.info({ outcome: 'existed' }, 'profile found by the direct-insert fallback');
-  return { status: 'existed', profile: existing.data as UserProfile };
+  return { status: 'existed', profile: existing.data };
 }
 
 async function enqueueRepair(

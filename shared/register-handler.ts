@@ -6,7 +6,7 @@ import { AppError, serviceUnavailable } from './errors.ts';
 import { createHandler, errorBody, json, readJson, type RequestContext } from './http.ts';
 import { answerForClaim, databaseIdempotencyStore, idempotencyKeyOf, requestHash, type IdempotencyStore } from './idempotency.ts';
 import { createLogger, type Logger } from './logger.ts';
-import { ensureProfile } from './profile-service.ts';
+import { ensureProfile, outcomeFields, readOrEnsureProfile } from './profile-service.ts';
 import { isTransient, retry, RetryExhausted } from './retry.ts';
 import { fieldErrors, PASSWORD_MIN_LENGTH, RegisterBody } from './schemas.ts';
 import { createSupabaseClient, type SupabaseClient } from './supabase-client.ts';
@@ -53,7 +53,8 @@ export function createRegisterHandler(deps: RegisterDeps): (request: Request) =>
   const newAuthClient = deps.newAuthClient ?? (() => createSupabaseClient(config.supabaseUrl, config.anonKey ?? config.serviceRoleKey));
   const idempotency = deps.idempotency ?? databaseIdempotencyStore(supabase, 'register', config.register.idempotencyTtlSeconds);
 
-  async function guard(request: Request, body: RegisterBody): Promise<void> {
+  /** Refuses the attempt (switched off, rate limited, email or username taken) or says whether the trigger will make the profile. */
+  async function guard(request: Request, body: RegisterBody): Promise<{ triggerEnabled: boolean }> {
     const { data, error } = await supabase.rpc('register_preflight', {
       p_client: clientOf(request),
       p_limit: config.register.rateLimit.max,
@@ -68,6 +69,7 @@ export function createRegisterHandler(deps: RegisterDeps): (request: Request) =>
       retry_after_seconds: number;
       username_available: boolean | null;
       email_registered: boolean | null;
+      trigger_enabled?: boolean | null;
     };
     if (!verdict.enabled) {
       throw new AppError(503, 'registration_disabled', 'Registration is switched off for now; try again later', {
@@ -85,6 +87,7 @@ export function createRegisterHandler(deps: RegisterDeps): (request: Request) =>
     if (verdict.username_available === false) {
       throw new AppError(409, 'username_taken', 'This username is already taken', { fields: { username: 'is already taken' } });
     }
+    return { triggerEnabled: verdict.trigger_enabled === true };
   }
 
   /**
@@ -161,10 +164,14 @@ export function createRegisterHandler(deps: RegisterDeps): (request: Request) =>
   }
 
   async function registerOnce(request: Request, body: RegisterBody, ctx: RequestContext): Promise<{ status: number; body: unknown }> {
-    await guard(request, body);
+    const { triggerEnabled } = await guard(request, body);
     const user = await createUser(body, ctx);
-    ctx.log.info({ user_id: user.id }, 'auth user created');
-    const outcome = await ensureProfile({ supabase, retry: config.retry, ...(deps.sleep ? { sleep: deps.sleep } : {}) }, user.id, {
+    ctx.log.debug({ user_id: user.id }, 'auth user created');
+    ctx.annotate({ user_id: user.id });
+    // With the trigger on, Auth's insert has made the profile already: read it instead of
+    // asking ensure_user_profile, which would only answer `existed` and write a second audit row.
+    const obtain = triggerEnabled ? readOrEnsureProfile : ensureProfile;
+    const outcome = await obtain({ supabase, retry: config.retry, ...(deps.sleep ? { sleep: deps.sleep } : {}) }, user.id, {
       source: 'register',
       requestId: ctx.requestId,
       log: ctx.log,
@@ -174,6 +181,7 @@ export function createRegisterHandler(deps: RegisterDeps): (request: Request) =>
       ...(body.avatar_url !== undefined ? { avatarUrl: body.avatar_url } : {}),
       ...(body.metadata !== undefined ? { metadata: body.metadata } : {}),
     });
+    ctx.annotate(outcomeFields(outcome));
     const userJson = { id: user.id, email: user.email };
     const confirmation = { email_confirmation_required: !user.confirmed };
     if (outcome.status === 'pending') {

@@ -10,7 +10,7 @@ import { invalidBody, notImplemented, RestError, singularityError, rangeNotSatis
 import { closest } from './fuzzy.ts';
 import { parseQuery, type ParsedQuery } from './query-params.ts';
 import { contentRange, prefAppliedHeader, rangeStatus, respond } from './respond.ts';
-import { bodySql, ident, limitSql, orderSql, Params, qualified, selectListSql, toReadResult, whereSql, type ReadResult, type ResultRow } from './sql.ts';
+import { bodySql, ident, limitSql, orderSql, Params, qualified, RESPONSE_GUCS_SQL, selectListSql, toReadResult, whereSql, type ReadResult, type ResultRow } from './sql.ts';
 import { execute, type Planned } from './transaction.ts';
 import { requestContext, type RequestContext } from './request-context.ts';
 import { qualifiedKey, type Routine, type RoutineParam, type SchemaCacheData } from './schema-cache.ts';
@@ -149,7 +149,7 @@ function planCall(
     : bodySql({ single: ctx.media.singular || !routine.returnsSet, scalar, stripNulls: ctx.media.stripNulls });
   const text =
     `with pgrst_source as (${source}) ` +
-    `select ${total}::bigint as total_result_set, ${pageTotal}::bigint as page_total, ${body}::text as body ` +
+    `select ${total}::bigint as total_result_set, ${pageTotal}::bigint as page_total, ${body}::text as body, ${RESPONSE_GUCS_SQL} ` +
     `from (${inner}) _postgrest_t`;
 
   return {
@@ -159,7 +159,7 @@ function planCall(
       const { rows } = await client.query<ResultRow>(text, params.values);
       const result = toReadResult(rows[0]);
       if (ctx.media.singular && result.pageTotal !== 1) throw singularityError(result.pageTotal);
-      return { routine, result };
+      return { value: { routine, result }, gucs: result.gucs };
     },
   };
 }

@@ -83,10 +83,25 @@ export function bodySql(shape: BodyShape): string {
   return `coalesce(${stripped}, '${shape.single ? 'null' : '[]'}')`;
 }
 
+/**
+ * What a function set through response.headers / response.status, read in the main statement
+ * itself (as PostgREST does), after the aggregate has run the function.
+ */
+export const RESPONSE_GUCS_SQL =
+  `pg_catalog.current_setting('response.headers', true) as response_headers, ` +
+  `pg_catalog.current_setting('response.status', true) as response_status`;
+
+export interface ResponseGucs {
+  headers: string | null;
+  status: string | null;
+}
+
 export interface ResultRow {
   total_result_set: string | null;
   page_total: string;
   body: string | null;
+  response_headers: string | null;
+  response_status: string | null;
 }
 
 export interface ReadResult {
@@ -95,6 +110,7 @@ export interface ReadResult {
   /** Rows matching without limit/offset, when a count was asked for. */
   total: number | null;
   body: string;
+  gucs: ResponseGucs;
 }
 
 export function toReadResult(row: ResultRow | undefined): ReadResult {
@@ -102,5 +118,6 @@ export function toReadResult(row: ResultRow | undefined): ReadResult {
     pageTotal: Number(row?.page_total ?? 0),
     total: row?.total_result_set === null || row?.total_result_set === undefined ? null : Number(row.total_result_set),
     body: row?.body ?? '',
+    gucs: { headers: row?.response_headers ?? null, status: row?.response_status ?? null },
   };
 }

@@ -17,7 +17,7 @@ import {
 import { closest } from './fuzzy.ts';
 import { parseQuery, requireFilters, type ParsedQuery, type SelectItem } from './query-params.ts';
 import { contentRange, prefAppliedHeader, rangeStatus, respond } from './respond.ts';
-import { bodySql, ident, limitSql, orderSql, Params, qualified, selectListSql, toReadResult, whereSql, type ReadResult, type ResultRow } from './sql.ts';
+import { bodySql, ident, limitSql, orderSql, Params, qualified, RESPONSE_GUCS_SQL, selectListSql, toReadResult, whereSql, type ReadResult, type ResultRow } from './sql.ts';
 import { execute, type Planned } from './transaction.ts';
 import { requestContext, type RequestContext } from './request-context.ts';
 import { qualifiedKey, type SchemaCacheData, type Table } from './schema-cache.ts';
@@ -66,14 +66,14 @@ function readPlan(ctx: RequestContext, name: string, parsed: ParsedQuery, cache:
   // Without limit/offset the page is the whole result, so the count comes for free.
   const total = !ctx.prefer.count ? 'null' : limit === '' ? page : `(select pg_catalog.count(*) from (select 1 from ${q}${where}) pgrst_count)`;
   const body = bodySql({ single: ctx.media.singular, scalar: false, stripNulls: ctx.media.stripNulls });
-  const text = `select ${total}::bigint as total_result_set, ${page}::bigint as page_total, ${body}::text as body from (${inner}) _postgrest_t`;
+  const text = `select ${total}::bigint as total_result_set, ${page}::bigint as page_total, ${body}::text as body, ${RESPONSE_GUCS_SQL} from (${inner}) _postgrest_t`;
   return {
     readOnly: true,
     async run(client) {
       const { rows } = await client.query<ResultRow>(text, params.values);
       const result = toReadResult(rows[0]);
       singularCheck(ctx, result);
-      return result;
+      return { value: result, gucs: result.gucs };
     },
   };
 }
@@ -94,7 +94,7 @@ function mutationStatement(ctx: RequestContext, mutation: string, select: Select
   return (
     `with pgrst_source as (${mutation}) ` +
     `select null::bigint as total_result_set, pg_catalog.count(_postgrest_t)::bigint as page_total, ${body}::text as body, ` +
-    `${inserted} as inserted from (${inner}) _postgrest_t`
+    `${inserted} as inserted, ${RESPONSE_GUCS_SQL} from (${inner}) _postgrest_t`
   );
 }
 
@@ -105,7 +105,7 @@ function runMutation(ctx: RequestContext, text: string, params: Params): Planned
       const { rows } = await client.query<ResultRow & { inserted: number | null }>(text, params.values);
       const result = toReadResult(rows[0]);
       singularCheck(ctx, result);
-      return { ...result, inserted: rows[0]?.inserted ?? null };
+      return { value: { ...result, inserted: rows[0]?.inserted ?? null }, gucs: result.gucs };
     },
   };
 }

@@ -1,17 +1,19 @@
 // One request = one transaction on an authenticator connection, as PostgREST runs it: BEGIN (READ
 // ONLY for reads), one SELECT of set_config calls (search_path, the role's own settings, the role,
-// request.jwt.claims, request.method/path/headers/cookies), the statement, then COMMIT; any error
-// rolls back. The planner runs against the schema cache first, so a request that names something
+// request.jwt.claims, request.method/path/headers/cookies), the statement (which also reads
+// response.headers / response.status), then COMMIT; any error rolls back. The planner runs against the schema cache first, so a request that names something
 // unknown never opens a transaction.
 import pg from 'pg';
 import { fromConnectError, RestError, toRestError } from './errors.ts';
 import type { RestDeps } from './deps.ts';
 import type { RequestContext } from './request-context.ts';
 import type { SchemaCacheData } from './schema-cache.ts';
+import type { ResponseGucs } from './sql.ts';
 
 export interface Planned<T> {
   readOnly: boolean;
-  run(client: pg.PoolClient): Promise<T>;
+  /** Runs the statement; the response GUCs come from the same statement. */
+  run(client: pg.PoolClient): Promise<{ value: T; gucs: ResponseGucs }>;
 }
 
 export interface TxOutcome<T> {
@@ -103,14 +105,10 @@ export async function execute<T>(
     inTransaction = true;
     const prelude = setConfigStatement(ctx, cache);
     await client.query(prelude.text, prelude.values);
-    const value = await planned.run(client);
-    const gucs = await client.query<{ headers: string | null; status: string | null }>(
-      `select current_setting('response.headers', true) as headers, current_setting('response.status', true) as status`,
-    );
+    const { value, gucs } = await planned.run(client);
     await client.query('commit');
     inTransaction = false;
-    const row = gucs.rows[0];
-    return { value, statusOverride: parseGucStatus(row?.status ?? null), extraHeaders: parseGucHeaders(row?.headers ?? null) };
+    return { value, statusOverride: parseGucStatus(gucs.status), extraHeaders: parseGucHeaders(gucs.headers) };
   } catch (error) {
     if (inTransaction) {
       // A failed rollback means the connection itself is gone: do not return it to the pool.

@@ -111,12 +111,90 @@ describe('register_preflight', () => {
     expect(answers.filter((a) => a.allowed)).toHaveLength(10);
   });
 
+  it('says whether the auth.users trigger will make the profile: switched on in settings and enabled in the catalog', async () => {
+    const ask = async () => (await preflight(`ip-${randomUUID()}`, 100)).trigger_enabled;
+    expect(await ask()).toBe(true);
+    await db().query('update private.settings set trigger_enabled = false');
+    try {
+      expect(await ask()).toBe(false);
+    } finally {
+      await db().query('update private.settings set trigger_enabled = true');
+    }
+    await db().query('alter table auth.users disable trigger users_ensure_profile');
+    try {
+      expect(await ask()).toBe(false);
+    } finally {
+      await db().query('alter table auth.users enable trigger users_ensure_profile');
+    }
+    expect(await ask()).toBe(true);
+  });
+
+  it('spreads a client with a limit of at least 200 over limit / 100 lanes (at most 32), counting every attempt once', async () => {
+    const lanes = async (limit: number, attempts: number) => {
+      const client = `ip-${randomUUID()}`;
+      for (let i = 0; i < attempts; i++) await preflight(client, limit);
+      return await db().one<{ lanes: number; hits: number }>(
+        `select count(*)::int as lanes, sum(hits)::int as hits from private.rate_limits where bucket = $1`, [`register:${client}`]);
+    };
+    expect(await lanes(199, 10)).toEqual({ lanes: 1, hits: 10 });
+    expect(await lanes(300, 60)).toMatchObject({ lanes: expect.toSatisfy((n: number) => n >= 1 && n <= 3), hits: 60 });
+    // A free lane is picked at random, so 200 attempts land on more than one of the 32.
+    expect(await lanes(1_000_000, 200)).toMatchObject({ lanes: expect.toSatisfy((n: number) => n >= 2 && n <= 32), hits: 200 });
+  });
+
+  it('lets a second attempt of the same client through while the first is uncommitted, on another lane', async () => {
+    const client = `ip-${randomUUID()}`;
+    const first = await db().admin.connect();
+    const second = await db().admin.connect();
+    try {
+      await first.query(`begin; set local role service_role`);
+      expect((await first.query(`select public.register_preflight($1, 1000, 60) as r`, [client])).rows[0].r).toMatchObject({ allowed: true, remaining: 999 });
+      // Waiting for the first attempt's row would fail at once instead of hanging.
+      await second.query(`begin; set local role service_role; set local lock_timeout = '1ms'`);
+      expect((await second.query(`select public.register_preflight($1, 1000, 60) as r`, [client])).rows[0].r).toMatchObject({ allowed: true, remaining: 999 });
+      await second.query('commit');
+      await first.query('commit');
+    } finally {
+      first.release();
+      second.release();
+    }
+    expect(await preflight(client, 1000)).toMatchObject({ allowed: true, remaining: 997 });
+  });
+
+  it('refuses the attempt past the limit once the lanes of the window sum to it', async () => {
+    const client = `ip-${randomUUID()}`;
+    await db().query(
+      `insert into private.rate_limits (bucket, window_start, lane, hits)
+       select $1, to_timestamp(floor(extract(epoch from now()) / 3600) * 3600), lane, 100 from generate_series(0, 1) lane`,
+      [`register:${client}`],
+    );
+    const answers = [await preflight(client, 201, 3600), await preflight(client, 201, 3600)];
+    expect(answers.map((a) => [a.allowed, a.remaining])).toEqual([[true, 0], [false, 0]]);
+  });
+
+  it('keeps its counters in an unlogged table, whose commits never wait for a WAL flush', async () => {
+    expect(await db().one(`select relpersistence from pg_catalog.pg_class where oid = 'private.rate_limits'::regclass`)).toEqual({ relpersistence: 'u' });
+  });
+
+  it('deletes windows older than a day as attempts pass, and keeps the current ones', async () => {
+    const stale = `ip-${randomUUID()}`;
+    const current = `ip-${randomUUID()}`;
+    await db().query(
+      `insert into private.rate_limits (bucket, window_start, hits) values ($1, now() - interval '25 hours', 5), ($2, now() - interval '10 minutes', 5)`,
+      [`register:${stale}`, `register:${current}`],
+    );
+    await preflight(`ip-${randomUUID()}`);
+    const { rows } = await db().query(`select bucket from private.rate_limits where bucket = any($1) order by bucket`, [[`register:${stale}`, `register:${current}`]]);
+    expect(rows).toEqual([{ bucket: `register:${current}` }]);
+  });
+
   it('reports registration switched off without counting the attempt', async () => {
     const client = `ip-${randomUUID()}`;
     await db().query('update private.settings set register_enabled = false');
     try {
       expect(await preflight(client)).toEqual({
         enabled: false, allowed: false, limit: 3, remaining: 0, retry_after_seconds: 60, username_available: null, email_registered: null,
+        trigger_enabled: null,
       });
     } finally {
       await db().query('update private.settings set register_enabled = true');

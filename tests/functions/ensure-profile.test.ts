@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import { signEs256, signHs256 } from '../../dev/keys.ts';
 import { createEnsureProfileHandler } from '../../shared/ensure-profile-handler.ts';
+import { createLogger } from '../../shared/logger.ts';
 import { appClient } from '../helpers/clients.ts';
 import { useTestDatabase } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
@@ -277,6 +279,21 @@ describe('ensure-profile for the service role', () => {
     expect(existed).toEqual({ status: 200, body: { user_id: id, profile: await profileRow(id), profile_status: 'existed' } });
     const { rows } = await db().query(`select outcome from private.audit_logs where user_id = $1 and source = 'ensure' order by id`, [id]);
     expect(rows).toEqual([{ outcome: 'created' }, { outcome: 'existed' }]);
+  });
+
+  it('leaves one info line per request, naming the request id, the user, the outcome and the status', async () => {
+    const id = await userWithoutProfile();
+    const lines: string[] = [];
+    const log = createLogger({ level: 'info', bindings: { function: 'ensure-profile' }, destination: new Writable({ write(c, _e, d) { lines.push(String(c)); d(); } }) });
+    const response = await createEnsureProfileHandler({ config: api().config(), log })(asService({ user_id: id }));
+    expect(response.status).toBe(200);
+    const logged = lines.map((line) => JSON.parse(line));
+    expect(logged).toEqual([
+      expect.objectContaining({
+        level: 'info', msg: 'request', function: 'ensure-profile', request_id: response.headers.get('x-request-id'),
+        method: 'POST', status: 200, user_id: id, profile_status: 'created', attempts: 1, via: 'rpc', duration_ms: expect.any(Number),
+      }),
+    ]);
   });
 
   it('answers 404 user_not_found for an id no auth user has, writing nothing', async () => {

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { Config } from '../../shared/config.ts';
+import { createLogger } from '../../shared/logger.ts';
 import { createRegisterHandler, type RegisterDeps } from '../../shared/register-handler.ts';
 import { createSupabaseClient } from '../../shared/supabase-client.ts';
 import { useTestDatabase } from '../helpers/database.ts';
@@ -74,6 +76,21 @@ describe('register in admin mode', () => {
       created_via: 'trigger',
     });
     expect(await usersWith(address)).toBe(1);
+  });
+
+  it('reads the profile the trigger made instead of ensuring it again, so the trigger\'s is the only audit row', async () => {
+    const lines: string[] = [];
+    const log = createLogger({ destination: new Writable({ write(c, _e, d) { lines.push(String(c)); d(); } }) });
+    const { status, body } = await call(registerWith({ REGISTER_MODE: 'admin' }, { log }), request({ email: email(), password: PASSWORD, full_name: 'Ada' }));
+    expect(status).toBe(201);
+    expect(body.profile_status).toBe('existed');
+    const { j: stored } = await db().one('select to_jsonb(p) as j from public.user_profiles p where user_id = $1', [body.user.id]);
+    expect(body.profile).toEqual(stored);
+    const { rows } = await db().query('select source, outcome from private.audit_logs where user_id = $1', [body.user.id]);
+    expect(rows).toEqual([{ source: 'trigger', outcome: 'created' }]);
+    expect(lines.map((line) => JSON.parse(line))).toEqual([
+      expect.objectContaining({ msg: 'request', status: 201, user_id: body.user.id, profile_status: 'existed', attempts: 0, via: 'read' }),
+    ]);
   });
 
   it('confirms the email when REGISTER_ADMIN_EMAIL_CONFIRM is on', async () => {
@@ -331,6 +348,44 @@ describe('register when dependencies fail', () => {
     expect(lost).toBe(true);
     expect(answer.status).toBe(201);
     expect(await usersWith(body.email)).toBe(1);
+  });
+
+  it('creates the profile itself and resolves the queued repair when the trigger failed to make it', async () => {
+    const address = email();
+    await db().query(`alter table public.user_profiles add constraint hostile_trigger check (created_via <> 'trigger' or email is distinct from '${address}') not valid`);
+    try {
+      const { status, body } = await call(registerWith({ REGISTER_MODE: 'admin' }), request({ email: address, password: PASSWORD, full_name: 'Grace' }));
+      expect(status).toBe(201);
+      expect(body.profile_status).toBe('created');
+      expect(body.profile).toMatchObject({ user_id: body.user.id, full_name: 'Grace', created_via: 'register' });
+      const { rows } = await db().query('select source, outcome, sqlstate from private.audit_logs where user_id = $1 order by id', [body.user.id]);
+      expect(rows).toEqual([{ source: 'trigger', outcome: 'failed', sqlstate: '23514' }, { source: 'register', outcome: 'created', sqlstate: null }]);
+      expect(await db().one('select resolution from private.repair_queue where user_id = $1', [body.user.id])).toEqual({ resolution: 'register' });
+    } finally {
+      await db().query('alter table public.user_profiles drop constraint hostile_trigger');
+    }
+  });
+
+  it('asks ensure_user_profile when the profile the trigger made cannot be read', async () => {
+    const config = api().config({ REGISTER_MODE: 'admin' });
+    const reads: string[] = [];
+    const client = createSupabaseClient(config.supabaseUrl, config.serviceRoleKey, {
+      fetch: async (input, init) => {
+        const url = new URL(input instanceof Request ? input.url : String(input));
+        if (url.pathname === '/rest/v1/user_profiles') {
+          reads.push(init?.method ?? 'GET');
+          throw new TypeError('fetch failed');
+        }
+        return await fetch(input, init);
+      },
+    });
+    const { status, body } = await call(createRegisterHandler({ config, supabase: client }), request({ email: email(), password: PASSWORD }));
+    expect(reads).toEqual(['GET']);
+    expect(status).toBe(201);
+    expect(body.profile_status).toBe('existed');
+    expect(body.profile).toMatchObject({ user_id: body.user.id, created_via: 'trigger' });
+    const { rows } = await db().query('select source, outcome from private.audit_logs where user_id = $1 order by id', [body.user.id]);
+    expect(rows).toEqual([{ source: 'trigger', outcome: 'created' }, { source: 'register', outcome: 'existed' }]);
   });
 
   it('answers 202 pending when the profile cannot be made now, with the user queued for repair', async () => {

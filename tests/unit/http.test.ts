@@ -24,6 +24,16 @@ describe('createHandler', () => {
     expect(ran).toBe(false);
   });
 
+  it('gives other answers only the CORS headers a browser reads outside a preflight', async () => {
+    const { handler } = setup(async () => json(200, {}));
+    const response = await handler(post('{}'));
+    expect([...response.headers.keys()].filter((name) => name.startsWith('access-control-'))).toEqual([
+      'access-control-allow-origin',
+      'access-control-expose-headers',
+    ]);
+    expect(response.headers.get('access-control-expose-headers')).toBe('x-request-id, retry-after, idempotency-replayed');
+  });
+
   it('answers 405 with Allow for a method the function does not take', async () => {
     const { handler } = setup(async () => json(200, {}));
     const response = await handler(new Request('http://local/fn', { method: 'PUT' }));
@@ -62,6 +72,30 @@ describe('createHandler', () => {
     expect(logged).toMatchObject({ request_id: 'req-9', msg: 'unhandled error' });
   });
 
+  it('logs one info line per request: request id, method, status, duration and what the route annotated; debug lines stay out', async () => {
+    const { handler, lines } = setup(async (_r, ctx) => {
+      ctx.log.debug({ step: 'inside' }, 'detail');
+      ctx.annotate({ user_id: 'u-1', profile_status: 'created' });
+      return json(201, {});
+    });
+    await handler(new Request('http://local/fn', { method: 'POST', headers: { 'x-request-id': 'req-7' } }));
+    const logged = lines.map((l) => JSON.parse(l));
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toMatchObject({
+      level: 'info', msg: 'request', request_id: 'req-7', method: 'POST', status: 201, user_id: 'u-1', profile_status: 'created',
+    });
+    expect(typeof logged[0].duration_ms).toBe('number');
+  });
+
+  it('adds the CORS headers and x-request-id also to a response whose headers cannot be changed', async () => {
+    const { handler } = setup(async () => Response.redirect('http://local/elsewhere', 302));
+    const response = await handler(new Request('http://local/fn', { method: 'POST', headers: { 'x-request-id': 'req-8' } }));
+    expect(response.status).toBe(302);
+    expect(response.headers.get('location')).toBe('http://local/elsewhere');
+    expect(response.headers.get('access-control-allow-origin')).toBe('*');
+    expect(response.headers.get('x-request-id')).toBe('req-8');
+  });
+
   it('sends no body for HEAD but keeps status and headers', async () => {
     const { handler } = setup(async () => json(503, { status: 'down' }), ['GET', 'HEAD']);
     const response = await handler(new Request('http://local/fn', { method: 'HEAD' }));
@@ -71,8 +105,9 @@ describe('createHandler', () => {
 });
 
 describe('readJson', () => {
-  it('parses a JSON body', async () => {
+  it('parses a JSON body, streamed or of a declared length', async () => {
     expect(await readJson(post('{"a":1}'), 100)).toEqual({ a: 1 });
+    expect(await readJson(post('{"a":"é"}', { 'content-type': 'application/json', 'content-length': '11' }), 100)).toEqual({ a: 'é' });
   });
 
   it.each([
@@ -83,6 +118,8 @@ describe('readJson', () => {
     ['invalid UTF-8', post(new Uint8Array([0x7b, 0xff, 0x7d])), 400, 'invalid_json'],
     ['a body over the limit', post(JSON.stringify({ a: 'x'.repeat(200) })), 413, 'payload_too_large'],
     ['a declared length over the limit', post('{}', { 'content-type': 'application/json', 'content-length': '5000' }), 413, 'payload_too_large'],
+    ['a body longer than its declared length, past the limit', post(JSON.stringify({ a: 'x'.repeat(200) }), { 'content-type': 'application/json', 'content-length': '2' }), 413, 'payload_too_large'],
+    ['invalid UTF-8 with a declared length', post(new Uint8Array([0x7b, 0xff, 0x7d]), { 'content-type': 'application/json', 'content-length': '3' }), 400, 'invalid_json'],
   ])('rejects %s', async (_label, request, status, code) => {
     await expect(readJson(request, 100)).rejects.toMatchObject({ status, code });
   });
