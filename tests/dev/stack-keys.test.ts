@@ -27,4 +27,16 @@ describe('the local keys', () => {
     expect(defaults.status).toBe(401);
     expect(defaults.error?.code).toBe('PGRST301');
   });
+
+  it('stand for their JWTs at the gateway: the secret key as bearer or apikey is the service role, the publishable key is anon', async () => {
+    const { stack } = api();
+    const call = async (headers: Record<string, string>) => {
+      const response = await fetch(`${stack.apiUrl}/rest/v1/rpc/profile_system_health`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{}' });
+      return { status: response.status, code: ((await response.json()) as { code?: string }).code };
+    };
+    expect((await call({ apikey: stack.keys.secretKey, authorization: `Bearer ${stack.keys.secretKey}` })).status).toBe(200);
+    expect((await call({ apikey: stack.keys.secretKey })).status).toBe(200);
+    expect(await call({ apikey: stack.keys.publishableKey, authorization: `Bearer ${stack.keys.publishableKey}` })).toEqual({ status: 401, code: '42501' });
+    expect(await call({ apikey: 'sb_secret_not_this_stacks_key' })).toEqual({ status: 401, code: undefined });
+  });
 });
