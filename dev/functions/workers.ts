@@ -38,13 +38,37 @@ export async function listFunctions(root: string): Promise<string[]> {
   return names.sort();
 }
 
-function listening(port: number): Promise<boolean> {
+/** Whether something accepts TCP connections on 127.0.0.1:port. */
+export function listening(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ port, host: '127.0.0.1' });
     socket.once('connect', () => { socket.destroy(); resolve(true); });
     socket.once('error', () => resolve(false));
   });
 }
+
+/**
+ * Runs a worker under a small sh guard. stop() ends workers, but a process that dies without
+ * calling it (a crashed test worker, kill -9) would leave them running for good. The guard holds
+ * the read end of a pipe whose write end only this process has: when it closes, this process is
+ * gone and the guard kills Deno. SIGTERM to the guard (stop()) ends Deno too.
+ */
+const GUARD = [
+  'deno="$1"; shift',
+  'exec 3<&0',
+  '"$deno" "$@" </dev/null 3<&- &',
+  'worker=$!',
+  "trap 'kill $worker 2>/dev/null' TERM INT",
+  // Explicit redirection: without job control a background list's stdin would be /dev/null.
+  '(read -r _ <&3; kill $worker 2>/dev/null) &',
+  'watch=$!',
+  'exec 3<&-',
+  'wait $worker; code=$?',
+  // A trapped signal ends the first wait early; wait again for the worker's own end.
+  'wait $worker 2>/dev/null',
+  'kill $watch 2>/dev/null',
+  'exit $code',
+].join('\n');
 
 function prefixLines(name: string, log: (line: string) => void) {
   let buffered = '';
@@ -76,8 +100,9 @@ export async function startWorkers(options: WorkerOptions): Promise<WorkerPool> 
     for (const name of await listFunctions(options.root)) {
       const port = await freePort();
       const child = spawn(
-        deno,
-        ['run', '--allow-net', '--allow-env', '--allow-read', '--allow-sys', '--config', 'deno.json', `supabase/functions/${name}/index.ts`],
+        'sh',
+        ['-c', GUARD, `function-${name}`, deno,
+          'run', '--allow-net', '--allow-env', '--allow-read', '--allow-sys', '--config', 'deno.json', `supabase/functions/${name}/index.ts`],
         {
           cwd: options.root,
           env: {
@@ -88,7 +113,8 @@ export async function startWorkers(options: WorkerOptions): Promise<WorkerPool> 
             ...options.env,
             DENO_SERVE_ADDRESS: `tcp:127.0.0.1:${port}`,
           },
-          stdio: ['ignore', 'pipe', 'pipe'],
+          // stdin is the guard's lifeline: never written, closed only when this process ends.
+          stdio: ['pipe', 'pipe', 'pipe'],
         },
       );
       children.push(child);
