@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { BackfillBatch as Batch } from '../../shared/profile-contract.ts';
-import { useTestDatabase } from '../helpers/database.ts';
+import { useTestDatabase, withTriggerOff } from '../helpers/database.ts';
 import { bulkSignUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
 
 const db = useTestDatabase();
@@ -35,15 +35,6 @@ async function count(sql: string): Promise<number> {
   return (await db().one<{ n: number }>(`select count(*)::int as n from ${sql}`)).n;
 }
 
-async function withTriggerOff<T>(work: () => Promise<T>): Promise<T> {
-  await db().query('update private.settings set trigger_enabled = false');
-  try {
-    return await work();
-  } finally {
-    await db().query('update private.settings set trigger_enabled = true');
-  }
-}
-
 describe('backfill_missing_profiles', () => {
   it('rejects a batch size outside 1..10000 and a null dry-run flag with 22023', async () => {
     await expect(backfillBatch(0, null, false)).rejects.toMatchObject({ code: '22023', message: 'p_batch_size must be between 1 and 10000 (got 0)' });
@@ -55,7 +46,7 @@ describe('backfill_missing_profiles', () => {
 
   it('on 3,000 users created with the trigger off: a dry run counts them all and writes nothing', async () => {
     // Usernames repeat every 700 users, so batches meet names taken inside and across batches.
-    const ids = await withTriggerOff(() =>
+    const ids = await withTriggerOff(db(), () =>
       bulkSignUpAsSupabaseAuth(db(), 3000, {
         metadataSql: `jsonb_build_object('full_name', 'User ' || n, 'username', 'user_' || (n % 700))`,
       }),
@@ -100,7 +91,7 @@ describe('backfill_missing_profiles', () => {
   });
 
   it('creates each profile once when two backfills and ensure_user_profile callers run at the same time', async () => {
-    const ids = await withTriggerOff(() => bulkSignUpAsSupabaseAuth(db(), 1200, { emailPrefix: 'concurrent-' }));
+    const ids = await withTriggerOff(db(), () => bulkSignUpAsSupabaseAuth(db(), 1200, { emailPrefix: 'concurrent-' }));
     const ensureCalls = Promise.all(
       ids.filter((_, i) => i % 6 === 0).map((id) =>
         db().asRole('service_role', {}, async (c) => (await c.query('select public.ensure_user_profile($1) as r', [id])).rows[0].r, { commit: true }),
@@ -114,7 +105,7 @@ describe('backfill_missing_profiles', () => {
   });
 
   it('creates the rest of a batch when some rows fail, recording each failure in audit and queue', async () => {
-    const ids = await withTriggerOff(() => bulkSignUpAsSupabaseAuth(db(), 50, { emailPrefix: 'reject-me-' }));
+    const ids = await withTriggerOff(db(), () => bulkSignUpAsSupabaseAuth(db(), 50, { emailPrefix: 'reject-me-' }));
     const rejected = ids.slice(0, 5);
     await db().query(
       `alter table public.user_profiles add constraint hostile_some check (user_id <> all ($$${'{' + rejected.join(',') + '}'}$$::uuid[])) not valid`,
@@ -144,7 +135,7 @@ describe('backfill_missing_profiles at scale', () => {
     // Users who already have profiles (usernames scale_0 .. scale_1999), then users without one:
     // half of them ask for a name an existing profile holds, the rest for none.
     await bulkSignUpAsSupabaseAuth(db(), 2000, { metadataSql: `jsonb_build_object('username', 'scale_' || n)`, emailPrefix: 'scale-old-' });
-    const missing = await withTriggerOff(() =>
+    const missing = await withTriggerOff(db(), () =>
       bulkSignUpAsSupabaseAuth(db(), 600, {
         metadataSql: `case when n % 2 = 0 then jsonb_build_object('username', 'SCALE_' || n) else '{}'::jsonb end`,
         emailPrefix: 'scale-new-',

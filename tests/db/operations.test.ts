@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { useTestDatabase } from '../helpers/database.ts';
+import { useTestDatabase, withTriggerOff } from '../helpers/database.ts';
 import { bulkSignUpAsSupabaseAuth, signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
 
 const db = useTestDatabase();
@@ -9,21 +9,12 @@ async function count(sql: string, params: unknown[] = []): Promise<number> {
   return (await db().one<{ n: number }>(`select count(*)::int as n from ${sql}`, params)).n;
 }
 
-async function withTriggerOff<T>(work: () => Promise<T>): Promise<T> {
-  await db().query('update private.settings set trigger_enabled = false');
-  try {
-    return await work();
-  } finally {
-    await db().query('update private.settings set trigger_enabled = true');
-  }
-}
-
 const reconcile = async (batch = 200, window = '1 day') =>
   (await db().one(`select public.reconcile_profiles($1, $2::interval) as r`, [batch, window])).r;
 
 /** Users without profiles, aged past the grace period, optionally queued for repair and due. */
 async function missingUsers(n: number, options: { queued?: boolean; ago?: string } = {}): Promise<string[]> {
-  const ids = await withTriggerOff(() => bulkSignUpAsSupabaseAuth(db(), n, { createdAgo: options.ago ?? '10 minutes', emailPrefix: `m-${randomUUID().slice(0, 6)}-` }));
+  const ids = await withTriggerOff(db(), () => bulkSignUpAsSupabaseAuth(db(), n, { createdAgo: options.ago ?? '10 minutes', emailPrefix: `m-${randomUUID().slice(0, 6)}-` }));
   if (options.queued) {
     await db().query(
       `insert into private.repair_queue (user_id, source, reason, attempts, next_attempt_at)
@@ -48,7 +39,7 @@ describe('reconcile_profiles', () => {
     await resetOperations();
     const queued = await missingUsers(4, { queued: true });
     const swept = await missingUsers(3);
-    const young = await withTriggerOff(() => signUpAsSupabaseAuth(db())); // inside the grace period
+    const young = await withTriggerOff(db(), () => signUpAsSupabaseAuth(db())); // inside the grace period
     const result = await reconcile();
     expect(result).toEqual({
       ran: true,

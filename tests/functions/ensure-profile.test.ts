@@ -7,7 +7,7 @@ import { signEs256, signHs256 } from '../../dev/keys.ts';
 import { createEnsureProfileHandler } from '../../shared/ensure-profile-handler.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { appClient } from '../helpers/clients.ts';
-import { useTestDatabase } from '../helpers/database.ts';
+import { useTestDatabase, withTriggerOff } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
 import { githubMetadata, signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
 
@@ -49,19 +49,9 @@ async function profileCount(userId: string): Promise<number> {
   return (await db().one<{ n: number }>('select count(*)::int as n from public.user_profiles where user_id = $1', [userId])).n;
 }
 
-/** Runs work with the auth.users trigger switched off, so the users it creates have no profile. */
-async function withTriggerOff<T>(work: () => Promise<T>): Promise<T> {
-  await db().query('update private.settings set trigger_enabled = false');
-  try {
-    return await work();
-  } finally {
-    await db().query('update private.settings set trigger_enabled = true');
-  }
-}
-
 /** An auth user with no profile, as if every other layer had missed it. */
 function userWithoutProfile(email?: string): Promise<string> {
-  return withTriggerOff(() => signUpAsSupabaseAuth(db(), email !== undefined ? { email } : {}));
+  return withTriggerOff(db(), () => signUpAsSupabaseAuth(db(), email !== undefined ? { email } : {}));
 }
 
 interface SignedInUser {
@@ -80,7 +70,7 @@ async function signedInUser(options: { triggerOff?: boolean } = {}): Promise<Sig
     if (error) throw error;
     return data.user.id;
   };
-  const id = options.triggerOff ? await withTriggerOff(create) : await create();
+  const id = options.triggerOff ? await withTriggerOff(db(), create) : await create();
   const { data, error } = await appClient(api().stack.apiUrl, api().stack.keys.anonKey).auth.signInWithPassword({ email, password });
   if (error) throw error;
   return { id, email, accessToken: data.session.access_token };

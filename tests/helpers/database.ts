@@ -113,3 +113,13 @@ export function useTestDatabase(template: 'migrated' | 'bare' = 'migrated'): () 
     return db;
   };
 }
+
+/** Runs work with the auth.users trigger switched off, so users created meanwhile have no profile. */
+export async function withTriggerOff<T>(db: TestDatabase, work: () => Promise<T>): Promise<T> {
+  await db.query('update private.settings set trigger_enabled = false');
+  try {
+    return await work();
+  } finally {
+    await db.query('update private.settings set trigger_enabled = true');
+  }
+}

@@ -21,9 +21,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createEnsureProfileHandler } from '../../shared/ensure-profile-handler.ts';
 import { USERNAME_PATTERN } from '../../shared/profile-contract.ts';
 import { createRegisterHandler } from '../../shared/register-handler.ts';
-import { useTestDatabase } from '../helpers/database.ts';
+import { useTestDatabase, withTriggerOff } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
-import { signedInUser, withTriggerOff, writeCounts } from './helpers.ts';
+import { signedInUser, writeCounts } from './helpers.ts';
 import { signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
 
 const FUZZ_RUNS = Number(process.env.FUZZ_RUNS ?? 1000);

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { appClient } from '../helpers/clients.ts';
-import type { TestDatabase } from '../helpers/database.ts';
+import { withTriggerOff, type TestDatabase } from '../helpers/database.ts';
 import type { LocalApi } from '../helpers/local-api.ts';
 
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -16,16 +16,6 @@ export interface SignedInUser {
   password: string;
   accessToken: string;
   refreshToken: string;
-}
-
-/** Runs work with the auth.users trigger switched off, so users created meanwhile have no profile. */
-export async function withTriggerOff<T>(db: TestDatabase, work: () => Promise<T>): Promise<T> {
-  await db.query('update private.settings set trigger_enabled = false');
-  try {
-    return await work();
-  } finally {
-    await db.query('update private.settings set trigger_enabled = true');
-  }
 }
 
 /**

@@ -10,9 +10,9 @@ import { randomUUID } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { signEs256, signHs256 } from '../../dev/keys.ts';
-import { useTestDatabase } from '../helpers/database.ts';
+import { useTestDatabase, withTriggerOff } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
-import { attackerKey, b64url, http, JSON_TYPE, withTriggerOff, type Answer } from './helpers.ts';
+import { attackerKey, b64url, http, JSON_TYPE, type Answer } from './helpers.ts';
 import { signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
 
 const db = useTestDatabase();

@@ -10,9 +10,9 @@
 import { randomUUID } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { useTestDatabase } from '../helpers/database.ts';
+import { useTestDatabase, withTriggerOff } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
-import { fingerprint, http, JSON_TYPE, signedInUser, withTriggerOff, type Answer } from './helpers.ts';
+import { fingerprint, http, JSON_TYPE, signedInUser, type Answer } from './helpers.ts';
 import { signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
 
 const db = useTestDatabase();
