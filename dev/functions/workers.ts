@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import { connect } from 'node:net';
 import path from 'node:path';
+import { DENO, FUNCTION_PERMISSIONS, LOCAL_DENO_FLAGS } from '../deno.ts';
 import { freePort } from '../postgres.ts';
 
 export interface FunctionWorker {
@@ -81,7 +82,6 @@ function prefixLines(name: string, log: (line: string) => void) {
 }
 
 export async function startWorkers(options: WorkerOptions): Promise<WorkerPool> {
-  const deno = path.join(options.root, 'node_modules', '.bin', 'deno');
   const workers = new Map<string, FunctionWorker>();
   const children: ChildProcess[] = [];
   const pool: WorkerPool = {
@@ -101,8 +101,8 @@ export async function startWorkers(options: WorkerOptions): Promise<WorkerPool> 
       const port = await freePort();
       const child = spawn(
         'sh',
-        ['-c', GUARD, `function-${name}`, deno,
-          'run', '--allow-net', '--allow-env', '--allow-read', '--allow-sys', '--config', 'deno.json', `supabase/functions/${name}/index.ts`],
+        ['-c', GUARD, `function-${name}`, DENO,
+          'run', ...FUNCTION_PERMISSIONS, ...LOCAL_DENO_FLAGS, `supabase/functions/${name}/index.ts`],
         {
           cwd: options.root,
           env: {

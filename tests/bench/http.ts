@@ -11,6 +11,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DENO, FUNCTION_PERMISSIONS, LOCAL_DENO_FLAGS } from '../../dev/deno.ts';
 import { freePort } from '../../dev/postgres.ts';
 import { startStack, type Stack } from '../../dev/stack.ts';
 import { bulkUsersWithoutProfiles, envInt, log, quiet, round, startBenchCluster, withClient, type BenchCluster, type ResultRow } from './lib.ts';
@@ -52,8 +53,8 @@ export async function cannon(config: Record<string, unknown>): Promise<CannonRes
 async function startNaive(stack: Stack): Promise<{ url: string; stop: () => Promise<void> }> {
   const port = await freePort();
   const child: ChildProcess = spawn(
-    path.join(ROOT, 'node_modules', '.bin', 'deno'),
-    ['run', '--allow-net', '--allow-env', '--allow-read', '--allow-sys', '--config', 'deno.json', 'tests/bench/naive-function/index.ts'],
+    DENO,
+    ['run', ...FUNCTION_PERMISSIONS, ...LOCAL_DENO_FLAGS, 'tests/bench/naive-function/index.ts'],
     {
       cwd: ROOT,
       env: {

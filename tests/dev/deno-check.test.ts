@@ -3,12 +3,12 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { DENO, LOCAL_DENO_FLAGS } from '../../dev/deno.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
-const DENO = path.join(ROOT, 'node_modules', '.bin', 'deno');
 
 async function denoCheck(files: string[]): Promise<string> {
-  const { stdout, stderr } = await promisify(execFile)(DENO, ['check', '--config', 'deno.json', ...files], {
+  const { stdout, stderr } = await promisify(execFile)(DENO, ['check', ...LOCAL_DENO_FLAGS, ...files], {
     cwd: ROOT,
     env: { ...process.env, NO_COLOR: '1', DENO_NO_UPDATE_CHECK: '1' },
   });
