@@ -1,18 +1,19 @@
 // `npm run db`: a local PostgreSQL 17 with the Supabase bootstrap and every migration applied.
-// Data is kept in .data/postgres (git-ignored), so a restart finds it and applies only the
+// Data is kept in .data/postgres (git-ignored; see localDataDir for root), so a restart finds it and applies only the
 // migrations it has not seen. Ctrl-C stops the server and exits.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { migrateDatabase } from './migrate.ts';
-import { startEmbeddedCluster } from './postgres.ts';
+import { localDataDir, startEmbeddedCluster } from './postgres.ts';
 
 // The Supabase CLI's local database port.
 const DEFAULT_PORT = 54322;
 const USAGE = `usage: npm run db -- [--port N] [--data-dir DIR]
 
   --port N        port to listen on, on 127.0.0.1 (default ${DEFAULT_PORT})
-  --data-dir DIR  where the cluster keeps its files (default .data/postgres)`;
+  --data-dir DIR  where the cluster keeps its files (default .data/postgres; as root in a folder
+                  the postgres user cannot enter, /var/tmp/supabase-profile-guard/data-<id>)`;
 
 function parseOptions(argv: string[]): { port: number; dataDir: string } {
   const { values } = parseArgs({
@@ -26,7 +27,7 @@ function parseOptions(argv: string[]): { port: number; dataDir: string } {
   }
   const port = values.port === undefined ? DEFAULT_PORT : Number(values.port);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--port must be a port number, got ${values.port}`);
-  return { port, dataDir: path.resolve(values['data-dir'] ?? '.data/postgres') };
+  return { port, dataDir: values['data-dir'] ? path.resolve(values['data-dir']) : localDataDir() };
 }
 
 async function main(): Promise<void> {
@@ -64,6 +65,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }
 
+  console.log(`PostgreSQL data: ${options.dataDir}`);
   console.log(`DB URL: postgresql://postgres:postgres@127.0.0.1:${cluster.port}/postgres`);
   console.log('Ready. Press Ctrl-C to stop.');
 }

@@ -18,7 +18,7 @@ import { createFunctionsGateway, FUNCTIONS_PREFIX, readVerifyJwt, type Gateway }
 import { startWorkers, type WorkerPool } from './functions/workers.ts';
 import { LOCAL_PUBLISHABLE_KEY, LOCAL_SECRET_KEY, localKeys, publicJwk, type LocalKeys } from './keys.ts';
 import { migrateDatabase } from './migrate.ts';
-import { startEmbeddedCluster, type EmbeddedCluster } from './postgres.ts';
+import { localDataDir, startEmbeddedCluster, type EmbeddedCluster } from './postgres.ts';
 import { createRestApp } from './rest/app.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -115,11 +115,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     let cluster: EmbeddedCluster | undefined;
     if (!serverUrl) {
       cluster = await startEmbeddedCluster({
-        dataDir: options.dataDir ?? path.join(ROOT, '.data', 'postgres'),
+        dataDir: options.dataDir ?? localDataDir(),
         persistent: true,
         port: options.dbPort ?? 54322,
       });
       cleanups.push(() => cluster!.stop());
+      log(`PostgreSQL data: ${cluster.dataDir}`);
       serverUrl = cluster.url;
     }
     const applied = await migrateDatabase(serverUrl, { log });

@@ -8,7 +8,8 @@ const USAGE = `usage: npm start -- [--port N] [--db-port N] [--data-dir DIR] [--
 
   --port N         API port on 127.0.0.1 (default 54321)
   --db-port N      PostgreSQL port on 127.0.0.1 (default 54322)
-  --data-dir DIR   where PostgreSQL keeps its files (default .data/postgres)
+  --data-dir DIR   where PostgreSQL keeps its files (default .data/postgres; as root in a folder
+                   the postgres user cannot enter, /var/tmp/supabase-profile-guard/data-<id>)
   --confirm-email  require email confirmation (the confirmation link is printed here)
 
 Environment: LOCAL_JWT_SECRET (≥ 32 characters) and LOCAL_SIGNING_JWK (a private ES256 JWK with

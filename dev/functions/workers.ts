@@ -1,11 +1,12 @@
 // One real Deno process per function, as Supabase's edge runtime gives each function its own
 // worker: `deno run supabase/functions/<name>/index.ts` with the environment Supabase injects,
 // listening on a private port (DENO_SERVE_ADDRESS sets where a bare Deno.serve() listens).
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import { connect } from 'node:net';
 import path from 'node:path';
 import { DENO, FUNCTION_PERMISSIONS, LOCAL_DENO_FLAGS } from '../deno.ts';
+import { spawnWithLifeline } from '../lifeline.ts';
 import { freePort } from '../postgres.ts';
 
 export interface FunctionWorker {
@@ -48,28 +49,6 @@ export function listening(port: number): Promise<boolean> {
   });
 }
 
-/**
- * Runs a worker under a small sh guard. stop() ends workers, but a process that dies without
- * calling it (a crashed test worker, kill -9) would leave them running for good. The guard holds
- * the read end of a pipe whose write end only this process has: when it closes, this process is
- * gone and the guard kills Deno. SIGTERM to the guard (stop()) ends Deno too.
- */
-const GUARD = [
-  'deno="$1"; shift',
-  'exec 3<&0',
-  '"$deno" "$@" </dev/null 3<&- &',
-  'worker=$!',
-  "trap 'kill $worker 2>/dev/null' TERM INT",
-  // Explicit redirection: without job control a background list's stdin would be /dev/null.
-  '(read -r _ <&3; kill $worker 2>/dev/null) &',
-  'watch=$!',
-  'exec 3<&-',
-  'wait $worker; code=$?',
-  // A trapped signal ends the first wait early; wait again for the worker's own end.
-  'wait $worker 2>/dev/null',
-  'kill $watch 2>/dev/null',
-  'exit $code',
-].join('\n');
 
 function prefixLines(name: string, log: (line: string) => void) {
   let buffered = '';
@@ -99,11 +78,11 @@ export async function startWorkers(options: WorkerOptions): Promise<WorkerPool> 
   try {
     for (const name of await listFunctions(options.root)) {
       const port = await freePort();
-      const child = spawn(
-        'sh',
-        ['-c', GUARD, `function-${name}`, DENO,
-          'run', ...FUNCTION_PERMISSIONS, ...LOCAL_DENO_FLAGS, `supabase/functions/${name}/index.ts`],
+      const child = spawnWithLifeline(
+        DENO,
+        ['run', ...FUNCTION_PERMISSIONS, ...LOCAL_DENO_FLAGS, `supabase/functions/${name}/index.ts`],
         {
+          name: `function-${name}`,
           cwd: options.root,
           env: {
             PATH: process.env.PATH ?? '',
@@ -113,8 +92,6 @@ export async function startWorkers(options: WorkerOptions): Promise<WorkerPool> 
             ...options.env,
             DENO_SERVE_ADDRESS: `tcp:127.0.0.1:${port}`,
           },
-          // stdin is the guard's lifeline: never written, closed only when this process ends.
-          stdio: ['pipe', 'pipe', 'pipe'],
         },
       );
       children.push(child);

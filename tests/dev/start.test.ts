@@ -1,9 +1,10 @@
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { execFileSync, spawn } from 'node:child_process';
+import { cp, mkdir, mkdtemp, rm, stat, symlink } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { relocatedDataDir } from '../../dev/postgres-owner.ts';
 import { freePort } from '../../dev/postgres.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -46,41 +47,68 @@ describe('npm start', () => {
   it('prints the status lines and a curl that registers a user with 201, and Ctrl-C leaves nothing running', async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'profile-guard-start-'));
     dirs.push(dataDir);
-    const [port, dbPort] = [await freePort(), await freePort()];
-    const child = spawn(TSX, ['dev/start.ts', '--port', String(port), '--db-port', String(dbPort), '--data-dir', dataDir], {
-      cwd: ROOT,
-      env: { ...process.env, DATABASE_URL: '' },
-    });
-    let output = '';
-    child.stdout.on('data', (chunk) => (output += chunk));
-    child.stderr.on('data', (chunk) => (output += chunk));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const output = await startRegisterAndStop(ROOT, ['--data-dir', dataDir]);
+    expect(output).toContain(`PostgreSQL data: ${dataDir}\n`);
+  });
 
-    const deadline = Date.now() + 90_000;
-    while (!output.includes('Press Ctrl-C to stop.')) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`npm start did not come up:\n${output}`);
-      await new Promise((r) => setTimeout(r, 100));
+  it('runs from a checkout in a folder only its owner can enter, with the default data directory (as root: one under /var/tmp the postgres user can reach)', async () => {
+    const folder = await mkdtemp(path.join(tmpdir(), 'profile-guard-private-checkout-'));
+    dirs.push(folder);
+    expect((await stat(folder)).mode & 0o777).toBe(0o700);
+    const checkout = path.join(folder, 'checkout');
+    const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: ROOT, encoding: 'utf8' })
+      .split('\0').filter(Boolean);
+    for (const file of files) {
+      await mkdir(path.dirname(path.join(checkout, file)), { recursive: true });
+      await cp(path.join(ROOT, file), path.join(checkout, file)).catch(() => undefined); // a file deleted but not yet staged
     }
+    await symlink(path.join(ROOT, 'node_modules'), path.join(checkout, 'node_modules'));
+    const expected = process.getuid?.() === 0 ? relocatedDataDir(checkout) : path.join(checkout, '.data', 'postgres');
+    dirs.push(path.dirname(expected));
 
-    expect(output).toContain(`API URL: http://127.0.0.1:${port}\n`);
-    expect(output).toContain(`DB URL: postgresql://postgres:postgres@127.0.0.1:${dbPort}/postgres\n`);
-    expect(output).toMatch(/anon key: eyJ[\w-]+\.[\w-]+\.[\w-]+\n/);
-    expect(output).toMatch(/service_role key: eyJ[\w-]+\.[\w-]+\.[\w-]+\n/);
-
-    const curl = /^curl [\s\S]*?-d '.*'$/m.exec(output)?.[0];
-    expect(curl).toBeDefined();
-    const { url, init } = parseCurl(curl!.replace(/\\\n/g, ' '));
-    expect(url).toBe(`http://127.0.0.1:${port}/functions/v1/register`);
-    const response = await fetch(url, init);
-    expect(response.status).toBe(201);
-    const body = (await response.json()) as { profile: { full_name: string; email: string }; profile_status: string };
-    expect(body.profile).toMatchObject({ email: 'ada@example.com', full_name: 'Ada Lovelace' });
-    expect(['created', 'existed']).toContain(body.profile_status);
-
-    child.kill('SIGINT');
-    expect(await exited).toBe(0);
-    expect(output).toContain('SIGINT: stopping the local stack');
-    expect(await listening(port)).toBe(false);
-    expect(await listening(dbPort)).toBe(false);
+    const output = await startRegisterAndStop(checkout, []);
+    expect(output).toContain(`PostgreSQL data: ${expected}\n`);
+    expect(output).not.toMatch(/EACCES/);
   });
 });
+
+/** Runs `npm start` in checkout, registers with the printed curl, stops it with Ctrl-C; returns its output. */
+async function startRegisterAndStop(checkout: string, args: string[]): Promise<string> {
+  const [port, dbPort] = [await freePort(), await freePort()];
+  const child = spawn(TSX, ['dev/start.ts', '--port', String(port), '--db-port', String(dbPort), ...args], {
+    cwd: checkout,
+    env: { ...process.env, DATABASE_URL: '' },
+  });
+  let output = '';
+  child.stdout.on('data', (chunk) => (output += chunk));
+  child.stderr.on('data', (chunk) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+
+  const deadline = Date.now() + 90_000;
+  while (!output.includes('Press Ctrl-C to stop.')) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`npm start did not come up:\n${output}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  expect(output).toContain(`API URL: http://127.0.0.1:${port}\n`);
+  expect(output).toContain(`DB URL: postgresql://postgres:postgres@127.0.0.1:${dbPort}/postgres\n`);
+  expect(output).toMatch(/anon key: eyJ[\w-]+\.[\w-]+\.[\w-]+\n/);
+  expect(output).toMatch(/service_role key: eyJ[\w-]+\.[\w-]+\.[\w-]+\n/);
+
+  const curl = /^curl [\s\S]*?-d '.*'$/m.exec(output)?.[0];
+  expect(curl).toBeDefined();
+  const { url, init } = parseCurl(curl!.replace(/\\\n/g, ' '));
+  expect(url).toBe(`http://127.0.0.1:${port}/functions/v1/register`);
+  const response = await fetch(url, init);
+  expect(response.status).toBe(201);
+  const body = (await response.json()) as { profile: { full_name: string; email: string }; profile_status: string };
+  expect(body.profile).toMatchObject({ email: 'ada@example.com', full_name: 'Ada Lovelace' });
+  expect(['created', 'existed']).toContain(body.profile_status);
+
+  child.kill('SIGINT');
+  expect(await exited).toBe(0);
+  expect(output).toContain('SIGINT: stopping the local stack');
+  expect(await listening(port)).toBe(false);
+  expect(await listening(dbPort)).toBe(false);
+  return output;
+}
