@@ -22,8 +22,9 @@ const GUARD = [
   'watch=$!',
   'exec 3<&-',
   'wait $child; code=$?',
-  // A trapped signal ends the first wait early; wait again for the child's own end.
-  'wait $child 2>/dev/null',
+  // A trapped signal ends the first wait early (status above 128) while the child still runs:
+  // wait again for the child's own end and answer its code, not the interruption's.
+  'if [ $code -gt 128 ]; then wait $child 2>/dev/null; again=$?; [ $again -ne 127 ] && code=$again; fi',
   'kill $watch 2>/dev/null',
   'exit $code',
 ].join('\n');

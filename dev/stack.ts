@@ -50,6 +50,8 @@ export interface StackOptions {
   signingKey?: JWK;
   /** Make Auth's /signup require this CAPTCHA token, as a project with CAPTCHA protection does. */
   captchaToken?: string;
+  /** Functions' text/html answers become text/plain, as on a hosted *.supabase.co project. */
+  htmlAsPlainText?: boolean;
   log?: (line: string) => void;
   onEmail?: (mail: { to: string; type: 'signup'; link: string; token: string }) => void;
 }
@@ -210,7 +212,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         },
       });
       cleanups.push(() => pool.stop());
-      gateway = createFunctionsGateway({ pool, keys, verifyJwt: await readVerifyJwt(ROOT) });
+      gateway = createFunctionsGateway({ pool, keys, verifyJwt: await readVerifyJwt(ROOT), htmlAsPlainText: options.htmlAsPlainText ?? false });
     }
 
     return {

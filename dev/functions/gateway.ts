@@ -56,8 +56,24 @@ function forwardedHeaders(request: IncomingMessage): [string, string][] {
   return headers;
 }
 
+export interface GatewayOptions {
+  pool: WorkerPool;
+  keys: LocalKeys;
+  verifyJwt: (name: string) => boolean;
+  /**
+   * Answer text/html as text/plain, as the hosted platform does on *.supabase.co (against
+   * phishing pages on its domain), so tests can see what an operator there sees.
+   */
+  htmlAsPlainText?: boolean;
+}
+
+/** text/html (any parameters kept) as text/plain; other types unchanged. */
+function plainInsteadOfHtml(contentType: string): string {
+  return contentType.replace(/^\s*text\/html\b/i, 'text/plain');
+}
+
 /** Handles every request under FUNCTIONS_PREFIX. */
-export function createFunctionsGateway(options: { pool: WorkerPool; keys: LocalKeys; verifyJwt: (name: string) => boolean }): Gateway {
+export function createFunctionsGateway(options: GatewayOptions): Gateway {
   async function proxy(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const target = (request.url ?? '/').slice(FUNCTIONS_PREFIX.length - 1);
     const name = /^\/([^/?#]+)/.exec(target)?.[1] ?? '';
@@ -87,7 +103,10 @@ export function createFunctionsGateway(options: { pool: WorkerPool; keys: LocalK
       });
       status = upstream.status;
       headers = [];
-      for (const [key, value] of upstream.headers) if (!HOP_BY_HOP.has(key) && key !== 'set-cookie') headers.push([key, value]);
+      for (const [key, value] of upstream.headers) {
+        if (HOP_BY_HOP.has(key) || key === 'set-cookie') continue;
+        headers.push([key, key === 'content-type' && options.htmlAsPlainText ? plainInsteadOfHtml(value) : value]);
+      }
       const cookies = upstream.headers.getSetCookie();
       if (cookies.length > 0) headers.push(['set-cookie', cookies]);
       const noBody = method === 'HEAD' || NO_BODY_STATUSES.has(status);

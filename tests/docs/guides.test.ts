@@ -260,7 +260,7 @@ const OTHER_TOOLS_FLAGS: Record<string, string> = {
 const usageCache = new Map<string, Promise<string>>();
 
 /** A CLI's --help text, as `node_modules/.bin/tsx scripts/<name>.ts --help` prints it. */
-function usageOf(name: 'backfill' | 'reconcile'): Promise<string> {
+function usageOf(name: 'backfill' | 'reconcile' | 'dashboard'): Promise<string> {
   let usage = usageCache.get(name);
   if (!usage) {
     usage = execFileAsync(TSX, [`scripts/${name}.ts`, '--help'], { cwd: ROOT, timeout: 60_000 }).then(({ stdout }) => stdout);
@@ -468,23 +468,24 @@ describe('commands in the operator guides', () => {
     expect([...named].filter((name) => !scripts.includes(name))).toEqual([]);
   });
 
-  it('give backfill and reconcile only flags their --help lists, and every other flag belongs to a named tool', async () => {
-    const usage = { backfill: await usageOf('backfill'), reconcile: await usageOf('reconcile') };
+  it('give backfill, reconcile and dashboard only flags their --help lists, and every other flag belongs to a named tool', async () => {
+    const usage = { backfill: await usageOf('backfill'), reconcile: await usageOf('reconcile'), dashboard: await usageOf('dashboard') };
     const accepted = {
       backfill: new Set(usage.backfill.match(FLAG) ?? []),
       reconcile: new Set(usage.reconcile.match(FLAG) ?? []),
+      dashboard: new Set(usage.dashboard.match(FLAG) ?? []),
     };
     expect(accepted.backfill.size).toBeGreaterThan(5);
     expect(accepted.reconcile.size).toBeGreaterThan(3);
     const problems: string[] = [];
     let commands = 0;
     for (const { guide, text } of await readGuides()) {
-      // Flags given on a backfill or reconcile command line, up to the end of the line or of the
-      // inline code span it is in.
+      // Flags given on a backfill, reconcile or dashboard command line, up to the end of the line
+      // or of the inline code span it is in.
       for (const line of text.split('\n')) {
-        for (const m of line.matchAll(/npm run (backfill|reconcile)\b([^`\n]*)/g)) {
+        for (const m of line.matchAll(/npm run (backfill|reconcile|dashboard)\b([^`\n]*)/g)) {
           commands++;
-          const cli = m[1] as 'backfill' | 'reconcile';
+          const cli = m[1] as keyof typeof accepted;
           for (const flag of m[2]!.match(FLAG) ?? []) {
             if (!accepted[cli].has(flag)) problems.push(`${guide}: npm run ${cli} does not accept ${flag}: ${line.trim()}`);
           }
@@ -492,8 +493,8 @@ describe('commands in the operator guides', () => {
       }
       // Any flag anywhere: one of ours, or another tool's.
       for (const flag of new Set(text.match(FLAG) ?? [])) {
-        if (!accepted.backfill.has(flag) && !accepted.reconcile.has(flag) && !(flag in OTHER_TOOLS_FLAGS)) {
-          problems.push(`${guide}: ${flag} is accepted by neither CLI and is not a known flag of another tool`);
+        if (!Object.values(accepted).some((flags) => flags.has(flag)) && !(flag in OTHER_TOOLS_FLAGS)) {
+          problems.push(`${guide}: ${flag} is accepted by none of our CLIs and is not a known flag of another tool`);
         }
       }
     }

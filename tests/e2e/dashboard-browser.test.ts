@@ -1,25 +1,21 @@
-// The operator dashboard in a real browser: Debian's Chromium driven by playwright-core opens
-// profile-health?format=html on the local stack (the function runs under real Deno behind the
-// gateway), and every figure it shows is compared with what the database says.
-// No skipping: without /usr/bin/chromium every test here fails and says how to install it
-// (.ci/run installs it with apt-get before the tests).
-import { existsSync } from 'node:fs';
+// The operator dashboard in a real browser: Chromium driven by playwright-core (Debian's, or the
+// one inside npm @sparticuz/chromium: tests/helpers/browser.ts) opens profile-health?format=html
+// on the local stack (the function runs under real Deno behind the gateway), and every figure it
+// shows is compared with what the database says. No skipping: a browser that cannot start fails
+// every test here with the reason.
 import { mkdir } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { chromium, type Browser, type ConsoleMessage, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SystemStats } from '../../shared/profile-contract.ts';
-import type { OperationsStats } from '../../shared/dashboard-html.ts';
+import { useBrowser } from '../helpers/browser.ts';
 import { useTestDatabase } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
-import { signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
+import { openDashboard, parseAge, percent, ready, textOf } from './dashboard-page.ts';
+import { databaseOperations, databaseStats, databaseVerdict, seedKnownDay, XSS, type SeededDay } from './dashboard-seed.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
-const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = path.join(ROOT, '.data', 'screenshots', 'dashboard.png');
-const XSS = '<img src=x onerror="window.__pwned = true">';
 
 const db = useTestDatabase();
 // An alert receiver that is down (it answers 503): the page's own health calls try to deliver
@@ -44,156 +40,16 @@ afterAll(async () => {
   await new Promise<void>((resolve) => (receiver.server ? receiver.server.close(() => resolve()) : resolve()));
 });
 const api = useLocalApi(db, { functions: true, functionEnv });
+const browser = useBrowser();
 
-let browser: Browser | undefined;
-const seeded: { oldestFailedAt?: Date; missing: string[]; reconcile?: Record<string, unknown> } = { missing: [] };
-
-const NO_CHROMIUM =
-  `Chromium is not installed at ${CHROMIUM}, so the dashboard cannot be tested in a browser. ` +
-  'Install it with `apt-get update && apt-get install -y chromium` (.ci/run does this before the tests when it runs as root). ' +
-  'This test fails rather than skips.';
-
-let launchError: unknown;
-
-/** The browser, or a loud failure naming what is missing or why it did not start. */
-function requireBrowser(): Browser {
-  if (browser) return browser;
-  if (!existsSync(CHROMIUM)) throw new Error(NO_CHROMIUM);
-  throw new Error(`Chromium at ${CHROMIUM} did not start: ${launchError instanceof Error ? launchError.message : String(launchError)}`);
-}
-
+let seeded: SeededDay;
 beforeAll(async () => {
-  await seed();
-  if (!existsSync(CHROMIUM)) return; // every test fails with NO_CHROMIUM
-  // Playwright gives each launch a fresh, empty --user-data-dir of its own and removes it on close.
-  // A launch failure is kept for each test to report, so the tests fail rather than skip.
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  }).catch((error: unknown) => {
-    launchError = error;
-    return undefined;
-  });
+  seeded = await seedKnownDay(db());
 }, 120_000);
-
-afterAll(async () => {
-  await browser?.close();
-});
 
 const healthToken = () => api().stack.functionSecrets.PROFILE_HEALTH_TOKEN!;
 const dashboardUrl = () => `${api().stack.apiUrl}/functions/v1/profile-health?format=html`;
-
-/**
- * A known day: attempts across the 24 hours with failures of two SQLSTATEs (the newest 23505
- * message is hostile markup), two users without a profile older than the grace period, three
- * open repair-queue entries (the oldest 20 minutes old) and one resolved, a reconciler run
- * (before the users went missing), and alerts evaluated so missing_profiles and
- * repair_queue_age fire.
- */
-async function seed(): Promise<void> {
-  await db().query(`delete from private.audit_logs; delete from private.alert_state; delete from private.alert_deliveries;
-                    delete from private.repair_queue; delete from private.reconcile_runs`);
-  const now = (await db().one<{ now: Date }>('select now() as now')).now.getTime();
-  const ago = (minutes: number) => new Date(now - minutes * 60_000);
-  const rows: Array<[Date, string, string, number, string | null, string | null]> = [
-    [ago(22 * 60), 'trigger', 'created', 4, null, null],
-    [ago(16 * 60), 'trigger', 'created', 3, null, null],
-    [ago(16 * 60), 'register', 'failed', 1, '23505', 'duplicate key value violates unique constraint "user_profiles_username_key"'],
-    [ago(9 * 60), 'ensure', 'existed', 2, null, null],
-    [ago(9 * 60), 'webhook', 'failed', 1, '23514', 'new row for relation "user_profiles" violates check constraint "user_profiles_username_check"'],
-    [ago(3 * 60), 'register', 'created', 5, null, null],
-    [ago(3 * 60), 'register', 'failed', 2, '23505', XSS],
-    [ago(20), 'webhook', 'created', 2, null, null],
-  ];
-  for (const [at, source, outcome, n, sqlstate, message] of rows) {
-    await db().query(
-      `insert into private.audit_logs (occurred_at, user_id, operation, source, outcome, sqlstate, message, duration_ms)
-       select $1, gen_random_uuid(), 'ensure_profile', $2, $3, $4, $5, 2.5 from generate_series(1, $6::int)`,
-      [at, source, outcome, sqlstate, message, n],
-    );
-  }
-
-  seeded.reconcile = (await db().one('select public.reconcile_profiles(10, $1::interval) as r', ['1 day'])).r;
-  await db().query('update private.settings set trigger_enabled = false');
-  try {
-    for (let i = 0; i < 2; i++) seeded.missing.push(await signUpAsSupabaseAuth(db(), { createdAt: ago(10) }));
-  } finally {
-    await db().query('update private.settings set trigger_enabled = true');
-  }
-  // The reconcile run's census predates them; make it as old as they are, so the next check counts.
-  await db().query(`update private.missing_profile_census set counted_at = now() - interval '10 minutes'`);
-  seeded.oldestFailedAt = ago(20);
-  await db().query(
-    `insert into private.repair_queue (user_id, source, reason, sqlstate, attempts, first_failed_at, last_failed_at, resolved_at, resolution)
-     values ($1, 'trigger', 'seeded', '23505', 3, $3, $3, null, null),
-            ($2, 'trigger', 'seeded', '23505', 1, $4, $4, null, null),
-            (gen_random_uuid(), 'register', 'seeded', '23514', 2, $4, $4, null, null),
-            (gen_random_uuid(), 'register', 'seeded', '23514', 1, $5, $5, $4, 'reconcile')`,
-    [seeded.missing[0], seeded.missing[1], seeded.oldestFailedAt, ago(5), ago(60)],
-  );
-  await db().query('select public.evaluate_alerts()');
-}
-
-async function databaseStats(window: string): Promise<SystemStats> {
-  return (await db().one<{ s: SystemStats }>('select public.profile_system_stats($1::interval) as s', [window])).s;
-}
-
-async function databaseOperations(window: string): Promise<OperationsStats> {
-  return (await db().one<{ s: OperationsStats }>('select public.profile_operations_stats($1::interval) as s', [window])).s;
-}
-
-function percent(rate: number | null): string {
-  return rate === null ? '—' : `${(rate * 100).toFixed(2)}%`;
-}
-
-/** "20m 03s", "1h 02m 03s", "45s" → seconds. */
-function parseAge(text: string): number {
-  const match = /^(?:(\d+)h )?(?:(\d+)m )?(\d+)s$/.exec(text.trim());
-  if (!match) throw new Error(`not an age: ${text}`);
-  return Number(match[1] ?? 0) * 3600 + Number(match[2] ?? 0) * 60 + Number(match[3]);
-}
-
-interface Session {
-  page: Page;
-  /** Console errors and uncaught exceptions, except the browser's note that the health JSON answered 503. */
-  problems: string[];
-  /** The browser's notes about the health JSON's status, which is 503 whenever the system is not ok. */
-  healthStatusNotes: string[];
-}
-
-async function openPage(url: string): Promise<Session> {
-  const page = await requireBrowser().newPage({ viewport: { width: 1440, height: 900 } });
-  const session: Session = { page, problems: [], healthStatusNotes: [] };
-  page.on('console', (message: ConsoleMessage) => {
-    if (message.type() !== 'error') return;
-    const note = /^Failed to load resource: the server responded with a status of (\d{3})/.exec(message.text());
-    if (note && message.location().url.includes('format=json')) session.healthStatusNotes.push(note[1]!);
-    else session.problems.push(message.text());
-  });
-  page.on('pageerror', (error) => session.problems.push(`uncaught: ${error.message}`));
-  page.on('request', (request) => {
-    if (!request.url().startsWith(api().stack.apiUrl) && !request.url().startsWith('data:')) {
-      session.problems.push(`external request: ${request.url()}`);
-    }
-  });
-  await page.goto(url);
-  return session;
-}
-
-async function ready(page: Page, window = '24h'): Promise<void> {
-  await page.waitForSelector(`body[data-state="ready"][data-window="${window}"]`, { timeout: 30_000 });
-}
-
-const textOf = async (page: Page, testid: string) => ((await page.getByTestId(testid).first().textContent()) ?? '').trim();
+const openPage = (url: string) => openDashboard(browser(), url);
 
 describe('the operator dashboard in Chromium', () => {
   it('shows exactly what the database holds: verdict, success rate, outcomes, SQLSTATEs, missing profiles, queue and alerts', async () => {
@@ -201,16 +57,15 @@ describe('the operator dashboard in Chromium', () => {
     const { page } = session;
     try {
       await ready(page);
-      const stats = await databaseStats('24 hours');
-      const operations = await databaseOperations('24 hours');
-      const health = (await db().one<{ h: { status: string } }>('select public.profile_system_health() as h')).h;
+      const stats = await databaseStats(db(), '24 hours');
+      const operations = await databaseOperations(db(), '24 hours');
 
       // The token left the address bar as soon as the page read it.
       expect(new URL(page.url()).hash).toBe('');
       expect(await page.evaluate(`sessionStorage.getItem('profile-health-token')`)).toBe(healthToken());
 
       expect(await textOf(page, 'verdict')).toBe('down');
-      expect(health.status).toBe('down');
+      expect(await databaseVerdict(db())).toBe('down');
 
       // 14 created + 2 existed out of 14 + 2 + 4 failed.
       expect(stats.success_rate).toBe(0.8);
@@ -244,7 +99,7 @@ describe('the operator dashboard in Chromium', () => {
       expect(await textOf(page, 'queue-open')).toBe('3');
       const checkedAt = Date.parse((await page.getByTestId('checked-at').getAttribute('datetime'))!);
       const shownAge = parseAge(await textOf(page, 'queue-oldest-age'));
-      const expectedAge = (checkedAt - seeded.oldestFailedAt!.getTime()) / 1000;
+      const expectedAge = (checkedAt - seeded.oldestFailedAt.getTime()) / 1000;
       expect(Math.abs(shownAge - expectedAge)).toBeLessThanOrEqual(1);
       expect(shownAge).toBeGreaterThanOrEqual(20 * 60);
 
@@ -308,8 +163,8 @@ describe('the operator dashboard in Chromium', () => {
       await ready(page);
       await page.getByTestId('window-1h').click();
       await ready(page, '1h');
-      const stats = await databaseStats('1 hour');
-      const operations = await databaseOperations('1 hour');
+      const stats = await databaseStats(db(), '1 hour');
+      const operations = await databaseOperations(db(), '1 hour');
       expect(await page.getByTestId('window-1h').getAttribute('aria-pressed')).toBe('true');
       expect(await textOf(page, 'success-rate')).toBe(percent(stats.success_rate));
       expect(await textOf(page, 'success-rate')).toBe('100.00%');
