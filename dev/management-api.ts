@@ -1,15 +1,24 @@
-// A local stand-in for the part of Supabase's Management API (api.supabase.com) that
-// `supabase functions deploy --use-api` talks to, so the real CLI can deploy with no account and
-// no network, and a test can read exactly what it uploaded. Paths, status codes and JSON follow
-// the Management API reference (v1-deploy-a-function, v1-bulk-update-functions,
-// v1-list-all-functions, v1-get-project); errors are `{"message": …}` as there.
+// A local stand-in for the part of Supabase's Management API (api.supabase.com) that the
+// Supabase CLI commands of the guides talk to (`functions deploy --use-api`, `functions list`,
+// `functions delete`, `secrets set`, `secrets list`, `secrets unset`), so the real CLI can run
+// them with no account and no network, and a test can read exactly what it uploaded. Paths,
+// status codes and JSON follow the Management API reference (v1-deploy-a-function,
+// v1-bulk-update-functions, v1-list-all-functions, v1-delete-a-function, v1-get-project,
+// v1-list-all-secrets, v1-bulk-create-secrets, v1-bulk-delete-secrets) and the exchanges
+// recorded in supabase/cli apps/cli-e2e/fixtures; errors are `{"message": …}` as there.
 //
 // What the CLI does (supabase/cli apps/cli-go/pkg/function/deploy.go): one function is one
 // POST /functions/deploy?slug=…, answered 201 and live at once; several are one
 // POST …&bundleOnly=true each (bundled, not yet live), then one PUT /functions with the
 // answers, which makes them live together. It lists functions only when config.toml leaves
 // verify_jwt unset, and reads the project after a failed call.
-import { randomUUID } from 'node:crypto';
+//
+// Secrets: `secrets set` is one POST /secrets with every name and value (201, no body),
+// `secrets list` one GET /secrets, `secrets unset` one DELETE /secrets with the names (200, no
+// body). The list answers each name with the SHA-256 digest of its value (hex) in place of the
+// value, as the real API does (the CLI prints it as DIGEST). The stand-in keeps only that digest,
+// so a value it was sent can never come back out of it, in an answer or in a test's output.
+import { createHash, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import { Hono, type Context } from 'hono';
@@ -49,10 +58,29 @@ export interface ManagementApi {
   readonly requests: ReadonlyArray<{ method: string; url: string }>;
   /** What the project serves now, by slug: only deployments that went live. */
   live(): ReadonlyMap<string, Deployment>;
+  /** The project's function secrets: name → SHA-256 digest (hex) of the value. */
+  secrets(): ReadonlyMap<string, string>;
   close(): Promise<void>;
 }
 
 const SLUG = /^[A-Za-z][A-Za-z0-9_-]*$/;
+
+/** What `value` is listed as: the SHA-256 digest of the value, in hex. */
+export function secretDigest(value: string): string {
+  return createHash('sha256').update(value, 'utf8').digest('hex');
+}
+
+/** CreateSecretBody's rules: a name of at most 256 characters not starting with SUPABASE_, a value of at most 24576. */
+function secretsProblem(body: unknown): string | null {
+  if (!Array.isArray(body) || body.length === 0) return 'Expected a non-empty array of secrets';
+  for (const entry of body as Array<{ name?: unknown; value?: unknown }>) {
+    if (typeof entry?.name !== 'string' || typeof entry.value !== 'string') return 'Each secret needs a string name and value';
+    if (entry.name.length === 0 || entry.name.length > 256) return 'Secret name must be 1 to 256 characters';
+    if (entry.name.startsWith('SUPABASE_')) return 'Secret name must not start with the SUPABASE_ prefix.';
+    if (entry.value.length > 24576) return 'Secret value must be at most 24576 characters';
+  }
+  return null;
+}
 
 /** The Management API's FunctionResponse for a deployment. */
 function functionResponse(d: Deployment) {
@@ -98,6 +126,8 @@ export async function startManagementApi(options: { accessToken: string; project
   const bundled = new Map<string, Deployment>();
   const versions = new Map<string, number>();
   const ids = new Map<string, string>();
+  // name → digest and when it was set; the values themselves are never kept.
+  const secrets = new Map<string, { digest: string; updatedAt: string }>();
 
   const app = new Hono();
   app.use('*', async (c, next) => {
@@ -154,6 +184,34 @@ export async function startManagementApi(options: { accessToken: string; project
     return c.json(functionResponse(deployment), 201);
   });
 
+  app.delete('/v1/projects/:ref/functions/:slug', (c) => {
+    const slug = c.req.param('slug');
+    if (!live.delete(slug)) return fail(c, 404, `Function ${slug} not found`);
+    ids.delete(slug);
+    versions.delete(slug);
+    return c.json({ message: 'ok' }, 200);
+  });
+
+  app.get('/v1/projects/:ref/secrets', (c) =>
+    c.json([...secrets].map(([name, { digest, updatedAt }]) => ({ name, value: digest, updated_at: updatedAt }))),
+  );
+
+  app.post('/v1/projects/:ref/secrets', async (c) => {
+    const body = (await c.req.json().catch(() => null)) as Array<{ name: string; value: string }> | null;
+    const problem = secretsProblem(body);
+    if (problem) return fail(c, 400, problem);
+    const updatedAt = new Date().toISOString();
+    for (const { name, value } of body!) secrets.set(name, { digest: secretDigest(value), updatedAt });
+    return c.body(null, 201);
+  });
+
+  app.delete('/v1/projects/:ref/secrets', async (c) => {
+    const names = (await c.req.json().catch(() => null)) as unknown;
+    if (!Array.isArray(names) || !names.every((n) => typeof n === 'string')) return fail(c, 400, 'Expected an array of secret names');
+    for (const name of names as string[]) secrets.delete(name);
+    return c.body(null, 200);
+  });
+
   app.put('/v1/projects/:ref/functions', async (c) => {
     const body = (await c.req.json().catch(() => null)) as Array<{ id?: string; version?: number }> | null;
     if (!Array.isArray(body)) return fail(c, 400, 'Expected an array of functions');
@@ -181,6 +239,7 @@ export async function startManagementApi(options: { accessToken: string; project
     accessToken,
     requests,
     live: () => live,
+    secrets: () => new Map([...secrets].map(([name, { digest }]) => [name, digest])),
     close: () =>
       new Promise<void>((resolve) => {
         // A keep-alive connection the CLI left open must not hold the close.

@@ -1,14 +1,17 @@
-// The deploy path of docs/DEPLOYMENT.md §4.1, with the real Supabase CLI: `supabase db push
-// --db-url` against a database that starts as a Supabase project (the bootstrap only), logged in
-// as the non-superuser `postgres` role a hosted project's connection string names.
-import { readFile, rm, writeFile } from 'node:fs/promises';
+// The database commands of docs/DEPLOYMENT.md §4.1–4.2 and ROLLBACK.md §4.1, with the real
+// Supabase CLI, in the forms the guides show (SUPABASE_CLI_FORMS): `db push --db-url` (with
+// `--dry-run`, and `--include-all` where a push refuses), `migration list --db-url` and
+// `migration fetch --db-url`, against a database that starts as a Supabase project (the bootstrap
+// only), logged in as the non-superuser `postgres` role a hosted project's connection string
+// names. stdin is closed, so the push's confirmation takes its default (yes), as on a terminal.
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { databaseUrl, LOCAL_ROLE_PASSWORD } from '../../dev/database-url.ts';
-import { applyBootstrap, applyMigrations, listMigrations } from '../../dev/migrate.ts';
+import { applyBootstrap, applyMigrations, applyRollback, listMigrations } from '../../dev/migrate.ts';
 import { createTestDatabase, useTestDatabase, type TestDatabase } from '../helpers/database.ts';
-import { createCliSandbox, type CliSandbox } from '../helpers/supabase-cli.ts';
+import { cliArgv, createCliSandbox, SUPABASE_CLI_FORMS, type CliForm, type CliSandbox } from '../helpers/supabase-cli.ts';
 import { githubMetadata, signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -43,13 +46,34 @@ async function cliDatabaseUrl(db: TestDatabase): Promise<string> {
   return url.toString();
 }
 
+/** Runs one of the guides' database forms of the CLI against `db`: `--db-url` is its URL. */
+async function runForm(cli: CliSandbox, db: TestDatabase, form: CliForm) {
+  return await cli.run(cliArgv(form, { values: { '--db-url': await cliDatabaseUrl(db) } }));
+}
+
+/** `npx supabase db push --db-url "$DATABASE_URL"`, as DEPLOYMENT.md §4.1 and ROLLBACK.md §4.1 run it. */
 async function push(cli: CliSandbox, db: TestDatabase) {
-  return await cli.run(['db', 'push', '--db-url', await cliDatabaseUrl(db), '--yes']);
+  return await runForm(cli, db, SUPABASE_CLI_FORMS.dbPush);
 }
 
 /** The files the CLI said it applied, in the order it said so. */
 function appliedFiles(stderr: string): string[] {
   return [...stderr.matchAll(/^Applying migration (\S+)\.\.\.$/gm)].map((m) => m[1]!);
+}
+
+/** The files a dry run said it would push. */
+function wouldPush(stderr: string): string[] {
+  const list = stderr.split('Would push these migrations:\n')[1] ?? '';
+  return [...list.matchAll(/^ • (\S+\.sql)$/gm)].map((m) => m[1]!);
+}
+
+/** The rows of `migration list`: each version under Local and under Remote ('' when absent). */
+function listedVersions(stdout: string): Array<{ local: string; remote: string }> {
+  return stdout
+    .split('\n')
+    .map((line) => line.split('|').map((cell) => cell.trim().replace(/^`|`$/g, '').trim()))
+    .filter((cells) => cells.length === 3 && /^\d{14}$/.test(cells[0] || cells[1]!))
+    .map(([local, remote]) => ({ local: local!, remote: remote! }));
 }
 
 async function history(db: TestDatabase): Promise<Array<{ version: string; name: string }>> {
@@ -111,6 +135,24 @@ afterAll(async () => {
 describe('supabase db push --db-url on a Supabase project that has none of our migrations', () => {
   const db = useTestDatabase('bare');
 
+  it('migration list shows every version under Local and none under Remote', async () => {
+    const result = await runForm(cli, db(), SUPABASE_CLI_FORMS.migrationList);
+
+    expect(result.code).toBe(0);
+    expect(listedVersions(result.stdout)).toEqual((await listMigrations()).map((m) => ({ local: m.version, remote: '' })));
+  });
+
+  it('db push --dry-run lists every file of supabase/migrations in file-name order and applies nothing', async () => {
+    const result = await runForm(cli, db(), SUPABASE_CLI_FORMS.dbPushDryRun);
+
+    expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 0, stdout: 'Finished supabase db push.\n' });
+    expect(result.stderr).toContain('DRY RUN: migrations will *not* be pushed to the database.');
+    expect(wouldPush(result.stderr)).toEqual(await migrationFiles());
+    expect(appliedFiles(result.stderr)).toEqual([]);
+    expect(await history(db())).toEqual([]);
+    expect((await db().one('select to_regclass($1) as t', ['public.user_profiles'])).t).toBeNull();
+  });
+
   it('applies every file of supabase/migrations in file-name order and finishes', async () => {
     const result = await push(cli, db());
 
@@ -120,6 +162,13 @@ describe('supabase db push --db-url on a Supabase project that has none of our m
 
   it('records exactly every migration, version and name, in supabase_migrations.schema_migrations', async () => {
     expect(await history(db())).toEqual(await expectedHistory());
+  });
+
+  it('migration list then shows every version under Local and Remote', async () => {
+    const result = await runForm(cli, db(), SUPABASE_CLI_FORMS.migrationList);
+
+    expect(result.code).toBe(0);
+    expect(listedVersions(result.stdout)).toEqual((await listMigrations()).map((m) => ({ local: m.version, remote: m.version })));
   });
 
   it('gives a user who then signs up through Supabase Auth a profile, made by the trigger', async () => {
@@ -193,6 +242,88 @@ describe('supabase db push on a project that already has users', () => {
     ]);
     const { run } = await db().one('select public.reconcile_profiles() as run');
     expect(run.missing_profiles).toBe(0);
+  });
+});
+
+describe('supabase db push refusing, and the way out DEPLOYMENT.md §4.2 gives', () => {
+  const scratch: Array<{ close(): Promise<void> } | CliSandbox> = [];
+  afterAll(async () => {
+    await Promise.all(scratch.map((s) => ('dispose' in s ? s.dispose() : s.close())));
+  });
+  const project = async () => {
+    const db = await createTestDatabase('bare');
+    const sandbox = await createCliSandbox({ loopbackPorts: [serverPort()] });
+    scratch.push(db, sandbox);
+    return { db, sandbox, migrations: path.join(sandbox.workdir, 'supabase', 'migrations') };
+  };
+  /** A migration of the project's own, applied (from another repository or the SQL editor) and recorded. */
+  const theirMigration = async (db: TestDatabase, version: string) => {
+    await db.query('create table public.theirs (id integer)');
+    await db.query(`insert into supabase_migrations.schema_migrations (version, name, statements) values ($1, 'their-table', $2)`, [
+      version,
+      ['create table public.theirs (id integer)'],
+    ]);
+  };
+
+  it('history has a version the checkout lacks: the push refuses, migration fetch writes that file from the history and leaves ours, and the push then applies ours', async () => {
+    const { db, sandbox, migrations } = await project();
+    await theirMigration(db, '20250101000000');
+
+    const refused = await push(sandbox, db);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('Remote migration versions not found in local migrations directory.');
+    expect(await history(db)).toHaveLength(1);
+
+    const fetched = await runForm(sandbox, db, SUPABASE_CLI_FORMS.migrationFetch);
+    expect(fetched.code).toBe(0);
+    expect((await readdir(migrations)).sort()).toEqual(['20250101000000_their-table.sql', ...(await migrationFiles())].sort());
+    expect(await readFile(path.join(migrations, '20250101000000_their-table.sql'), 'utf8')).toBe('create table public.theirs (id integer);\n');
+    for (const migration of await listMigrations()) {
+      expect(await readFile(path.join(migrations, path.basename(migration.file)), 'utf8')).toBe(await readFile(migration.file, 'utf8'));
+    }
+
+    const pushed = await push(sandbox, db);
+    expect(pushed.code).toBe(0);
+    expect(appliedFiles(pushed.stderr)).toEqual(await migrationFiles());
+    expect(await history(db)).toEqual([{ version: '20250101000000', name: 'their-table' }, ...(await expectedHistory())]);
+  });
+
+  it('history has a version newer than ours: the push refuses and names --include-all, and db push --include-all applies ours', async () => {
+    const { db, sandbox, migrations } = await project();
+    await writeFile(path.join(migrations, '20270101000000_their-table.sql'), 'create table public.theirs (id integer);\n');
+    await theirMigration(db, '20270101000000');
+
+    const refused = await push(sandbox, db);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('Found local migration files to be inserted before the last migration on remote database.');
+    expect(refused.stderr).toContain('Rerun the command with --include-all flag to apply these migrations:');
+    expect(await history(db)).toHaveLength(1);
+
+    const pushed = await runForm(sandbox, db, SUPABASE_CLI_FORMS.dbPushIncludeAll);
+    expect(pushed.code).toBe(0);
+    expect(appliedFiles(pushed.stderr)).toEqual(await migrationFiles());
+    expect(await history(db)).toEqual([...(await expectedHistory()), { version: '20270101000000', name: 'their-table' }]);
+  });
+});
+
+describe('supabase db push after the rollback script, as ROLLBACK.md §4.1 re-enables', () => {
+  const db = useTestDatabase('bare');
+
+  it('the dry run lists every migration again and the push applies them all, keeping the profiles', async () => {
+    expect((await push(cli, db())).code).toBe(0);
+    const id = await signUpAsSupabaseAuth(db(), { userMetadata: { full_name: 'Ada Lovelace', username: 'ada' } });
+    await db().withClient((client) => applyRollback(client));
+    expect(await history(db())).toEqual([]);
+
+    const dryRun = await runForm(cli, db(), SUPABASE_CLI_FORMS.dbPushDryRun);
+    expect(dryRun.code).toBe(0);
+    expect(wouldPush(dryRun.stderr)).toEqual(await migrationFiles());
+
+    const pushed = await push(cli, db());
+    expect(pushed.code).toBe(0);
+    expect(appliedFiles(pushed.stderr)).toEqual(await migrationFiles());
+    expect(await history(db())).toEqual(await expectedHistory());
+    expect(await profilesOf(db(), [id])).toEqual([{ user_id: id, username: 'ada', full_name: 'Ada Lovelace', created_via: 'trigger' }]);
   });
 });
 

@@ -3,6 +3,8 @@
 // --use-api`, run on this checkout against a local Management API stand-in. What it uploads is
 // checked against Deno's own module graph of each entry point, then booted on its own — no
 // checkout, no node_modules, an empty DENO_DIR — as the hosted runtime boots it, and served.
+// Then `functions list` and `functions delete` (docs/TROUBLESHOOTING.md, docs/ROLLBACK.md §2.2)
+// against the same stand-in. Every command is built from its entry in SUPABASE_CLI_FORMS.
 import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, realpath, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,8 +18,9 @@ import { publicJwk } from '../../dev/keys.ts';
 import { startManagementApi, type ManagementApi } from '../../dev/management-api.ts';
 import { CORS_HEADERS } from '../../shared/http.ts';
 import { useTestDatabase } from '../helpers/database.ts';
-import { deployWithSupabaseCli, TEST_ACCESS_TOKEN, TEST_PROJECT_REF, type CliDeploy } from '../helpers/functions-deploy.ts';
+import { deployWithSupabaseCli, managementApiEnv, TEST_ACCESS_TOKEN, TEST_PROJECT_REF, type CliDeploy } from '../helpers/functions-deploy.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
+import { cliArgv, createCliSandbox, SUPABASE_CLI_FORMS, type CliForm, type CliSandbox } from '../helpers/supabase-cli.ts';
 import { bootUploadedFunction, type UploadedFunction } from '../helpers/uploaded-function.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -95,7 +98,7 @@ beforeAll(async () => {
   const [deployed, ...entryGraphs] = await Promise.all([
     (async () => {
       const started = performance.now();
-      const result = await deployWithSupabaseCli(FUNCTIONS, { api });
+      const result = await deployWithSupabaseCli(FUNCTIONS, { api, form: SUPABASE_CLI_FORMS.functionsDeploy });
       deployMs = Math.round(performance.now() - started);
       return result;
     })(),
@@ -172,7 +175,7 @@ describe('supabase functions deploy register ensure-profile profile-health --use
   });
 
   it('deploys one function named alone with a single upload that makes it live at once, with the same files and metadata', async () => {
-    const single = await deployWithSupabaseCli(['ensure-profile'], { api });
+    const single = await deployWithSupabaseCli(['ensure-profile'], { api, form: SUPABASE_CLI_FORMS.functionsDeploy });
     const project = `/v1/projects/${TEST_PROJECT_REF}`;
     expect({ code: single.code, calls: single.requests.map((r) => `${r.method} ${r.url}`) }).toEqual({
       code: 0,
@@ -183,7 +186,8 @@ describe('supabase functions deploy register ensure-profile profile-health --use
   });
 
   it('uploads the same files without --use-api when no Docker daemon runs: it warns and bundles through the API', async () => {
-    const fallback = await deployWithSupabaseCli(FUNCTIONS, { api, flags: [], env: { DOCKER_HOST: 'unix:///nonexistent/docker.sock' } });
+    const withoutUseApi = { ...SUPABASE_CLI_FORMS.functionsDeploy, flags: ['--project-ref'] };
+    const fallback = await deployWithSupabaseCli(FUNCTIONS, { api, form: withoutUseApi, env: { DOCKER_HOST: 'unix:///nonexistent/docker.sock' } });
     expect(fallback.code).toBe(0);
     expect(fallback.stderr).toContain('WARNING: Docker is not running');
     for (const name of FUNCTIONS) {
@@ -279,5 +283,50 @@ describe('the upload of each function, booted alone under Deno with an empty DEN
   it('profile-health answers 200 with status ok', async () => {
     const response = await request('profile-health');
     expect({ status: response.status, body: await response.json() }).toEqual({ status: 200, body: { status: 'ok', checked_at: expect.any(String) } });
+  });
+});
+
+describe('supabase functions list and functions delete --project-ref, after the deploys above', () => {
+  let cli: CliSandbox;
+  let env: Record<string, string>;
+  const project = () => `/v1/projects/${TEST_PROJECT_REF}`;
+  const run = async (form: CliForm, args: readonly string[] = []) => {
+    const before = api.requests.length;
+    const result = await cli.run(cliArgv(form, { args, values: { '--project-ref': api.projectRef } }), { env });
+    // The CLI also reads the project once per project directory, to cache it: not part of the command.
+    const calls = api.requests.slice(before).map((r) => `${r.method} ${r.url}`);
+    return { ...result, calls: calls.filter((call) => call !== `GET /v1/projects/${TEST_PROJECT_REF}`) };
+  };
+
+  beforeAll(async () => {
+    cli = await createCliSandbox({ loopbackPorts: [api.port] });
+    env = await managementApiEnv(cli, api);
+  });
+
+  afterAll(async () => {
+    await cli?.dispose();
+  });
+
+  it('functions list names the three deployed functions', async () => {
+    const result = await run(SUPABASE_CLI_FORMS.functionsList);
+
+    expect(result.code).toBe(0);
+    expect(result.calls).toEqual([`GET ${project()}/functions`]);
+    for (const name of FUNCTIONS) expect(result.stdout).toContain(name);
+  });
+
+  it('functions delete removes the function it names, one per command, as ROLLBACK.md §2.2 runs it', async () => {
+    for (const name of FUNCTIONS) {
+      const result = await run(SUPABASE_CLI_FORMS.functionsDelete, [name]);
+      expect({ code: result.code, stdout: result.stdout, calls: result.calls }).toEqual({
+        code: 0,
+        stdout: `Deleted Function ${name} from project ${TEST_PROJECT_REF}.\n`,
+        calls: [`DELETE ${project()}/functions/${name}`],
+      });
+    }
+    expect([...api.live().keys()]).toEqual([]);
+    const listed = await run(SUPABASE_CLI_FORMS.functionsList);
+    expect(listed.code).toBe(0);
+    for (const name of FUNCTIONS) expect(listed.stdout).not.toContain(name);
   });
 });

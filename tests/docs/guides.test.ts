@@ -6,13 +6,16 @@
 //   * a ```sql block whose first line starts with `-- hosted only:` needs pg_cron, pg_net or
 //     Supabase's supabase_functions schema; it is not executed, but every object of ours it names
 //     must exist;
-//   * a ```sh block holds shell commands. Where one says `supabase db push` or runs
-//     supabase/rollback/rollback.sql with psql, the walk does the same to the test database, so
-//     the SQL after it meets the state the guide promises.
+//   * a ```sh block holds shell commands. Where one says `npx supabase db push --db-url
+//     "$DATABASE_URL"` or runs supabase/rollback/rollback.sql with psql, the walk does the same to
+//     the test database, so the SQL after it meets the state the guide promises;
+//   * every `npx supabase …` command in README.md and docs/*.md, in a ```sh block or in the text,
+//     is in a form of SUPABASE_CLI_FORMS (tests/helpers/supabase-cli.ts), which tests/deploy/ runs
+//     with the pinned CLI.
 // Everything the guides name (npm scripts, CLI flags, environment variables, settings columns,
 // database objects, migration files, links) is checked against the code as it is.
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -20,6 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyRollback, listMigrations, migrateDatabase, ROLLBACK_FILE } from '../../dev/migrate.ts';
 import { useTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
+import { formOf, SUPABASE_CLI_FORMS, type CliForm, type CliFormName } from '../helpers/supabase-cli.ts';
 import { bulkSignUpAsSupabaseAuth, githubMetadata, googleMetadata, signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
 
 const execFileAsync = promisify(execFile);
@@ -170,12 +174,14 @@ async function seedActivity(db: TestDatabase): Promise<void> {
 
 type Step = { kind: 'sql'; line: number } | { kind: 'push'; line: number } | { kind: 'rollback'; line: number };
 
-const PUSH = /^supabase db push$/;
+/** `npx supabase db push --db-url "$DATABASE_URL"`, however the guide spaces or quotes it. */
+const isPush = (command: string) => formOf(command) === 'dbPush';
 const RUN_ROLLBACK = /^psql "\$DATABASE_URL" (?:-v ON_ERROR_STOP=1 )?-f supabase\/rollback\/rollback\.sql$/;
 
 /**
  * Runs a guide's runnable SQL blocks in order as postgres, and does what its shell blocks do to
- * the database: `supabase db push` applies the pending migrations, the psql line runs the
+ * the database: `npx supabase db push --db-url …` applies the pending migrations (tests/deploy/
+ * db-push.test.ts shows the CLI's push and dev/migrate.ts's agree), the psql line runs the
  * rollback script. Returns what it did; a failing block names its guide and line.
  */
 async function walk(db: TestDatabase, blocks: Block[], onRollback?: () => Promise<void>): Promise<Step[]> {
@@ -183,7 +189,7 @@ async function walk(db: TestDatabase, blocks: Block[], onRollback?: () => Promis
   for (const block of blocks) {
     if (block.kind === 'sh') {
       for (const command of commandLines(block)) {
-        if (PUSH.test(command)) {
+        if (isPush(command)) {
           await migrateDatabase(db.url);
           steps.push({ kind: 'push', line: block.line });
         } else if (RUN_ROLLBACK.test(command)) {
@@ -248,14 +254,45 @@ async function cliVariables(): Promise<Set<string>> {
 
 const FLAG = /(?<![\w-])--[a-z][a-z0-9-]*/g;
 
-/** Flags of other tools the guides use, with the tool they belong to. */
-const OTHER_TOOLS_FLAGS: Record<string, string> = {
-  '--project-ref': 'supabase link / functions delete / secrets unset',
-  '--include-all': 'supabase db push',
-  '--no-verify-jwt': 'supabase functions deploy',
-  '--use-api': 'supabase functions deploy (named in supabase/cli#3467)',
-  '--version': 'supabase --version',
-};
+/** Flags of other tools the guides use, with the tool they belong to: the Supabase CLI's, in the forms the tests run. */
+const OTHER_TOOLS_FLAGS: Record<string, string> = Object.fromEntries(
+  Object.values(SUPABASE_CLI_FORMS as Record<string, CliForm>).flatMap((form) =>
+    form.flags.map((flag) => [flag, `npx supabase ${[...form.command, ...form.flags].join(' ')}`]),
+  ),
+);
+
+/** README.md and every guide in docs/, by path from the repository root. */
+async function readDocs(): Promise<Array<{ file: string; text: string }>> {
+  const files = ['README.md', ...(await readdir(path.join(ROOT, 'docs'))).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+  return await Promise.all(files.map(async (file) => ({ file, text: await readFile(path.join(ROOT, file), 'utf8') })));
+}
+
+/**
+ * The Supabase CLI commands a document gives: the command lines of its ```sh blocks (continuation
+ * lines joined, comments cut) that run `supabase`, and its inline code spans that start with
+ * `npx supabase` and say more than the bare name (`npx supabase`, `npx supabase …`). A command in
+ * the text split over two lines, or written `supabase …` with flags or arguments, is a problem.
+ */
+function supabaseCommands(file: string, text: string): { commands: string[]; problems: string[] } {
+  const commands: string[] = [];
+  const problems: string[] = [];
+  for (const block of text.matchAll(/^```sh\n([\s\S]*?)^```\s*$/gm)) {
+    for (const line of block[1]!.replace(/\\\n\s*/g, ' ').split('\n')) {
+      const command = line.replace(/\s+#.*$/, '').trim();
+      if (/^(?:npx )?supabase\b/.test(command)) commands.push(command);
+    }
+  }
+  const prose = text.replace(/^```[\s\S]*?^```\s*$/gm, '');
+  for (const line of prose.split('\n')) {
+    for (const m of line.matchAll(/`(npx supabase[^`]*)`/g)) if (!/^npx supabase(?: …)?$/.test(m[1]!)) commands.push(m[1]!);
+    // A bare `supabase db push` names a command; with flags or arguments it is one to run.
+    for (const m of line.matchAll(/`(supabase [^`]*)`/g)) {
+      if (/\s(?:-|\S*[='"<])/.test(m[1]!)) problems.push(`${file}: a command without npx and its target: ${m[1]}`);
+    }
+    if (/npx supabase/.test(line.replace(/`[^`]*`/g, ''))) problems.push(`${file}: a command outside one line's code span: ${line.trim()}`);
+  }
+  return { commands, problems };
+}
 
 const usageCache = new Map<string, Promise<string>>();
 
@@ -527,10 +564,50 @@ describe('commands in the operator guides', () => {
   it('give supabase db push and the rollback script in forms the walk recognises', async () => {
     const guides = await readGuides();
     const lines = (guide: Guide) => guides.find((g) => g.guide === guide)!.blocks.filter((b) => b.kind === 'sh').flatMap(commandLines);
-    expect(lines('DEPLOYMENT.md').filter((l) => PUSH.test(l))).toHaveLength(1);
-    expect(lines('ROLLBACK.md').filter((l) => PUSH.test(l))).toHaveLength(1);
+    expect(lines('DEPLOYMENT.md').filter(isPush)).toHaveLength(1);
+    expect(lines('ROLLBACK.md').filter(isPush)).toHaveLength(1);
     expect(lines('ROLLBACK.md').filter((l) => RUN_ROLLBACK.test(l))).toHaveLength(2);
     expect(path.relative(ROOT, ROLLBACK_FILE)).toBe('supabase/rollback/rollback.sql');
+  });
+});
+
+describe('the Supabase CLI in README.md and docs/*.md', () => {
+  it('is only ever run as `npx supabase` in a form the tests run with the pinned CLI, and every such form is documented', async () => {
+    const problems: string[] = [];
+    const used = new Set<CliFormName>();
+    for (const { file, text } of await readDocs()) {
+      const found = supabaseCommands(file, text);
+      problems.push(...found.problems);
+      for (const command of found.commands) {
+        const form = formOf(command);
+        if (form) used.add(form);
+        else problems.push(`${file}: not a form tests/deploy/ runs (SUPABASE_CLI_FORMS): ${command}`);
+      }
+    }
+    expect(problems).toEqual([]);
+    expect([...used].sort()).toEqual(Object.keys(SUPABASE_CLI_FORMS).sort());
+  });
+
+  it('has each form run by the test file it names, which builds the command from that entry', async () => {
+    const problems: string[] = [];
+    for (const [name, form] of Object.entries(SUPABASE_CLI_FORMS as Record<string, CliForm>)) {
+      const source = await readFile(path.join(ROOT, form.test), 'utf8').catch(() => '');
+      if (!new RegExp(`\\bSUPABASE_CLI_FORMS\\.${name}\\b`).test(source)) problems.push(`${form.test} does not run SUPABASE_CLI_FORMS.${name}`);
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('is named with the version package.json pins where README.md and DEPLOYMENT.md introduce it', async () => {
+    const pinned = (JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> })
+      .devDependencies.supabase!;
+    expect(pinned).toMatch(/^\d+\.\d+\.\d+$/);
+    const readme = await readFile(path.join(ROOT, 'README.md'), 'utf8');
+    const deploying = /^## Deploying to a Supabase project\n([\s\S]*?)^## /m.exec(readme)?.[1] ?? '';
+    expect(deploying).toContain(`the Supabase CLI ${pinned} that \`package.json\` pins`);
+    const deployment = await readGuide('DEPLOYMENT.md');
+    const whatYouNeed = /^## 1\. What you need\n([\s\S]*?)^## /m.exec(deployment)?.[1] ?? '';
+    expect(whatYouNeed).toContain(`**Supabase CLI ${pinned}**`);
+    expect(whatYouNeed).toContain(`\`npx supabase --version\` prints \`${pinned}\``);
   });
 });
 

@@ -6,7 +6,7 @@
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Deployment, ManagementApi } from '../../dev/management-api.ts';
-import { createCliSandbox, type CliResult } from './supabase-cli.ts';
+import { cliArgv, createCliSandbox, SUPABASE_CLI_FORMS, type CliForm, type CliResult, type CliSandbox } from './supabase-cli.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 /** Where the CLI keeps its project state; git-ignored, and the only place in the checkout it writes. */
@@ -27,6 +27,17 @@ export interface CliDeploy extends CliResult {
 /** The profile that sends every Management API call of the CLI to the stand-in. */
 function profileYaml(api: ManagementApi): string {
   return [`name: local`, `api_url: ${api.url}`, `dashboard_url: ${api.url}`, `project_host: example.local`, ''].join('\n');
+}
+
+/**
+ * What the CLI's environment needs to talk to the stand-in as a deploy talks to Supabase: the
+ * access token in SUPABASE_ACCESS_TOKEN (as the guides export it; no `supabase login`) and a
+ * profile file in the sandbox's HOME that points api_url at the stand-in.
+ */
+export async function managementApiEnv(sandbox: CliSandbox, api: ManagementApi): Promise<Record<string, string>> {
+  const profile = path.join(sandbox.home, 'management-api-profile.yaml');
+  await writeFile(profile, profileYaml(api));
+  return { SUPABASE_PROFILE: profile, SUPABASE_ACCESS_TOKEN: api.accessToken };
 }
 
 async function readState(): Promise<Map<string, Buffer> | null> {
@@ -57,13 +68,14 @@ async function restoreState(before: Map<string, Buffer> | null): Promise<void> {
 }
 
 /**
- * Runs `supabase functions deploy <names…> --project-ref <ref> <flags>` against the stand-in and
- * leaves supabase/.temp as it found it. flags: default `--use-api`, as docs/DEPLOYMENT.md §6.3
- * says; env: extra variables for the CLI.
+ * Runs `supabase functions deploy <names…>` in `form` (default SUPABASE_CLI_FORMS.functionsDeploy,
+ * what docs/DEPLOYMENT.md §6.3 shows) with `--project-ref <the stand-in's ref>`, from the
+ * checkout (`--workdir`, as if run at its root), against the stand-in, and leaves supabase/.temp
+ * as it found it. env: extra variables for the CLI.
  */
 export async function deployWithSupabaseCli(
   names: readonly string[],
-  options: { api: ManagementApi; flags?: readonly string[]; env?: Record<string, string>; timeoutMs?: number },
+  options: { api: ManagementApi; form?: CliForm; env?: Record<string, string>; timeoutMs?: number },
 ): Promise<CliDeploy> {
   const { api } = options;
   const sandbox = await createCliSandbox({ loopbackPorts: [api.port], files: [] });
@@ -76,15 +88,13 @@ export async function deployWithSupabaseCli(
     // Nothing is copied into the sandbox's project directory (the CLI reads the checkout), so
     // it does not exist yet; it is still the CLI's cwd.
     await mkdir(sandbox.workdir, { recursive: true });
-    const profile = path.join(sandbox.home, 'management-api-profile.yaml');
-    await writeFile(profile, profileYaml(api));
+    const form = options.form ?? SUPABASE_CLI_FORMS.functionsDeploy;
+    if (form.command.join(' ') !== 'functions deploy') throw new Error(`not a deploy: ${form.command.join(' ')}`);
+    const env = await managementApiEnv(sandbox, api);
     const before = api.requests.length;
     const result = await sandbox.run(
-      ['--workdir', ROOT, 'functions', 'deploy', ...names, '--project-ref', api.projectRef, ...(options.flags ?? ['--use-api'])],
-      {
-        timeoutMs: options.timeoutMs ?? 60_000,
-        env: { SUPABASE_PROFILE: profile, SUPABASE_ACCESS_TOKEN: api.accessToken, ...options.env },
-      },
+      ['--workdir', ROOT, ...cliArgv(form, { args: names, values: { '--project-ref': api.projectRef } })],
+      { timeoutMs: options.timeoutMs ?? 60_000, env: { ...env, ...options.env } },
     );
     const live = new Map([...api.live()].filter(([slug]) => names.includes(slug)));
     return { ...result, requests: api.requests.slice(before), live };

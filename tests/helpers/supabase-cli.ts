@@ -134,6 +134,96 @@ function cliEnvironment(home: string): NodeJS.ProcessEnv {
   };
 }
 
+// ---------------------------------------------------------------------------------------------
+// The forms of the CLI the guides may show
+// ---------------------------------------------------------------------------------------------
+
+/** A command line of the CLI, reduced to what identifies it: the subcommand and its flags. */
+export interface CliForm {
+  /** The subcommand words, e.g. ['db', 'push']; empty for `supabase --version`. */
+  readonly command: readonly string[];
+  /** The flags, in the order the guides write them (each is given once). */
+  readonly flags: readonly string[];
+  /** The test file that runs this form with the real CLI (it names the entry of SUPABASE_CLI_FORMS). */
+  readonly test: string;
+}
+
+/** Flags that take a value (the next word); every other flag is a switch. */
+export const VALUE_FLAGS = ['--db-url', '--project-ref'] as const;
+export type ValueFlag = (typeof VALUE_FLAGS)[number];
+
+/**
+ * Every form of `npx supabase …` that README.md and docs/*.md show, and the test that runs it with
+ * the pinned CLI. tests/docs/guides.test.ts fails on a documented `npx supabase` command whose
+ * subcommand and flags are none of these, on an entry no guide uses, and on an entry whose test
+ * file does not use it; the tests build their argv with cliArgv() from these entries.
+ * Authentication is never a command: the CLI reads SUPABASE_ACCESS_TOKEN (no `login`), and every
+ * command names its target (`--project-ref` or `--db-url`, no `link`).
+ */
+export const SUPABASE_CLI_FORMS = {
+  version: { command: [], flags: ['--version'], test: 'tests/deploy/supabase-cli.test.ts' },
+  dbPushDryRun: { command: ['db', 'push'], flags: ['--db-url', '--dry-run'], test: 'tests/deploy/db-push.test.ts' },
+  dbPush: { command: ['db', 'push'], flags: ['--db-url'], test: 'tests/deploy/db-push.test.ts' },
+  dbPushIncludeAll: { command: ['db', 'push'], flags: ['--db-url', '--include-all'], test: 'tests/deploy/db-push.test.ts' },
+  migrationList: { command: ['migration', 'list'], flags: ['--db-url'], test: 'tests/deploy/db-push.test.ts' },
+  migrationFetch: { command: ['migration', 'fetch'], flags: ['--db-url'], test: 'tests/deploy/db-push.test.ts' },
+  secretsSet: { command: ['secrets', 'set'], flags: ['--project-ref'], test: 'tests/deploy/supabase-cli.test.ts' },
+  secretsList: { command: ['secrets', 'list'], flags: ['--project-ref'], test: 'tests/deploy/supabase-cli.test.ts' },
+  secretsUnset: { command: ['secrets', 'unset'], flags: ['--project-ref'], test: 'tests/deploy/supabase-cli.test.ts' },
+  functionsDeploy: { command: ['functions', 'deploy'], flags: ['--use-api', '--project-ref'], test: 'tests/deploy/functions-deploy.test.ts' },
+  functionsList: { command: ['functions', 'list'], flags: ['--project-ref'], test: 'tests/deploy/functions-deploy.test.ts' },
+  functionsDelete: { command: ['functions', 'delete'], flags: ['--project-ref'], test: 'tests/deploy/functions-deploy.test.ts' },
+} as const satisfies Record<string, CliForm>;
+export type CliFormName = keyof typeof SUPABASE_CLI_FORMS;
+
+/**
+ * The argv of a form: its subcommand, then `args` (function names, NAME=value pairs), then its
+ * flags, each value flag followed by its value from `values`.
+ */
+export function cliArgv(form: CliForm, options: { args?: readonly string[]; values?: Partial<Record<ValueFlag, string>> } = {}): string[] {
+  const argv = [...form.command, ...(options.args ?? [])];
+  for (const flag of form.flags) {
+    argv.push(flag);
+    if ((VALUE_FLAGS as readonly string[]).includes(flag)) {
+      const value = options.values?.[flag as ValueFlag];
+      if (value === undefined) throw new Error(`${flag} needs a value`);
+      argv.push(value);
+    }
+  }
+  return argv;
+}
+
+/**
+ * Which form a shell command `npx supabase …` is (quotes respected, `\` continuations joined by
+ * the caller), or null: the leading words must be the form's subcommand and its flags exactly the
+ * form's flags.
+ */
+export function formOf(command: string): CliFormName | null {
+  const words = command.match(/(?:[^\s'"]+|'[^']*'|"[^"]*")+/g) ?? [];
+  if (words[0] !== 'npx' || words[1] !== 'supabase') return null;
+  const flags: string[] = [];
+  const positional: string[] = [];
+  for (let i = 2; i < words.length; i++) {
+    const word = words[i]!;
+    if (!word.startsWith('--')) {
+      positional.push(word);
+      continue;
+    }
+    const [flag, inline] = word.split('=', 2) as [string, string | undefined];
+    flags.push(flag);
+    if (inline === undefined && (VALUE_FLAGS as readonly string[]).includes(flag)) i++;
+  }
+  const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && [...a].sort().every((x, i) => x === [...b].sort()[i]);
+  for (const [name, form] of Object.entries(SUPABASE_CLI_FORMS) as Array<[CliFormName, CliForm]>) {
+    if (form.command.every((word, i) => positional[i] === word) && same(flags, form.flags)) {
+      // `npx supabase --version` has no subcommand; any other form must name its own.
+      if (form.command.length === 0 && positional.length > 0) continue;
+      return name;
+    }
+  }
+  return null;
+}
+
 /** What a project directory needs for `db push`; `functions deploy` needs more. */
 export const MIGRATION_FILES = ['supabase/config.toml', 'supabase/migrations'] as const;
 
