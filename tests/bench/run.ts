@@ -1,16 +1,19 @@
-// `npm run bench [-- signup backfill http health]`: runs the benchmarks (all by default), each
+// `npm run bench [-- signup backfill http health cold-start]`: runs the benchmarks (all by default), each
 // naive baseline and ours in the same run, prints the result tables as Markdown on stdout and
 // writes everything measured to .data/bench/results-<time>.json. Timings never fail the run.
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { backfillBench } from './backfill.ts';
+import { coldStartBench } from './cold-start.ts';
 import { healthBench } from './health.ts';
 import { httpBench } from './http.ts';
 import { log, machine, markdownTable, type ResultRow } from './lib.ts';
 import { signupBench } from './signup.ts';
 
 type Bench = () => Promise<{ rows: ResultRow[]; details: Record<string, unknown> }>;
-const BENCHES: Record<string, Bench> = { signup: signupBench, backfill: backfillBench, http: httpBench, health: healthBench };
+const BENCHES: Record<string, Bench> = {
+  signup: signupBench, backfill: backfillBench, http: httpBench, health: healthBench, 'cold-start': coldStartBench,
+};
 
 async function main(): Promise<void> {
   const asked = process.argv.slice(2).filter((a) => a !== '--');
