@@ -18,12 +18,12 @@
 //   (a before/after that shares the run's noise).
 import { execFile, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { DENO, DENO_REGISTRY_ENV, FUNCTION_PERMISSIONS, LOCAL_DENO_FLAGS } from '../../dev/deno.ts';
+import { DENO, DENO_REGISTRY_ENV, FUNCTION_PERMISSIONS } from '../../dev/deno.ts';
 import { listFunctions } from '../../dev/functions/workers.ts';
 import { LOCAL_PUBLISHABLE_KEY, LOCAL_SECRET_KEY, localKeys, publicJwk } from '../../dev/keys.ts';
 import { spawnWithLifeline } from '../../dev/lifeline.ts';
@@ -31,6 +31,7 @@ import { startManagementApi } from '../../dev/management-api.ts';
 import { freePort } from '../../dev/postgres.ts';
 import { LOCAL_FUNCTION_SECRETS } from '../../dev/stack.ts';
 import { deployWithSupabaseCli, TEST_ACCESS_TOKEN, TEST_PROJECT_REF } from '../helpers/functions-deploy.ts';
+import { moduleGraphFiles } from '../helpers/module-graph.ts';
 import { envInt, log, percentile, round, type ResultRow } from './lib.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -47,8 +48,6 @@ export interface ShippedFile {
 /** Where a function's shipped files come from: the one thing that differs between the sources. */
 export type ShippedFileSource = (functionName: string) => Promise<ShippedFile[]>;
 
-const isInside = (dir: string, file: string) => !path.relative(dir, file).startsWith('..');
-
 async function readShipped(root: string, relativePaths: string[]): Promise<ShippedFile[]> {
   return await Promise.all(
     [...new Set(relativePaths)].sort().map(async (p) => ({ path: p.split(path.sep).join('/'), content: await readFile(path.join(root, p)) })),
@@ -61,19 +60,8 @@ async function readShipped(root: string, relativePaths: string[]): Promise<Shipp
  * the project's node_modules (the graph is resolved with them).
  */
 export function filesFromModuleGraph(root: string = ROOT): ShippedFileSource {
-  return async (functionName) => {
-    const entry = `supabase/functions/${functionName}/index.ts`;
-    const { stdout } = await promisify(execFile)(DENO, ['info', '--json', ...LOCAL_DENO_FLAGS, entry], {
-      cwd: root, env: { ...process.env, NO_COLOR: '1', DENO_NO_UPDATE_CHECK: '1' }, maxBuffer: 64 * 2 ** 20,
-    });
-    const graph = JSON.parse(stdout) as { modules: Array<{ local?: string }> };
-    // Paths as Deno reports them (symlinks resolved), so compare against the real root.
-    const real = await realpath(root);
-    const local = graph.modules
-      .map((m) => m.local)
-      .filter((file): file is string => typeof file === 'string' && isInside(real, file) && !isInside(path.join(real, 'node_modules'), file));
-    return await readShipped(root, ['deno.json', ...local.map((file) => path.relative(real, file))]);
-  };
+  return async (functionName) =>
+    await readShipped(root, ['deno.json', ...(await moduleGraphFiles(`supabase/functions/${functionName}/index.ts`, root))]);
 }
 
 /**

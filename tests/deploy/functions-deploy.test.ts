@@ -5,47 +5,24 @@
 // checkout, no node_modules, an empty DENO_DIR — as the hosted runtime boots it, and served.
 // Then `functions list` and `functions delete` (docs/TROUBLESHOOTING.md, docs/ROLLBACK.md §2.2)
 // against the same stand-in. Every command is built from its entry in SUPABASE_CLI_FORMS.
-import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, readFile, realpath, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { parse as parseToml } from 'smol-toml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DENO, LOCAL_DENO_FLAGS } from '../../dev/deno.ts';
 import { publicJwk } from '../../dev/keys.ts';
 import { startManagementApi, type ManagementApi } from '../../dev/management-api.ts';
 import { CORS_HEADERS } from '../../shared/http.ts';
 import { useTestDatabase } from '../helpers/database.ts';
 import { deployWithSupabaseCli, managementApiEnv, TEST_ACCESS_TOKEN, TEST_PROJECT_REF, type CliDeploy } from '../helpers/functions-deploy.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
+import { moduleGraphFiles } from '../helpers/module-graph.ts';
 import { cliArgv, createCliSandbox, SUPABASE_CLI_FORMS, type CliForm, type CliSandbox } from '../helpers/supabase-cli.ts';
 import { bootUploadedFunction, type UploadedFunction } from '../helpers/uploaded-function.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const FUNCTIONS = ['register', 'ensure-profile', 'profile-health'] as const;
 const CLI_STATE = path.join(ROOT, 'supabase', '.temp');
-
-/**
- * The project files Deno's module graph of an entry point holds (static, dynamic and type
- * imports), as paths from the repository root: worked out by Deno, not by the CLI.
- */
-async function moduleGraphFiles(entry: string): Promise<string[]> {
-  const { stdout } = await promisify(execFile)(DENO, ['info', '--json', ...LOCAL_DENO_FLAGS, entry], {
-    cwd: ROOT,
-    env: { ...process.env, NO_COLOR: '1', DENO_NO_UPDATE_CHECK: '1' },
-    maxBuffer: 64 * 2 ** 20,
-  });
-  const graph = JSON.parse(stdout) as { modules: Array<{ specifier: string }> };
-  // Deno reports real paths (symlinks resolved).
-  const root = await realpath(ROOT);
-  return graph.modules
-    .filter((m) => m.specifier.startsWith('file:'))
-    .map((m) => path.relative(root, fileURLToPath(m.specifier)).split(path.sep).join('/'))
-    .filter((file) => !file.startsWith('node_modules/'))
-    .sort();
-}
 
 interface FunctionSettings {
   verify_jwt?: boolean;

@@ -1,6 +1,7 @@
 // Opening the operator dashboard in Chromium and reading what it shows, for the browser tests of
 // the page served by profile-health and by `npm run dashboard`.
 import type { Browser, ConsoleMessage, Page } from 'playwright-core';
+import type { SystemStats } from '../../shared/profile-contract.ts';
 
 export interface Session {
   page: Page;
@@ -48,4 +49,30 @@ export function parseAge(text: string): number {
   const match = /^(?:(\d+)h )?(?:(\d+)m )?(\d+)s$/.exec(text.trim());
   if (!match) throw new Error(`not an age: ${text}`);
   return Number(match[1] ?? 0) * 3600 + Number(match[2] ?? 0) * 60 + Number(match[3]);
+}
+
+/** The failures table as [sqlstate, count, example] rows, as the page shows them. */
+export async function shownFailures(page: Page): Promise<Array<Array<string | null>>> {
+  return await page.getByTestId('failures').locator('tbody tr').evaluateAll((trs) =>
+    trs.map((tr) => ['failure-sqlstate', 'failure-count', 'failure-example'].map((id) => tr.querySelector(`[data-testid="${id}"]`)?.textContent ?? null)),
+  );
+}
+
+/** The headline figures (success rate, attempts, outcomes, failures) the page shows, next to the same from stats. */
+export async function headline(page: Page, stats: SystemStats): Promise<{ shown: unknown; expected: unknown }> {
+  const outcomes = ['created', 'existed', 'failed', 'skipped'] as const;
+  return {
+    shown: {
+      successRate: await textOf(page, 'success-rate'),
+      total: await textOf(page, 'attempts-total'),
+      outcomes: await Promise.all(outcomes.map((outcome) => textOf(page, `outcome-${outcome}-count`))),
+      failures: await shownFailures(page),
+    },
+    expected: {
+      successRate: percent(stats.success_rate),
+      total: String(stats.attempts.total),
+      outcomes: outcomes.map((outcome) => String(stats.attempts.by_outcome[outcome])),
+      failures: stats.failures_by_sqlstate.map((f) => [f.sqlstate, String(f.count), f.example]),
+    },
+  };
 }
