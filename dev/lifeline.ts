@@ -42,3 +42,13 @@ export function spawnWithLifeline(command: string, args: readonly string[], opti
   // stdin is the guard's lifeline: never written, closed only when this process ends.
   return spawn('sh', ['-c', GUARD, name, command, lostSignal, ...args], { ...spawnOptions, stdio: ['pipe', 'pipe', 'pipe'] });
 }
+
+/** Ends child (SIGTERM, then SIGKILL if it lingers past 3 s) and resolves once it has exited. */
+export function stopProcess(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 3000).unref();
+  });
+}

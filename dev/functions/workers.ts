@@ -6,7 +6,7 @@ import { readdir } from 'node:fs/promises';
 import { connect } from 'node:net';
 import path from 'node:path';
 import { DENO, FUNCTION_PERMISSIONS, LOCAL_DENO_FLAGS } from '../deno.ts';
-import { spawnWithLifeline } from '../lifeline.ts';
+import { spawnWithLifeline, stopProcess } from '../lifeline.ts';
 import { freePort } from '../postgres.ts';
 
 export interface FunctionWorker {
@@ -66,12 +66,7 @@ export async function startWorkers(options: WorkerOptions): Promise<WorkerPool> 
   const pool: WorkerPool = {
     workers,
     async stop() {
-      await Promise.all(children.map((child) => new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-        setTimeout(() => child.kill('SIGKILL'), 3000).unref();
-      })));
+      await Promise.all(children.map(stopProcess));
     },
   };
 

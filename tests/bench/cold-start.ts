@@ -16,9 +16,9 @@
 //   Boots alternate between the functions, round by round, to spread the machine's noise.
 //   BENCH_COLD_START_COMPARE=<checkout> boots that checkout's functions in the same rounds
 //   (a before/after that shares the run's noise).
-import { execFile, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,12 +26,13 @@ import { promisify } from 'node:util';
 import { DENO, DENO_REGISTRY_ENV, FUNCTION_PERMISSIONS } from '../../dev/deno.ts';
 import { listFunctions } from '../../dev/functions/workers.ts';
 import { LOCAL_PUBLISHABLE_KEY, LOCAL_SECRET_KEY, localKeys, publicJwk } from '../../dev/keys.ts';
-import { spawnWithLifeline } from '../../dev/lifeline.ts';
+import { spawnWithLifeline, stopProcess } from '../../dev/lifeline.ts';
 import { startManagementApi } from '../../dev/management-api.ts';
 import { freePort } from '../../dev/postgres.ts';
 import { LOCAL_FUNCTION_SECRETS } from '../../dev/stack.ts';
 import { deployWithSupabaseCli, TEST_ACCESS_TOKEN, TEST_PROJECT_REF } from '../helpers/functions-deploy.ts';
 import { moduleGraphFiles } from '../helpers/module-graph.ts';
+import { writeFilesUnder } from '../helpers/uploaded-function.ts';
 import { envInt, log, percentile, round, type ResultRow } from './lib.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -137,25 +138,7 @@ function probesFor(name: string, keys: { anonKey: string; serviceRoleKey: string
   return { preflight, real: real[name]! };
 }
 
-async function writeSet(dir: string, files: ShippedFile[]): Promise<void> {
-  for (const file of files) {
-    if (path.isAbsolute(file.path) || file.path.split('/').includes('..')) throw new Error(`refusing to write ${file.path} outside the set`);
-    const target = path.join(dir, ...file.path.split('/'));
-    await mkdir(path.dirname(target), { recursive: true });
-    await writeFile(target, file.content);
-  }
-}
-
 class WrongAnswer extends Error {}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  await new Promise<void>((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-    setTimeout(() => child.kill('SIGKILL'), 3000).unref();
-  });
-}
 
 interface BootTiming {
   readyMs: number;
@@ -232,7 +215,7 @@ async function boot(target: Target, env: Record<string, string>): Promise<BootTi
     const realMs = await answered(target.real);
     return { readyMs, realMs, readyCpuMs, realCpuMs: cpuMs(pid) };
   } finally {
-    await stopChild(child);
+    await stopProcess(child);
   }
 }
 
@@ -264,7 +247,7 @@ export async function coldStartBench(): Promise<{ rows: ResultRow[]; details: Re
     for (const [i, set] of sets.entries()) {
       const files = await set.files();
       const dir = path.join(work, 'sets', String(i));
-      await writeSet(dir, files);
+      await writeFilesUnder(dir, files);
       targets.push({
         name: set.name, label: set.label, dir, files: files.map((f) => f.path), bytes: files.reduce((sum, f) => sum + f.content.byteLength, 0),
         ...probesFor(set.name, keys),

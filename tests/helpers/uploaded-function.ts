@@ -2,13 +2,12 @@
 // under their uploaded paths in an empty folder, no node_modules and no checkout around them, Deno
 // started on the entry point with the uploaded import map, npm packages fetched from the npm
 // registry into the DENO_DIR it is given, and only the environment Supabase injects.
-import type { ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DENO, DENO_REGISTRY_ENV, FUNCTION_PERMISSIONS } from '../../dev/deno.ts';
 import { listening } from '../../dev/functions/workers.ts';
-import { spawnWithLifeline } from '../../dev/lifeline.ts';
+import { spawnWithLifeline, stopProcess } from '../../dev/lifeline.ts';
 import type { Deployment } from '../../dev/management-api.ts';
 import { freePort } from '../../dev/postgres.ts';
 
@@ -30,25 +29,16 @@ const PASSED_THROUGH = [
   'DENO_CERT', 'DENO_TLS_CA_STORE', 'NODE_EXTRA_CA_CERTS',
 ];
 
-/** Writes the files under dir, refusing any path that would land outside it. */
-async function writeUpload(dir: string, deployment: Deployment): Promise<void> {
-  for (const file of deployment.files) {
+/** Writes files under dir at their paths, refusing any path that would land outside it. */
+export async function writeFilesUnder(dir: string, files: ReadonlyArray<{ path: string; content: Uint8Array }>): Promise<void> {
+  for (const file of files) {
     const target = path.resolve(dir, file.path);
     if (path.isAbsolute(file.path) || path.relative(dir, target).startsWith('..')) {
-      throw new Error(`${deployment.slug}: uploaded path ${file.path} is outside the function's folder`);
+      throw new Error(`uploaded path ${file.path} is outside the folder ${dir}`);
     }
     await mkdir(path.dirname(target), { recursive: true });
     await writeFile(target, file.content);
   }
-}
-
-function stopChild(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-    setTimeout(() => child.kill('SIGKILL'), 3000).unref();
-  });
 }
 
 /**
@@ -61,7 +51,7 @@ export async function bootUploadedFunction(
   options: { denoDir: string; env: Record<string, string>; timeoutMs?: number },
 ): Promise<UploadedFunction> {
   const dir = await mkdtemp(path.join(tmpdir(), `uploaded-${deployment.slug}-`));
-  await writeUpload(dir, deployment);
+  await writeFilesUnder(dir, deployment.files);
   const { entrypoint_path: entry, import_map_path: importMap } = deployment.metadata;
   const port = await freePort();
   const passed = Object.fromEntries(PASSED_THROUGH.flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : [])));
@@ -86,7 +76,7 @@ export async function bootUploadedFunction(
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
   const stop = async () => {
-    await stopChild(child);
+    await stopProcess(child);
     await rm(dir, { recursive: true, force: true });
   };
 
