@@ -3,7 +3,7 @@
 // a checkout under /root (mode 0700) hides both from it, and the server would die with EACCES.
 // This module finds or creates that user and puts what it needs where it can reach it.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, chown, cp, mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -55,6 +55,37 @@ export function ownerCanUse(owner: ClusterOwner, target: string): boolean {
   return result.status === 0;
 }
 
+const copies = new Map<string, Promise<void>>();
+
+/** Makes target a complete copy of source unless it is one already; one copy however many ask at once. */
+export async function copyOnce(source: string, target: string): Promise<void> {
+  if (existsSync(target)) return;
+  let copying = copies.get(target);
+  if (!copying) {
+    copying = copyInto(source, target).finally(() => copies.delete(target));
+    copies.set(target, copying);
+  }
+  await copying;
+}
+
+/**
+ * Copied aside and renamed into place, so the folder exists only complete and a concurrent start
+ * (another process) never runs or deletes a half copy; the loser of a race drops its own copy.
+ */
+async function copyInto(source: string, target: string): Promise<void> {
+  await mkdir(path.dirname(target), { recursive: true, mode: 0o755 });
+  await chmod(path.dirname(target), 0o755);
+  const staging = `${target}.staging-${randomUUID()}`;
+  try {
+    await cp(source, staging, { recursive: true, verbatimSymlinks: true });
+    await chmod(staging, 0o755);
+    await rename(staging, target);
+  } catch (error) {
+    await rm(staging, { recursive: true, force: true });
+    if (!existsSync(target)) throw error;
+  }
+}
+
 /**
  * The binaries folder (bin, lib, share) as owner can run it: the installed one when owner can
  * reach it, otherwise a copy under ROOT_RUNTIME_DIR made once per package version (every
@@ -63,19 +94,7 @@ export function ownerCanUse(owner: ClusterOwner, target: string): boolean {
 export async function reachableNativeDir(owner: ClusterOwner, nativeDir: string, version: string): Promise<string> {
   if (ownerCanUse(owner, path.join(nativeDir, 'bin', 'postgres'))) return nativeDir;
   const target = path.join(ROOT_RUNTIME_DIR, `postgres-${version}`);
-  // Copied aside and renamed into place, so the folder exists only complete and a concurrent
-  // start never runs (or deletes) a half copy; the loser of a race drops its own copy.
-  if (!existsSync(target)) {
-    await mkdir(ROOT_RUNTIME_DIR, { recursive: true, mode: 0o755 });
-    await chmod(ROOT_RUNTIME_DIR, 0o755);
-    const staging = `${target}.staging-${process.pid}-${Date.now()}`;
-    await cp(nativeDir, staging, { recursive: true, verbatimSymlinks: true });
-    await chmod(staging, 0o755);
-    await rename(staging, target).catch(async (error: unknown) => {
-      await rm(staging, { recursive: true, force: true });
-      if (!existsSync(target)) throw error;
-    });
-  }
+  await copyOnce(nativeDir, target);
   if (!ownerCanUse(owner, path.join(target, 'bin', 'postgres'))) {
     throw new PostgresSetupError(`the ${owner.name} user cannot run the PostgreSQL binaries copied to ${target}; check that folder's permissions.`);
   }

@@ -3,14 +3,16 @@
 // enter such a folder. These tests put the binaries and the checkout in a folder only its owner
 // can enter and show that the cluster starts anyway (as root: from a copy the server user can
 // reach), or says in one sentence what to do.
-import { cp, mkdtemp, rm, stat } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { cp, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { installedNative, localDataDir, startEmbeddedCluster } from '../../dev/postgres.ts';
-import { PostgresSetupError, relocatedDataDir } from '../../dev/postgres-owner.ts';
+import { copyOnce, PostgresSetupError, relocatedDataDir } from '../../dev/postgres-owner.ts';
 
+const ROOT = path.resolve(import.meta.dirname, '../..');
 const isRoot = process.getuid?.() === 0;
 const dirs: string[] = [];
 
@@ -72,5 +74,23 @@ describe('PostgreSQL from a folder only its owner can enter', () => {
       await cluster.stop();
       expect(cluster.dataDir).toBe(dataDir);
     }
+  }, 120_000);
+});
+
+describe('the copy of the binaries that root makes for the postgres user', () => {
+  it('comes out once and complete when several starts in this process and another process ask for it at once, with no staging folder left', async () => {
+    const source = (await installedNative()).nativeDir;
+    const folder = await privateFolder();
+    const target = path.join(folder, 'runtime', 'postgres-copy');
+    const other = `import('./dev/postgres-owner.ts').then((m) => m.copyOnce(${JSON.stringify(source)}, ${JSON.stringify(target)}))`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '--eval', other], { cwd: ROOT, stdio: 'inherit' });
+    const childDone = new Promise<number | null>((resolve) => child.once('exit', resolve));
+
+    await Promise.all([1, 2, 3, 4].map(() => copyOnce(source, target)));
+    expect(await childDone).toBe(0);
+
+    expect(await readdir(path.dirname(target))).toEqual(['postgres-copy']);
+    expect((await stat(path.join(target, 'bin', 'postgres'))).size).toBe((await stat(path.join(source, 'bin', 'postgres'))).size);
+    expect((await readdir(path.join(target, 'lib'))).sort()).toEqual((await readdir(path.join(source, 'lib'))).sort());
   }, 120_000);
 });
