@@ -13,8 +13,12 @@ import type { JWK } from 'jose';
 import { Hono } from 'hono';
 import pg from 'pg';
 import { createAuthApp, type AuthFault } from './auth/app.ts';
+import { createCaptchaApp } from './captcha.ts';
+import { SB_FORWARDED_FOR } from './auth/client-ip.ts';
+import type { HttpHookOptions } from './auth/hooks.ts';
+import type { RateLimit } from './auth/rate-limit.ts';
 import { databaseUrl } from './database-url.ts';
-import { createFunctionsGateway, FUNCTIONS_PREFIX, readVerifyJwt, type Gateway } from './functions/gateway.ts';
+import { createFunctionsGateway, FUNCTIONS_PREFIX, readVerifyJwt, type ClientAddressShape, type Gateway } from './functions/gateway.ts';
 import { startWorkers, type WorkerPool } from './functions/workers.ts';
 import { LOCAL_PUBLISHABLE_KEY, LOCAL_SECRET_KEY, localKeys, publicJwk, type LocalKeys } from './keys.ts';
 import { migrateDatabase } from './migrate.ts';
@@ -48,10 +52,37 @@ export interface StackOptions {
   jwtSecret?: string;
   /** Override the fixed local ES256 key that signs user access tokens (a private JWK with kid). */
   signingKey?: JWK;
-  /** Make Auth's /signup require this CAPTCHA token, as a project with CAPTCHA protection does. */
+  /**
+   * Make Auth's /signup require this CAPTCHA token, as a project with CAPTCHA protection does;
+   * the same token is the one a provider's siteverify stand-in accepts at /captcha/siteverify
+   * (secret LOCAL_CAPTCHA_SECRET), for register's own check when it forwards client addresses.
+   */
   captchaToken?: string;
+  /**
+   * Auth's GOTRUE_SMTP_MAX_FREQUENCY in seconds. Default 1: the CLI lays the project's config.toml
+   * over its template, whose [auth.email] max_frequency is "1s" (cli pkg/config/config.go
+   * mergeDefaultValues).
+   */
+  mailIntervalSeconds?: number;
+  /**
+   * Auth's before-user-created HTTP hook. 'ensure-profile' points it at the local ensure-profile
+   * function through this API's /functions/v1, signed with the functions' AUTH_HOOK_SECRET.
+   */
+  beforeUserCreatedHook?: HttpHookOptions | 'ensure-profile';
+  /** Auth's per-address /signup limit ([auth.rate_limit] sign_in_sign_ups); default 30 per 5 minutes. */
+  signupRateLimit?: RateLimit;
+  /**
+   * Let Auth limit per client address as on hosted Supabase, whose edge hands GoTrue the client's
+   * address in GOTRUE_RATE_LIMIT_HEADER. Default false, as the local CLI sets no such header and
+   * GoTrue then limits only Sb-Forwarded-For addresses.
+   */
+  rateLimitByClientAddress?: boolean;
+  /** Auth's IP address forwarding (security_sb_forwarded_for_enabled); default false. */
+  sbForwardedForEnabled?: boolean;
   /** Functions' text/html answers become text/plain, as on a hosted *.supabase.co project. */
   htmlAsPlainText?: boolean;
+  /** Which headers bring the caller's address to the functions (see ClientAddressShape); default 'append-xff'. */
+  clientAddressShape?: ClientAddressShape;
   log?: (line: string) => void;
   onEmail?: (mail: { to: string; type: 'signup'; link: string; token: string }) => void;
 }
@@ -105,7 +136,35 @@ function mapApiKeys(request: IncomingMessage, keys: LocalKeys): boolean {
   return true;
 }
 
+/** Where this API hands Auth the TCP peer's address; whatever a client sends under it is dropped. */
+const CLIENT_ADDRESS_HEADER = 'x-stack-client-address';
+
+function replaceHeader(request: IncomingMessage, name: string, value: string | null): void {
+  const raw = request.rawHeaders;
+  for (let i = raw.length - 2; i >= 0; i -= 2) if (raw[i]!.toLowerCase() === name) raw.splice(i, 2);
+  delete request.headers[name];
+  if (value === null) return;
+  raw.push(name, value);
+  request.headers[name] = value;
+}
+
+/**
+ * The hosted gateway's part in client addresses for Auth, done before the keys are mapped:
+ * Sb-Forwarded-For reaches Auth only on a request made with a secret key, not the publishable key
+ * nor the legacy anon or service_role JWTs (Supabase docs guides/auth/rate-limits.mdx, "IP address
+ * forwarding"; GoTrue itself trusts the header whenever the setting is on), and the peer's address
+ * travels in a header no client can set.
+ */
+function forwardClientAddress(request: IncomingMessage): void {
+  const bearer = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '')?.[1];
+  if (request.headers.apikey !== LOCAL_SECRET_KEY && bearer !== LOCAL_SECRET_KEY) replaceHeader(request, SB_FORWARDED_FOR, null);
+  replaceHeader(request, CLIENT_ADDRESS_HEADER, request.socket.remoteAddress ?? null);
+}
+
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  if (options.beforeUserCreatedHook === 'ensure-profile' && options.functions === false) {
+    throw new Error("beforeUserCreatedHook 'ensure-profile' needs the function workers (functions: true)");
+  }
   const log = options.log ?? ((line: string) => console.log(line));
   const cleanups: Array<() => Promise<void>> = [];
   const stop = async () => {
@@ -158,13 +217,17 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const server: ServerType = await new Promise((resolve) => {
       const s = serve(
         {
-          fetch: (request: Request) => app.fetch(request),
+          // The Node bindings go along: Auth reads the peer from them and drops connections with them.
+          fetch: (request: Request, env) => app.fetch(request, env),
           createServer: ((serverOptions: object, listener: Parameters<typeof createServer>[1]) =>
             createServer(serverOptions, (request, response) => {
               if (request.url?.startsWith(FUNCTIONS_PREFIX)) {
                 if (gateway) return gateway(request, response);
-              } else if (!mapApiKeys(request, keys)) {
-                return void response.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Invalid API key' }));
+              } else {
+                if (request.url?.startsWith('/auth/v1/')) forwardClientAddress(request);
+                if (!mapApiKeys(request, keys)) {
+                  return void response.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Invalid API key' }));
+                }
               }
               listener!(request, response);
             })) as unknown as typeof createServer,
@@ -177,6 +240,17 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
     apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
+    const functionSecrets = {
+      ...LOCAL_FUNCTION_SECRETS,
+      ...(await readEnvFile(path.join(ROOT, 'supabase', 'functions', '.env'))),
+      ...(options.functionEnv ?? {}),
+    };
+    // As a local project's config.toml would name it: the function behind this API's gateway.
+    const hook =
+      options.beforeUserCreatedHook === 'ensure-profile'
+        ? { url: `${apiUrl}${FUNCTIONS_PREFIX}ensure-profile`, secrets: functionSecrets.AUTH_HOOK_SECRET ?? '' }
+        : options.beforeUserCreatedHook;
+
     app.route('/auth/v1', createAuthApp({
       pool: authPool,
       keys,
@@ -186,15 +260,15 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       ...(options.bcryptCost ? { bcryptCost: options.bcryptCost } : {}),
       ...(options.captchaToken ? { captchaToken: options.captchaToken } : {}),
       onEmail: options.onEmail ?? ((mail) => log(`[auth] confirmation email to ${mail.to}: ${mail.link}`)),
+      mailIntervalSeconds: options.mailIntervalSeconds ?? 1,
+      ...(hook ? { beforeUserCreatedHook: hook } : {}),
+      ...(options.signupRateLimit ? { signupRateLimit: options.signupRateLimit } : {}),
+      ...(options.rateLimitByClientAddress ? { rateLimitHeader: CLIENT_ADDRESS_HEADER } : {}),
+      sbForwardedForEnabled: options.sbForwardedForEnabled ?? false,
       faults: () => authFault,
     }));
     app.route('/rest/v1', createRestApp({ pool: restPool, keys }));
-
-    const functionSecrets = {
-      ...LOCAL_FUNCTION_SECRETS,
-      ...(await readEnvFile(path.join(ROOT, 'supabase', 'functions', '.env'))),
-      ...(options.functionEnv ?? {}),
-    };
+    if (options.captchaToken) app.route('/captcha', createCaptchaApp(options.captchaToken));
     if (options.functions !== false) {
       const pool: WorkerPool = await startWorkers({
         root: ROOT,
@@ -212,7 +286,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         },
       });
       cleanups.push(() => pool.stop());
-      gateway = createFunctionsGateway({ pool, keys, verifyJwt: await readVerifyJwt(ROOT), htmlAsPlainText: options.htmlAsPlainText ?? false });
+      gateway = createFunctionsGateway({
+        pool,
+        keys,
+        verifyJwt: await readVerifyJwt(ROOT),
+        htmlAsPlainText: options.htmlAsPlainText ?? false,
+        clientAddressShape: options.clientAddressShape,
+      });
     }
 
     return {

@@ -2,7 +2,10 @@
 // stack mounts it there, as Kong does), talking to the real auth schema as supabase_auth_admin.
 // Covers what this project's flows and tests use: email signup with confirmation on or off,
 // /verify, password sign-in, GET /user, the admin user API and the JWKS.
+import type { IncomingMessage } from 'node:http';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono } from 'hono';
+import type { Context } from 'hono';
 import { API_VERSION_HEADER, AuthError, renderError } from './errors.ts';
 import { resolveOptions } from './options.ts';
 import type { AuthConfig, AuthFault, AuthOptions } from './options.ts';
@@ -26,6 +29,21 @@ function faultFor(config: AuthConfig, path: string): AuthFault | null {
   return fault;
 }
 
+function injectedError(c: Context, status: number): Response {
+  return renderError(
+    new AuthError(status, status === 503 ? 'service_unavailable' : 'unexpected_failure', 'Injected fault: Auth is unavailable'),
+    c.req.header(API_VERSION_HEADER),
+  );
+}
+
+/** Closes the client's connection with no answer at all, as a crash after the commit would. */
+function dropConnection(c: Context): Response {
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  if (!incoming) throw new Error('dropping the connection needs @hono/node-server bindings: serve with fetch: (request, env) => app.fetch(request, env)');
+  incoming.socket.destroy();
+  return RESPONSE_ALREADY_SENT;
+}
+
 export function createAuthApp(options: AuthOptions): Hono {
   const config = resolveOptions(options);
   const app = new Hono();
@@ -37,11 +55,16 @@ export function createAuthApp(options: AuthOptions): Hono {
     const fault = faultFor(config, new URL(c.req.url).pathname);
     if (!fault) return next();
     if (fault.delayMs) await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
+    if (fault.afterCommit) {
+      await next();
+      const replacement = fault.status === undefined ? dropConnection(c) : injectedError(c, fault.status);
+      // Hono copies the old answer's headers onto a replacement; none of them may survive.
+      c.res = undefined;
+      c.res = replacement;
+      return;
+    }
     if (fault.status === undefined) return next();
-    return renderError(
-      new AuthError(fault.status, fault.status === 503 ? 'service_unavailable' : 'unexpected_failure', 'Injected fault: Auth is unavailable'),
-      c.req.header(API_VERSION_HEADER),
-    );
+    return injectedError(c, fault.status);
   });
   app.route('/', signupRoutes(config));
   app.route('/', verifyRoutes(config));

@@ -20,6 +20,17 @@ export class AuthError extends Error {
   }
 }
 
+/**
+ * An HTTPError GoTrue raises with no error code, such as a hook's refusal (hookserrors.go): its
+ * errors.go renders the code as `unknown` (`unexpected_failure` for a 500) and sets no
+ * x-sb-error-code header.
+ */
+export class UncodedAuthError extends AuthError {
+  constructor(status: number, message: string, cause?: unknown) {
+    super(status, status === 500 ? 'unexpected_failure' : 'unknown', message, cause);
+  }
+}
+
 /** GoTrue's WeakPasswordError: rendered differently from every other error (see renderError). */
 export class WeakPasswordError extends AuthError {
   constructor(
@@ -35,6 +46,7 @@ export const unauthorized = (code: string, message: string) => new AuthError(401
 export const forbidden = (code: string, message: string) => new AuthError(403, code, message);
 export const notFound = (code: string, message: string) => new AuthError(404, code, message);
 export const unprocessable = (code: string, message: string) => new AuthError(422, code, message);
+export const tooManyRequests = (code: string, message: string) => new AuthError(429, code, message);
 export const internalError = (message: string, cause?: unknown) => new AuthError(500, 'unexpected_failure', message, cause);
 
 /** The version GoTrue settles on: 2024-01-01 for that date or later, else the initial (legacy) one. */
@@ -86,7 +98,7 @@ export function renderError(error: unknown, versionHeader: string | undefined): 
 
   if (error instanceof AuthError) {
     if (error.status >= 500) console.error(`[auth] ${error.status} ${error.message}: ${describeCause(error.cause)}`);
-    headers['x-sb-error-code'] = error.code;
+    if (!(error instanceof UncodedAuthError)) headers['x-sb-error-code'] = error.code;
     if (version) return json(error.status, { code: error.code, message: error.message }, headers);
     const postgres = publicPostgresError(error.cause);
     if (postgres) return json(postgres.status, postgres.body, headers);

@@ -1,8 +1,12 @@
 // What the Auth stand-in is configured with, and the defaults of the Supabase CLI's local stack.
 import type pg from 'pg';
 import type { LocalKeys } from '../keys.ts';
+import { resolveHttpHook } from './hooks.ts';
+import type { HttpHook, HttpHookOptions } from './hooks.ts';
 import { logConfirmationMail } from './mail.ts';
 import type { ConfirmationMail } from './mail.ts';
+import { AddressLimiter, DEFAULT_SIGNUP_RATE_LIMIT } from './rate-limit.ts';
+import type { RateLimit } from './rate-limit.ts';
 
 export interface AuthOptions {
   /** Logged in as supabase_auth_admin (search_path = auth), as GoTrue connects. */
@@ -21,6 +25,23 @@ export interface AuthOptions {
   /** "Sends" a confirmation email; by default logs one line. */
   onEmail?: (mail: ConfirmationMail) => void;
   /**
+   * GOTRUE_SMTP_MAX_FREQUENCY: how long after a confirmation mail a repeated signup of the still
+   * unconfirmed address is refused with 429 over_email_send_rate_limit. Default 60, GoTrue's.
+   */
+  mailIntervalSeconds?: number;
+  /** The before-user-created HTTP hook (GOTRUE_HOOK_BEFORE_USER_CREATED_*), called by /signup. */
+  beforeUserCreatedHook?: HttpHookOptions;
+  /** The per-address limit on /signup (GOTRUE_RATE_LIMIT_OTP); default 30 per 5 minutes. */
+  signupRateLimit?: RateLimit;
+  /**
+   * GOTRUE_RATE_LIMIT_HEADER: the header whose first value is the rate-limit key. GoTrue has no
+   * fallback to the remote address, so without it (and without a trusted Sb-Forwarded-For) no
+   * request is limited, as on the local CLI, which sets none.
+   */
+  rateLimitHeader?: string;
+  /** GOTRUE_SECURITY_SB_FORWARDED_FOR_ENABLED; default false, GoTrue's. */
+  sbForwardedForEnabled?: boolean;
+  /**
    * Dev/test only: asked on every request for a fault to inject (an outage or a slow Auth). Set
    * from code holding the stack (Stack.setAuthFault), never through an HTTP endpoint.
    */
@@ -37,6 +58,12 @@ export interface AuthFault {
   paths?: RegExp;
   /** How many more matching requests to affect; counted down, unlimited when absent. */
   remaining?: number;
+  /**
+   * Handle the request fully (committing what it writes), then answer with `status` (GoTrue's
+   * error body) instead, or, without `status`, close the connection without any answer: a
+   * success the client never learns of.
+   */
+  afterCommit?: boolean;
 }
 
 export interface AuthConfig {
@@ -50,6 +77,11 @@ export interface AuthConfig {
   jwtExpirySeconds: number;
   captchaToken: string | undefined;
   onEmail: (mail: ConfirmationMail) => void;
+  mailIntervalMs: number;
+  beforeUserCreatedHook: HttpHook | null;
+  signupLimiter: AddressLimiter;
+  rateLimitHeader: string | null;
+  sbForwardedForEnabled: boolean;
   faults: () => AuthFault | null;
   /** How long a confirmation link stays valid (config.toml [auth.email] otp_expiry). */
   otpExpirySeconds: number;
@@ -59,6 +91,9 @@ export interface AuthConfig {
 }
 
 export function resolveOptions(options: AuthOptions): AuthConfig {
+  const mailIntervalSeconds = options.mailIntervalSeconds ?? 60;
+  // GoTrue reads 0 as "use the default"; a stand-in option that silently did so would mislead.
+  if (!(mailIntervalSeconds > 0)) throw new Error(`mailIntervalSeconds must be positive, got ${mailIntervalSeconds}`);
   return {
     pool: options.pool,
     keys: options.keys,
@@ -69,6 +104,11 @@ export function resolveOptions(options: AuthOptions): AuthConfig {
     jwtExpirySeconds: options.jwtExpirySeconds ?? 3600,
     captchaToken: options.captchaToken,
     onEmail: options.onEmail ?? logConfirmationMail,
+    mailIntervalMs: mailIntervalSeconds * 1000,
+    beforeUserCreatedHook: options.beforeUserCreatedHook ? resolveHttpHook(options.beforeUserCreatedHook) : null,
+    signupLimiter: new AddressLimiter(options.signupRateLimit ?? DEFAULT_SIGNUP_RATE_LIMIT),
+    rateLimitHeader: options.rateLimitHeader ? options.rateLimitHeader.toLowerCase() : null,
+    sbForwardedForEnabled: options.sbForwardedForEnabled ?? false,
     faults: options.faults ?? (() => null),
     otpExpirySeconds: 3600,
     defaultAudience: 'authenticated',

@@ -78,3 +78,45 @@ export function lookAlikeUser(existing: UserRow, data: Record<string, unknown>, 
     [],
   );
 }
+
+// Go's zero time.Time, which a models.User that was never saved carries as created_at/updated_at.
+const GO_ZERO_TIME = '0001-01-01T00:00:00Z';
+
+/**
+ * The models.User that signup.go builds (ToUserModel) and hands the before-user-created hook
+ * before anything is written: role '', no identities, no timestamps.
+ */
+export function unsavedUser(user: { id: string; aud: string; email: string; userMetadata: Record<string, unknown>; provider: string }): UserJson {
+  return renderUser(
+    {
+      id: user.id,
+      aud: user.aud,
+      role: '',
+      email: user.email,
+      phone: null,
+      encrypted_password: null,
+      confirmation_token: null,
+      email_confirmed_at: null,
+      invited_at: null,
+      phone_confirmed_at: null,
+      confirmation_sent_at: null,
+      confirmed_at: null,
+      recovery_sent_at: null,
+      email_change: null,
+      email_change_sent_at: null,
+      phone_change: null,
+      phone_change_sent_at: null,
+      reauthentication_sent_at: null,
+      last_sign_in_at: null,
+      raw_app_meta_data: { provider: user.provider, providers: [user.provider] },
+      raw_user_meta_data: user.userMetadata,
+      created_at: GO_ZERO_TIME,
+      updated_at: GO_ZERO_TIME,
+      banned_until: null,
+      deleted_at: null,
+      is_anonymous: false,
+      banned: false,
+    },
+    [],
+  );
+}

@@ -26,12 +26,13 @@ interface RunningAuth {
 
 let keys: LocalKeys;
 let open: RunningAuth; // email confirmation off: the local default
-let confirming: RunningAuth; // email confirmation on
+let confirming: RunningAuth; // email confirmation on, GoTrue's default mail interval (60 s)
+let patient: RunningAuth; // email confirmation on, a five-minute mail interval
 let guarded: RunningAuth; // captcha required on signup
 
 // Serves the stand-in under /auth/v1 as the stack does. The app is built once the port is known,
 // because the port is part of the token issuer and of the confirmation links.
-async function startAuth(options: Pick<AuthOptions, 'autoconfirm' | 'captchaToken'>): Promise<RunningAuth> {
+async function startAuth(options: Pick<AuthOptions, 'autoconfirm' | 'captchaToken' | 'mailIntervalSeconds'>): Promise<RunningAuth> {
   const mails: ConfirmationMail[] = [];
   const deliver = (mail: ConfirmationMail) => {
     if (mail.to.startsWith('bounce')) throw new Error('mailbox unavailable');
@@ -40,7 +41,7 @@ async function startAuth(options: Pick<AuthOptions, 'autoconfirm' | 'captchaToke
   let app: Hono | undefined;
   let server: Server | undefined;
   const port = await new Promise<number>((resolve) => {
-    server = serve({ fetch: (request) => app!.fetch(request), port: 0, hostname: '127.0.0.1' }, (info) => resolve(info.port)) as Server;
+    server = serve({ fetch: (request, env) => app!.fetch(request, env), port: 0, hostname: '127.0.0.1' }, (info) => resolve(info.port)) as Server;
   });
   const url = `http://127.0.0.1:${port}`;
   app = new Hono().route(
@@ -122,15 +123,49 @@ async function withHostileTrigger(work: () => Promise<void>): Promise<void> {
   }
 }
 
+interface SignupStep {
+  tbl: string;
+  op: string;
+  role: string | null;
+  meta: unknown;
+  app: unknown;
+  confirmed: boolean | null;
+  tx: string;
+}
+
+/** Records every row auth.users and auth.identities see (AFTER triggers), in order, with the transaction. */
+async function withSignupRecorder(work: (steps: () => Promise<SignupStep[]>) => Promise<void>): Promise<void> {
+  await db().query(`create table public.signup_steps (n serial, tbl text, op text, role text, meta jsonb, app jsonb, confirmed boolean, tx text)`);
+  await db().query(`create function public.record_signup_step() returns trigger language plpgsql security definer set search_path = '' as $$
+                    begin
+                      if tg_table_name = 'users' then
+                        insert into public.signup_steps (tbl, op, role, meta, app, confirmed, tx)
+                        values ('users', tg_op, new.role, new.raw_user_meta_data, new.raw_app_meta_data, new.email_confirmed_at is not null, txid_current()::text);
+                      else
+                        insert into public.signup_steps (tbl, op, meta, tx) values ('identities', tg_op, new.identity_data, txid_current()::text);
+                      end if;
+                      return null;
+                    end $$`);
+  await db().query(`create trigger users_zz_steps after insert or update on auth.users for each row execute function public.record_signup_step()`);
+  await db().query(`create trigger identities_zz_steps after insert on auth.identities for each row execute function public.record_signup_step()`);
+  try {
+    await work(async () => (await db().query<SignupStep>('select tbl, op, role, meta, app, confirmed, tx from public.signup_steps order by n')).rows);
+  } finally {
+    await db().query(`drop trigger users_zz_steps on auth.users; drop trigger identities_zz_steps on auth.identities;
+                      drop function public.record_signup_step(); drop table public.signup_steps`);
+  }
+}
+
 beforeAll(async () => {
   keys = await localKeys();
   open = await startAuth({ autoconfirm: true });
   confirming = await startAuth({ autoconfirm: false });
   guarded = await startAuth({ autoconfirm: true, captchaToken: 'let-me-in' });
+  patient = await startAuth({ autoconfirm: false, mailIntervalSeconds: 300 });
 });
 
 afterAll(async () => {
-  await Promise.all([open?.close(), confirming?.close(), guarded?.close()]);
+  await Promise.all([open?.close(), confirming?.close(), guarded?.close(), patient?.close()]);
 });
 
 describe('signup with email confirmation off', () => {
@@ -149,9 +184,11 @@ describe('signup with email confirmation off', () => {
       email: 'ada@example.test',
       phone: '',
       app_metadata: { provider: 'email', providers: ['email'] },
-      user_metadata: { full_name: 'Ada Lovelace', username: 'ada_l', email_verified: true },
       is_anonymous: false,
     });
+    // GoTrue merges the identity's claims into user_metadata (RemoveUnconfirmedIdentities).
+    const metadata = { sub: user.id, email: 'ada@example.test', email_verified: true, phone_verified: false, full_name: 'Ada Lovelace', username: 'ada_l' };
+    expect(user.user_metadata).toEqual(metadata);
     expect(user.email_confirmed_at).toEqual(expect.any(String));
     expect(user.last_sign_in_at).toEqual(expect.any(String));
     expect(user.identities).toEqual([
@@ -159,7 +196,9 @@ describe('signup with email confirmation off', () => {
         identity_id: expect.any(String),
         id: user.id,
         user_id: user.id,
-        identity_data: { sub: user.id, email: 'ada@example.test', email_verified: false, phone_verified: false, full_name: 'Ada Lovelace', username: 'ada_l' },
+        // The answer's identity shares its map with user_metadata, so Confirm's email_verified
+        // shows here; the row keeps false (below).
+        identity_data: metadata,
         provider: 'email',
         last_sign_in_at: expect.any(String),
         created_at: expect.any(String),
@@ -170,6 +209,11 @@ describe('signup with email confirmation off', () => {
     expect(await profileOf(user.id)).toEqual({ email: 'ada@example.test', full_name: 'Ada Lovelace', username: 'ada_l', created_via: 'trigger' });
     const { rows: audit } = await db().query('select source, outcome from private.audit_logs where user_id = $1', [user.id]);
     expect(audit).toEqual([{ source: 'trigger', outcome: 'created' }]);
+    const { rows: stored } = await db().query(
+      'select u.raw_user_meta_data, i.identity_data from auth.users u join auth.identities i on i.user_id = u.id where u.id = $1',
+      [user.id],
+    );
+    expect(stored).toEqual([{ raw_user_meta_data: metadata, identity_data: { ...metadata, email_verified: false } }]);
   });
 
   it('writes as supabase_auth_admin in GoTrue order, so the insert trigger sees role empty and nothing confirmed', async () => {
@@ -192,6 +236,57 @@ describe('signup with email confirmation off', () => {
     }
   });
 
+  it('merges the identity into user_metadata in a later UPDATE of the same transaction, statement by statement as GoTrue', async () => {
+    await withSignupRecorder(async (steps) => {
+      const { data, error } = await client(open).auth.signUp({
+        email: 'Steps@Example.test',
+        password: 'secret-123',
+        options: { data: { full_name: 'Eve Steps', sub: 'spoofed', nickname: null } },
+      });
+      expect(error).toBeNull();
+      const id = data.user!.id;
+      const requested = { full_name: 'Eve Steps', sub: 'spoofed', nickname: null };
+      const merged = { full_name: 'Eve Steps', sub: id, email: 'steps@example.test', email_verified: false, phone_verified: false };
+      const app = { provider: 'email', providers: ['email'] };
+      const rows = await steps();
+      const signupTx = rows[0]!.tx;
+      expect(rows.map(({ tx, ...row }) => ({ ...row, sameTransaction: tx === signupTx }))).toEqual([
+        { tbl: 'users', op: 'INSERT', role: '', meta: requested, app, confirmed: false, sameTransaction: true },
+        { tbl: 'users', op: 'UPDATE', role: 'authenticated', meta: requested, app, confirmed: false, sameTransaction: true },
+        // The identity keeps the request's null; the claims win over the request's "sub".
+        { tbl: 'identities', op: 'INSERT', role: null, meta: { ...merged, nickname: null }, app: null, confirmed: null, sameTransaction: true },
+        { tbl: 'users', op: 'UPDATE', role: 'authenticated', meta: merged, app, confirmed: false, sameTransaction: true },
+        { tbl: 'users', op: 'UPDATE', role: 'authenticated', meta: merged, app, confirmed: false, sameTransaction: true },
+        { tbl: 'users', op: 'UPDATE', role: 'authenticated', meta: merged, app, confirmed: true, sameTransaction: true },
+        { tbl: 'users', op: 'UPDATE', role: 'authenticated', meta: { ...merged, email_verified: true }, app, confirmed: true, sameTransaction: true },
+        // The session is issued afterwards, in a transaction of its own (last_sign_in_at).
+        { tbl: 'users', op: 'UPDATE', role: 'authenticated', meta: { ...merged, email_verified: true }, app, confirmed: true, sameTransaction: false },
+      ]);
+    });
+  });
+
+  it('ends a signup with confirmation on with the mail token UPDATE, the identity already merged', async () => {
+    await withSignupRecorder(async (steps) => {
+      const { data, error } = await client(confirming).auth.signUp({ email: 'steps-on@example.test', password: 'secret-123', options: { data: { full_name: 'On' } } });
+      expect(error).toBeNull();
+      const merged = { full_name: 'On', sub: data.user!.id, email: 'steps-on@example.test', email_verified: false, phone_verified: false };
+      expect(data.user!.user_metadata).toEqual(merged);
+      expect(data.user!.identities![0]!.identity_data).toEqual(merged);
+      const rows = await steps();
+      expect(rows.map((row) => [row.tbl, row.op, row.meta, row.confirmed])).toEqual([
+        ['users', 'INSERT', { full_name: 'On' }, false],
+        ['users', 'UPDATE', { full_name: 'On' }, false],
+        ['identities', 'INSERT', merged, null],
+        ['users', 'UPDATE', merged, false],
+        ['users', 'UPDATE', merged, false],
+        ['users', 'UPDATE', merged, false],
+      ]);
+      expect(new Set(rows.map((row) => row.tx)).size).toBe(1);
+      const { rows: token } = await db().query(`select confirmation_token <> '' as pending from auth.users where id = $1`, [data.user!.id]);
+      expect(token).toEqual([{ pending: true }]);
+    });
+  });
+
   it('issues an ES256 access token with GoTrue claims that getUser accepts', async () => {
     const { data } = await client(open).auth.signUp({ email: 'claims@example.test', password: 'secret-123' });
     const token = data.session!.access_token;
@@ -206,7 +301,7 @@ describe('signup with email confirmation off', () => {
       email: 'claims@example.test',
       phone: '',
       app_metadata: { provider: 'email', providers: ['email'] },
-      user_metadata: { email_verified: true },
+      user_metadata: { sub: data.user!.id, email: 'claims@example.test', email_verified: true, phone_verified: false },
       role: 'authenticated',
       aal: 'aal1',
       amr: [{ method: 'password', timestamp: claims.iat }],
@@ -216,7 +311,9 @@ describe('signup with email confirmation off', () => {
     expect(data.session!.expires_at).toBe(claims.exp);
     const { data: fetched, error } = await client(open).auth.getUser(token);
     expect(error).toBeNull();
-    expect(fetched.user).toEqual(data.user);
+    // GET /user reads the identity row, which kept email_verified: false.
+    const identity = data.user!.identities![0]!;
+    expect(fetched.user).toEqual({ ...data.user, identities: [{ ...identity, identity_data: { ...identity.identity_data, email_verified: false } }] });
   });
 
   it('refuses a second signup of the same address with 422 user_already_exists and writes nothing', async () => {
@@ -325,7 +422,7 @@ describe('signup with email confirmation on', () => {
       {
         confirmed: true,
         confirmation_token: '',
-        raw_user_meta_data: { full_name: 'Grace Hopper', email_verified: true },
+        raw_user_meta_data: { sub: user.id, email: 'grace@example.test', email_verified: true, phone_verified: false, full_name: 'Grace Hopper' },
         identity_data: { sub: user.id, email: 'grace@example.test', email_verified: true, phone_verified: false, full_name: 'Grace Hopper' },
       },
     ]);
@@ -398,9 +495,42 @@ describe('signup with email confirmation on', () => {
     expect(confirming.mails.length).toBe(mailsBefore);
   });
 
-  it('sends a fresh confirmation when an unconfirmed address signs up again, and only the new link works', async () => {
+  it('refuses a repeated signup of an unconfirmed address within the mail interval with 429, sending and writing nothing', async () => {
+    const first = await client(confirming).auth.signUp({ email: 'soon@example.test', password: 'secret-123' });
+    expect(first.error).toBeNull();
+    // 15.5 s ago: 44.5 s of the 60 s default are left, which GoTrue truncates to 44.
+    await db().query(`update auth.users set confirmation_sent_at = now() - interval '15.5 seconds' where email = 'soon@example.test'`);
+    const before = await db().one('select confirmation_token, confirmation_sent_at from auth.users where email = $1', ['soon@example.test']);
+    const mailsBefore = confirming.mails.length;
+    const message = 'For security purposes, you can only request this after 44 seconds.';
+
+    const again = await client(confirming).auth.signUp({ email: 'soon@example.test', password: 'secret-123' });
+    expect(again.data).toEqual({ user: null, session: null });
+    expect(again.error).toMatchObject({ name: 'AuthApiError', status: 429, code: 'over_email_send_rate_limit', message });
+    const current = await call(confirming, '/signup', { body: { email: 'soon@example.test', password: 'secret-123' }, headers: VERSION });
+    expect({ status: current.status, body: current.body }).toEqual({ status: 429, body: { code: 'over_email_send_rate_limit', message } });
+    expect(current.headers.get('x-sb-error-code')).toBe('over_email_send_rate_limit');
+    const legacy = await call(confirming, '/signup', { body: { email: 'soon@example.test', password: 'secret-123' } });
+    expect({ status: legacy.status, body: legacy.body }).toEqual({ status: 429, body: { code: 429, error_code: 'over_email_send_rate_limit', msg: message } });
+
+    expect(confirming.mails.length).toBe(mailsBefore);
+    expect(await db().one('select confirmation_token, confirmation_sent_at from auth.users where email = $1', ['soon@example.test'])).toEqual(before);
+  });
+
+  it('counts the mail interval from the mailIntervalSeconds option', async () => {
+    await client(patient).auth.signUp({ email: 'patient@example.test', password: 'secret-123' });
+    await db().query(`update auth.users set confirmation_sent_at = now() - interval '15.5 seconds' where email = 'patient@example.test'`);
+    const again = await call(patient, '/signup', { body: { email: 'patient@example.test', password: 'secret-123' }, headers: VERSION });
+    expect({ status: again.status, body: again.body }).toEqual({
+      status: 429,
+      body: { code: 'over_email_send_rate_limit', message: 'For security purposes, you can only request this after 284 seconds.' },
+    });
+  });
+
+  it('sends a fresh confirmation once the mail interval has passed, and only the new link works', async () => {
     const first = await client(confirming).auth.signUp({ email: 'again@example.test', password: 'secret-123' });
     const firstMail = confirming.mails.at(-1)!;
+    await db().query(`update auth.users set confirmation_sent_at = now() - interval '61 seconds' where email = 'again@example.test'`);
     const second = await client(confirming).auth.signUp({ email: 'again@example.test', password: 'secret-123' });
     const secondMail = confirming.mails.at(-1)!;
     expect(second.error).toBeNull();
@@ -676,5 +806,23 @@ describe('error bodies and captcha', () => {
     const right = await client(guarded).auth.signUp({ email: 'robot@example.test', password: 'secret-123', options: { captchaToken: 'let-me-in' } });
     expect(right.error).toBeNull();
     expect(await countUsers('robot@example.test')).toBe(1);
+  });
+
+  it('skips the captcha for an admin caller, as GoTrue verifyCaptcha does after requireAdminCredentials, and only for one', async () => {
+    const admin = await client(guarded, keys.serviceRoleKey).auth.signUp({ email: 'operator@example.test', password: 'secret-123' });
+    expect(admin.error).toBeNull();
+    expect(await countUsers('operator@example.test')).toBe(1);
+
+    const { data } = await client(open).auth.signUp({ email: 'member@example.test', password: 'secret-123' });
+    const asUser = await call(guarded, '/signup', {
+      bearer: data.session!.access_token,
+      body: { email: 'member-friend@example.test', password: 'secret-123' },
+      headers: VERSION,
+    });
+    expect({ status: asUser.status, body: asUser.body }).toEqual({
+      status: 400,
+      body: { code: 'captcha_failed', message: 'captcha protection: request disallowed (no captcha_token found)' },
+    });
+    expect(await countUsers('member-friend@example.test')).toBe(0);
   });
 });

@@ -4,15 +4,19 @@ import { randomUUID } from 'node:crypto';
 import { Hono } from 'hono';
 import type { Context } from 'hono';
 import { z } from 'zod';
-import { AuthError, badRequest, internalError, unprocessable } from '../errors.ts';
+import { clientIp, rateLimitKey } from '../client-ip.ts';
+import { AuthError, badRequest, internalError, tooManyRequests, unprocessable } from '../errors.ts';
 import { isAdminCaller } from '../guards.ts';
+import { invokeHttpHook } from '../hooks.ts';
 import { newConfirmation, confirmationLink } from '../mail.ts';
 import type { AuthConfig } from '../options.ts';
 import { hashPassword } from '../passwords.ts';
 import { referrer } from '../redirects.ts';
 import { readBody, requestAud } from '../request.ts';
 import { issueSession } from '../tokens.ts';
-import { lookAlikeUser, renderStoredUser } from '../user-json.ts';
+import type { SessionJson } from '../tokens.ts';
+import { lookAlikeUser, renderStoredUser, unsavedUser } from '../user-json.ts';
+import type { UserJson } from '../user-json.ts';
 import { confirmEmail, findUserById, findUserWithEmail, setConfirmationToken } from '../user-queries.ts';
 import type { Queryable, StoredUser } from '../user-queries.ts';
 import { insertAuthUser } from '../user-store.ts';
@@ -29,7 +33,9 @@ const SignupBody = z.object({
   gotrue_meta_security: z.object({ captcha_token: z.string().nullish() }).nullish(),
 });
 
-// GoTrue's verifyCaptcha middleware; the "provider" here accepts exactly one token.
+// GoTrue's verifyCaptcha middleware (internal/api/middleware.go): skipped when
+// requireAdminCredentials accepts the caller, so a service-role request needs no token. The
+// "provider" here accepts exactly one token.
 async function checkCaptcha(c: Context, config: AuthConfig, token: string | null | undefined): Promise<void> {
   if (config.captchaToken === undefined || (await isAdminCaller(c, config))) return;
   const given = (token ?? '').trim();
@@ -45,6 +51,38 @@ function sendConfirmationMail(config: AuthConfig, email: string, tokenHash: stri
   } catch (error) {
     throw internalError('Error sending confirmation email', error);
   }
+}
+
+/**
+ * The Signups limiter api.go puts in front of Signup (apilimiter.go: GOTRUE_RATE_LIMIT_OTP),
+ * keyed as middleware.go performRateLimiting keys it.
+ */
+function limitSignups(c: Context, config: AuthConfig): void {
+  const key = rateLimitKey(c, config);
+  if (key !== null && !config.signupLimiter.allow(key)) throw tooManyRequests('over_request_rate_limit', 'Request rate limit reached');
+}
+
+/**
+ * mail.go validateSentWithinFrequencyLimit, as sendConfirmation applies it to a repeated signup;
+ * the seconds left are truncated, as errors.go generateFrequencyLimitErrorMessage divides them.
+ */
+function checkMailInterval(config: AuthConfig, confirmationSentAt: string | null): void {
+  if (!confirmationSentAt) return;
+  const left = Date.parse(confirmationSentAt) + config.mailIntervalMs - Date.now();
+  if (left > 0) {
+    throw tooManyRequests('over_email_send_rate_limit', `For security purposes, you can only request this after ${Math.trunc(left / 1000)} seconds.`);
+  }
+}
+
+/**
+ * signup.go answers with the user it holds in memory, whose user_metadata
+ * RemoveUnconfirmedIdentities made the very map its new identity holds: whatever later changes
+ * one (Confirm's email_verified: true) shows in both, although the identities row keeps what was
+ * inserted.
+ */
+function sharingIdentityData(user: UserJson): UserJson {
+  const identities = (user.identities as UserJson[]).map((identity) => ({ ...identity, identity_data: { ...(user.user_metadata as object) } }));
+  return { ...user, identities };
 }
 
 async function reload(db: Queryable, id: string): Promise<StoredUser> {
@@ -63,6 +101,7 @@ export function signupRoutes(config: AuthConfig): Hono {
     const phone = body.phone ?? '';
     const password = body.password ?? '';
     if (email === '' && phone === '') throw unprocessable('anonymous_provider_disabled', 'Anonymous sign-ins are disabled');
+    limitSignups(c, config);
     if (password === '') throw badRequest('validation_failed', 'Signup requires a valid password');
     checkPasswordStrength(password);
     if (email !== '' && phone !== '') {
@@ -90,6 +129,7 @@ export function signupRoutes(config: AuthConfig): Hono {
         await withTransaction(config.pool, (client) => confirmEmail(client, id));
         return c.json(await issueSession(config, config.pool, id, 'password'));
       }
+      checkMailInterval(config, existing.row.confirmation_sent_at);
       await withTransaction(config.pool, async (client) => {
         const confirmation = newConfirmation(address);
         await setConfirmationToken(client, id, confirmation.tokenHash);
@@ -101,6 +141,14 @@ export function signupRoutes(config: AuthConfig): Hono {
     // Hashing is slow, so GoTrue does it before opening the transaction.
     const id = randomUUID();
     const encryptedPassword = await hashPassword(password, config.bcryptCost);
+    // Only a new user is announced to the hook, after hashing and before any write (signup.go).
+    if (config.beforeUserCreatedHook) {
+      const ipAddress = clientIp(c, config);
+      await invokeHttpHook(config.beforeUserCreatedHook, {
+        metadata: { uuid: randomUUID(), time: new Date().toISOString(), name: 'before-user-created', ...(ipAddress ? { ip_address: ipAddress } : {}) },
+        user: unsavedUser({ id, aud, email: address, userMetadata: data, provider: 'email' }),
+      });
+    }
     const identityData = { ...data, sub: id, email: address, email_verified: false, phone_verified: false };
     const confirmation = config.autoconfirm ? null : newConfirmation(address);
     try {
@@ -113,8 +161,8 @@ export function signupRoutes(config: AuthConfig): Hono {
           userMetadata: data,
           identities: [{ provider: 'email', providerId: id, identityData }],
           emailConfirmed: config.autoconfirm,
-          userMetadataUpdate: config.autoconfirm ? { email_verified: true } : null,
           confirmationToken: confirmation?.tokenHash ?? null,
+          writeOrder: 'signup',
         });
         if (confirmation) sendConfirmationMail(config, address, confirmation.tokenHash, confirmation.otp, redirectTo);
       });
@@ -123,8 +171,11 @@ export function signupRoutes(config: AuthConfig): Hono {
       throw internalError('Database error saving new user', error);
     }
 
-    if (config.autoconfirm) return c.json(await issueSession(config, config.pool, id, 'password'));
-    return c.json(renderStoredUser(await reload(config.pool, id)));
+    if (config.autoconfirm) {
+      const session: SessionJson = await issueSession(config, config.pool, id, 'password');
+      return c.json({ ...session, user: sharingIdentityData(session.user) });
+    }
+    return c.json(sharingIdentityData(renderStoredUser(await reload(config.pool, id))));
   });
 
   return app;
