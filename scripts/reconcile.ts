@@ -1,5 +1,7 @@
 // `npm run reconcile`: one run of public.reconcile_profiles() over the Supabase API (the due
-// repair-queue entries, then the sweep of recent users without a profile), then the alerts:
+// repair-queue entries, then the sweep of recent users without a profile), one batch of
+// public.release_lapsed_usernames() (usernames of unconfirmed users past
+// private.settings.unconfirmed_username_ttl), then the alerts:
 // evaluate_alerts() and delivery of every due transition to ALERT_WEBHOOK_URL. With --loop it
 // repeats until Ctrl-C. Safe next to pg_cron or another copy: one run at a time wins the lock.
 import { evaluateAndDeliverAlerts, type AlertRun } from '../shared/alerts.ts';
@@ -21,11 +23,12 @@ const USAGE = `usage: npm run reconcile -- [--batch-size N] [--sweep-window DURA
 Runs reconcile_profiles() once over the Supabase API of SUPABASE_URL with
 SUPABASE_SERVICE_ROLE_KEY (or SUPABASE_SECRET_KEYS); without SUPABASE_URL, the local stack on
 http://127.0.0.1:54321. It retries the repair-queue entries that are due, then creates the
-profiles of users created within the sweep window (past the grace period) that still lack one.
+profiles of users created within the sweep window (past the grace period) that still lack one,
+and releases the usernames of users who never confirmed and whose claim has lapsed.
 Then it evaluates the alerts and posts each transition to ALERT_WEBHOOK_URL (without it, the
 transitions wait in the outbox).
 
-  --batch-size N           at most N queue entries and N swept users per run, 1-${MAX_BATCH_SIZE} (default ${DEFAULT_BATCH_SIZE})
+  --batch-size N           at most N queue entries, N swept users and N lapsed usernames per run, 1-${MAX_BATCH_SIZE} (default ${DEFAULT_BATCH_SIZE})
   --sweep-window DURATION  how far back the sweep looks: 90s, 30m, 6h, 1d, "2 days" (default ${DEFAULT_SWEEP_WINDOW}, at most 366d)
   --loop SECONDS           run again every SECONDS until Ctrl-C (which lets the current run finish)
   --json                   one JSON object per run on stdout, and nothing else there
@@ -113,6 +116,7 @@ function describeAlerts(alerts: AlertRun, webhookConfigured: boolean): string[] 
 async function runOnce(ctx: Context): Promise<boolean> {
   const { options, target, supabase, log, say } = ctx;
   let result: ReconcileResult;
+  let released: number;
   try {
     result = await callRpc<ReconcileResult>(
       supabase,
@@ -121,11 +125,18 @@ async function runOnce(ctx: Context): Promise<boolean> {
       target.config.retry,
       log,
     );
+    // Not inside reconcile_profiles: it reads all of auth.users, too much for every run of a
+    // per-minute pg_cron job (which schedules it apart), and nothing waits for it: a name
+    // somebody asks for is released on the spot.
+    released = await callRpc<number>(supabase, 'release_lapsed_usernames', { p_batch: options.batchSize }, target.config.retry, log);
   } catch (error) {
     if (!(error instanceof RpcFailed) || options.loopSeconds === undefined) throw error;
     // In a loop, one failed call is reported and the next tick tries again.
-    if (options.json) process.stdout.write(`${JSON.stringify({ reconcile: null, error: error.message, alerts: null })}\n`);
-    else say(`reconcile failed: ${error.message}`);
+    if (options.json) {
+      process.stdout.write(`${JSON.stringify({ reconcile: null, usernames_released: null, error: error.message, alerts: null })}\n`);
+    } else {
+      say(`reconcile failed: ${error.message}`);
+    }
     return false;
   }
 
@@ -138,7 +149,7 @@ async function runOnce(ctx: Context): Promise<boolean> {
 
   const stillFailing = result.ran ? result.queue.failed + result.sweep.failed : 0;
   if (options.json) {
-    process.stdout.write(`${JSON.stringify({ reconcile: result, alerts })}\n`);
+    process.stdout.write(`${JSON.stringify({ reconcile: result, usernames_released: released, alerts })}\n`);
   }
   const lines: string[] = [];
   if (result.ran) {
@@ -154,6 +165,7 @@ async function runOnce(ctx: Context): Promise<boolean> {
   } else {
     lines.push(`reconcile did not run: ${result.reason} (another run held the lock); nothing to do here`);
   }
+  lines.push(`lapsed usernames of unconfirmed users: ${released} released`);
   lines.push(...describeAlerts(alerts, target.config.alertWebhookUrl !== undefined));
   (options.json ? (line: string) => process.stderr.write(`${line}\n`) : say)(lines.join('\n'));
   return stillFailing === 0;

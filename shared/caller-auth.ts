@@ -7,6 +7,7 @@ import type { SupabaseClient } from './supabase-client.ts';
 export type Caller = { kind: 'service' } | { kind: 'user'; userId: string; email: string | null };
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const TIME_CLAIMS = ['exp', 'nbf', 'iat'] as const;
 
 /** Equal strings in time that depends only on their lengths, not on where they differ. */
 export function constantTimeEqual(a: string, b: string): boolean {
@@ -47,6 +48,13 @@ export async function identifyCaller(request: Request, options: { serviceRoleKey
   }
   const claims = (data?.claims ?? {}) as Record<string, unknown>;
   const now = Math.floor(Date.now() / 1000);
+  // RFC 7519 makes exp, nbf and iat NumericDates. getClaims compares exp with <=, which a string
+  // such as "9999999999" passes, and our nbf check below would skip a string altogether.
+  for (const name of TIME_CLAIMS) {
+    if (name in claims && !(typeof claims[name] === 'number' && Number.isFinite(claims[name]))) {
+      throw new AppError(401, 'invalid_token', 'The access token is invalid or expired');
+    }
+  }
   const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
   // getClaims checks the signature and exp; the rest of what makes a user token is ours to check.
   if (typeof claims.nbf === 'number' && claims.nbf > now + 30) {
@@ -61,5 +69,7 @@ export async function identifyCaller(request: Request, options: { serviceRoleKey
   if (typeof claims.sub !== 'string' || !UUID.test(claims.sub)) {
     throw new AppError(401, 'invalid_token', 'The access token names no user');
   }
-  return { kind: 'user', userId: claims.sub.toLowerCase(), email: typeof claims.email === 'string' ? claims.email : null };
+  // An anonymous user's token says "email": "" (Auth has no address for them).
+  const email = typeof claims.email === 'string' && claims.email !== '' ? claims.email : null;
+  return { kind: 'user', userId: claims.sub.toLowerCase(), email };
 }

@@ -1,5 +1,6 @@
 // ensure-profile: one guarantee for four callers, all idempotent.
-//   (a) a signed-in user, with their access token: ensures their own profile;
+//   (a) a signed-in user, with their access token: ensures their own profile, limited per user
+//       and refused when Supabase Auth would refuse the user (banned, deleted);
 //   (b) the service role, with a secret key: ensures {user_id};
 //   (c) a Supabase Database Webhook on INSERT into auth.users, with the shared secret header;
 //   (d) Supabase Auth's before-user-created hook, signed per Standard Webhooks: checks that the
@@ -10,7 +11,7 @@ import type { Config } from './config.ts';
 import { AppError } from './errors.ts';
 import { createHandler, json, parseJson, readText, type RequestContext } from './http.ts';
 import { createLogger, type Logger } from './logger.ts';
-import { FULL_NAME_MAX_LENGTH, isValidAvatarUrl, isValidUsername, type EnsureSource } from './profile-contract.ts';
+import { FULL_NAME_MAX_LENGTH, isValidAvatarUrl, isValidUsername, type EnsureSource, type UserProfile } from './profile-contract.ts';
 import { ensureProfile, outcomeFields, type EnsureOutcome } from './profile-service.ts';
 import { BeforeUserCreatedBody, DatabaseWebhookBody, EnsureProfileBody, fieldErrors } from './schemas.ts';
 import { createSupabaseClient, type SupabaseClient } from './supabase-client.ts';
@@ -21,6 +22,16 @@ export interface EnsureProfileDeps {
   log?: Logger;
   supabase?: SupabaseClient;
   sleep?: (ms: number) => Promise<void>;
+}
+
+/** What public.ensure_profile_for_caller answers (see its migration). */
+interface CallerVerdict {
+  allowed: boolean;
+  retry_after_seconds: number | null;
+  standing: 'active' | 'banned' | 'deleted' | 'missing' | null;
+  profile: UserProfile | null;
+  /** With a profile: false when this answer is an 'existed' audit row, true when only counted. */
+  repeat: boolean | null;
 }
 
 function invalid(error: ZodError, raw: unknown): AppError {
@@ -47,10 +58,6 @@ function metadataText(metadata: Record<string, unknown>, keys: string[]): string
     if (typeof value === 'string' && value.trim() !== '') return value.trim();
   }
   return null;
-}
-
-function escapeLike(text: string): string {
-  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
 export function createEnsureProfileHandler(deps: EnsureProfileDeps): (request: Request) => Promise<Response> {
@@ -100,11 +107,13 @@ export function createEnsureProfileHandler(deps: EnsureProfileDeps): (request: R
         return reject(400, 'avatar_url must be an http(s) URL of at most 2048 characters');
       }
       if (username !== null) {
-        const taken = await supabase.from('user_profiles').select('user_id').ilike('username', escapeLike(username)).limit(1);
-        if (taken.error) {
+        // Asks the database, which also releases the name when its holder never confirmed and
+        // the claim has lapsed (private.settings.unconfirmed_username_ttl).
+        const available = await supabase.rpc('username_available', { p_username: username });
+        if (available.error) {
           // Never block signups on our own outage: the database will drop a taken name anyway.
-          ctx.log.warn({ code: taken.error.code }, 'could not check username availability in the hook; allowing');
-        } else if (taken.data.length > 0) {
+          ctx.log.warn({ code: available.error.code }, 'could not check username availability in the hook; allowing');
+        } else if (available.data === false) {
           return reject(409, 'username is already taken');
         }
       }
@@ -135,7 +144,45 @@ export function createEnsureProfileHandler(deps: EnsureProfileDeps): (request: R
     if (parsed.data.user_id !== undefined && parsed.data.user_id.toLowerCase() !== who.userId) {
       throw new AppError(403, 'forbidden', 'A signed-in user can only ensure their own profile');
     }
+    const verdict = await guardUser(who.userId, ctx);
+    if (verdict?.profile) {
+      ctx.annotate({ existed_repeat: verdict.repeat === true });
+      return answer(who.userId, { status: 'existed', profile: verdict.profile, attempts: 0, via: 'read' }, ctx);
+    }
     return answer(who.userId, await ensure(who.userId, 'ensure', ctx, who.email), ctx);
+  }
+
+  /**
+   * One round trip before a signed-in user's ensure (ensure_profile_for_caller): refuses a user
+   * over ENSURE_RATE_LIMIT_MAX calls per window (429) or one Supabase Auth would refuse (403),
+   * and answers an existing profile, recorded as a counted repeat after the first of the hour.
+   * null when the guard itself failed: the profile guarantee matters more than the limit, so the
+   * call then goes on as it did before the guard existed (ensureProfile, with every fallback).
+   */
+  async function guardUser(userId: string, ctx: RequestContext): Promise<CallerVerdict | null> {
+    const { data, error, status } = await supabase.rpc('ensure_profile_for_caller', {
+      p_user_id: userId,
+      p_limit: config.ensure.rateLimit.max,
+      p_window_seconds: config.ensure.rateLimit.windowSeconds,
+      p_request_id: ctx.requestId,
+    });
+    if (error) {
+      ctx.log.warn({ code: error.code, status, err: error.message }, 'ensure_profile_for_caller failed; ensuring without the caller guard');
+      return null;
+    }
+    const verdict = data as CallerVerdict;
+    if (!verdict.allowed) {
+      throw new AppError(429, 'rate_limited', 'Too many ensure-profile calls for this user; try again later', {
+        headers: { 'Retry-After': String(verdict.retry_after_seconds) },
+      });
+    }
+    if (verdict.standing === 'banned') throw new AppError(403, 'user_banned', 'This user is banned');
+    // Supabase Auth answers a token whose user is gone with 403 user_not_found; a soft-deleted
+    // user has lost every session, so its token is refused there too.
+    if (verdict.standing === 'deleted' || verdict.standing === 'missing') {
+      throw new AppError(403, 'user_not_found', 'The user of this access token does not exist');
+    }
+    return verdict;
   }
 
   return createHandler({ name: 'ensure-profile', methods: ['POST'], log }, async (request, ctx) => {

@@ -48,6 +48,44 @@ export function jsonDepth(value: unknown): number {
   return deepest;
 }
 
+/**
+ * Object keys profile metadata may not have at any depth, in objects and in arrays alike: an app
+ * that merges metadata into its own objects (Object.assign, spread, a deep merge) would let the
+ * user who wrote it reach the prototype chain. Mirrors private.reserved_metadata_keys(); the
+ * database strips them from provider metadata and refuses them in ensure_user_profile.
+ */
+export const RESERVED_METADATA_KEYS = ['__proto__', 'constructor', 'prototype'] as const;
+export type ReservedMetadataKey = (typeof RESERVED_METADATA_KEYS)[number];
+
+const RESERVED_KEY_SET: ReadonlySet<string> = new Set(RESERVED_METADATA_KEYS);
+const PLAIN_KEY = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+/**
+ * The first reserved key in a JSON value, in document order, and where it is: `at` is the path
+ * of the object holding it, starting at `root` (`metadata.a.list[2]`, `metadata["odd key"]`).
+ * Null when there is none. Computed without recursion, like jsonDepth.
+ */
+export function findReservedKey(value: unknown, root = 'metadata'): { key: ReservedMetadataKey; at: string } | null {
+  const stack: Array<[unknown, string]> = [[value, root]];
+  while (stack.length > 0) {
+    const [item, at] = stack.pop()!;
+    if (item === null || typeof item !== 'object') continue;
+    if (Array.isArray(item)) {
+      for (let i = item.length - 1; i >= 0; i--) stack.push([item[i], `${at}[${i}]`]);
+      continue;
+    }
+    // Own keys only, "__proto__" included: JSON.parse makes it an own property.
+    const keys = Object.keys(item);
+    const reserved = keys.find((key) => RESERVED_KEY_SET.has(key));
+    if (reserved !== undefined) return { key: reserved as ReservedMetadataKey, at };
+    for (let i = keys.length - 1; i >= 0; i--) {
+      const key = keys[i]!;
+      stack.push([(item as Record<string, unknown>)[key], PLAIN_KEY.test(key) ? `${at}.${key}` : `${at}[${JSON.stringify(key)}]`]);
+    }
+  }
+  return null;
+}
+
 export function isStorableText(text: string): boolean {
   return !UNSTORABLE.test(text);
 }

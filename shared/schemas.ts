@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { FieldErrors } from './errors.ts';
 import {
   AVATAR_URL_MAX_LENGTH,
+  findReservedKey,
   FULL_NAME_MAX_LENGTH,
   isStorableJson,
   isStorableText,
@@ -44,12 +45,16 @@ const avatarUrl = z
   .refine(isValidAvatarUrl, `must be an http(s) URL of at most ${AVATAR_URL_MAX_LENGTH} characters`)
   .refine(isStorableText, UNSTORABLE_MESSAGE);
 
-// Not z.record: it rebuilds the object key by key, and a "__proto__" key would silently vanish.
+// Not z.record: it rebuilds the object key by key, and a "__proto__" key would silently vanish
+// (here it is refused, with the other reserved keys, at any depth).
 const metadata = z
   .custom<Record<string, unknown>>((v) => v !== null && typeof v === 'object' && !Array.isArray(v), { error: 'must be a JSON object' })
   // First, and aborting: the checks after it recurse into the value.
   .refine((v) => jsonDepth(v) <= METADATA_MAX_DEPTH, { message: `must be nested at most ${METADATA_MAX_DEPTH} levels deep`, abort: true })
-  .refine((v) => !Object.hasOwn(v, '__proto__'), 'must not have a "__proto__" key')
+  .superRefine((v, ctx) => {
+    const reserved = findReservedKey(v);
+    if (reserved) ctx.addIssue({ code: 'custom', message: `must not contain the key "${reserved.key}" (at ${reserved.at})` });
+  })
   .refine(isStorableJson, UNSTORABLE_MESSAGE)
   .refine((v) => jsonbTextBytes(v) <= METADATA_MAX_BYTES, `must be at most ${METADATA_MAX_BYTES} bytes of JSON`);
 

@@ -17,6 +17,16 @@ update private.settings set trigger_enabled = false where id;
 drop trigger if exists users_ensure_profile on auth.users;
 
 -- 3. The callable surface and its internals.
+drop function if exists public.profile_existed_repeats(interval);
+drop function if exists public.ensure_profile_for_caller(uuid, integer, integer, text);
+drop function if exists private.record_profile_existed(uuid, text, timestamptz, text);
+drop function if exists private.count_rate_limit_hit(text, integer, integer);
+drop function if exists public.release_lapsed_usernames(integer);
+drop function if exists public.username_available(text);
+drop function if exists private.release_lapsed_username(text, text, uuid);
+drop function if exists private.jsonb_strip_reserved_keys(jsonb);
+drop function if exists private.jsonb_has_reserved_key(jsonb);
+drop function if exists private.reserved_metadata_keys();
 drop function if exists private.read_missing_profile_census(interval, interval);
 drop function if exists private.refresh_missing_profile_census(interval, boolean);
 drop function if exists public.prune_audit_logs(integer);
@@ -58,7 +68,8 @@ begin
                       '20261121100400', '20261121100500', '20261121100600', '20261121120000',
                       '20261121120100', '20261121120200', '20261121130000', '20261121130100',
                       '20261121130200', '20261121140000', '20261121150000', '20261121150100',
-                      '20261121151000', '20261121152000');
+                      '20261121151000', '20261121152000', '20261204100000', '20261204100100',
+                      '20261204100200', '20261204120000');
   end if;
 end
 $$;

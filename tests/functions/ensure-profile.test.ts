@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
@@ -9,7 +10,7 @@ import { createLogger } from '../../shared/logger.ts';
 import { appClient } from '../helpers/clients.ts';
 import { useTestDatabase, withTriggerOff } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
-import { githubMetadata, signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
+import { githubMetadata, signUpAnonymouslyAsSupabaseAuth, signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
 
 const db = useTestDatabase();
 const api = useLocalApi(db);
@@ -259,6 +260,104 @@ describe('ensure-profile for a signed-in user', () => {
   });
 });
 
+describe('ensure-profile limits and vets signed-in users', () => {
+  /** The per-user window below is an hour, aligned on the hour: keep a test's calls inside one. */
+  async function clearOfHourEdge(): Promise<void> {
+    const intoHour = (Date.now() / 1000) % 3600;
+    if (intoHour > 3590) await sleep((3601 - intoHour) * 1000);
+  }
+
+  const ensureRows = async (userId: string) =>
+    (await db().query(`select outcome, details from private.audit_logs where user_id = $1 and source = 'ensure' order by id`, [userId])).rows;
+
+  it('answers 429 rate_limited with Retry-After past ENSURE_RATE_LIMIT_MAX calls per window, writing nothing for it', async () => {
+    await clearOfHourEdge();
+    const limited = { ENSURE_RATE_LIMIT_MAX: '3', ENSURE_RATE_LIMIT_WINDOW_SECONDS: '3600' };
+    const user = await signedInUser();
+    const ensure = handler(limited);
+    const responses = [];
+    for (let i = 0; i < 4; i++) responses.push(await ensure(post(bearer(user.accessToken))));
+    expect(responses.map((r) => r.status)).toEqual([200, 200, 200, 429]);
+    const refused = responses[3]!;
+    expect(await refused.json()).toEqual({ error: { code: 'rate_limited', message: 'Too many ensure-profile calls for this user; try again later' } });
+    const retryAfter = Number(refused.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(3600);
+    expect(await ensureRows(user.id)).toEqual([{ outcome: 'existed', details: {} }]);
+  });
+
+  it('does not limit the service role or a Database Webhook', async () => {
+    const limited = { ENSURE_RATE_LIMIT_MAX: '2' };
+    const id = await userWithoutProfile('unlimited@example.test');
+    const ensure = handler(limited);
+    const service = await Promise.all(Array.from({ length: 5 }, () => ensure(asService({ user_id: id }))));
+    expect(service.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+    const delivery = webhookDelivery(authUserRecord(id, 'unlimited@example.test'));
+    const webhook = await Promise.all(
+      Array.from({ length: 5 }, () => ensure(post({ 'x-webhook-secret': api().stack.functionSecrets.PROFILE_WEBHOOK_SECRET!, ...JSON_TYPE }, delivery))),
+    );
+    expect(webhook.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+    expect(await db().one(`select count(*)::int as n from private.rate_limits where bucket = $1`, [`ensure:${id}`])).toEqual({ n: 0 });
+  });
+
+  it('answers an anonymous user (is_anonymous) like anyone: 200 with the profile the trigger made, email null', async () => {
+    await clearOfHourEdge();
+    const id = await signUpAnonymouslyAsSupabaseAuth(db());
+    const token = await signEs256(userClaims(id, { is_anonymous: true, email: '' }), api().stack.keys.signingKey);
+    const profile = await profileRow(id);
+    expect(profile).toMatchObject({ user_id: id, email: null, created_via: 'trigger' });
+    expect(await call(post(bearer(token)))).toEqual({ status: 200, body: { user_id: id, profile, profile_status: 'existed' } });
+  });
+
+  it('creates the missing profile of an anonymous user, with email null', async () => {
+    const id = await withTriggerOff(db(), () => signUpAnonymouslyAsSupabaseAuth(db()));
+    const token = await signEs256(userClaims(id, { is_anonymous: true, email: '' }), api().stack.keys.signingKey);
+    const result = await call(post(bearer(token)));
+    const profile = await profileRow(id);
+    expect(result).toEqual({ status: 200, body: { user_id: id, profile, profile_status: 'created' } });
+    expect(profile).toMatchObject({ email: null, created_via: 'ensure' });
+  });
+
+  it('answers 403 user_not_found to a soft-deleted user, with a refused audit row, and leaves the profile as it was', async () => {
+    const user = await signedInUser();
+    const before = await profileRow(user.id);
+    const { error } = await appClient(api().stack.apiUrl, api().stack.keys.serviceRoleKey).auth.admin.deleteUser(user.id, true);
+    expect(error).toBeNull();
+    expect(await call(post(bearer(user.accessToken)))).toEqual({
+      status: 403,
+      body: { error: { code: 'user_not_found', message: 'The user of this access token does not exist' } },
+    });
+    expect(await ensureRows(user.id)).toEqual([{ outcome: 'refused', details: { reason: 'deleted' } }]);
+    expect(await profileRow(user.id)).toEqual(before);
+  });
+
+  it('answers 403 user_not_found to a deleted user, with a refused audit row, and makes no profile', async () => {
+    const user = await signedInUser();
+    const { error } = await appClient(api().stack.apiUrl, api().stack.keys.serviceRoleKey).auth.admin.deleteUser(user.id);
+    expect(error).toBeNull();
+    expect(await call(post(bearer(user.accessToken)))).toEqual({
+      status: 403,
+      body: { error: { code: 'user_not_found', message: 'The user of this access token does not exist' } },
+    });
+    expect(await ensureRows(user.id)).toEqual([{ outcome: 'refused', details: { reason: 'missing' } }]);
+    expect(await profileCount(user.id)).toBe(0);
+  });
+
+  it('still ensures the profile, without the guard, when ensure_profile_for_caller is missing', async () => {
+    const user = await signedInUser({ triggerOff: true });
+    const signature = 'public.ensure_profile_for_caller(uuid, integer, integer, text)';
+    await db().query(`alter function ${signature} rename to ensure_profile_for_caller_gone`);
+    let result: { status: number; body: unknown };
+    try {
+      result = await call(post(bearer(user.accessToken)));
+    } finally {
+      await db().query('alter function public.ensure_profile_for_caller_gone(uuid, integer, integer, text) rename to ensure_profile_for_caller');
+    }
+    expect(result).toEqual({ status: 200, body: { user_id: user.id, profile: await profileRow(user.id), profile_status: 'created' } });
+    expect((await ensureRows(user.id)).map((r) => r.outcome)).toEqual(['created']);
+  });
+});
+
 describe('ensure-profile for the service role', () => {
   it('creates the profile with the secret key and finds it with the legacy service_role key', async () => {
     const id = await userWithoutProfile();
@@ -483,6 +582,18 @@ describe('ensure-profile as the before-user-created Auth Hook', () => {
     expect(await db().one(`select count(*)::int as n from public.user_profiles where username = 'TakenName'`)).toEqual({ n: 1 });
     const result = await call(hookRequest(hookPayload({ userMetadata: { username: 'takenNAME' } })));
     expect(result).toEqual({ status: 200, body: { error: { http_code: 409, message: 'username is already taken' } } });
+  });
+
+  it('allows an email signup whose username is held only by a lapsed claim of a user who never confirmed, releasing it', async () => {
+    const holder = await signUpAsSupabaseAuth(db(), {
+      userMetadata: { username: 'LapsedName' },
+      emailConfirmed: false,
+      createdAt: new Date(Date.now() - 25 * 3_600_000),
+    });
+    expect(await call(hookRequest(hookPayload({ userMetadata: { username: 'lapsedname' } })))).toEqual({ status: 204, body: null });
+    expect(await db().one('select username from public.user_profiles where user_id = $1', [holder])).toEqual({ username: null });
+    const { rows } = await db().query(`select source, outcome, details from private.audit_logs where user_id = $1 and operation = 'release_username'`, [holder]);
+    expect(rows).toEqual([{ source: 'ensure', outcome: 'released', details: { username: 'LapsedName', claimed_by: null } }]);
   });
 
   it('treats "_" in a requested username literally when checking whether it is taken', async () => {

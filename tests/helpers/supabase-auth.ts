@@ -53,6 +53,28 @@ export async function signUpAsSupabaseAuth(db: TestDatabase, signUp: SignUp = {}
   return id;
 }
 
+/**
+ * An anonymous sign-in as Supabase Auth (GoTrue) stores it, on the supabase_auth_admin connection:
+ * a users row with no email, is_anonymous = true, provider "anonymous", no identity; inserted
+ * with role = '' and set to 'authenticated' by the UPDATE after it, so the trigger sees what it
+ * sees in production.
+ */
+export async function signUpAnonymouslyAsSupabaseAuth(db: TestDatabase, options: { id?: string } = {}): Promise<string> {
+  const id = options.id ?? randomUUID();
+  await withTransaction(db.auth, async (client) => {
+    await client.query(
+      `insert into users (instance_id, id, aud, role, email, raw_app_meta_data, raw_user_meta_data, is_sso_user,
+                          is_anonymous, confirmation_token, recovery_token, email_change_token_new, email_change,
+                          created_at, updated_at)
+       values ('00000000-0000-0000-0000-000000000000', $1, 'authenticated', '', null,
+               '{"provider": "anonymous", "providers": ["anonymous"]}', '{}', false, true, '', '', '', '', now(), now())`,
+      [id],
+    );
+    await client.query(`update users set role = 'authenticated', updated_at = now() where id = $1`, [id]);
+  });
+  return id;
+}
+
 /** raw_user_meta_data as GitHub sign-in stores it. */
 export function githubMetadata(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return {

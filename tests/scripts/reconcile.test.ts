@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
-import { bulkSignUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
+import { bulkSignUpAsSupabaseAuth, signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
 import { jsonSummary, runCli, waitUntil, type CliRun } from './run-cli.ts';
 
 const db = useTestDatabase();
@@ -156,6 +156,22 @@ describe('npm run reconcile', () => {
       await db().query('delete from private.repair_queue where user_id = $1', [hostile]);
       await db().query('delete from auth.users where id = $1', [hostile]);
     }
+  });
+
+  it('releases up to --batch-size usernames of users who never confirmed and are past the ttl, and says how many', async () => {
+    const holders: string[] = [];
+    for (const name of ['lapsed_a', 'lapsed_b', 'lapsed_c']) {
+      holders.push(await signUpAsSupabaseAuth(db(), { userMetadata: { username: name }, createdAt: new Date(Date.now() - 48 * 3_600_000) }));
+    }
+    const first = reconcile(['--json', '--batch-size', '2']);
+    expect(await first.exit).toBe(0);
+    expect(jsonSummary<{ usernames_released: number }>(first).usernames_released).toBe(2);
+    expect(first.stderr()).toContain('\nlapsed usernames of unconfirmed users: 2 released\n');
+    const second = reconcile(['--batch-size', '2']);
+    expect(await second.exit).toBe(0);
+    expect(second.stdout()).toContain('\nlapsed usernames of unconfirmed users: 1 released\n');
+    const { rows } = await db().query('select count(*)::int as n from public.user_profiles where user_id = any($1) and username is not null', [holders]);
+    expect(rows).toEqual([{ n: 0 }]);
   });
 
   it('says another run held the lock and exits 0 when a reconcile is already running', async () => {

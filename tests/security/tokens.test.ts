@@ -131,6 +131,39 @@ const TOKEN_CASES: TokenCase[] = [
     ensure: { status: 403, code: 'forbidden' },
     rest: null,
   },
+  // RFC 7519: exp, nbf and iat are NumericDates. A string passes supabase-js getClaims (it
+  // compares exp with <=) and skipped the function's own nbf check; PostgREST's judgement of
+  // such tokens is not what this suite checks.
+  {
+    name: 'a token signed with the project key whose nbf is a string',
+    make: async (sub) => await signEs256(claims(sub, { nbf: String(now() - 60) }), signingKey()),
+    ensure: INVALID_TOKEN,
+    rest: null,
+  },
+  {
+    name: 'a token signed with the project key whose nbf is a far-future string',
+    make: async (sub) => await signEs256(claims(sub, { nbf: String(now() + 86400) }), signingKey()),
+    ensure: INVALID_TOKEN,
+    rest: null,
+  },
+  {
+    name: 'a token signed with the project key whose exp is a string',
+    make: async (sub) => await signEs256(claims(sub, { exp: String(now() + 3600) }), signingKey()),
+    ensure: INVALID_TOKEN,
+    rest: null,
+  },
+  {
+    name: 'a token signed with the project key whose iat is a string',
+    make: async (sub) => await signEs256(claims(sub, { iat: String(now()) }), signingKey()),
+    ensure: INVALID_TOKEN,
+    rest: null,
+  },
+  {
+    name: 'a token signed with the project key whose nbf is null',
+    make: async (sub) => await signEs256(claims(sub, { nbf: null }), signingKey()),
+    ensure: INVALID_TOKEN,
+    rest: null,
+  },
   {
     name: 'a token with a garbage payload',
     make: async () => `${b64url({ alg: 'ES256', typ: 'JWT', kid: signingKey().kid })}.bm90IGpzb24.c2lnbmF0dXJl`,

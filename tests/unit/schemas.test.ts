@@ -55,6 +55,23 @@ describe('RegisterBody', () => {
     }
   });
 
+  it('refuses metadata with a key named __proto__, constructor or prototype at any depth, naming the key and where it is', () => {
+    const cases: Array<[string, string]> = [
+      ['{"__proto__": {"polluted": true}, "kept": 1}', 'must not contain the key "__proto__" (at metadata)'],
+      ['{"a": {"b": {"constructor": {"prototype": 1}}}}', 'must not contain the key "constructor" (at metadata.a.b)'],
+      ['{"list": [1, {"x": [{"prototype": null}]}]}', 'must not contain the key "prototype" (at metadata.list[1].x[0])'],
+      ['{"odd key": {"constructor": 1}}', 'must not contain the key "constructor" (at metadata["odd key"])'],
+    ];
+    for (const [metadata, message] of cases) {
+      expect(errorsOf({ email: 'a@b.co', password: 'secret-1', metadata: JSON.parse(metadata) })).toEqual({ metadata: message });
+    }
+  });
+
+  it('accepts those words as values, in other letter cases and inside longer keys', () => {
+    const metadata = { role: 'constructor', Constructor: 1, PROTOTYPE: 2, __proto: 3, prototypes: [{ constructor_id: 4 }] };
+    expect(RegisterBody.parse({ email: 'a@b.co', password: 'secret-1', metadata }).metadata).toEqual(metadata);
+  });
+
   it('says which fields are required', () => {
     expect(errorsOf({})).toEqual({ email: 'is required', password: 'is required' });
   });
