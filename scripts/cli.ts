@@ -6,7 +6,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { localKeys } from '../dev/keys.ts';
 import { ConfigError, loadConfig, type Config } from '../shared/config.ts';
 import { createLogger, redact, type Logger } from '../shared/logger.ts';
-import { retry, RetryExhausted, type RetryPolicy } from '../shared/retry.ts';
+import { RetryExhausted, type RetryPolicy } from '../shared/retry.ts';
+import { callRpc as callSharedRpc, RpcError } from '../shared/rpc.ts';
 import { createSupabaseClient, type SupabaseClient } from '../shared/supabase-client.ts';
 
 /** The Supabase CLI's local API, which `npm start` serves too. */
@@ -120,14 +121,6 @@ export function createCliLogger(config: Config, name: string): Logger {
   return createLogger({ level: config.logLevel, bindings: { cli: name }, destination: process.stderr });
 }
 
-/** A failed RPC as the retry classifier sees it: PostgREST's code (or SQLSTATE) and the HTTP status. */
-export class RpcError extends Error {
-  constructor(readonly fn: string, readonly code: string, readonly status: number, message: string) {
-    super(message);
-    this.name = 'RpcError';
-  }
-}
-
 export interface RpcFailure {
   attempts: number;
   reason: 'attempts' | 'deadline' | 'permanent';
@@ -142,7 +135,7 @@ export class RpcFailed extends Error {
   }
 }
 
-/** supabase.rpc(fn, args) under the shared retry policy, retrying transient failures only. */
+/** callRpc for a CLI: each retry logged, and a final failure as one printable RpcFailed. */
 export async function callRpc<T>(
   supabase: SupabaseClient,
   fn: string,
@@ -151,27 +144,15 @@ export async function callRpc<T>(
   log: Logger,
 ): Promise<T> {
   try {
-    return await retry(
-      async () => {
-        const { data, error, status } = await supabase.rpc(fn, args);
-        if (error) {
-          const code = error.code ?? '';
-          // A network failure's reason (ECONNREFUSED, a timeout…) is only in postgrest-js's details.
-          const cause = status === 0 ? /Caused by: [^:\n]*: ([^\n]+)/.exec(error.details ?? '')?.[1] : undefined;
-          throw new RpcError(fn, code, status, `${code ? `${code} ` : ''}${error.message}${cause ? ` (${cause})` : ''}`);
-        }
-        return data as T;
-      },
-      policy,
-      {
-        onRetry: ({ attempt, delayMs, error }) =>
-          log.warn({ fn, attempt, delay_ms: delayMs, code: (error as RpcError).code, status: (error as RpcError).status, err: (error as Error).message }, 'rpc failed, retrying'),
-      },
-    );
+    return await callSharedRpc<T>(supabase, fn, args, policy, {
+      onRetry: ({ attempt, delayMs, error }) =>
+        log.warn({ fn, attempt, delay_ms: delayMs, code: (error as RpcError).code, status: (error as RpcError).status, err: (error as Error).message }, 'rpc failed, retrying'),
+    });
   } catch (error) {
     if (error instanceof RetryExhausted) {
       const last = error.lastError;
-      throw new RpcFailed(fn, { attempts: error.attempts, reason: error.reason, message: last instanceof Error ? last.message : String(last) });
+      const message = last instanceof RpcError ? `${last.code ? `${last.code} ` : ''}${last.message}` : last instanceof Error ? last.message : String(last);
+      throw new RpcFailed(fn, { attempts: error.attempts, reason: error.reason, message });
     }
     throw error;
   }

@@ -55,6 +55,13 @@ export function authFailure(error: unknown): AppError {
   if (code === 'signup_disabled' || code === 'email_provider_disabled') {
     return new AppError(403, 'signup_disabled', 'Sign-ups are disabled for this project', { cause: error });
   }
+  // A before-user-created hook that refuses the signup: Auth answers with the hook's http_code and
+  // message, and no error code of its own ("unknown"). The message is the hook's, written for
+  // the person signing up.
+  if (typeof e.status === 'number' && e.status >= 400 && e.status < 500 && (code === '' || code === 'unknown')) {
+    const status = e.status === 401 || e.status === 407 ? 403 : e.status;
+    return new AppError(status, 'signup_rejected', e.message || 'The sign-up was refused', { cause: error });
+  }
   if (e.name === 'AuthRetryableFetchError' || (typeof e.status === 'number' && e.status >= 500) || e.status === 0) {
     return serviceUnavailable('Supabase Auth is unavailable; try again shortly', AUTH_RETRY_AFTER_SECONDS, error);
   }

@@ -2,6 +2,8 @@
 // loadConfig(env): Supabase's injected variables plus our own settings, validated with zod.
 // A missing or malformed value is a start-up error naming the variable, never its value.
 import { z } from 'zod';
+import { CAPTCHA_VERIFY_URLS, type CaptchaConfig } from './captcha.ts';
+import type { ClientAddressSource } from './client-address.ts';
 import type { RetryPolicy } from './retry.ts';
 
 const KEY_MAP = z.record(z.string(), z.string().min(1));
@@ -26,7 +28,9 @@ const ENV = z
     SUPABASE_ANON_KEY: z.string().min(1).optional(),
     SUPABASE_PUBLISHABLE_KEYS: keyMapJson.optional(),
 
-    PROFILE_RETRY_MAX_ATTEMPTS: int(1, 10).default(4),
+    // The deadline, not the attempt count, is what bounds a request's retries: enough attempts
+    // to ride out a database restart of a few seconds, never longer than the deadline.
+    PROFILE_RETRY_MAX_ATTEMPTS: int(1, 100).default(30),
     PROFILE_RETRY_BASE_DELAY_MS: int(1, 10_000).default(100),
     PROFILE_RETRY_MAX_DELAY_MS: int(1, 60_000).default(2_000),
     PROFILE_RETRY_DEADLINE_MS: int(100, 120_000).default(8_000),
@@ -36,7 +40,20 @@ const ENV = z
     REGISTER_EMAIL_REDIRECT_TO: z.url().optional(),
     REGISTER_RATE_LIMIT_MAX: int(1, 1_000_000).default(10),
     REGISTER_RATE_LIMIT_WINDOW_SECONDS: int(1, 86_400).default(60),
+    REGISTER_REVEAL_TAKEN_EMAIL: boolean.default(false),
+    REGISTER_UNATTRIBUTED_RATE_LIMIT_MAX: int(1, 1_000_000).default(30),
+    REGISTER_FORWARD_CLIENT_ADDRESS: boolean.default(false),
     IDEMPOTENCY_TTL_SECONDS: int(60, 7 * 86_400).default(86_400),
+
+    ENSURE_RATE_LIMIT_MAX: int(1, 1_000_000).default(30),
+    ENSURE_RATE_LIMIT_WINDOW_SECONDS: int(1, 86_400).default(60),
+
+    CLIENT_ADDRESS_HEADER: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'must be a header name').default('x-forwarded-for'),
+    CLIENT_ADDRESS_HOP: int(1, 10).default(1),
+
+    CAPTCHA_PROVIDER: z.enum(['hcaptcha', 'turnstile', 'none']).optional(),
+    CAPTCHA_SECRET: z.string().min(1).optional(),
+    CAPTCHA_VERIFY_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
 
     PROFILE_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
     AUTH_HOOK_SECRET: z.string().regex(/^v1,whsec_[A-Za-z0-9+/=]+$/, 'must look like v1,whsec_<base64>').optional(),
@@ -47,6 +64,24 @@ const ENV = z
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .superRefine((env, ctx) => {
+    if (env.REGISTER_FORWARD_CLIENT_ADDRESS && !env.SUPABASE_SECRET_KEYS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['REGISTER_FORWARD_CLIENT_ADDRESS'],
+        message: 'needs SUPABASE_SECRET_KEYS: Supabase Auth honours Sb-Forwarded-For only with a secret key, not the legacy service_role key',
+      });
+    }
+    // A signup made with a secret key skips Auth's CAPTCHA check, so forwarding must say who checks it.
+    if (env.REGISTER_FORWARD_CLIENT_ADDRESS && env.CAPTCHA_PROVIDER === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['CAPTCHA_PROVIDER'],
+        message: 'required with REGISTER_FORWARD_CLIENT_ADDRESS: hcaptcha or turnstile (register checks the token), or none',
+      });
+    }
+    if ((env.CAPTCHA_PROVIDER === 'hcaptcha' || env.CAPTCHA_PROVIDER === 'turnstile') && !env.CAPTCHA_SECRET) {
+      ctx.addIssue({ code: 'custom', path: ['CAPTCHA_SECRET'], message: `required with CAPTCHA_PROVIDER=${env.CAPTCHA_PROVIDER}` });
+    }
     if (!env.SUPABASE_SECRET_KEYS && !env.SUPABASE_SERVICE_ROLE_KEY) {
       ctx.addIssue({
         code: 'custom',
@@ -71,8 +106,28 @@ export interface Config {
     adminEmailConfirm: boolean;
     emailRedirectTo: string | undefined;
     rateLimit: { max: number; windowSeconds: number };
+    /**
+     * One ceiling shared by every request whose client address is unknown, so such requests
+     * are neither unlimited nor squeezed into a per-client budget meant for one person.
+     */
+    unattributedRateLimitMax: number;
+    /**
+     * false (default): with email confirmation on, an already-registered email gets the same
+     * answer as a new one, as Supabase Auth does. true: it gets 409 email_taken up front.
+     */
+    revealTakenEmail: boolean;
+    /** Send the client's address to Auth in Sb-Forwarded-For (the project must enable it). */
+    forwardClientAddress: boolean;
     idempotencyTtlSeconds: number;
   };
+  ensure: {
+    /** ensure-profile calls per signed-in user per window; service, webhook and hook callers are not limited. */
+    rateLimit: { max: number; windowSeconds: number };
+  };
+  /** Where the function finds the client's address; see shared/client-address.ts. */
+  clientAddress: ClientAddressSource;
+  /** Who checks CAPTCHA tokens register itself verifies (only when it forwards client addresses). */
+  captcha: CaptchaConfig | null;
   webhookSecret: string | undefined;
   authHookSecret: string | undefined;
   healthToken: string | undefined;
@@ -118,8 +173,17 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       adminEmailConfirm: e.REGISTER_ADMIN_EMAIL_CONFIRM,
       emailRedirectTo: e.REGISTER_EMAIL_REDIRECT_TO,
       rateLimit: { max: e.REGISTER_RATE_LIMIT_MAX, windowSeconds: e.REGISTER_RATE_LIMIT_WINDOW_SECONDS },
+      unattributedRateLimitMax: e.REGISTER_UNATTRIBUTED_RATE_LIMIT_MAX,
+      revealTakenEmail: e.REGISTER_REVEAL_TAKEN_EMAIL,
+      forwardClientAddress: e.REGISTER_FORWARD_CLIENT_ADDRESS,
       idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
     },
+    ensure: { rateLimit: { max: e.ENSURE_RATE_LIMIT_MAX, windowSeconds: e.ENSURE_RATE_LIMIT_WINDOW_SECONDS } },
+    clientAddress: { header: e.CLIENT_ADDRESS_HEADER.toLowerCase(), hop: e.CLIENT_ADDRESS_HOP },
+    captcha:
+      e.CAPTCHA_PROVIDER === 'hcaptcha' || e.CAPTCHA_PROVIDER === 'turnstile'
+        ? { provider: e.CAPTCHA_PROVIDER, secret: e.CAPTCHA_SECRET!, verifyUrl: e.CAPTCHA_VERIFY_URL ?? CAPTCHA_VERIFY_URLS[e.CAPTCHA_PROVIDER] }
+        : null,
     webhookSecret: e.PROFILE_WEBHOOK_SECRET,
     authHookSecret: e.AUTH_HOOK_SECRET,
     healthToken: e.PROFILE_HEALTH_TOKEN,

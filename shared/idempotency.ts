@@ -1,6 +1,8 @@
 // Idempotency-Key handling for POST endpoints, stored in the database (idempotency_claim and
 // friends) so every function instance sees the same keys.
 import { AppError, serviceUnavailable } from './errors.ts';
+import type { RetryPolicy } from './retry.ts';
+import { callRpc } from './rpc.ts';
 import type { SupabaseClient } from './supabase-client.ts';
 
 const KEY = /^[\x21-\x7e]{1,255}$/;
@@ -42,25 +44,29 @@ export type Claim =
   | { state: 'mismatch' };
 
 export interface IdempotencyStore {
-  claim(key: string, hash: string): Promise<Claim>;
-  complete(key: string, hash: string, status: number, response: unknown): Promise<void>;
+  /** deadlineAt: the request's deadline, within which a transient failure is retried. */
+  claim(key: string, hash: string, deadlineAt?: number): Promise<Claim>;
+  complete(key: string, hash: string, status: number, response: unknown, deadlineAt?: number): Promise<void>;
   release(key: string, hash: string): Promise<void>;
 }
 
-export function databaseIdempotencyStore(supabase: SupabaseClient, scope: string, ttlSeconds: number): IdempotencyStore {
+export function databaseIdempotencyStore(supabase: SupabaseClient, scope: string, ttlSeconds: number, policy: RetryPolicy): IdempotencyStore {
+  const call = <T>(fn: string, args: Record<string, unknown>, deadlineAt: number | undefined) =>
+    callRpc<T>(supabase, fn, { p_scope: scope, ...args }, policy, deadlineAt !== undefined ? { deadlineAt } : {});
   return {
-    async claim(key, hash) {
-      const { data, error } = await supabase.rpc('idempotency_claim', {
-        p_scope: scope, p_key: key, p_request_hash: hash, p_ttl_seconds: ttlSeconds,
-      });
-      if (error) throw serviceUnavailable('Could not check the Idempotency-Key; try again shortly', 2, error);
-      return data as Claim;
+    async claim(key, hash, deadlineAt) {
+      try {
+        return await call<Claim>('idempotency_claim', { p_key: key, p_request_hash: hash, p_ttl_seconds: ttlSeconds }, deadlineAt);
+      } catch (error) {
+        throw serviceUnavailable('Could not check the Idempotency-Key; try again shortly', 2, error);
+      }
     },
-    async complete(key, hash, status, response) {
-      const { error } = await supabase.rpc('idempotency_complete', {
-        p_scope: scope, p_key: key, p_request_hash: hash, p_status: status, p_response: response,
-      });
-      if (error) throw serviceUnavailable('Could not store the answer for the Idempotency-Key', 2, error);
+    async complete(key, hash, status, response, deadlineAt) {
+      try {
+        await call('idempotency_complete', { p_key: key, p_request_hash: hash, p_status: status, p_response: response }, deadlineAt);
+      } catch (error) {
+        throw serviceUnavailable('Could not store the answer for the Idempotency-Key', 2, error);
+      }
     },
     async release(key, hash) {
       await supabase.rpc('idempotency_release', { p_scope: scope, p_key: key, p_request_hash: hash });

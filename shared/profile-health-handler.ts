@@ -7,6 +7,7 @@
 // fetches the JSON itself with the token it is given.
 import { evaluateAndDeliverAlerts } from './alerts.ts';
 import { bearerOf, constantTimeEqual, isServiceKey } from './caller-auth.ts';
+import { clientAddressOf, clientKeyOf, type ClientAddressSource } from './client-address.ts';
 import type { Config } from './config.ts';
 import { cspNonce, dashboardHeaders, renderDashboardHtml, type OperationsStats } from './dashboard-html.ts';
 import { AppError, unauthorized } from './errors.ts';
@@ -52,6 +53,22 @@ function includesOperations(url: URL): boolean {
     throw new AppError(400, 'validation_failed', 'include must be operations', { fields: { include: 'must be operations' } });
   }
   return true;
+}
+
+// Headers a proxy in front of a function may use to say who the client is.
+const ADDRESS_HEADERS = ['x-forwarded-for', 'cf-connecting-ip', 'x-real-ip', 'true-client-ip', 'x-envoy-external-address', 'forwarded'];
+
+/**
+ * What this deployment sees of the caller's address, so an operator can check CLIENT_ADDRESS_HEADER
+ * and CLIENT_ADDRESS_HOP against the address they know they called from (DEPLOYMENT.md).
+ */
+function clientAddressProbe(request: Request, source: ClientAddressSource) {
+  return {
+    configured: { header: source.header, hop: source.hop },
+    client_address: clientAddressOf(request, source),
+    rate_limit_key: clientKeyOf(request, source),
+    received: Object.fromEntries(ADDRESS_HEADERS.map((name) => [name, request.headers.get(name)])),
+  };
 }
 
 export function createProfileHealthHandler(deps: ProfileHealthDeps): (request: Request) => Promise<Response> {
@@ -117,6 +134,14 @@ export function createProfileHealthHandler(deps: ProfileHealthDeps): (request: R
     }
     const full = privileged(request);
     if (format === 'prometheus' && !full) throw unauthorized('Metrics need the health token or the service key');
+    const probe = url.searchParams.get('probe');
+    if (probe !== null) {
+      if (probe !== 'client-address') {
+        throw new AppError(400, 'validation_failed', 'probe must be client-address', { fields: { probe: 'must be client-address' } });
+      }
+      if (!full) throw unauthorized('The client-address probe needs the health token or the service key');
+      return json(200, clientAddressProbe(request, config.clientAddress));
+    }
     const window = full ? windowOf(url) : null;
     const withOperations = full && format === 'json' && includesOperations(url);
 

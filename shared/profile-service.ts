@@ -14,6 +14,7 @@ import type { EnsureProfileResult, EnsureSource, ProfileCreator, UserProfile } f
 import { SQLSTATE } from './profile-contract.ts';
 import { AppError } from './errors.ts';
 import { retry, RetryExhausted, type RetryPolicy } from './retry.ts';
+import { RpcError, rpcErrorOf } from './rpc.ts';
 import type { SupabaseClient } from './supabase-client.ts';
 
 export interface EnsureContext {
@@ -36,6 +37,8 @@ export interface ProfileServiceDeps {
   supabase: SupabaseClient;
   retry: RetryPolicy;
   sleep?: (ms: number) => Promise<void>;
+  /** The request's deadline, shared with its other retried calls (see retry.ts). */
+  deadlineAt?: number;
 }
 
 /** What the access log line says about an outcome. */
@@ -45,23 +48,10 @@ export function outcomeFields(outcome: EnsureOutcome): Record<string, unknown> {
     : { profile_status: outcome.status, attempts: outcome.attempts, via: outcome.via };
 }
 
-/** A failed call as the retry classifier sees it: PostgREST's code (or the SQLSTATE) and HTTP status. */
-class CallFailure extends Error {
-  constructor(readonly code: string, readonly status: number, message: string, readonly recorded: boolean) {
-    super(message);
-    this.name = 'CallFailure';
-  }
-}
-
-function failureOf(error: { code?: string; message?: string } | null, status: number): CallFailure {
-  return new CallFailure(error?.code ?? '', status, error?.message ?? 'unknown error', false);
-}
-
-
 export async function ensureProfile(deps: ProfileServiceDeps, userId: string, ctx: EnsureContext): Promise<EnsureOutcome> {
   const log = ctx.log.child({ user_id: userId, source: ctx.source });
   let attempts = 0;
-  let lastFailure: CallFailure | undefined;
+  let lastFailure: RpcError | undefined;
 
   try {
     const result = await retry(
@@ -85,18 +75,18 @@ export async function ensureProfile(deps: ProfileServiceDeps, userId: string, ct
           }
           // The database did not answer, so nothing recorded this attempt: the log does.
           log.warn({ attempt, duration_ms, code: error.code, status, err: error.message }, 'ensure_user_profile call failed');
-          throw (lastFailure = failureOf(error, status));
+          throw (lastFailure = rpcErrorOf('ensure_user_profile', error, status));
         }
         const answer = data as EnsureProfileResult;
         if (answer.outcome === 'failed') {
           log.warn({ attempt, duration_ms, code: answer.error.sqlstate }, 'ensure_user_profile recorded a failure');
-          throw (lastFailure = new CallFailure(answer.error.sqlstate, 200, answer.error.message, true));
+          throw (lastFailure = new RpcError('ensure_user_profile', answer.error.sqlstate, 200, answer.error.message, true));
         }
         log.debug({ attempt, duration_ms, outcome: answer.outcome }, 'profile ensured');
         return answer;
       },
       deps.retry,
-      deps.sleep ? { sleep: deps.sleep } : {},
+      { ...(deps.sleep ? { sleep: deps.sleep } : {}), ...(deps.deadlineAt !== undefined ? { deadlineAt: deps.deadlineAt } : {}) },
     );
     return { status: result.outcome, profile: result.profile, attempts, via: 'rpc' };
   } catch (error) {
@@ -107,6 +97,14 @@ export async function ensureProfile(deps: ProfileServiceDeps, userId: string, ct
 
   const inserted = await insertDirectly(deps.supabase, userId, ctx, log);
   if (inserted) return { ...inserted, attempts, via: 'insert' };
+
+  // A 202 must mean the profile is not there. The failures above may hide one that exists (a
+  // trigger that made it while the database was answering nothing else): look once more.
+  const last = await readProfile(deps.supabase, userId, { retry: false });
+  if (last.data) {
+    log.info({ outcome: 'existed' }, 'profile found by the last read after ensure_user_profile failed');
+    return { status: 'existed', profile: last.data, attempts, via: 'read' };
+  }
 
   const reason = `ensure_user_profile failed after ${attempts} attempt(s): ${lastFailure?.message ?? 'unknown'}`;
   // An RPC failure the database recorded is already queued; otherwise queue it now.
@@ -185,7 +183,7 @@ async function enqueueRepair(
   userId: string,
   ctx: EnsureContext,
   reason: string,
-  failure: CallFailure | undefined,
+  failure: RpcError | undefined,
   attempts: number,
   log: Logger,
 ): Promise<boolean> {

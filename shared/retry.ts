@@ -62,6 +62,11 @@ export interface RetryHooks {
   sleep?: (ms: number) => Promise<void>;
   now?: () => number;
   random?: () => number;
+  /**
+   * An absolute deadline (in now()'s clock) shared by several retried calls of one request, so
+   * that together they cannot outlast it; without it each call gets policy.deadlineMs of its own.
+   */
+  deadlineAt?: number;
 }
 
 export class RetryExhausted extends Error {
@@ -78,7 +83,7 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, policy: Retr
   const isRetryable = hooks.isRetryable ?? isTransient;
   const sleep = hooks.sleep ?? defaultSleep;
   const now = hooks.now ?? Date.now;
-  const started = now();
+  const deadlineAt = hooks.deadlineAt ?? now() + policy.deadlineMs;
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn(attempt);
@@ -86,7 +91,7 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, policy: Retr
       if (!isRetryable(error)) throw new RetryExhausted(attempt, error, 'permanent');
       if (attempt >= policy.maxAttempts) throw new RetryExhausted(attempt, error, 'attempts');
       const delayMs = backoffDelay(attempt, policy, hooks.random);
-      if (now() - started + delayMs >= policy.deadlineMs) throw new RetryExhausted(attempt, error, 'deadline');
+      if (now() + delayMs >= deadlineAt) throw new RetryExhausted(attempt, error, 'deadline');
       hooks.onRetry?.({ attempt, delayMs, error });
       await sleep(delayMs);
     }

@@ -33,6 +33,8 @@ export interface ClientOptions {
   requestId?: string;
   fetch?: typeof fetch;
   timeoutMs?: number;
+  /** Sent with every request of this client (e.g. Sb-Forwarded-For on a signup). */
+  headers?: Record<string, string>;
 }
 
 /** A supabase-js client acting with the given key; it never stores or refreshes a session. */
@@ -42,7 +44,11 @@ export function createSupabaseClient(url: string, key: string, options: ClientOp
     realtime: REALTIME_OPTIONS,
     global: {
       fetch: fetchWithTimeout(options.fetch ?? fetch, options.timeoutMs ?? SUPABASE_CALL_TIMEOUT_MS),
-      headers: { 'x-client-info': 'supabase-profile-guard/0.1', ...(options.requestId ? { 'x-request-id': options.requestId } : {}) },
+      headers: {
+        'x-client-info': 'supabase-profile-guard/0.1',
+        ...(options.requestId ? { 'x-request-id': options.requestId } : {}),
+        ...options.headers,
+      },
     },
   });
 }

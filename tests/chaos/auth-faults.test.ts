@@ -25,14 +25,15 @@ const email = (label: string) => `${label}-${randomUUID()}@example.test`;
 function request(body: unknown, headers: Record<string, string> = {}): Request {
   return new Request('http://functions.local/register', {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-forwarded-for': `client-${randomUUID()}`, ...headers },
+    headers: { 'content-type': 'application/json', 'x-forwarded-for': `2001:db8:${randomUUID().slice(0, 4)}:${randomUUID().slice(0, 4)}::1`, ...headers },
     body: JSON.stringify(body),
   });
 }
 
 /** register with a three-attempt budget and a short per-call timeout, answering within 10 s or failing the test. */
 async function register(body: unknown, options: { mode?: 'admin' | 'signup'; headers?: Record<string, string> } = {}) {
-  const config = api().config({ REGISTER_MODE: options.mode ?? 'admin', PROFILE_RETRY_MAX_ATTEMPTS: '3' });
+  // Admin users confirmed at once, so the answer carries the profile (see register.test.ts).
+  const config = api().config({ REGISTER_MODE: options.mode ?? 'admin', REGISTER_ADMIN_EMAIL_CONFIRM: 'true', PROFILE_RETRY_MAX_ATTEMPTS: '3' });
   const supabase = createSupabaseClient(config.supabaseUrl, config.serviceRoleKey, { timeoutMs: CALL_TIMEOUT_MS });
   const handler = createRegisterHandler({
     config,
@@ -152,12 +153,17 @@ describe('register while Auth is slower than the call timeout', () => {
     expect(await profileOf(address)).toEqual({ created_via: 'trigger' });
     expect(await usersWithoutProfile(db().admin)).toEqual([]);
 
-    // The account exists, so a retry of the registration is told so rather than making another.
+    // The client's retry with the same key recognises the account its own timed-out attempt
+    // made (by the attempt id the key derives), rather than being told the address is taken.
     api().stack.setAuthFault(null);
     const retried = await register({ email: address, password: PASSWORD }, { headers: { 'idempotency-key': key } });
-    expect(retried.status).toBe(409);
-    expect(retried.body.error.code).toBe('email_taken');
+    expect(retried.status).toBe(201);
+    expect(retried.body).toMatchObject({ user: { email: address }, profile: { created_via: 'trigger' } });
     expect(await usersWith(address)).toBe(1);
+    // Without the key it is someone else's registration of a taken address.
+    const stranger = await register({ email: address, password: PASSWORD });
+    expect(stranger.status).toBe(409);
+    expect(stranger.body.error.code).toBe('email_taken');
   }, 30_000);
 
   it('leaves a late-created user without a profile only until the reconcile, which creates it', async () => {
@@ -183,6 +189,61 @@ describe('register while Auth is slower than the call timeout', () => {
     expect(await usersWithoutProfile(db().admin)).toEqual([]);
     expect(await openRepairs(db().admin)).toEqual([]);
   }, 30_000);
+});
+
+describe('a failure between Auth committing the user and answering', () => {
+  // Auth made the user, then its answer was lost (a 500, or the connection dropped): the retry
+  // is told the address exists, and the attempt id in the user's metadata shows it is ours.
+  it.each([
+    ['a 500', { status: 500 }],
+    ['a dropped connection', {}],
+  ])('ends as that user\'s success after %s in signup mode, never 409 or 5xx', async (_label, fault) => {
+    api().stack.setAuthFault({ ...fault, afterCommit: true, paths: SIGNUP, remaining: 1 });
+    const address = email('lost-answer');
+    const answer = await register({ email: address, password: PASSWORD, full_name: 'Lost Answer' }, { mode: 'signup' });
+    expect(api().stack.authFault()?.remaining).toBe(0);
+    expect(answer.status).toBe(201);
+    const { id } = await db().one<{ id: string }>('select id from auth.users where email = $1', [address]);
+    expect(answer.body).toMatchObject({ user: { id, email: address }, profile_status: 'existed', profile: { user_id: id, full_name: 'Lost Answer' } });
+    expect(await usersWith(address)).toBe(1);
+  }, 20_000);
+
+  it('ends as that user\'s success after a 500 in admin mode', async () => {
+    api().stack.setAuthFault({ status: 500, afterCommit: true, paths: ADMIN_USERS, remaining: 1 });
+    const address = email('lost-admin');
+    const answer = await register({ email: address, password: PASSWORD });
+    expect(answer.status).toBe(201);
+    const { id } = await db().one<{ id: string }>('select id from auth.users where email = $1', [address]);
+    expect(answer.body).toMatchObject({ user: { id }, profile: { user_id: id } });
+  }, 20_000);
+});
+
+describe('a failure between Auth committing the user and answering, with email confirmation on', () => {
+  // Auth's mail interval as hosted (60 s): the retry of the signup is answered 429
+  // over_email_send_rate_limit, which must not be mistaken for a refusal.
+  const confirming = useLocalApi(db, { autoconfirm: false, mailIntervalSeconds: 60 });
+
+  it('ends as "check your email" with the user\'s own id after the retry meets over_email_send_rate_limit', async () => {
+    confirming().stack.setAuthFault({ status: 500, afterCommit: true, paths: SIGNUP, remaining: 1 });
+    const address = email('lost-confirm');
+    const handler = createRegisterHandler({ config: confirming().config({ REGISTER_MODE: 'signup' }) });
+    const key = randomUUID();
+    const response = await handler(request({ email: address, password: PASSWORD }, { 'idempotency-key': key }));
+    const { id } = await db().one<{ id: string }>('select id from auth.users where email = $1', [address]);
+    expect({ status: response.status, body: await response.json() }).toEqual({
+      status: 201,
+      body: {
+        user: { id, email: address },
+        profile: null,
+        profile_status: 'awaiting_confirmation',
+        email_confirmation_required: true,
+        message: 'Check your email for a confirmation link to finish signing up.',
+      },
+    });
+    // Auth did send one mail, for the attempt whose answer was lost; the retry sent none.
+    expect(confirming().emails.filter((mail) => mail.to === address)).toHaveLength(1);
+    confirming().stack.setAuthFault(null);
+  }, 20_000);
 });
 
 describe('the Auth stand-in fault switch', () => {

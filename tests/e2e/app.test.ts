@@ -535,41 +535,39 @@ describe('signup mode with email confirmation on', () => {
 
   let registration: { email: string; password: string; userId: string };
 
-  it('registration answers 201 with email_confirmation_required true and a confirmation email is sent', async () => {
+  const awaitingConfirmation = (email: string) => ({
+    user: { id: expect.stringMatching(UUID), email },
+    profile: null,
+    profile_status: 'awaiting_confirmation',
+    email_confirmation_required: true,
+    message: 'Check your email for a confirmation link to finish signing up.',
+  });
+
+  it('registration answers 201 "check your email" without the profile, sends the confirmation and makes the profile', async () => {
     const email = uniqueEmail('confirm');
     const password = newPassword();
     const answer = await invoke(anon(confirming), 'register', { body: { email, password, full_name: 'Annie Easley' } });
 
-    expect(answer.status).toBe(201);
+    expect({ status: answer.status, body: answer.body }).toEqual({ status: 201, body: awaitingConfirmation(email) });
     const userId = answer.body?.user?.id as string;
-    expect(answer.body).toEqual({
-      user: { id: userId, email },
-      profile: {
-        user_id: userId, email, full_name: 'Annie Easley', username: null, avatar_url: null, metadata: {},
-        created_via: 'trigger', ...PROFILE_TIMES,
-      },
-      profile_status: 'existed',
-      email_confirmation_required: true,
-    });
     const mails = confirming().emails.filter((mail) => mail.to === email);
     expect(mails).toHaveLength(1);
     expect(mails[0]).toMatchObject({ to: email, token: expect.stringMatching(/^\d{6}$/), link: expect.stringContaining('/auth/v1/verify?token=') });
-    expect(await profileRow(userId)).toMatchObject({ user_id: userId, email });
+    expect(await profileRow(userId)).toMatchObject({ user_id: userId, email, full_name: 'Annie Easley' });
     registration = { email, password, userId };
   });
 
-  it('registering the same email again before it is confirmed answers 409 and reveals nothing of the pending account', async () => {
-    const { email } = registration;
+  it('registering the same email again before it is confirmed gets the same answer and nothing of the pending account', async () => {
+    const { email, userId } = registration;
     const answer = await invoke(anon(confirming), 'register', { body: { email, password: newPassword(), full_name: 'Someone Else' } });
 
-    expect({ status: answer.status, body: answer.body }).toEqual({
-      status: 409,
-      body: { error: { code: 'email_taken', message: 'An account with this email already exists', fields: { email: 'is already registered' } } },
-    });
+    expect({ status: answer.status, body: answer.body }).toEqual({ status: 201, body: awaitingConfirmation(email) });
+    expect(answer.body.user.id).not.toBe(userId);
     expect(await authUsersWith(email)).toBe(1);
+    expect(await profileRow(userId)).toMatchObject({ full_name: 'Annie Easley' });
   });
 
-  it('once confirmed, the same email registered again answers 409 although Auth answers with a look-alike user', async () => {
+  it('once confirmed, the same email registered again still gets the answer a new address gets', async () => {
     const { email, userId } = registration;
     // The newest mail: a repeated signup may have sent a fresh code that replaced the first.
     const mail = confirming().emails.filter((m) => m.to === email).at(-1)!;
@@ -580,10 +578,8 @@ describe('signup mode with email confirmation on', () => {
 
     const answer = await invoke(anon(confirming), 'register', { body: { email, password: newPassword() } });
 
-    expect({ status: answer.status, body: answer.body }).toEqual({
-      status: 409,
-      body: { error: { code: 'email_taken', message: 'An account with this email already exists', fields: { email: 'is already registered' } } },
-    });
+    expect({ status: answer.status, body: answer.body }).toEqual({ status: 201, body: awaitingConfirmation(email) });
+    expect(answer.body.user.id).not.toBe(userId);
     expect(await authUsersWith(email)).toBe(1);
     const profiles = await db().one<{ n: number }>('select count(*)::int as n from public.user_profiles where lower(email) = lower($1)', [email]);
     expect(profiles.n).toBe(1);

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../shared/config.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { createRegisterHandler, type RegisterDeps } from '../../shared/register-handler.ts';
@@ -13,11 +15,14 @@ const api = useLocalApi(db);
 
 const PASSWORD = 'correct-horse-battery';
 
+/** A client address of its own: a random IPv6 /64 from the documentation range. */
+const clientAddress = () => `2001:db8:${randomUUID().slice(0, 4)}:${randomUUID().slice(0, 4)}::1`;
+
 /** A registration as the gateway delivers it; each call from its own client address by default. */
 function request(body: unknown, headers: Record<string, string> = {}): Request {
   return new Request('http://functions.local/register', {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-forwarded-for': `client-${randomUUID()}`, ...headers },
+    headers: { 'content-type': 'application/json', 'x-forwarded-for': clientAddress(), ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
 }
@@ -54,19 +59,25 @@ function faultyClient(config: Config, fault: (n: number) => Response | Error | n
   return { client, calls };
 }
 
+// Admin mode with the email confirmed at once: the user may sign in right away, so the answer
+// carries the profile (and a taken address is told 409, as Auth's signup does without
+// confirmation). Admin mode with confirmation required answers like signup mode with
+// confirmation on (see the concealment tests).
+const ADMIN = { REGISTER_MODE: 'admin', REGISTER_ADMIN_EMAIL_CONFIRM: 'true' } as const;
+
 describe('register in admin mode', () => {
   it('creates the user through the Auth admin API and answers 201 with the profile', async () => {
     const address = email();
     const username = `ada_${randomUUID().slice(0, 8)}`;
     const { status, body } = await call(
-      registerWith({ REGISTER_MODE: 'admin' }),
+      registerWith(ADMIN),
       request({ email: address.toUpperCase(), password: PASSWORD, full_name: 'Ada Lovelace', username, metadata: { plan: 'pro' } }),
     );
     expect(status).toBe(201);
     expect(body.user).toEqual({ id: expect.any(String), email: address });
     // The trigger made the profile inside Auth's transaction, so register finds it.
     expect(body.profile_status).toBe('existed');
-    expect(body.email_confirmation_required).toBe(true);
+    expect(body.email_confirmation_required).toBe(false);
     expect(body.profile).toMatchObject({
       user_id: body.user.id,
       email: address,
@@ -81,7 +92,7 @@ describe('register in admin mode', () => {
   it('reads the profile the trigger made instead of ensuring it again, so the trigger\'s is the only audit row', async () => {
     const lines: string[] = [];
     const log = createLogger({ destination: new Writable({ write(c, _e, d) { lines.push(String(c)); d(); } }) });
-    const { status, body } = await call(registerWith({ REGISTER_MODE: 'admin' }, { log }), request({ email: email(), password: PASSWORD, full_name: 'Ada' }));
+    const { status, body } = await call(registerWith(ADMIN, { log }), request({ email: email(), password: PASSWORD, full_name: 'Ada' }));
     expect(status).toBe(201);
     expect(body.profile_status).toBe('existed');
     const { j: stored } = await db().one('select to_jsonb(p) as j from public.user_profiles p where user_id = $1', [body.user.id]);
@@ -94,10 +105,7 @@ describe('register in admin mode', () => {
   });
 
   it('confirms the email when REGISTER_ADMIN_EMAIL_CONFIRM is on', async () => {
-    const { status, body } = await call(
-      registerWith({ REGISTER_MODE: 'admin', REGISTER_ADMIN_EMAIL_CONFIRM: 'true' }),
-      request({ email: email(), password: PASSWORD }),
-    );
+    const { status, body } = await call(registerWith(ADMIN), request({ email: email(), password: PASSWORD }));
     expect(status).toBe(201);
     expect(body.email_confirmation_required).toBe(false);
     expect(await db().one('select email_confirmed_at is not null as confirmed from auth.users where id = $1', [body.user.id])).toEqual({
@@ -105,11 +113,31 @@ describe('register in admin mode', () => {
     });
   });
 
+  it('with REGISTER_ADMIN_EMAIL_CONFIRM off answers "check your email" without the profile, to a new and a taken address alike', async () => {
+    const handler = registerWith({ REGISTER_MODE: 'admin' });
+    const address = email();
+    const first = await call(handler, request({ email: address, password: PASSWORD, full_name: 'Ada' }));
+    const again = await call(handler, request({ email: address, password: 'another-password', full_name: 'Eve' }));
+    const expected = {
+      user: { id: expect.any(String), email: address },
+      profile: null,
+      profile_status: 'awaiting_confirmation',
+      email_confirmation_required: true,
+      message: 'Check your email for a confirmation link to finish signing up.',
+    };
+    expect([first.status, again.status]).toEqual([201, 201]);
+    expect([first.body, again.body]).toEqual([expected, expected]);
+    const { id } = await db().one<{ id: string }>('select id from auth.users where email = $1', [address]);
+    expect(first.body.user.id).toBe(id);
+    expect(again.body.user.id).not.toBe(id);
+    expect(await db().one('select full_name from public.user_profiles where user_id = $1', [id])).toEqual({ full_name: 'Ada' });
+  });
+
   it('creates the profile itself, as created, when the trigger is switched off', async () => {
     await db().query('update private.settings set trigger_enabled = false');
     try {
       const { status, body } = await call(
-        registerWith({ REGISTER_MODE: 'admin' }),
+        registerWith(ADMIN),
         request({ email: email(), password: PASSWORD, full_name: 'Grace' }),
       );
       expect(status).toBe(201);
@@ -121,7 +149,7 @@ describe('register in admin mode', () => {
   });
 
   it('answers 409 email_taken for an email that is already registered, creating nothing', async () => {
-    const handler = registerWith({ REGISTER_MODE: 'admin' });
+    const handler = registerWith(ADMIN);
     const address = email();
     expect((await call(handler, request({ email: address, password: PASSWORD }))).status).toBe(201);
     expect(await call(handler, request({ email: address, password: 'another-password' }))).toMatchObject({
@@ -171,15 +199,61 @@ describe('register in signup mode with email confirmation on', () => {
     });
   });
 
-  it('sees through the look-alike user Auth returns for a confirmed email and answers 409', async () => {
+  it('answers a confirmed address exactly as a new one, without its account or profile, unless REGISTER_REVEAL_TAKEN_EMAIL is on', async () => {
     const address = email();
-    expect((await call(handler(), request({ email: address, password: PASSWORD, captcha_token: 'captcha-ok' }))).status).toBe(201);
+    const created = await call(handler(), request({ email: address, password: PASSWORD, captcha_token: 'captcha-ok' }));
+    expect(created.status).toBe(201);
     await db().query('update auth.users set email_confirmed_at = now() where email = $1', [address]);
-    expect(await call(handler(), request({ email: address, password: 'someone-else', captcha_token: 'captcha-ok' }))).toMatchObject({
+    const again = await call(handler(), request({ email: address, password: 'someone-else', captcha_token: 'captcha-ok' }));
+    expect(again.status).toBe(201);
+    expect(Object.keys(again.body).sort()).toEqual(Object.keys(created.body).sort());
+    expect(again.body).toEqual({ ...created.body, user: { id: expect.any(String), email: address } });
+    expect(again.body.user.id).not.toBe(created.body.user.id);
+    const revealing = createRegisterHandler({ config: confirming().config({ REGISTER_MODE: 'signup', REGISTER_REVEAL_TAKEN_EMAIL: 'true' }) });
+    expect(await call(revealing, request({ email: address, password: 'someone-else', captcha_token: 'captcha-ok' }))).toMatchObject({
       status: 409,
       body: { error: { code: 'email_taken' } },
     });
     expect(await usersWith(address)).toBe(1);
+  });
+});
+
+describe('register in signup mode behind a before-user-created hook that refuses', () => {
+  // The project's own hook (any HTTP endpoint): it refuses addresses outside one domain.
+  let hookUrl = '';
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk) => (body += chunk));
+    req.on('end', () => {
+      const { user } = JSON.parse(body) as { user: { email: string } };
+      res.setHeader('content-type', 'application/json');
+      if (user.email.endsWith('@example.test')) {
+        res.end(JSON.stringify({ error: { http_code: 403, message: 'Sign-ups are open to work addresses only' } }));
+      } else {
+        res.statusCode = 204;
+        res.end();
+      }
+    });
+  });
+  beforeAll(async () => {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    hookUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const hooked = useLocalApi(db, {
+    beforeUserCreatedHook: { get url() { return hookUrl; }, secrets: `v1,whsec_${btoa('a-hook-secret-for-tests')}` },
+  });
+
+  it("answers the hook's status and message as 403 signup_rejected, creating nothing", async () => {
+    const address = email();
+    const handler = createRegisterHandler({ config: hooked().config({ REGISTER_MODE: 'signup' }) });
+    expect(await call(handler, request({ email: address, password: PASSWORD }))).toMatchObject({
+      status: 403,
+      body: { error: { code: 'signup_rejected', message: 'Sign-ups are open to work addresses only' } },
+    });
+    expect(await usersWith(address)).toBe(0);
+    const allowed = `user-${randomUUID()}@work.test`;
+    expect((await call(handler, request({ email: allowed, password: PASSWORD }))).status).toBe(201);
   });
 });
 
@@ -216,7 +290,7 @@ describe('register input', () => {
 
   it('answers 409 username_taken, case-insensitively, before creating any auth user', async () => {
     const name = `taken_${randomUUID().slice(0, 8)}`;
-    const handler = registerWith({ REGISTER_MODE: 'admin' });
+    const handler = registerWith(ADMIN);
     expect((await call(handler, request({ email: email(), password: PASSWORD, username: name }))).status).toBe(201);
     const second = email();
     expect(await call(handler, request({ email: second, password: PASSWORD, username: name.toUpperCase() }))).toMatchObject({
@@ -229,7 +303,7 @@ describe('register input', () => {
 
 describe('register with an Idempotency-Key', () => {
   it('replays the first answer to a retry and creates one user', async () => {
-    const handler = registerWith({ REGISTER_MODE: 'admin' });
+    const handler = registerWith(ADMIN);
     const body = { email: email(), password: PASSWORD };
     const key = randomUUID();
     const first = await call(handler, request(body, { 'idempotency-key': key }));
@@ -243,7 +317,7 @@ describe('register with an Idempotency-Key', () => {
   });
 
   it('gives one user to ten concurrent deliveries of the same registration', async () => {
-    const handler = registerWith({ REGISTER_MODE: 'admin' });
+    const handler = registerWith(ADMIN);
     const body = { email: email(), password: PASSWORD };
     const key = randomUUID();
     const answers = await Promise.all(Array.from({ length: 10 }, () => call(handler, request(body, { 'idempotency-key': key }))));
@@ -256,7 +330,7 @@ describe('register with an Idempotency-Key', () => {
   });
 
   it('replays a stored 409, and refuses the key for a different body with 422', async () => {
-    const handler = registerWith({ REGISTER_MODE: 'admin' });
+    const handler = registerWith(ADMIN);
     const address = email();
     await call(handler, request({ email: address, password: PASSWORD }));
     const key = randomUUID();
@@ -280,16 +354,35 @@ describe('register with an Idempotency-Key', () => {
 
 describe('register guards', () => {
   it('limits a client to REGISTER_RATE_LIMIT_MAX attempts per window with 429 and Retry-After', async () => {
-    const handler = registerWith({ REGISTER_MODE: 'admin', REGISTER_RATE_LIMIT_MAX: '2', REGISTER_RATE_LIMIT_WINDOW_SECONDS: '3600' });
-    const client = `203.0.113.${Math.floor(Math.random() * 250)}-${randomUUID().slice(0, 4)}`;
+    const handler = registerWith({ ...ADMIN, REGISTER_RATE_LIMIT_MAX: '2', REGISTER_RATE_LIMIT_WINDOW_SECONDS: '3600' });
+    const client = clientAddress();
     const from = (spoof: string) => ({ 'x-forwarded-for': `${spoof}, ${client}` });
-    expect((await call(handler, request({ email: email(), password: PASSWORD }, from('a')))).status).toBe(201);
-    expect((await call(handler, request({ email: email(), password: PASSWORD }, from('b')))).status).toBe(201);
+    expect((await call(handler, request({ email: email(), password: PASSWORD }, from('198.51.100.1')))).status).toBe(201);
+    expect((await call(handler, request({ email: email(), password: PASSWORD }, from('198.51.100.2')))).status).toBe(201);
     // A client cannot escape by inventing its own first hop: the gateway's last one counts.
-    const limited = await call(handler, request({ email: email(), password: PASSWORD }, from('c')));
+    const limited = await call(handler, request({ email: email(), password: PASSWORD }, from('198.51.100.3')));
     expect(limited.status).toBe(429);
     expect(limited.body.error.code).toBe('rate_limited');
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await call(handler, request({ email: email(), password: PASSWORD }))).status).toBe(201);
+  });
+
+  it('counts requests without a trustworthy client address against REGISTER_UNATTRIBUTED_RATE_LIMIT_MAX, apart from every client', async () => {
+    await db().query(`delete from private.rate_limits where bucket = 'register:unattributed'`);
+    const handler = registerWith({
+      ...ADMIN,
+      REGISTER_RATE_LIMIT_MAX: '1',
+      REGISTER_UNATTRIBUTED_RATE_LIMIT_MAX: '3',
+      REGISTER_RATE_LIMIT_WINDOW_SECONDS: '3600',
+    });
+    const unattributed = (xff?: string) =>
+      call(handler, request({ email: email(), password: PASSWORD }, xff === undefined ? { 'x-forwarded-for': '' } : { 'x-forwarded-for': xff }));
+    // No header, a hop that is no address: neither is anyone's address, and neither gets one person's budget of 1.
+    expect([(await unattributed()).status, (await unattributed('unknown')).status, (await unattributed()).status]).toEqual([201, 201, 201]);
+    const limited = await unattributed();
+    expect(limited.status).toBe(429);
+    expect(limited.body.error.code).toBe('rate_limited');
+    // A client with an address of its own is not held by the unattributed ceiling.
     expect((await call(handler, request({ email: email(), password: PASSWORD }))).status).toBe(201);
   });
 
@@ -308,7 +401,7 @@ describe('register guards', () => {
 
 describe('register when dependencies fail', () => {
   it('retries Auth while it answers 503 and succeeds within the budget', async () => {
-    const config = api().config({ REGISTER_MODE: 'admin', PROFILE_RETRY_MAX_ATTEMPTS: '4' });
+    const config = api().config({ ...ADMIN, PROFILE_RETRY_MAX_ATTEMPTS: '4' });
     const { client, calls } = faultyClient(config, (n) => (n <= 2 ? new Response('{"message":"down"}', { status: 503 }) : null));
     const { status } = await call(createRegisterHandler({ config, supabase: client }), request({ email: email(), password: PASSWORD }));
     expect(status).toBe(201);
@@ -316,7 +409,7 @@ describe('register when dependencies fail', () => {
   });
 
   it('answers 503 with Retry-After when Auth stays unreachable, leaving no user and a free Idempotency-Key', async () => {
-    const config = api().config({ REGISTER_MODE: 'admin', PROFILE_RETRY_MAX_ATTEMPTS: '3' });
+    const config = api().config({ ...ADMIN, PROFILE_RETRY_MAX_ATTEMPTS: '3' });
     const { client, calls } = faultyClient(config, () => new TypeError('fetch failed'));
     const body = { email: email(), password: PASSWORD };
     const key = randomUUID();
@@ -327,11 +420,11 @@ describe('register when dependencies fail', () => {
     expect(calls).toHaveLength(3);
     expect(await usersWith(body.email)).toBe(0);
     // The key was released, so the client's retry does the work once Auth is back.
-    expect((await call(registerWith({ REGISTER_MODE: 'admin' }), request(body, { 'idempotency-key': key }))).status).toBe(201);
+    expect((await call(registerWith(ADMIN), request(body, { 'idempotency-key': key }))).status).toBe(201);
   });
 
   it('recognises the user an attempt created before its answer was lost, instead of answering 409', async () => {
-    const config = api().config({ REGISTER_MODE: 'admin' });
+    const config = api().config(ADMIN);
     let lost = false;
     const client = createSupabaseClient(config.supabaseUrl, config.serviceRoleKey, {
       fetch: async (input, init) => {
@@ -354,7 +447,7 @@ describe('register when dependencies fail', () => {
     const address = email();
     await db().query(`alter table public.user_profiles add constraint hostile_trigger check (created_via <> 'trigger' or email is distinct from '${address}') not valid`);
     try {
-      const { status, body } = await call(registerWith({ REGISTER_MODE: 'admin' }), request({ email: address, password: PASSWORD, full_name: 'Grace' }));
+      const { status, body } = await call(registerWith(ADMIN), request({ email: address, password: PASSWORD, full_name: 'Grace' }));
       expect(status).toBe(201);
       expect(body.profile_status).toBe('created');
       expect(body.profile).toMatchObject({ user_id: body.user.id, full_name: 'Grace', created_via: 'register' });
@@ -367,7 +460,7 @@ describe('register when dependencies fail', () => {
   });
 
   it('asks ensure_user_profile when the profile the trigger made cannot be read', async () => {
-    const config = api().config({ REGISTER_MODE: 'admin' });
+    const config = api().config(ADMIN);
     const reads: string[] = [];
     const client = createSupabaseClient(config.supabaseUrl, config.serviceRoleKey, {
       fetch: async (input, init) => {
@@ -392,15 +485,16 @@ describe('register when dependencies fail', () => {
     const address = email();
     await db().query(`alter table public.user_profiles add constraint hostile_register check (email is distinct from '${address}') not valid`);
     try {
-      const { status, body } = await call(registerWith({ REGISTER_MODE: 'admin' }), request({ email: address, password: PASSWORD }));
+      const { status, body } = await call(registerWith(ADMIN), request({ email: address, password: PASSWORD }));
       expect(status).toBe(202);
       expect(body).toEqual({
         user: { id: expect.any(String), email: address },
         profile: null,
         profile_status: 'pending',
+        completion: 'repair_queued',
         message:
           'The account was created. Its profile could not be completed right now and will be finished automatically within minutes; no action is needed.',
-        email_confirmation_required: true,
+        email_confirmation_required: false,
       });
       expect((await db().query('select sqlstate, resolved_at from private.repair_queue where user_id = $1', [body.user.id])).rows).toEqual([
         { sqlstate: '23514', resolved_at: null },

@@ -331,7 +331,7 @@ beforeAll(async () => {
 describe('fuzzing register (admin mode) with generated bodies', () => {
   let handler: Handler;
   beforeAll(() => {
-    handler = createRegisterHandler({ config: api().config({ REGISTER_MODE: 'admin', REGISTER_RATE_LIMIT_MAX: '1000000', REGISTER_ADMIN_EMAIL_CONFIRM: 'true' }) });
+    handler = createRegisterHandler({ config: api().config({ REGISTER_MODE: 'admin', REGISTER_RATE_LIMIT_MAX: '1000000', REGISTER_UNATTRIBUTED_RATE_LIMIT_MAX: '1000000', REGISTER_ADMIN_EMAIL_CONFIRM: 'true' }) });
   });
 
   it(`answers ${FUZZ_RUNS} generated bodies with 2xx or 4xx only, writes nothing for a 4xx and stores accepted values verbatim`, async () => {
@@ -474,7 +474,7 @@ describe('fuzzing ensure-profile with generated bodies', () => {
 describe('register inputs the database cannot store as given', () => {
   let handler: Handler;
   beforeAll(() => {
-    handler = createRegisterHandler({ config: api().config({ REGISTER_MODE: 'admin', REGISTER_RATE_LIMIT_MAX: '1000000' }) });
+    handler = createRegisterHandler({ config: api().config({ REGISTER_MODE: 'admin', REGISTER_RATE_LIMIT_MAX: '1000000', REGISTER_UNATTRIBUTED_RATE_LIMIT_MAX: '1000000' }) });
   });
 
   const fresh = () => `pinned.${randomUUID().slice(0, 8)}@example.test`;

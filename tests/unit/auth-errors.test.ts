@@ -14,9 +14,16 @@ describe('authFailure maps Supabase Auth answers to ours', () => {
     ['AuthRetryableFetchError (network or 5xx)', { name: 'AuthRetryableFetchError', status: 503 }, 503, 'service_unavailable', undefined],
     ['a 500 with no code', { name: 'AuthApiError', status: 500, code: 'unexpected_failure' }, 503, 'service_unavailable', undefined],
     ['not_admin (a wrong service key)', { name: 'AuthApiError', status: 403, code: 'not_admin' }, 500, 'auth_rejected', undefined],
+    ['a hook refusal with its http_code 403', { name: 'AuthApiError', status: 403, code: 'unknown', message: 'Sign-ups from this domain are closed' }, 403, 'signup_rejected', undefined],
+    ['a hook refusal with its http_code 409', { name: 'AuthApiError', status: 409, code: 'unknown', message: 'username is already taken' }, 409, 'signup_rejected', undefined],
+    ['a hook refusal with http_code 401, which is not about our key', { name: 'AuthApiError', status: 401, code: 'unknown', message: 'no' }, 403, 'signup_rejected', undefined],
   ])('%s', (_label, error, status, code, fields) => {
     const mapped = authFailure(error);
     expect({ status: mapped.status, code: mapped.code, fields: mapped.fields }).toEqual({ status, code, fields });
+  });
+
+  it("answers a hook refusal with the hook's own message", () => {
+    expect(authFailure({ name: 'AuthApiError', status: 400, code: 'unknown', message: 'Use your work address' }).message).toBe('Use your work address');
   });
 
   it('sets Retry-After on 429 and 503', () => {

@@ -14,6 +14,26 @@ function problems(env: Record<string, string | undefined>): string[] {
 }
 
 describe('loadConfig', () => {
+  it('refuses REGISTER_FORWARD_CLIENT_ADDRESS without a secret key or without saying who checks CAPTCHA', () => {
+    expect(() => loadConfig({ ...BASE, REGISTER_FORWARD_CLIENT_ADDRESS: 'true' })).toThrow(
+      'invalid configuration: REGISTER_FORWARD_CLIENT_ADDRESS: needs SUPABASE_SECRET_KEYS: Supabase Auth honours Sb-Forwarded-For only with a secret key, not the legacy service_role key; CAPTCHA_PROVIDER: required with REGISTER_FORWARD_CLIENT_ADDRESS: hcaptcha or turnstile (register checks the token), or none',
+    );
+    const secretKeys = JSON.stringify({ default: 'sb_secret_abc' });
+    expect(() => loadConfig({ ...BASE, SUPABASE_SECRET_KEYS: secretKeys, REGISTER_FORWARD_CLIENT_ADDRESS: 'true', CAPTCHA_PROVIDER: 'turnstile' })).toThrow(
+      'invalid configuration: CAPTCHA_SECRET: required with CAPTCHA_PROVIDER=turnstile',
+    );
+    const config = loadConfig({
+      ...BASE, SUPABASE_SECRET_KEYS: secretKeys, REGISTER_FORWARD_CLIENT_ADDRESS: 'true', CAPTCHA_PROVIDER: 'hcaptcha', CAPTCHA_SECRET: 'hc-secret',
+      CLIENT_ADDRESS_HEADER: 'CF-Connecting-IP',
+    });
+    expect({ captcha: config.captcha, clientAddress: config.clientAddress, forward: config.register.forwardClientAddress }).toEqual({
+      captcha: { provider: 'hcaptcha', secret: 'hc-secret', verifyUrl: 'https://api.hcaptcha.com/siteverify' },
+      clientAddress: { header: 'cf-connecting-ip', hop: 1 },
+      forward: true,
+    });
+    expect(loadConfig({ ...BASE, SUPABASE_SECRET_KEYS: secretKeys, REGISTER_FORWARD_CLIENT_ADDRESS: 'true', CAPTCHA_PROVIDER: 'none' }).captcha).toBeNull();
+  });
+
   it('accepts the legacy injected variables and fills every default', () => {
     expect(loadConfig({ ...BASE, SUPABASE_ANON_KEY: 'anon-jwt' })).toEqual({
       supabaseUrl: 'http://127.0.0.1:54321',
@@ -21,14 +41,20 @@ describe('loadConfig', () => {
       serviceRoleKeys: ['service-jwt'],
       anonKey: 'anon-jwt',
       publicKeys: ['anon-jwt'],
-      retry: { maxAttempts: 4, baseDelayMs: 100, maxDelayMs: 2000, deadlineMs: 8000 },
+      retry: { maxAttempts: 30, baseDelayMs: 100, maxDelayMs: 2000, deadlineMs: 8000 },
       register: {
         mode: 'signup',
         adminEmailConfirm: false,
         emailRedirectTo: undefined,
         rateLimit: { max: 10, windowSeconds: 60 },
+        unattributedRateLimitMax: 30,
+        revealTakenEmail: false,
+        forwardClientAddress: false,
         idempotencyTtlSeconds: 86400,
       },
+      clientAddress: { header: 'x-forwarded-for', hop: 1 },
+      captcha: null,
+      ensure: { rateLimit: { max: 30, windowSeconds: 60 } },
       webhookSecret: undefined,
       authHookSecret: undefined,
       healthToken: undefined,
@@ -73,6 +99,15 @@ describe('loadConfig', () => {
     expect(config.retry.maxAttempts).toBe(6);
     expect(config.register.rateLimit.max).toBe(3);
     expect(config.authHookSecret).toBe('v1,whsec_dGVzdC1zZWNyZXQ=');
+  });
+
+  it("reads ensure-profile's per-user limit and refuses one out of range", () => {
+    const config = loadConfig({ ...BASE, ENSURE_RATE_LIMIT_MAX: '5', ENSURE_RATE_LIMIT_WINDOW_SECONDS: '3600' });
+    expect(config.ensure).toEqual({ rateLimit: { max: 5, windowSeconds: 3600 } });
+    expect(problems({ ...BASE, ENSURE_RATE_LIMIT_MAX: '0', ENSURE_RATE_LIMIT_WINDOW_SECONDS: '86401' })).toEqual([
+      'ENSURE_RATE_LIMIT_MAX: Too small: expected number to be >=1',
+      'ENSURE_RATE_LIMIT_WINDOW_SECONDS: Too big: expected number to be <=86400',
+    ]);
   });
 
   it('treats empty strings as unset', () => {

@@ -105,6 +105,17 @@ describe('retry', () => {
     expect(c.sleeps).toEqual([99]);
   });
 
+  it('shares one absolute deadline between calls: together they never sleep past it', async () => {
+    const c = clock();
+    const deadlineAt = 1000;
+    const failing = () => retry(async () => { throw { status: 503 }; }, { ...POLICY, maxAttempts: 100 }, { ...c, random: () => 0.99, deadlineAt });
+    await expect(failing()).rejects.toMatchObject({ reason: 'deadline' });
+    expect(c.sleeps).toEqual([99, 198, 396]);
+    await expect(failing()).rejects.toMatchObject({ reason: 'deadline', attempts: 3 });
+    expect(c.sleeps).toEqual([99, 198, 396, 99, 198]);
+    expect(c.now()).toBe(990);
+  });
+
   it('reports each retry with its attempt, delay and error', async () => {
     const seen: unknown[] = [];
     await retry(async (n) => { if (n === 1) throw { code: 'PGRST001' }; return n; }, POLICY, {
