@@ -17,14 +17,20 @@ export interface RegisterInput {
   captcha_token?: string;
 }
 
-export type ProfileStatus = 'created' | 'existed' | 'pending';
+/**
+ * 'awaiting_confirmation': email confirmation is on; the answer shows no profile (a registered
+ * address gets the same answer), and the profile is there once the user confirms and signs in.
+ */
+export type ProfileStatus = 'created' | 'existed' | 'pending' | 'awaiting_confirmation';
 
 export interface RegisterResult {
   user: { id: string; email: string };
-  /** Null while the profile is pending; the backend finishes it without the app's help. */
+  /** Null while the profile is pending or the email awaits confirmation; the backend finishes it without the app's help. */
   profile: UserProfile | null;
   profile_status: ProfileStatus;
   email_confirmation_required: boolean;
+  /** With a pending profile: `repair_queued` or `reconciler_sweep`, how it will be finished. */
+  completion?: 'repair_queued' | 'reconciler_sweep';
   /** True when the server replayed the answer to an earlier try of the same registration. */
   replayed: boolean;
 }

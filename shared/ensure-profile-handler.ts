@@ -45,6 +45,8 @@ function answer(userId: string, outcome: EnsureOutcome, ctx: RequestContext): Re
       user_id: userId,
       profile: null,
       profile_status: 'pending',
+      // How it will be finished: from the repair queue, or by the reconciler's census.
+      completion: outcome.queued ? 'repair_queued' : 'reconciler_sweep',
       message: 'The profile could not be completed right now and will be finished automatically within minutes.',
     });
   }

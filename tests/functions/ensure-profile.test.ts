@@ -734,7 +734,7 @@ describe('ensure-profile fallback layers', () => {
     } finally {
       await db().query('grant insert on public.user_profiles to service_role');
     }
-    expect(result).toEqual({ status: 202, body: { user_id: id, profile: null, profile_status: 'pending', message: PENDING_MESSAGE } });
+    expect(result).toEqual({ status: 202, body: { user_id: id, profile: null, profile_status: 'pending', completion: 'repair_queued', message: PENDING_MESSAGE } });
     expect(await profileCount(id)).toBe(0);
     const queued = await db().one('select source, sqlstate, attempts, resolved_at, reason from private.repair_queue where user_id = $1', [id]);
     expect(queued).toMatchObject({ source: 'ensure', attempts: 1, resolved_at: null });
@@ -761,7 +761,7 @@ describe('ensure-profile fallback layers', () => {
     } finally {
       await db().query('alter table public.user_profiles drop constraint hostile_ensure');
     }
-    expect(result).toEqual({ status: 202, body: { user_id: id, profile: null, profile_status: 'pending', message: PENDING_MESSAGE } });
+    expect(result).toEqual({ status: 202, body: { user_id: id, profile: null, profile_status: 'pending', completion: 'repair_queued', message: PENDING_MESSAGE } });
     expect(await profileCount(id)).toBe(0);
     const message = 'new row for relation "user_profiles" violates check constraint "hostile_ensure"';
     const { rows } = await db().query(`select source, outcome, sqlstate, message, attempt from private.audit_logs where user_id = $1 and source = 'ensure'`, [id]);
