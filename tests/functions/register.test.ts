@@ -481,6 +481,34 @@ describe('register when dependencies fail', () => {
     expect(rows).toEqual([{ source: 'trigger', outcome: 'created' }, { source: 'register', outcome: 'existed' }]);
   });
 
+  it('answers 201 with the profile, not 202, when every write failed but the trigger had made it: a 202 means truly absent', async () => {
+    const config = api().config({ ...ADMIN, PROFILE_RETRY_MAX_ATTEMPTS: '2' });
+    const seen: string[] = [];
+    let reads = 0;
+    const client = createSupabaseClient(config.supabaseUrl, config.serviceRoleKey, {
+      fetch: async (input, init) => {
+        const url = new URL(input instanceof Request ? input.url : String(input));
+        const method = init?.method ?? 'GET';
+        if (url.pathname === '/rest/v1/user_profiles' || url.pathname === '/rest/v1/rpc/ensure_user_profile') {
+          seen.push(`${method} ${url.pathname}`);
+          // The database answers nothing about the profile but the very last read.
+          if (!(method === 'GET' && url.pathname === '/rest/v1/user_profiles' && ++reads === 2)) throw new TypeError('fetch failed');
+        }
+        return await fetch(input, init);
+      },
+    });
+    const { status, body } = await call(createRegisterHandler({ config, supabase: client }), request({ email: email(), password: PASSWORD }));
+    expect(seen).toEqual([
+      'GET /rest/v1/user_profiles',
+      'POST /rest/v1/rpc/ensure_user_profile',
+      'POST /rest/v1/rpc/ensure_user_profile',
+      'POST /rest/v1/user_profiles',
+      'GET /rest/v1/user_profiles',
+    ]);
+    expect(status).toBe(201);
+    expect(body).toMatchObject({ profile_status: 'existed', profile: { user_id: body.user.id, created_via: 'trigger' } });
+  });
+
   it('answers 202 pending when the profile cannot be made now, with the user queued for repair', async () => {
     const address = email();
     await db().query(`alter table public.user_profiles add constraint hostile_register check (email is distinct from '${address}') not valid`);
