@@ -13,10 +13,13 @@
 -- 1. Switch off first, so a signup racing this script sees a consistent system.
 update private.settings set trigger_enabled = false where id;
 
--- 2. The trigger on auth.users: signups no longer touch our schema at all.
+-- 2. The triggers on auth.users: signups and email changes no longer touch our schema at all.
 drop trigger if exists users_ensure_profile on auth.users;
+drop trigger if exists users_sync_profile_email on auth.users;
 
 -- 3. The callable surface and its internals.
+drop function if exists public.sync_profile_emails(integer);
+drop function if exists private.on_auth_user_email_changed();
 drop function if exists public.profile_existed_repeats(interval);
 drop function if exists public.ensure_profile_for_caller(uuid, integer, integer, text);
 drop function if exists private.record_profile_existed(uuid, text, timestamptz, text);
@@ -69,7 +72,7 @@ begin
                       '20261121120100', '20261121120200', '20261121130000', '20261121130100',
                       '20261121130200', '20261121140000', '20261121150000', '20261121150100',
                       '20261121151000', '20261121152000', '20261204100000', '20261204100100',
-                      '20261204100200', '20261204120000');
+                      '20261204100200', '20261204120000', '20261204130000');
   end if;
 end
 $$;
