@@ -52,10 +52,12 @@ drop trigger if exists users_sync_profile_email on auth.users;
 create trigger users_sync_profile_email
   after update of email on auth.users
   for each row
-  when (old.email is distinct from new.email)
+  -- A soft delete obfuscates the email in the same UPDATE that sets deleted_at: the profile
+  -- keeps the address it had, as deleting a user always left it.
+  when (old.email is distinct from new.email and new.deleted_at is null)
   execute function private.on_auth_user_email_changed();
 
--- The sweep: profiles whose email differs from their user's, fixed in batches of at most
+-- The sweep: profiles whose email differs from their (not soft-deleted) user's, fixed in batches of at most
 -- p_batch, each fix audited ('sync_email', source 'reconcile', outcome 'updated'). Rows another
 -- transaction holds are skipped for the next run. Returns how many it fixed.
 create or replace function public.sync_profile_emails(p_batch integer default 500)
@@ -74,7 +76,7 @@ begin
     select p.user_id, u.email
     from public.user_profiles p
     join auth.users u on u.id = p.user_id
-    where p.email is distinct from u.email
+    where p.email is distinct from u.email and u.deleted_at is null
     limit p_batch
     for update of p skip locked
   ), fixed as (

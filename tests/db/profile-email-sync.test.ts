@@ -68,6 +68,16 @@ describe('a confirmed change of a user\'s email', () => {
     expect(await syncAudit([userId])).toEqual([{ user_id: userId, source: 'reconcile', outcome: 'updated' }]);
   });
 
+  it('leaves the profile as it was when Auth soft-deletes the user (obfuscating the email in the same update), and so does the sweep', async () => {
+    const before = address('soft');
+    const userId = await signUpAsSupabaseAuth(db(), { email: before });
+    await db().auth.query(`update users set email = 'obfuscated-' || md5(email), deleted_at = now() where id = $1`, [userId]);
+    expect(await profileEmail(userId)).toBe(before);
+    await sweep(100000);
+    expect(await profileEmail(userId)).toBe(before);
+    expect(await syncAudit([userId])).toEqual([]);
+  });
+
   it('keeps deleting a user working: the profile goes with it', async () => {
     const userId = await signUpAsSupabaseAuth(db(), { email: address('gone') });
     await changeEmail(db(), userId, address('gone-after'));
