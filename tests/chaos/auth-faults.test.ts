@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRegisterHandler } from '../../shared/register-handler.ts';
 import { createSupabaseClient } from '../../shared/supabase-client.ts';
+import { randomClientAddress } from '../helpers/clients.ts';
 import { useTestDatabase } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
 import { openRepairs, sleep, usersWithoutProfile, within } from './helpers.ts';
@@ -25,7 +26,7 @@ const email = (label: string) => `${label}-${randomUUID()}@example.test`;
 function request(body: unknown, headers: Record<string, string> = {}): Request {
   return new Request('http://functions.local/register', {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-forwarded-for': `2001:db8:${randomUUID().slice(0, 4)}:${randomUUID().slice(0, 4)}::1`, ...headers },
+    headers: { 'content-type': 'application/json', 'x-forwarded-for': randomClientAddress(), ...headers },
     body: JSON.stringify(body),
   });
 }

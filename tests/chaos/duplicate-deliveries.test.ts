@@ -7,7 +7,7 @@ import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import { createEnsureProfileHandler } from '../../shared/ensure-profile-handler.ts';
 import { createRegisterHandler } from '../../shared/register-handler.ts';
-import { appClient } from '../helpers/clients.ts';
+import { appClient, randomClientAddress } from '../helpers/clients.ts';
 import { useTestDatabase } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
 import { envCount, within } from './helpers.ts';
@@ -160,7 +160,7 @@ describe('a registration delivered many times at once', () => {
   const request = (body: unknown, headers: Record<string, string>) => () =>
     new Request('http://functions.local/register', {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-forwarded-for': `2001:db8:${randomUUID().slice(0, 4)}:${randomUUID().slice(0, 4)}::1`, ...headers },
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': randomClientAddress(), ...headers },
       body: JSON.stringify(body),
     });
   const usersWith = async (address: string) =>

@@ -98,7 +98,7 @@ describe('public.sync_profile_emails', () => {
       'select count(*)::int as n from public.user_profiles p join auth.users u on u.id = p.user_id where p.user_id = any($1) and p.email = u.email',
       [users],
     );
-    expect(rows[0].n).toBe(3);
+    expect(rows[0]!.n).toBe(3);
     expect((await syncAudit(users)).map((r) => r.source)).toEqual(['reconcile', 'reconcile', 'reconcile']);
   });
 

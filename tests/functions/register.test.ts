@@ -7,6 +7,7 @@ import type { Config } from '../../shared/config.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { createRegisterHandler, type RegisterDeps } from '../../shared/register-handler.ts';
 import { createSupabaseClient } from '../../shared/supabase-client.ts';
+import { randomClientAddress } from '../helpers/clients.ts';
 import { useTestDatabase } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
 
@@ -15,14 +16,11 @@ const api = useLocalApi(db);
 
 const PASSWORD = 'correct-horse-battery';
 
-/** A client address of its own: a random IPv6 /64 from the documentation range. */
-const clientAddress = () => `2001:db8:${randomUUID().slice(0, 4)}:${randomUUID().slice(0, 4)}::1`;
-
 /** A registration as the gateway delivers it; each call from its own client address by default. */
 function request(body: unknown, headers: Record<string, string> = {}): Request {
   return new Request('http://functions.local/register', {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-forwarded-for': clientAddress(), ...headers },
+    headers: { 'content-type': 'application/json', 'x-forwarded-for': randomClientAddress(), ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
 }
@@ -355,7 +353,7 @@ describe('register with an Idempotency-Key', () => {
 describe('register guards', () => {
   it('limits a client to REGISTER_RATE_LIMIT_MAX attempts per window with 429 and Retry-After', async () => {
     const handler = registerWith({ ...ADMIN, REGISTER_RATE_LIMIT_MAX: '2', REGISTER_RATE_LIMIT_WINDOW_SECONDS: '3600' });
-    const client = clientAddress();
+    const client = randomClientAddress();
     const from = (spoof: string) => ({ 'x-forwarded-for': `${spoof}, ${client}` });
     expect((await call(handler, request({ email: email(), password: PASSWORD }, from('198.51.100.1')))).status).toBe(201);
     expect((await call(handler, request({ email: email(), password: PASSWORD }, from('198.51.100.2')))).status).toBe(201);

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createClient, type SupabaseClient, type SupabaseClientOptions } from '@supabase/supabase-js';
 import { REALTIME_OPTIONS } from '../../shared/supabase-client.ts';
 
@@ -8,4 +9,12 @@ export function appClient(url: string, key: string, options: SupabaseClientOptio
     auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false, ...options.auth },
     realtime: { ...REALTIME_OPTIONS, ...options.realtime },
   });
+}
+
+/**
+ * A client address of its own for a request delivered straight to a handler: a random IPv6 /64
+ * from the documentation range, so each caller has its own rate-limit bucket.
+ */
+export function randomClientAddress(): string {
+  return `2001:db8:${randomUUID().slice(0, 4)}:${randomUUID().slice(0, 4)}::1`;
 }
