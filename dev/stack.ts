@@ -24,6 +24,9 @@ import { LOCAL_PUBLISHABLE_KEY, LOCAL_SECRET_KEY, localKeys, publicJwk, type Loc
 import { migrateDatabase } from './migrate.ts';
 import { localDataDir, startEmbeddedCluster, type EmbeddedCluster } from './postgres.ts';
 import { createRestApp } from './rest/app.ts';
+import { startScheduler, type Scheduler, type SchedulerOptions, type SelfRepairSchedule } from './scheduler.ts';
+import { createLogger } from '../shared/logger.ts';
+import { createSupabaseClient } from '../shared/supabase-client.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -83,6 +86,12 @@ export interface StackOptions {
   htmlAsPlainText?: boolean;
   /** Which headers bring the caller's address to the functions (see ClientAddressShape); default 'append-xff'. */
   clientAddressShape?: ClientAddressShape;
+  /**
+   * Run the local stand-in for pg_cron (dev/scheduler.ts): public.run_self_repair() every
+   * private.settings.self_repair_period, alerts posted to the functions' ALERT_WEBHOOK_URL.
+   * `npm start` turns it on; tests that need users to stay without a profile leave it off.
+   */
+  selfRepair?: boolean | { onTick: SchedulerOptions['onTick'] };
   log?: (line: string) => void;
   onEmail?: (mail: { to: string; type: 'signup'; link: string; token: string }) => void;
 }
@@ -102,6 +111,8 @@ export interface Stack {
   setAuthFault(fault: AuthFault | null): void;
   /** The fault set with setAuthFault, as counted down so far, or null. */
   authFault(): AuthFault | null;
+  /** The local scheduler's schedule as read at its last tick; null when it is not running. */
+  selfRepair(): SelfRepairSchedule | null;
   stop(): Promise<void>;
 }
 
@@ -295,6 +306,21 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       });
     }
 
+    let scheduler: Scheduler | undefined;
+    if (options.selfRepair) {
+      scheduler = await startScheduler({
+        dbUrl: databaseUrl(serverUrl, { role: 'postgres', password: 'postgres' }),
+        supabase: createSupabaseClient(apiUrl, keys.serviceRoleKey),
+        alertWebhookUrl: functionSecrets.ALERT_WEBHOOK_URL || undefined,
+        // Its JSON lines go where the stack's own lines go (the console, or a test's log).
+        log: createLogger({ bindings: { component: 'self-repair' }, destination: { write: (line: string) => log(line.trimEnd()) } }),
+        retry: { maxAttempts: 3, baseDelayMs: 200, maxDelayMs: 2_000, deadlineMs: 10_000 },
+        ...(typeof options.selfRepair === 'object' ? { onTick: options.selfRepair.onTick } : {}),
+      });
+      // Stopped before the API and the database it calls.
+      cleanups.push(() => scheduler!.stop());
+    }
+
     return {
       apiUrl,
       dbUrl: databaseUrl(serverUrl, { role: 'postgres', password: 'postgres' }),
@@ -305,6 +331,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         authFault = fault;
       },
       authFault: () => authFault,
+      selfRepair: () => scheduler?.schedule() ?? null,
       stop,
     };
   } catch (error) {

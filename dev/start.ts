@@ -2,6 +2,7 @@
 // registers a user; Ctrl-C stops every process it started.
 import { parseArgs } from 'node:util';
 import type { JWK } from 'jose';
+import type { SelfRepairSchedule } from './scheduler.ts';
 import { startStack } from './stack.ts';
 
 const USAGE = `usage: npm start -- [--port N] [--db-port N] [--data-dir DIR] [--confirm-email]
@@ -20,6 +21,31 @@ function port(value: string | undefined, fallback: number, flag: string): number
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error(`${flag} must be a port number, got ${value}`);
   return n;
+}
+
+/** What a hosted project's pg_cron job does, done here by the local scheduler. */
+function describeSelfRepair(schedule: SelfRepairSchedule | null): string {
+  if (!schedule) return 'not running';
+  if (!schedule.enabled) return 'switched off (private.settings.self_repair_enabled)';
+  return `select public.run_self_repair() every ${schedule.period_seconds} s ` +
+    `(local stand-in for the pg_cron job profile-self-repair, '${schedule.schedule}')`;
+}
+
+interface TickRun {
+  reconcile: { ran: boolean; queue?: { repaired: number }; sweep?: { created: number }; missing_profiles?: number; queued?: number };
+  alerts: { status: string; transitions: Array<{ name: string; state: string }> };
+}
+
+/** A line for a tick that did something (repaired, alerted, failed); quiet ticks print nothing. */
+function describeTick(tick: { run: unknown; delivered: number; failed: number } | { error: string }): string | null {
+  if ('error' in tick) return `[self-repair] tick failed: ${tick.error}`;
+  const run = tick.run as TickRun;
+  const repaired = (run.reconcile.queue?.repaired ?? 0) + (run.reconcile.sweep?.created ?? 0);
+  const transitions = run.alerts.transitions.map((t) => `${t.name} ${t.state}`);
+  if (repaired === 0 && transitions.length === 0 && tick.failed === 0) return null;
+  return `[self-repair] ${repaired} profile(s) repaired; ${run.reconcile.missing_profiles ?? 0} missing, ` +
+    `${run.reconcile.queued ?? 0} queued; status ${run.alerts.status}` +
+    (transitions.length > 0 ? `; alerts: ${transitions.join(', ')} (${tick.delivered} delivered, ${tick.failed} failed)` : '');
 }
 
 async function main(): Promise<void> {
@@ -60,6 +86,7 @@ async function main(): Promise<void> {
   }
   const stack = await startStack({
     ...options,
+    selfRepair: { onTick: (tick) => { const line = describeTick(tick); if (line) console.log(line); } },
     ...(jwtSecret ? { jwtSecret } : {}),
     ...(signingKey ? { signingKey: JSON.parse(signingKey) as JWK } : {}),
   });
@@ -86,6 +113,7 @@ service_role key: ${stack.keys.serviceRoleKey}
  publishable key: ${stack.keys.publishableKey}
       secret key: ${stack.keys.secretKey}
     health token: ${stack.functionSecrets.PROFILE_HEALTH_TOKEN}
+     self-repair: ${describeSelfRepair(stack.selfRepair())}
 
 Register a user:
 

@@ -1,73 +1,60 @@
-// `npm run reconcile`: one run of public.reconcile_profiles() over the Supabase API (the due
-// repair-queue entries, then the sweep of recent users without a profile), one batch of
-// public.release_lapsed_usernames() (usernames of unconfirmed users past
-// private.settings.unconfirmed_username_ttl), then the alerts:
-// evaluate_alerts() and delivery of every due transition to ALERT_WEBHOOK_URL. With --loop it
-// repeats until Ctrl-C. Safe next to pg_cron or another copy: one run at a time wins the lock.
+// `npm run reconcile`: public.reconcile_profiles() over the Supabase API, batch after batch until
+// nothing is due (the due repair-queue entries, then the users known to be without a profile),
+// one batch of public.release_lapsed_usernames() (usernames of unconfirmed users past
+// private.settings.unconfirmed_username_ttl), then the alerts: evaluate_alerts() and delivery of
+// every due transition to ALERT_WEBHOOK_URL. With --loop it repeats until Ctrl-C. Safe next to
+// the scheduled job (pg_cron, or `npm start`'s scheduler) or another copy: one batch at a time
+// wins the lock.
 import { evaluateAndDeliverAlerts, type AlertRun } from '../shared/alerts.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { SupabaseClient } from '../shared/supabase-client.ts';
 import {
   callRpc, createCliLogger, createClient, displayUrl, EXIT, intFlag, onInterrupt, parseFlags, positiveNumberFlag, resolveTarget,
-  RpcFailed, runMain, sleep, targetNotice, UsageError, type Target,
+  RpcFailed, runMain, sleep, targetNotice, type Target,
 } from './cli.ts';
 
-const DEFAULT_BATCH_SIZE = 200;
+const DEFAULT_BATCH_SIZE = 500;
 const MAX_BATCH_SIZE = 10_000;
-const DEFAULT_SWEEP_WINDOW = '1d';
-/** reconcile_profiles refuses windows beyond this. */
-const MAX_SWEEP_WINDOW_SECONDS = 366 * 86_400;
+/** A full safety-net scan checks this many auth users per call. */
+const FULL_SCAN_BATCH = 50_000;
 
-const USAGE = `usage: npm run reconcile -- [--batch-size N] [--sweep-window DURATION] [--loop SECONDS] [--json]
+const USAGE = `usage: npm run reconcile -- [--batch-size N] [--max-batches N] [--full-scan] [--loop SECONDS] [--json]
 
-Runs reconcile_profiles() once over the Supabase API of SUPABASE_URL with
-SUPABASE_SERVICE_ROLE_KEY (or SUPABASE_SECRET_KEYS); without SUPABASE_URL, the local stack on
-http://127.0.0.1:54321. It retries the repair-queue entries that are due, then creates the
-profiles of users created within the sweep window (past the grace period) that still lack one,
-and releases the usernames of users who never confirmed and whose claim has lapsed.
+Runs reconcile_profiles() over the Supabase API of SUPABASE_URL with SUPABASE_SERVICE_ROLE_KEY
+(or SUPABASE_SECRET_KEYS); without SUPABASE_URL, the local stack on http://127.0.0.1:54321.
+Batch after batch until nothing is due, it retries the repair-queue entries that are due, then
+creates the profiles of the users known to be without one (signed up while the trigger was
+switched off, profile deleted, found by the census scan), and it releases the usernames of users
+who never confirmed and whose claim has lapsed.
 Then it evaluates the alerts and posts each transition to ALERT_WEBHOOK_URL (without it, the
 transitions wait in the outbox).
 
-  --batch-size N           at most N queue entries, N swept users and N lapsed usernames per run, 1-${MAX_BATCH_SIZE} (default ${DEFAULT_BATCH_SIZE})
-  --sweep-window DURATION  how far back the sweep looks: 90s, 30m, 6h, 1d, "2 days" (default ${DEFAULT_SWEEP_WINDOW}, at most 366d)
-  --loop SECONDS           run again every SECONDS until Ctrl-C (which lets the current run finish)
-  --json                   one JSON object per run on stdout, and nothing else there
-  --help                   show this help
+  --batch-size N    users per batch (each batch is one short transaction), 1-${MAX_BATCH_SIZE} (default ${DEFAULT_BATCH_SIZE});
+                    also the number of lapsed usernames released
+  --max-batches N   stop after N batches even if more is due (default: until nothing is due)
+  --full-scan       first check every auth user for a missing profile (the census's safety net,
+                    which the schedule otherwise walks a slice per run), so the count is of all users
+  --loop SECONDS    run again every SECONDS until Ctrl-C (which lets the current run finish)
+  --json            one JSON object per run on stdout, and nothing else there
+  --help            show this help
 
-Exit status: 0 it ran, or another reconcile held the lock; 1 users still failed, or the call
-failed; 2 bad arguments.`;
+Exit status: 0 it ran and nothing failed, or another reconcile held the lock; 1 users still
+failed (they wait in the repair queue), or the call failed; 2 bad arguments.`;
 
 interface Options {
   help: boolean;
   batchSize: number;
-  sweepWindowSeconds: number;
+  maxBatches: number | undefined;
+  fullScan: boolean;
   loopSeconds: number | undefined;
   json: boolean;
-}
-
-const UNIT_SECONDS: Record<string, number> = {
-  s: 1, sec: 1, secs: 1, second: 1, seconds: 1,
-  m: 60, min: 60, mins: 60, minute: 60, minutes: 60,
-  h: 3600, hr: 3600, hrs: 3600, hour: 3600, hours: 3600,
-  d: 86_400, day: 86_400, days: 86_400,
-};
-
-/** "90s", "30 minutes", "1d" → seconds; a bare "0" is allowed, anything else needs a unit. */
-function parseDuration(name: string, raw: string): number {
-  const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(raw.trim());
-  const unit = match?.[2]?.toLowerCase() ?? '';
-  const factor = unit === '' && match?.[1] !== undefined && Number(match[1]) === 0 ? 1 : UNIT_SECONDS[unit];
-  const seconds = match && factor !== undefined ? Number(match[1]) * factor : Number.NaN;
-  if (!Number.isFinite(seconds) || seconds < 0 || seconds > MAX_SWEEP_WINDOW_SECONDS) {
-    throw new UsageError(`--${name} must be a duration from 0 to 366 days such as 90s, 30m, 6h or 1d, got ${JSON.stringify(raw)}`);
-  }
-  return seconds;
 }
 
 function parseOptions(argv: string[]): Options {
   const values = parseFlags(argv, {
     'batch-size': { type: 'string' },
-    'sweep-window': { type: 'string' },
+    'max-batches': { type: 'string' },
+    'full-scan': { type: 'boolean' },
     loop: { type: 'string' },
     json: { type: 'boolean' },
     help: { type: 'boolean' },
@@ -75,22 +62,45 @@ function parseOptions(argv: string[]): Options {
   return {
     help: values.help === true,
     batchSize: intFlag('batch-size', values['batch-size'], DEFAULT_BATCH_SIZE, 1, MAX_BATCH_SIZE)!,
-    sweepWindowSeconds: parseDuration('sweep-window', values['sweep-window'] ?? DEFAULT_SWEEP_WINDOW),
+    maxBatches: intFlag('max-batches', values['max-batches'], undefined, 1, 1_000_000),
+    fullScan: values['full-scan'] === true,
     loopSeconds: positiveNumberFlag('loop', values.loop),
     json: values.json === true,
   };
 }
 
-type ReconcileResult =
-  | {
+interface Counts {
+  /**
+   * probed: waiting entries tried early, one per shared failure cause; recovered: probes that
+   * succeeded; made_due: waiting entries made due because an entry with their SQLSTATE was repaired.
+   */
+  queue: { due: number; repaired: number; failed: number; user_deleted: number; probed: number; recovered: number; made_due: number };
+  sweep: { missing: number; created: number; failed: number };
+}
+
+type BatchResult =
+  | (Counts & {
       ran: true;
-      queue: { due: number; repaired: number; failed: number; user_deleted: number };
-      sweep: { missing: number; created: number; failed: number };
-      /** Auth users past the grace period still without a profile after the run (all of them, not only the sweep's window). */
+      /** Whether a batch was full: more may be due. */
+      more: boolean;
+      /** Users still without a profile that nothing is repairing, after the batch. */
       missing_profiles: number;
+      /** Open repair-queue entries after the batch (retried when due). */
+      queued: number;
       duration_ms: number;
-    }
+    })
   | { ran: false; reason: string };
+
+type ReconcileResult =
+  | (Counts & { ran: true; batches: number; more: boolean; missing_profiles: number; queued: number; scanned: number | null; duration_ms: number })
+  | { ran: false; reason: string };
+
+interface CensusStep {
+  ran: boolean;
+  scanned: number;
+  found: number;
+  pass_completed: boolean;
+}
 
 interface Context {
   options: Options;
@@ -112,22 +122,78 @@ function describeAlerts(alerts: AlertRun, webhookConfigured: boolean): string[] 
   return lines;
 }
 
-/** One reconcile and one alert pass; true unless users still failed. */
+/** The census's safety net from the start to the end of auth.users; how many users it checked. */
+async function fullScan(ctx: Context): Promise<{ scanned: number; found: number }> {
+  const { supabase, target, log } = ctx;
+  let scanned = 0;
+  let found = 0;
+  let restart = true;
+  for (;;) {
+    const step = await callRpc<CensusStep>(supabase, 'profile_census_step', { p_batch: FULL_SCAN_BATCH, p_restart: restart }, target.config.retry, log);
+    if (!step.ran) {
+      // The scheduled run is stepping right now; it is short.
+      await sleep(200);
+      continue;
+    }
+    restart = false;
+    scanned += step.scanned;
+    found += step.found;
+    if (step.pass_completed) return { scanned, found };
+  }
+}
+
+/** reconcile_profiles batch after batch until nothing more is due (or --max-batches). */
+async function reconcileAll(ctx: Context): Promise<ReconcileResult> {
+  const { options, supabase, target, log } = ctx;
+  const started = Date.now();
+  const scanned = options.fullScan ? (await fullScan(ctx)).scanned : null;
+  const totals: Counts = {
+    queue: { due: 0, repaired: 0, failed: 0, user_deleted: 0, probed: 0, recovered: 0, made_due: 0 },
+    sweep: { missing: 0, created: 0, failed: 0 },
+  };
+  let batches = 0;
+  let last: BatchResult;
+  let lastRan: Extract<BatchResult, { ran: true }> | undefined;
+  do {
+    last = await callRpc<BatchResult>(
+      supabase,
+      'reconcile_profiles',
+      // The census's slice once per run (a full scan above already covered it).
+      { p_batch_size: options.batchSize, p_scan: batches === 0 && !options.fullScan },
+      target.config.retry,
+      log,
+    );
+    if (!last.ran) {
+      if (batches === 0) return last;
+      break;
+    }
+    batches++;
+    lastRan = last;
+    for (const key of Object.keys(totals.queue) as Array<keyof Counts['queue']>) totals.queue[key] += last.queue[key];
+    for (const key of Object.keys(totals.sweep) as Array<keyof Counts['sweep']>) totals.sweep[key] += last.sweep[key];
+  } while (last.more && (options.maxBatches === undefined || batches < options.maxBatches));
+  return {
+    ran: true,
+    batches,
+    ...totals,
+    // A batch that lost the lock to another run leaves the rest to that run.
+    more: last.ran ? last.more : true,
+    missing_profiles: lastRan!.missing_profiles,
+    queued: lastRan!.queued,
+    scanned,
+    duration_ms: Date.now() - started,
+  };
+}
+
+/** One reconcile (every batch due) and one alert pass; true unless users still failed. */
 async function runOnce(ctx: Context): Promise<boolean> {
   const { options, target, supabase, log, say } = ctx;
   let result: ReconcileResult;
   let released: number;
   try {
-    result = await callRpc<ReconcileResult>(
-      supabase,
-      'reconcile_profiles',
-      { p_batch_size: options.batchSize, p_sweep_window: `${options.sweepWindowSeconds} seconds` },
-      target.config.retry,
-      log,
-    );
-    // Not inside reconcile_profiles: it reads all of auth.users, too much for every run of a
-    // per-minute pg_cron job (which schedules it apart), and nothing waits for it: a name
-    // somebody asks for is released on the spot.
+    result = await reconcileAll(ctx);
+    // Not inside reconcile_profiles: it reads all of auth.users, too much for every scheduled
+    // run, and nothing waits for it: a name somebody asks for is released on the spot.
     released = await callRpc<number>(supabase, 'release_lapsed_usernames', { p_batch: options.batchSize }, target.config.retry, log);
   } catch (error) {
     if (!(error instanceof RpcFailed) || options.loopSeconds === undefined) throw error;
@@ -154,11 +220,14 @@ async function runOnce(ctx: Context): Promise<boolean> {
   const lines: string[] = [];
   if (result.ran) {
     const { queue, sweep } = result;
+    if (result.scanned !== null) lines.push(`full scan: checked ${result.scanned} auth user(s) for a missing profile`);
     lines.push(
-      `reconcile ran in ${result.duration_ms} ms: repair queue ${queue.due} due, ${queue.repaired} repaired, ` +
+      `reconcile ran ${result.batches} batch(es) in ${result.duration_ms} ms: repair queue ${queue.due} due, ${queue.repaired} repaired, ` +
         `${queue.failed} failed, ${queue.user_deleted} user(s) deleted; sweep ${sweep.missing} missing, ` +
-        `${sweep.created} created, ${sweep.failed} failed; ${result.missing_profiles} user(s) still without a profile`,
+        `${sweep.created} created, ${sweep.failed} failed; ${result.missing_profiles + result.queued} user(s) still without a profile ` +
+        `(${result.queued} in the repair queue, ${result.missing_profiles} not)`,
     );
+    if (result.more) lines.push('  more is due: stopped by --max-batches, or another run took over; run again to finish');
     if (stillFailing > 0) {
       lines.push(`  ${stillFailing} user(s) still failing: their queue entries were pushed back and are retried when due (private.repair_queue)`);
     }

@@ -1,7 +1,8 @@
 // Alert delivery. evaluate_alerts() decides in SQL which alerts started or cleared and writes
-// each transition to an outbox; this module leases due deliveries, posts them to the alert
-// webhook (Slack-compatible JSON, so a Slack incoming webhook works as is), and records each
-// result: a failed delivery is logged, stays visible in the outbox, and is retried later.
+// each transition to an outbox; this module leases due deliveries, posts each one's message
+// (Slack-compatible JSON built in SQL, so a Slack incoming webhook works as is) to the alert
+// webhook, and records each result: a failed delivery is logged, stays visible in the outbox,
+// and is retried later. Where pg_net is installed, run_self_repair() posts the same outbox.
 import type { Logger } from './logger.ts';
 import { isTransient, retry, RetryExhausted, type RetryPolicy } from './retry.ts';
 import type { SupabaseClient } from './supabase-client.ts';
@@ -12,6 +13,8 @@ export interface AlertDelivery {
   state: 'firing' | 'resolved';
   attempt: number;
   payload: { alert: string; state: string; status: string; value: unknown; threshold: unknown; at: string; message: string };
+  /** The body to post, built in SQL (private.alert_message) so pg_net and this module send the same. */
+  message: Record<string, unknown>;
 }
 
 export interface AlertDeps {
@@ -33,18 +36,6 @@ export interface AlertRun {
   undelivered: boolean;
 }
 
-/** The body Slack's incoming webhooks accept (text plus a mrkdwn block), also plain JSON for others. */
-export function slackMessage(delivery: AlertDelivery): Record<string, unknown> {
-  const icon = delivery.state === 'firing' ? ':rotating_light:' : ':white_check_mark:';
-  const verb = delivery.state === 'firing' ? 'started' : 'cleared';
-  const text = `${icon} Profile system alert *${delivery.alert}* ${verb} (status ${delivery.payload.status}): value ${JSON.stringify(delivery.payload.value)}, threshold ${JSON.stringify(delivery.payload.threshold)}`;
-  return {
-    text,
-    blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }],
-    alert: delivery.payload,
-  };
-}
-
 async function post(deps: AlertDeps, delivery: AlertDelivery): Promise<void> {
   const fetchImpl = deps.fetch ?? fetch;
   await retry(
@@ -52,7 +43,7 @@ async function post(deps: AlertDeps, delivery: AlertDelivery): Promise<void> {
       const response = await fetchImpl(deps.webhookUrl!, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(slackMessage(delivery)),
+        body: JSON.stringify(delivery.message),
         signal: AbortSignal.timeout(deps.timeoutMs ?? 5000),
       });
       await response.body?.cancel();

@@ -417,7 +417,7 @@ const SCRIPT = `
     text('attempts-failed', count(byOutcome.failed) + ' failed');
     kpi('attempts', false);
     text('missing-profiles', count(stats.missing_profiles));
-    text('missing-profiles-sub', checks && checks.missing_profiles ? 'older than ' + age(checks.missing_profiles.grace_period_seconds) : '');
+    text('missing-profiles-sub', checks && checks.missing_profiles ? count(checks.missing_profiles.queued) + ' more in the repair queue' : '');
     kpi('missing', checks && checks.missing_profiles ? !checks.missing_profiles.ok : stats.missing_profiles > 0);
     var queue = stats.repair_queue || {};
     text('queue-open', count(queue.open));

@@ -4,7 +4,8 @@
 //   (b) the service role, with a secret key: ensures {user_id};
 //   (c) a Supabase Database Webhook on INSERT into auth.users, with the shared secret header;
 //   (d) Supabase Auth's before-user-created hook, signed per Standard Webhooks: checks that the
-//       pending user's metadata will make a valid profile and rejects the signup if not.
+//       pending user's metadata will make a valid profile and rejects the signup if not, leaving
+//       a 'refused' audit row with the request id.
 import type { ZodError } from 'zod';
 import { identifyCaller, type Caller } from './caller-auth.ts';
 import type { Config } from './config.ts';
@@ -33,6 +34,14 @@ interface CallerVerdict {
   /** With a profile: false when this answer is an 'existed' audit row, true when only counted. */
   repeat: boolean | null;
 }
+
+/** Why the before-user-created hook refused a signup (the refused audit row's details.reason). */
+type RefusalReason = 'username_invalid' | 'full_name_too_long' | 'avatar_url_invalid' | 'username_taken';
+
+/** How long the hook waits for its refusal's audit row before answering Auth regardless. */
+const REFUSAL_AUDIT_TIMEOUT_MS = 1_000;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function invalid(error: ZodError, raw: unknown): AppError {
   return new AppError(400, 'validation_failed', 'The request body is invalid', { fields: fieldErrors(error, raw) });
@@ -82,6 +91,7 @@ export function createEnsureProfileHandler(deps: EnsureProfileDeps): (request: R
    * signup: the database drops what does not fit.
    */
   async function authHook(request: Request, rawBody: string, ctx: RequestContext): Promise<Response> {
+    const startedAt = performance.now();
     const payload = verifyAuthHook(request, rawBody, config.authHookSecret);
     const parsed = BeforeUserCreatedBody.safeParse(payload);
     if (!parsed.success) throw invalid(parsed.error, payload);
@@ -90,9 +100,10 @@ export function createEnsureProfileHandler(deps: EnsureProfileDeps): (request: R
     const provider = typeof appMetadata.provider === 'string' ? appMetadata.provider : 'email';
     const raw = user.user_metadata ?? user.raw_user_meta_data ?? {};
     const metadata = raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
-    const reject = (httpCode: number, message: string) => {
+    const reject = async (httpCode: number, reason: RefusalReason, message: string) => {
       ctx.annotate({ hook: 'before-user-created', hook_http_code: httpCode });
       ctx.log.debug({ message }, 'signup rejected by the profile hook');
+      await recordRefusal(user.id, reason, httpCode, startedAt, ctx);
       return json(200, { error: { http_code: httpCode, message } });
     };
     if (provider === 'email') {
@@ -100,13 +111,13 @@ export function createEnsureProfileHandler(deps: EnsureProfileDeps): (request: R
       const fullName = metadataText(metadata, ['full_name', 'name']);
       const avatarUrl = metadataText(metadata, ['avatar_url', 'picture']);
       if (username !== null && !isValidUsername(username)) {
-        return reject(400, 'username must be 3-39 letters, digits, "_", "." or "-", not starting or ending with "." or "-"');
+        return await reject(400, 'username_invalid', 'username must be 3-39 letters, digits, "_", "." or "-", not starting or ending with "." or "-"');
       }
       if (fullName !== null && [...fullName].length > FULL_NAME_MAX_LENGTH) {
-        return reject(400, `full_name must be at most ${FULL_NAME_MAX_LENGTH} characters`);
+        return await reject(400, 'full_name_too_long', `full_name must be at most ${FULL_NAME_MAX_LENGTH} characters`);
       }
       if (avatarUrl !== null && !isValidAvatarUrl(avatarUrl)) {
-        return reject(400, 'avatar_url must be an http(s) URL of at most 2048 characters');
+        return await reject(400, 'avatar_url_invalid', 'avatar_url must be an http(s) URL of at most 2048 characters');
       }
       if (username !== null) {
         // Asks the database, which also releases the name when its holder never confirmed and
@@ -116,11 +127,29 @@ export function createEnsureProfileHandler(deps: EnsureProfileDeps): (request: R
           // Never block signups on our own outage: the database will drop a taken name anyway.
           ctx.log.warn({ code: available.error.code }, 'could not check username availability in the hook; allowing');
         } else if (available.data === false) {
-          return reject(409, 'username is already taken');
+          return await reject(409, 'username_taken', 'username is already taken');
         }
       }
     }
     return new Response(null, { status: 204 });
+  }
+
+  /**
+   * The refusal's audit row (source 'hook', outcome 'refused'), with the id Auth gave the pending
+   * user. Auth is waiting for the answer, so this waits at most REFUSAL_AUDIT_TIMEOUT_MS, once,
+   * and a failure is only logged: the refusal stands either way.
+   */
+  async function recordRefusal(userId: unknown, reason: RefusalReason, httpCode: number, startedAt: number, ctx: RequestContext) {
+    const { error, status } = await supabase
+      .rpc('record_signup_refusal', {
+        p_user_id: typeof userId === 'string' && UUID.test(userId) ? userId : null,
+        p_reason: reason,
+        p_http_code: httpCode,
+        p_request_id: ctx.requestId,
+        p_duration_ms: Math.round((performance.now() - startedAt) * 1000) / 1000,
+      })
+      .abortSignal(AbortSignal.timeout(REFUSAL_AUDIT_TIMEOUT_MS));
+    if (error) ctx.log.warn({ code: error.code, status, err: error.message }, 'could not record the refused signup in the audit trail');
   }
 
   async function databaseWebhook(request: Request, rawBody: string, ctx: RequestContext): Promise<Response> {

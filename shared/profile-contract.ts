@@ -199,8 +199,12 @@ export interface SystemHealth {
   checks: {
     trigger_installed: { ok: boolean; value: boolean };
     trigger_enabled: { ok: boolean; value: boolean };
-    /** counted_at: when the stored census was taken (at most settings.missing_count_max_age ago). */
-    missing_profiles: { ok: boolean; value: number; threshold: number; grace_period_seconds: number; counted_at: string };
+    /**
+     * value: users certainly without a profile that nothing is repairing, counted live; queued:
+     * open repair-queue entries (retried when due); last_full_scan_at: when the census's
+     * safety-net scan last finished a pass over auth.users (null before the first).
+     */
+    missing_profiles: { ok: boolean; value: number; threshold: number; queued: number; counted_at: string; last_full_scan_at: string | null };
     success_rate: { ok: boolean; value: number | null; threshold: number; attempts: number; window_seconds: number };
     repair_queue_age: { ok: boolean; value: number | null; threshold: number; open: number };
   };

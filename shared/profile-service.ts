@@ -1,14 +1,17 @@
 // ensureProfile: the guarantee every function gives, in three layers.
-//   1. ensure_user_profile over RPC, retried on transient failures. Each attempt is recorded by
-//      the database in the same call (audit row, repair queue on failure); an attempt that cannot
-//      reach the database is recorded in our log instead.
+//   1. ensure_user_profile over RPC, retried on transient failures. It reads or creates the
+//      profile and records the attempt (audit row with the request id, repair queue on failure)
+//      in the same call; an attempt that cannot reach the database is recorded in our log instead.
 //   2. If the RPC keeps failing, a direct insert of the bare profile (ON CONFLICT DO NOTHING):
-//      a missing or broken function must not cost the user their profile.
+//      a missing or broken function must not cost the user their profile. Triggers on
+//      user_profiles record it (created, or existed) in the same statement, with the request id
+//      sent in AUDIT_REQUEST_ID_HEADER.
 //   3. If that fails too, enqueue_profile_repair, so the reconciler finishes the job; and if even
 //      the queue is unreachable, the backfill sweep finds the user later. The caller learns the
 //      profile is pending, never that it was lost.
-// readOrEnsureProfile puts a plain read in front of the three, for a caller that expects the
-// trigger to have made the profile already (register, right after Auth created the user).
+// register calls it right after Auth created the user, even when the trigger has made the
+// profile already: the one RPC answers `existed` with the profile and leaves the request's audit
+// row, one round trip like the plain read it replaces.
 import type { Logger } from './logger.ts';
 import type { EnsureProfileResult, EnsureSource, ProfileCreator, UserProfile } from './profile-contract.ts';
 import { SQLSTATE } from './profile-contract.ts';
@@ -32,6 +35,12 @@ export interface EnsureContext {
 export type EnsureOutcome =
   | { status: 'created' | 'existed'; profile: UserProfile; attempts: number; via: 'read' | 'rpc' | 'insert' }
   | { status: 'pending'; attempts: number; queued: boolean; reason: string };
+
+/**
+ * The header the direct-insert fallback sends its request id in; PostgREST exposes it to the
+ * audit triggers on user_profiles as request.headers (see 20261205120000_audit-every-attempt.sql).
+ */
+export const AUDIT_REQUEST_ID_HEADER = 'x-profile-request-id';
 
 export interface ProfileServiceDeps {
   supabase: SupabaseClient;
@@ -118,24 +127,6 @@ async function readProfile(supabase: SupabaseClient, userId: string, options: { 
   return await supabase.from('user_profiles').select().eq('user_id', userId).maybeSingle<UserProfile>().retry(options.retry);
 }
 
-/**
- * The profile the auth.users trigger made in the signup transaction, read without writing
- * anything (no ensure_user_profile call, so no second audit row and no commit to flush); the
- * trigger's own audit row records the creation. When it is not there (the trigger failed and
- * queued a repair, or was switched off meanwhile) or cannot be read, ensureProfile runs with
- * every fallback, exactly as without the read.
- */
-export async function readOrEnsureProfile(deps: ProfileServiceDeps, userId: string, ctx: EnsureContext): Promise<EnsureOutcome> {
-  // No retries of the read: ensureProfile, with its own retries, is the answer to a failed read.
-  const { data, error, status } = await readProfile(deps.supabase, userId, { retry: false });
-  if (data) {
-    ctx.log.debug({ user_id: userId, source: ctx.source, outcome: 'existed' }, 'profile found');
-    return { status: 'existed', profile: data, attempts: 0, via: 'read' };
-  }
-  if (error) ctx.log.warn({ user_id: userId, code: error.code, status, err: error.message }, 'profile read failed; ensuring it instead');
-  return await ensureProfile(deps, userId, ctx);
-}
-
 const CREATED_VIA: Record<EnsureSource, ProfileCreator> = {
   register: 'register',
   ensure: 'ensure',
@@ -159,7 +150,11 @@ async function insertDirectly(
     metadata: ctx.metadata ?? {},
     created_via: CREATED_VIA[ctx.source],
   };
-  const insert = await supabase.from('user_profiles').upsert(row, { onConflict: 'user_id', ignoreDuplicates: true }).select();
+  const insert = await supabase
+    .from('user_profiles')
+    .upsert(row, { onConflict: 'user_id', ignoreDuplicates: true })
+    .select()
+    .setHeader(AUDIT_REQUEST_ID_HEADER, ctx.requestId);
   if (insert.error) {
     log.warn({ code: insert.error.code, status: insert.status, err: insert.error.message }, 'direct profile insert failed');
     return null;

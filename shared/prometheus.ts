@@ -28,10 +28,12 @@ export function renderPrometheus(health: SystemHealth, stats: SystemStats): stri
     (['ok', 'degraded', 'down'] as const).map((s) => [{ status: s }, health.status === s ? 1 : 0]));
   m.gauge('profile_health_check_ok', 'Whether each health check passes (1) or fails (0).',
     Object.entries(health.checks).map(([check, c]) => [{ check }, c.ok ? 1 : 0]));
-  m.gauge('profile_missing_profiles', 'Auth users older than the grace period without a profile.', [[{}, stats.missing_profiles]]);
-  // A timestamp, not an age, so an alert rule can say time() - x > 300 without a scrape skewing it.
-  m.gauge('profile_missing_profiles_counted_timestamp_seconds', 'When the missing-profile count was taken (Unix seconds).',
-    [[{}, Date.parse(health.checks.missing_profiles.counted_at) / 1000]]);
+  m.gauge('profile_missing_profiles', 'Auth users certainly without a profile that nothing is repairing.', [[{}, stats.missing_profiles]]);
+  // A timestamp, not an age, so an alert rule can say time() - x > 86400 without a scrape skewing
+  // it; absent until the census's safety-net scan has finished its first pass.
+  const lastScan = health.checks.missing_profiles.last_full_scan_at;
+  m.gauge('profile_census_full_scan_timestamp_seconds', 'When the census last finished checking every auth user (Unix seconds).',
+    [[{}, lastScan ? Date.parse(lastScan) / 1000 : null]]);
   m.gauge('profile_repair_queue_open', 'Open repair-queue entries.', [[{}, stats.repair_queue.open]]);
   m.gauge('profile_repair_queue_oldest_age_seconds', 'Age of the oldest open repair-queue entry.', [[{}, stats.repair_queue.oldest_age_seconds]]);
   m.gauge('profile_window_seconds', 'Length of the window the attempt figures cover.', [[{}, stats.window.seconds]]);

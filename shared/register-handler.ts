@@ -19,7 +19,7 @@ import { AppError, serviceUnavailable } from './errors.ts';
 import { createHandler, errorBody, json, readJson, type RequestContext } from './http.ts';
 import { answerForClaim, databaseIdempotencyStore, idempotencyKeyOf, requestHash, type IdempotencyStore } from './idempotency.ts';
 import { createLogger, type Logger } from './logger.ts';
-import { ensureProfile, outcomeFields, readOrEnsureProfile } from './profile-service.ts';
+import { ensureProfile, outcomeFields } from './profile-service.ts';
 import { isTransient, retry, RetryExhausted } from './retry.ts';
 import { callRpc } from './rpc.ts';
 import { fieldErrors, PASSWORD_MIN_LENGTH, RegisterBody } from './schemas.ts';
@@ -93,8 +93,8 @@ export function createRegisterHandler(deps: RegisterDeps): (request: Request) =>
   const timing = deps.answerTiming ?? createAnswerTiming();
   const retryHooks = (deadlineAt: number) => ({ deadlineAt, ...(deps.sleep ? { sleep: deps.sleep } : {}) });
 
-  /** Refuses the attempt (switched off, rate limited, email or username taken) or says whether the trigger will make the profile. */
-  async function guard(request: Request, body: RegisterBody, deadlineAt: number): Promise<{ triggerEnabled: boolean }> {
+  /** Refuses the attempt (switched off, rate limited, email or username taken). */
+  async function guard(request: Request, body: RegisterBody, deadlineAt: number): Promise<void> {
     const client = clientKeyOf(request, config.clientAddress);
     let verdict: {
       enabled: boolean;
@@ -102,7 +102,6 @@ export function createRegisterHandler(deps: RegisterDeps): (request: Request) =>
       retry_after_seconds: number;
       username_available: boolean | null;
       email_registered: boolean | null;
-      trigger_enabled?: boolean | null;
     };
     try {
       verdict = await callRpc(supabase, 'register_preflight', {
@@ -133,7 +132,6 @@ export function createRegisterHandler(deps: RegisterDeps): (request: Request) =>
     if (verdict.username_available === false) {
       throw new AppError(409, 'username_taken', 'This username is already taken', { fields: { username: 'is already taken' } });
     }
-    return { triggerEnabled: verdict.trigger_enabled === true };
   }
 
   /**
@@ -257,7 +255,7 @@ export function createRegisterHandler(deps: RegisterDeps): (request: Request) =>
     startedAt: number,
     deadlineAt: number,
   ): Promise<{ status: number; body: unknown }> {
-    const { triggerEnabled } = await guard(request, body, deadlineAt);
+    await guard(request, body, deadlineAt);
     // A request without a trustworthy address goes to Auth as it always did (publishable key,
     // Auth checks the CAPTCHA), counted against the function's own address there.
     const forwarded =
@@ -272,10 +270,10 @@ export function createRegisterHandler(deps: RegisterDeps): (request: Request) =>
     const user = creation.user;
     ctx.log.debug({ user_id: user.id }, 'auth user created');
     ctx.annotate({ user_id: user.id });
-    // With the trigger on, Auth's insert has made the profile already: read it instead of
-    // asking ensure_user_profile, which would only answer `existed` and write a second audit row.
-    const obtain = triggerEnabled ? readOrEnsureProfile : ensureProfile;
-    const outcome = await obtain(
+    // One call reads or makes the profile and leaves this request's audit row (its request id,
+    // outcome and duration): `existed` when the trigger made it inside Auth's insert, `created`
+    // when the trigger was off or failed.
+    const outcome = await ensureProfile(
       { supabase, retry: config.retry, deadlineAt, ...(deps.sleep ? { sleep: deps.sleep } : {}) },
       user.id,
       {

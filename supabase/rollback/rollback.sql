@@ -14,10 +14,42 @@
 update private.settings set trigger_enabled = false where id;
 
 -- 2. The triggers on auth.users: signups and email changes no longer touch our schema at all.
+-- Then the scheduled self-repair and the triggers on our own tables that call our functions.
 drop trigger if exists users_ensure_profile on auth.users;
 drop trigger if exists users_sync_profile_email on auth.users;
+do $$
+begin
+  -- Nested, so cron.job is only parsed where pg_cron exists.
+  if to_regprocedure('cron.unschedule(text)') is not null then
+    if exists (select 1 from cron.job j where j.jobname = 'profile-self-repair') then
+      perform cron.unschedule('profile-self-repair');
+    end if;
+  end if;
+end
+$$;
+drop trigger if exists settings_apply_self_repair_schedule on private.settings;
+drop trigger if exists user_profiles_note_deleted on public.user_profiles;
+drop trigger if exists user_profiles_audit_direct_conflict on public.user_profiles;
+drop trigger if exists user_profiles_audit_direct_insert on public.user_profiles;
 
 -- 3. The callable surface and its internals.
+drop function if exists public.record_signup_refusal(uuid, text, integer, text, numeric);
+drop function if exists private.on_profile_inserted_directly();
+drop function if exists public.self_repair_schedule();
+drop function if exists public.run_self_repair();
+drop function if exists private.deliver_alerts_with_pg_net();
+drop function if exists private.alert_webhook_url();
+drop function if exists private.alert_message(text, text, jsonb);
+drop function if exists private.alert_figure(jsonb);
+drop function if exists private.on_self_repair_settings_changed();
+drop function if exists private.apply_self_repair_schedule();
+drop function if exists private.pg_cron_installed();
+drop function if exists private.self_repair_cron_schedule(interval);
+drop function if exists public.reconcile_profiles(integer, boolean);
+drop function if exists private.on_profile_deleted();
+drop function if exists private.missing_profiles_summary();
+drop function if exists public.profile_census_step(integer, boolean);
+drop function if exists private.count_missing_profiles();
 drop function if exists public.sync_profile_emails(integer);
 drop function if exists private.on_auth_user_email_changed();
 drop function if exists public.profile_existed_repeats(interval);
@@ -30,8 +62,6 @@ drop function if exists private.release_lapsed_username(text, text, uuid);
 drop function if exists private.jsonb_strip_reserved_keys(jsonb);
 drop function if exists private.jsonb_has_reserved_key(jsonb);
 drop function if exists private.reserved_metadata_keys();
-drop function if exists private.read_missing_profile_census(interval, interval);
-drop function if exists private.refresh_missing_profile_census(interval, boolean);
 drop function if exists public.prune_audit_logs(integer);
 drop function if exists public.profile_operations_stats(interval);
 drop function if exists public.alert_delivery_result(bigint, boolean, text);
@@ -39,7 +69,6 @@ drop function if exists public.alert_deliveries_claim(integer, integer);
 drop function if exists public.evaluate_alerts();
 drop function if exists private.alert_max_attempts();
 drop function if exists public.profile_backfill_estimate();
-drop function if exists public.reconcile_profiles(integer, interval);
 drop function if exists public.enqueue_profile_repair(uuid, text, text, text, text, integer);
 drop function if exists public.find_auth_user_by_email(text);
 drop function if exists public.register_preflight(text, integer, integer, text, text);
@@ -55,10 +84,10 @@ drop function if exists private.on_auth_user_created();
 drop function if exists private.ensure_profile(uuid, text, text, integer, text, text, text, jsonb);
 drop function if exists private.create_profile(uuid, text, text, jsonb);
 drop function if exists private.record_profile_success(uuid, text, text, timestamptz, jsonb, integer, text);
+drop function if exists private.record_profile_outcome(uuid, text, text, timestamptz, jsonb, integer, text, jsonb);
 drop function if exists private.profile_fields(jsonb, text, text, text, jsonb);
 drop function if exists private.metadata_text(jsonb, text[]);
 drop function if exists private.record_profile_failure(uuid, text, text, text, timestamptz, integer, text, jsonb);
-drop function if exists private.missing_profile_count(interval);
 drop function if exists private.repair_queue_summary();
 drop function if exists private.profile_trigger_installed();
 
@@ -72,7 +101,8 @@ begin
                       '20261121120100', '20261121120200', '20261121130000', '20261121130100',
                       '20261121130200', '20261121140000', '20261121150000', '20261121150100',
                       '20261121151000', '20261121152000', '20261204100000', '20261204100100',
-                      '20261204100200', '20261204120000', '20261204130000');
+                      '20261204100200', '20261204120000', '20261204130000', '20261205100000',
+                      '20261205100100', '20261205120000');
   end if;
 end
 $$;

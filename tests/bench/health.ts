@@ -7,14 +7,7 @@
 // queries health runs, and a prune of the rows past the retention if prune_audit_logs exists.
 import { startStack } from '../../dev/stack.ts';
 import { cannon, type CannonResult } from './http.ts';
-import { bulkUsersWithoutProfiles, envInt, log, percentile, quiet, round, startBenchCluster, timed, withClient, type BenchCluster, type ResultRow } from './lib.ts';
-
-const PROFILES_SQL = `
-  insert into public.user_profiles (user_id, email, full_name, username, avatar_url, metadata, created_via)
-  select u.id, u.email, f ->> 'full_name', f ->> 'username', f ->> 'avatar_url', f -> 'metadata', 'backfill'
-  from auth.users u
-  cross join lateral private.profile_fields(u.raw_user_meta_data) as f
-  on conflict (user_id) do nothing`;
+import { bulkUsersWithoutProfiles, PROFILES_FOR_ALL_USERS_SQL, envInt, log, quiet, round, startBenchCluster, timed, withClient, type BenchCluster, type ResultRow } from './lib.ts';
 
 // Audit rows as the product writes them: mostly trigger creations, some existed, 0.1 % failed.
 function auditInsert(ageSql: string): string {
@@ -52,8 +45,7 @@ async function explain(cluster: BenchCluster): Promise<Record<string, string[]>>
   return await withClient(cluster.url, async (c) => {
     const plan = async (sql: string) => (await c.query(`explain (analyze, buffers) ${sql}`)).rows.map((r: Record<string, string>) => r['QUERY PLAN']!);
     return {
-      missing_profile_count: await plan(`select count(*) from auth.users u where u.created_at < now() - interval '5 minutes'
-                                         and not exists (select 1 from public.user_profiles p where p.user_id = u.id)`),
+      count_missing_profiles: await plan('select private.count_missing_profiles()'),
       health_window: await plan(`select count(*) filter (where a.outcome = 'created'), count(*) filter (where a.outcome = 'failed')
                                  from private.audit_logs a where a.occurred_at >= now() - interval '15 minutes'`),
       stats_window_24h: await plan(`select percentile_cont(0.95) within group (order by a.duration_ms)
@@ -75,7 +67,7 @@ export async function healthBench(): Promise<{ rows: ResultRow[]; details: Recor
     const made = await timed(async () => {
       await bulkUsersWithoutProfiles(cluster, users, { createdAgo: '2 days' });
       await withClient(cluster.url, async (c) => {
-        await c.query(PROFILES_SQL);
+        await c.query(PROFILES_FOR_ALL_USERS_SQL);
         await c.query('truncate private.audit_logs');
         await c.query(auditInsert(`now() - random() * interval '24 hours'`), [recent]);
         await c.query('vacuum analyze public.user_profiles');
@@ -101,29 +93,6 @@ export async function healthBench(): Promise<{ rows: ResultRow[]; details: Recor
       const large = await measure(`${history} audit rows`);
       const largePlans = await explain(cluster);
 
-      // What the stored missing-profile count saves: one health call that finds it stale and
-      // counts, and one reconcile run (which counts at its end), at this many users.
-      const census = await (async () => {
-        const stale = async () => withClient(cluster.url, (c) => c.query(`update private.missing_profile_census set counted_at = now() - interval '1 day'`));
-        const staleCalls: number[] = [];
-        for (let i = 0; i < 3; i++) {
-          await stale();
-          staleCalls.push((await cannon({ url, connections: 1, amount: 1, headers: token })).p50);
-        }
-        const reconcileRuns = await withClient(cluster.postgresUrl, async (c) => {
-          const runs: number[] = [];
-          for (let i = 0; i < 3; i++) {
-            const started = performance.now();
-            await c.query('select public.reconcile_profiles()');
-            runs.push(round(performance.now() - started));
-          }
-          return runs;
-        });
-        const stored = await withClient(cluster.url, async (c) => (await c.query(
-          `select missing::int as missing, duration_ms::float8 as duration_ms from private.missing_profile_census`)).rows[0] as { missing: number; duration_ms: number });
-        return { stale_health_ms: staleCalls, reconcile_ms: reconcileRuns, stored };
-      })();
-      log(`health: census ${JSON.stringify(census)}`);
       const size = await withClient(cluster.url, async (c) => (await c.query(
         `select count(*)::bigint as rows, pg_total_relation_size('private.audit_logs') as total,
                 pg_relation_size('private.audit_logs') as heap from private.audit_logs`)).rows[0] as { rows: string; total: string; heap: string });
@@ -167,11 +136,6 @@ export async function healthBench(): Promise<{ rows: ResultRow[]; details: Recor
         });
       }
       rows.push({
-        benchmark: 'missing-profile census', metric: `count at ${users} users: health call that counts / reconcile run (ms, median of 3)`,
-        baseline: '—', ours: `${percentile(census.stale_health_ms, 50)} / ${percentile(census.reconcile_ms, 50)} (the count itself: ${census.stored.duration_ms} ms, ${census.stored.missing} missing)`,
-        ratio: '—', target: 'at most once per missing_count_max_age', verdict: 'info',
-      });
-      rows.push({
         benchmark: 'audit size', metric: 'MB per million attempts (heap + indexes)', baseline: '—',
         ours: `${round(mbPerMillion)} MB (${size.rows} rows, ${round(Number(size.total) / 2 ** 20)} MB)`, ratio: '—',
         target: 'bounded by retention', verdict: hasPrune ? 'info' : 'missed',
@@ -187,7 +151,7 @@ export async function healthBench(): Promise<{ rows: ResultRow[]; details: Recor
         rows,
         details: {
           users, recent_rows: recent, history_rows: history, requests, make_data_s: round(made.ms / 1000), add_history_s: round(grown.ms / 1000),
-          small, large, census, size: { ...size, mb_per_million: round(mbPerMillion, 1) }, prune, plans: { small: smallPlans, large: largePlans },
+          small, large, size: { ...size, mb_per_million: round(mbPerMillion, 1) }, prune, plans: { small: smallPlans, large: largePlans },
         },
       };
     } finally {

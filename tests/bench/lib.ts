@@ -94,6 +94,14 @@ export const round = (value: number, digits = 1): number => Math.round(value * 1
 /** Users created the way bulkSignUpAsSupabaseAuth does, set-based, in chunks, with no trigger. */
 const PLACEHOLDER_BCRYPT = '$2a$10$abcdefghijklmnopqrstuuJ4tvbhS2Ycv6mJ3L2oMgUs5p0Z5C3eS';
 
+/** Every auth user's profile from its metadata in one statement, as a bulk-loaded project would have. */
+export const PROFILES_FOR_ALL_USERS_SQL = `
+  insert into public.user_profiles (user_id, email, full_name, username, avatar_url, metadata, created_via)
+  select u.id, u.email, f ->> 'full_name', f ->> 'username', f ->> 'avatar_url', f -> 'metadata', 'backfill'
+  from auth.users u
+  cross join lateral private.profile_fields(u.raw_user_meta_data) as f
+  on conflict (user_id) do nothing`;
+
 export async function bulkUsersWithoutProfiles(
   cluster: BenchCluster,
   count: number,

@@ -1,9 +1,10 @@
-// `npm run bench [-- signup backfill http health cold-start]`: runs the benchmarks (all by default), each
+// `npm run bench [-- signup backfill http health census cold-start]`: runs the benchmarks (all by default), each
 // naive baseline and ours in the same run, prints the result tables as Markdown on stdout and
 // writes everything measured to .data/bench/results-<time>.json. Timings never fail the run.
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { backfillBench } from './backfill.ts';
+import { censusBench } from './census.ts';
 import { coldStartBench } from './cold-start.ts';
 import { healthBench } from './health.ts';
 import { httpBench } from './http.ts';
@@ -12,7 +13,7 @@ import { signupBench } from './signup.ts';
 
 type Bench = () => Promise<{ rows: ResultRow[]; details: Record<string, unknown> }>;
 const BENCHES: Record<string, Bench> = {
-  signup: signupBench, backfill: backfillBench, http: httpBench, health: healthBench, 'cold-start': coldStartBench,
+  signup: signupBench, backfill: backfillBench, http: httpBench, health: healthBench, census: censusBench, 'cold-start': coldStartBench,
 };
 
 async function main(): Promise<void> {

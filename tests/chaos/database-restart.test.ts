@@ -146,10 +146,12 @@ describe('a database restart in the middle of 2,000 registrations at concurrency
         if (o.status === 202) expect(o.profileStatus).toBe('pending');
       }
 
-      // One reconcile, past the grace period, finishes what the outage left undone.
-      await admin.query(`update private.settings set grace_period = interval '0'`);
-      const summary = (await admin.query<{ s: Record<string, any> }>('select public.reconcile_profiles(10000) as s')).rows[0]!.s;
-      expect(summary).toMatchObject({ ran: true, queue: { failed: 0 }, sweep: { failed: 0 } });
+      // Reconciling until nothing more is due (what one scheduled tick does) finishes what the outage left undone.
+      let summary: Record<string, any>;
+      do {
+        summary = (await admin.query<{ s: Record<string, any> }>('select public.reconcile_profiles(10000) as s')).rows[0]!.s;
+        expect(summary).toMatchObject({ ran: true, queue: { failed: 0 }, sweep: { failed: 0 } });
+      } while (summary.more);
       expect(await usersWithoutProfile(admin)).toEqual([]);
       expect(await duplicateEmails(admin)).toEqual([]);
       const { rows: profiles } = await admin.query<{ n: number }>(

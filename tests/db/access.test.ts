@@ -272,7 +272,9 @@ const PUBLIC_FUNCTIONS: PublicFunction[] = [
     name: 'profile_system_health',
     signature: 'profile_system_health()',
     call: () => ({ sql: 'select public.profile_system_health() as result', params: [] }),
-    check: (result) => expect(result).toMatchObject({ status: 'ok' }),
+    // The orphan's profile was deleted while its user remains: it counts as missing at once.
+    check: (result) =>
+      expect(result).toMatchObject({ status: 'down', checks: { missing_profiles: { ok: false, value: 1, threshold: 0, queued: 0 } } }),
   },
 ];
 

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../helpers/database.ts';
 import { signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
@@ -18,6 +19,12 @@ async function ensureAsService(userId: string, args: Record<string, unknown> = {
     },
     { commit: true },
   );
+}
+
+/** Existed answers are counted per fixed hour: keep a test's calls inside one hour. */
+async function clearOfHourEdge(): Promise<void> {
+  const intoHour = (Date.now() / 1000) % 3600;
+  if (intoHour > 3590) await sleep((3601 - intoHour) * 1000);
 }
 
 async function userWithoutProfile(userMetadata: unknown = {}, email?: string): Promise<string> {
@@ -55,7 +62,8 @@ describe('ensure_user_profile', () => {
     ]);
   });
 
-  it('gives one profile and exactly one created when 50 callers race for the same user', async () => {
+  it('gives one profile, one created row and one existed row when 50 callers race for the same user, counting the other 48 answers', async () => {
+    await clearOfHourEdge();
     const id = await userWithoutProfile({ username: 'racer' });
     const results = await Promise.all(
       Array.from({ length: 50 }, (_, i) => ensureAsService(id, { p_request_id: `race-${i}` })),
@@ -69,7 +77,11 @@ describe('ensure_user_profile', () => {
       (await db().query(`select outcome, count(*)::int as n from private.audit_logs where user_id = $1 and source = 'ensure' group by outcome order by outcome`, [id])).rows,
     ).toEqual([
       { outcome: 'created', n: 1 },
-      { outcome: 'existed', n: 49 },
+      { outcome: 'existed', n: 1 },
+    ]);
+    // The first existed answer of the hour is a row; the racers that waited on it are counted.
+    expect((await db().query(`select repeats from private.existed_repeats where user_id = $1 and source = 'ensure'`, [id])).rows).toEqual([
+      { repeats: 48 },
     ]);
   });
 

@@ -67,9 +67,14 @@ describe('migrating a project that already has users', () => {
     expect(applied.map((m) => m.version)).toEqual((await listMigrations()).map((m) => m.version));
     expect(await count(db(), 'public.user_profiles')).toBe(0);
 
+    // The migration found every user who predates it: health counts them at once, without waiting.
     const { h: health } = await db().one('select public.profile_system_health() as h');
-    expect(health.checks.missing_profiles.value).toBe(0); // all younger than the grace period
+    expect(health.checks.missing_profiles.value).toBe(601);
+    expect(health.status).toBe('down');
+    expect(await count(db(), `private.missing_profiles where found_by = 'install'`)).toBe(601);
     expect(await backfillAll(db())).toBe(601);
+    const { h: after } = await db().one('select public.profile_system_health() as h');
+    expect(after.checks.missing_profiles.value).toBe(0);
     expect(await count(db(), 'auth.users u where not exists (select 1 from public.user_profiles p where p.user_id = u.id)')).toBe(0);
     expect((await db().query('select username from public.user_profiles where user_id = $1', [oauth])).rows).toEqual([
       { username: 'octocat' },

@@ -1,15 +1,9 @@
 import type { PoolClient } from 'pg';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { useTestDatabase } from '../helpers/database.ts';
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase, withTriggerOff } from '../helpers/database.ts';
 import { signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
 
 const db = useTestDatabase();
-
-// These tests change users and profiles between calls and expect the count at once: count on
-// every call here. The census with its default age has its own tests below.
-beforeAll(async () => {
-  await db().query(`update private.settings set missing_count_max_age = interval '0'`);
-});
 
 type Json = Record<string, unknown>;
 
@@ -109,11 +103,18 @@ async function expectSqlState(promise: Promise<unknown>, sqlstate: string): Prom
 }
 
 /** Every check passing; the missing-profile count was taken in the caller's transaction. */
-async function cleanChecks(c: PoolClient): Promise<Json> {
+/** When the census's scan last finished a pass (JSON text, as health reports it), or null. */
+async function lastFullScan(c: PoolClient): Promise<string | null> {
+  const { rows } = await c.query<{ at: string | null }>(`select to_jsonb(last_pass_completed_at) #>> '{}' as at from private.profile_census`);
+  return rows[0]?.at ?? null;
+}
+
+/** Every check passing; `queued`: the open repair-queue entries the test made. */
+async function cleanChecks(c: PoolClient, queued = 0): Promise<Json> {
   return {
     trigger_installed: { ok: true, value: true },
     trigger_enabled: { ok: true, value: true },
-    missing_profiles: { ok: true, value: 0, threshold: 0, grace_period_seconds: 300, counted_at: await jsonTimeAgo(c, '0') },
+    missing_profiles: { ok: true, value: 0, threshold: 0, queued, counted_at: await jsonTimeAgo(c, '0'), last_full_scan_at: await lastFullScan(c) },
     success_rate: { ok: true, value: null, threshold: 0.99, attempts: 0, window_seconds: 900 },
     repair_queue_age: { ok: true, value: null, threshold: 900, open: 0 },
   };
@@ -335,198 +336,213 @@ describe('profile_system_stats', () => {
   });
 });
 
+async function missingOf(c: PoolClient): Promise<Json> {
+  return (await healthOf(c)).checks as Json & { missing_profiles: Json };
+}
+
+/** `count` users signed up through Auth's write path while the trigger is switched off. */
+async function usersWithTriggerOff(count: number): Promise<string[]> {
+  return withTriggerOff(db(), async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < count; i++) ids.push(await signUpAsSupabaseAuth(db()));
+    return ids;
+  });
+}
+
+/** Auth users the trigger never saw (loaded with triggers off, as a restore or an import does). */
+async function unseenUsers(count: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) ids.push(await signUpAsSupabaseAuth(db()));
+  await db().query('delete from public.user_profiles where user_id = any($1)', [ids]);
+  await db().query('delete from private.missing_profiles where user_id = any($1)', [ids]);
+  return ids;
+}
+
+async function removeUsers(ids: string[]): Promise<void> {
+  await db().query('delete from private.audit_logs where user_id = any($1)', [ids]);
+  await db().query('delete from private.repair_queue where user_id = any($1)', [ids]);
+  await db().query('delete from auth.users where id = any($1)', [ids]);
+  await db().query('delete from private.missing_profiles where user_id = any($1)', [ids]);
+}
+
 describe('missing profiles', () => {
-  it('counts auth users older than the grace period that have no profile, in stats and health', async () => {
-    const created: string[] = [];
-    const minutesAgo = (minutes: number) => new Date(Date.now() - minutes * 60_000);
+  it('counts a user the moment its signup commits with the trigger switched off, in stats and health, with no grace period', async () => {
+    const [first, second] = await usersWithTriggerOff(2);
     try {
-      // An old user who got a profile: never missing.
-      created.push(await signUpAsSupabaseAuth(db(), { createdAt: minutesAgo(60) }));
-
-      await db().query('update private.settings set trigger_enabled = false');
-      // Older than the 5-minute grace period: missing.
-      created.push(await signUpAsSupabaseAuth(db(), { createdAt: minutesAgo(10) }));
-      created.push(await signUpAsSupabaseAuth(db(), { createdAt: minutesAgo(24 * 60) }));
-      // Younger: layer 2 may still be creating them.
-      created.push(await signUpAsSupabaseAuth(db(), { createdAt: minutesAgo(2) }));
-      created.push(await signUpAsSupabaseAuth(db()));
-      await db().query('update private.settings set trigger_enabled = true');
-
-      const { rows: profiles } = await db().query('select user_id from public.user_profiles where user_id = any($1)', [
-        created,
-      ]);
-      expect(profiles).toEqual([{ user_id: created[0] }]);
-
+      expect((await db().query('select user_id, found_by from private.missing_profiles where user_id = any($1) order by user_id', [[first, second]])).rows)
+        .toEqual([first!, second!].sort().map((user_id) => ({ user_id, found_by: 'trigger_disabled' })));
       await db().withTransaction(async (c) => {
         await clearHistory(c);
         expect((await statsOf(c, '1 hour')).missing_profiles).toBe(2);
-
-        const health = await healthOf(c);
-        expect(health).toEqual({
+        expect(await healthOf(c)).toEqual({
           status: 'down',
           checked_at: await jsonTimeAgo(c, '0'),
           checks: {
             ...(await cleanChecks(c)),
-            missing_profiles: { ok: false, value: 2, threshold: 0, grace_period_seconds: 300, counted_at: await jsonTimeAgo(c, '0') },
+            missing_profiles: { ok: false, value: 2, threshold: 0, queued: 0, counted_at: await jsonTimeAgo(c, '0'), last_full_scan_at: await lastFullScan(c) },
           },
         });
 
-        // The grace period is read from settings: at 90 seconds the 2-minute-old user counts too.
-        await c.query(`update private.settings set grace_period = interval '90 seconds'`);
-        expect((await statsOf(c, '1 hour')).missing_profiles).toBe(3);
-        expect(((await healthOf(c)).checks as Json).missing_profiles).toEqual({
-          ok: false,
-          value: 3,
-          threshold: 0,
-          grace_period_seconds: 90,
-          counted_at: await jsonTimeAgo(c, '0'),
-        });
+        // A profile made by any path takes the user out of the count on the next call.
+        await c.query(`select private.ensure_profile($1, 'ensure')`, [first]);
+        expect((await missingOf(c)).missing_profiles).toMatchObject({ ok: false, value: 1 });
+        await c.query(`select private.ensure_profile($1, 'ensure')`, [second]);
+        await c.query('delete from private.audit_logs');
+        expect(await healthOf(c)).toEqual({ status: 'ok', checked_at: await jsonTimeAgo(c, '0'), checks: await cleanChecks(c) });
       });
+    } finally {
+      await removeUsers([first!, second!]);
+    }
+  });
 
-      // Raising the threshold changes the verdict at once, no redeploy.
+  it('judges the count against alert_max_missing_profiles at once: at the threshold ok, one above it down', async () => {
+    const ids = await usersWithTriggerOff(2);
+    try {
       await db().withTransaction(async (c) => {
         await clearHistory(c);
         await c.query('update private.settings set alert_max_missing_profiles = 5');
-        const health = await healthOf(c);
-        expect(health.status).toBe('ok');
-        expect((health.checks as Json).missing_profiles).toEqual({
-          ok: true,
-          value: 2,
-          threshold: 5,
-          grace_period_seconds: 300,
-          counted_at: await jsonTimeAgo(c, '0'),
-        });
-
-        // Exactly at the threshold is still fine; one below it is down.
+        expect((await healthOf(c)).status).toBe('ok');
+        expect((await missingOf(c)).missing_profiles).toMatchObject({ ok: true, value: 2, threshold: 5 });
         await c.query('update private.settings set alert_max_missing_profiles = 2');
         expect((await healthOf(c)).status).toBe('ok');
         await c.query('update private.settings set alert_max_missing_profiles = 1');
         expect((await healthOf(c)).status).toBe('down');
       });
     } finally {
-      await db().query('update private.settings set trigger_enabled = true');
-      await db().query('delete from private.audit_logs where user_id = any($1)', [created]);
-      await db().query('delete from auth.users where id = any($1)', [created]);
+      await removeUsers(ids);
     }
-
-    // Cleaned up: no user of this test is left behind to skew the other tests.
-    const { rows } = await db().query<{ missing: string }>(
-      `select public.profile_system_stats() ->> 'missing_profiles' as missing`,
-    );
-    expect(rows).toEqual([{ missing: '0' }]);
   });
-});
 
-/** Stores a census as if it had been taken `ago` before now(), with a count no real scan gives. */
-async function seedCensus(c: PoolClient, census: { ago: string; missing: number; grace?: string }): Promise<void> {
-  await c.query(
-    `insert into private.missing_profile_census (id, counted_at, grace_period, missing, duration_ms)
-     values (true, now() - $1::interval, $3::interval, $2, 1)
-     on conflict (id) do update set counted_at = excluded.counted_at, grace_period = excluded.grace_period,
-                                    missing = excluded.missing, duration_ms = excluded.duration_ms`,
-    [census.ago, census.missing, census.grace ?? '5 minutes'],
-  );
-}
-
-async function storedCensus(c: PoolClient): Promise<Json | undefined> {
-  const { rows } = await c.query<Json>(
-    `select to_jsonb(counted_at) #>> '{}' as counted_at, missing::int as missing from private.missing_profile_census`,
-  );
-  return rows[0];
-}
-
-describe('the missing-profile census', () => {
-  it('health and stats answer the stored count while it is younger than missing_count_max_age, and count again after', async () => {
-    await db().withTransaction(async (c) => {
-      await clearHistory(c);
-      await c.query(`update private.settings set missing_count_max_age = interval '1 minute'`);
-      await seedCensus(c, { ago: '59 seconds', missing: 7 });
-
-      const health = await healthOf(c);
-      expect(health.status).toBe('down');
-      expect((health.checks as Json).missing_profiles).toEqual({
-        ok: false, value: 7, threshold: 0, grace_period_seconds: 300, counted_at: await jsonTimeAgo(c, '59 seconds'),
+  it('reports a user whose repair waits in the queue as queued, not missing', async () => {
+    const [userId] = await usersWithTriggerOff(1);
+    try {
+      await db().withTransaction(async (c) => {
+        await clearHistory(c);
+        await c.query(`select private.record_profile_failure($1, 'reconcile', 'XX000', 'boom', clock_timestamp())`, [userId]);
+        expect((await missingOf(c)).missing_profiles).toMatchObject({ ok: true, value: 0, queued: 1 });
+        expect((await statsOf(c, '1 hour')).missing_profiles).toBe(0);
       });
-      expect((await statsOf(c, '1 hour')).missing_profiles).toBe(7);
-
-      // Older than the limit: counted again (no user lacks a profile) and stored for the next call.
-      await seedCensus(c, { ago: '61 seconds', missing: 7 });
-      expect(await healthOf(c)).toEqual({ status: 'ok', checked_at: await jsonTimeAgo(c, '0'), checks: await cleanChecks(c) });
-      expect(await storedCensus(c)).toEqual({ counted_at: await jsonTimeAgo(c, '0'), missing: 0 });
-    });
+    } finally {
+      await removeUsers([userId!]);
+    }
   });
 
-  it('counts again when the stored count was taken with another grace period', async () => {
-    await db().withTransaction(async (c) => {
-      await clearHistory(c);
-      await c.query(`update private.settings set missing_count_max_age = interval '1 hour'`);
-      await seedCensus(c, { ago: '1 second', missing: 7, grace: '1 minute' });
-      expect(((await healthOf(c)).checks as Json).missing_profiles).toEqual({
-        ok: true, value: 0, threshold: 0, grace_period_seconds: 300, counted_at: await jsonTimeAgo(c, '0'),
+  it('counts a user whose profile is deleted while the user remains, and nothing for a user deleted with its profile', async () => {
+    const kept = await signUpAsSupabaseAuth(db());
+    const gone = await signUpAsSupabaseAuth(db());
+    try {
+      await db().query('delete from public.user_profiles where user_id = $1', [kept]);
+      await db().query('delete from auth.users where id = $1', [gone]);
+      expect((await db().query('select user_id, found_by from private.missing_profiles where user_id = any($1)', [[kept, gone]])).rows)
+        .toEqual([{ user_id: kept, found_by: 'profile_deleted' }]);
+      await db().withTransaction(async (c) => {
+        await clearHistory(c);
+        expect((await missingOf(c)).missing_profiles).toMatchObject({ ok: false, value: 1 });
       });
-    });
+    } finally {
+      await removeUsers([kept, gone]);
+    }
   });
 
-  it('in a read-only transaction (a GET) counts without storing', async () => {
-    await db().withTransaction(async (c) => {
-      await seedCensus(c, { ago: '2 hours', missing: 7 });
-    }, { commit: true });
+  it('counts live in a read-only transaction (a GET through PostgREST)', async () => {
+    const ids = await usersWithTriggerOff(1);
     try {
       await db().withClient(async (client) => {
         await client.query('begin read only');
         try {
-          expect((await statsOf(client, '1 hour')).missing_profiles).toBe(0);
-          expect((await storedCensus(client))?.missing).toBe(7);
+          expect((await statsOf(client, '1 hour')).missing_profiles).toBe(1);
+          expect((await missingOf(client)).missing_profiles).toMatchObject({ value: 1 });
         } finally {
           await client.query('rollback');
         }
       });
     } finally {
-      await db().query('delete from private.missing_profile_census');
+      await removeUsers(ids);
+    }
+  });
+});
+
+async function step(c: PoolClient, batch: number, restart = false): Promise<Json> {
+  return (await c.query<{ r: Json }>('select public.profile_census_step($1, $2) as r', [batch, restart])).rows[0]!.r;
+}
+
+describe('the census scan (the safety net for users the trigger never saw)', () => {
+  it('checks a slice of auth.users per step in primary-key order, adds the users without a profile, and records the pass at the end', async () => {
+    await db().query('delete from auth.users');
+    await db().query('delete from private.missing_profiles');
+    await db().query('update private.profile_census set scan_cursor = null, pass_scanned = 0, pass_found = 0, last_pass_completed_at = null');
+    const withProfiles = [await signUpAsSupabaseAuth(db()), await signUpAsSupabaseAuth(db())];
+    const unseen = await unseenUsers(3);
+    const all = [...withProfiles, ...unseen].sort();
+    try {
+      await db().withTransaction(async (c) => {
+        await clearHistory(c);
+        expect((await missingOf(c)).missing_profiles).toMatchObject({ value: 0, last_full_scan_at: null });
+
+        expect(await step(c, 2)).toEqual({
+          ran: true, pruned: 0, scanned: 2, found: all.slice(0, 2).filter((id) => unseen.includes(id)).length,
+          pass_completed: false, duration_ms: expect.any(Number),
+        });
+        expect((await c.query('select scan_cursor from private.profile_census')).rows).toEqual([{ scan_cursor: all[1] }]);
+        expect(await step(c, 2)).toMatchObject({ scanned: 2, pass_completed: false });
+        expect(await step(c, 2)).toMatchObject({ scanned: 1, pass_completed: true });
+
+        const census = (await c.query(`select scan_cursor, pass_scanned::int, last_pass_scanned::int, last_pass_found::int,
+                                              last_pass_completed_at = now() as just_now from private.profile_census`)).rows;
+        expect(census).toEqual([{ scan_cursor: null, pass_scanned: 0, last_pass_scanned: 5, last_pass_found: 3, just_now: true }]);
+        expect((await c.query(`select user_id from private.missing_profiles where found_by = 'scan' order by user_id`)).rows)
+          .toEqual([...unseen].sort().map((user_id) => ({ user_id })));
+        expect((await missingOf(c)).missing_profiles).toMatchObject({ ok: false, value: 3, last_full_scan_at: await jsonTimeAgo(c, '0') });
+
+        // The next step starts a new pass from the beginning; the users found are not found twice.
+        expect(await step(c, 10)).toMatchObject({ scanned: 5, found: 0, pass_completed: true });
+      });
+    } finally {
+      await removeUsers(all);
     }
   });
 
-  it('does not wait for a transaction that is counting: it answers the stored count, or counts itself when there is none', async () => {
+  it('prunes the members that have a profile or are gone, and restarts a pass on request', async () => {
+    const unseen = await unseenUsers(3);
+    try {
+      await db().query(`insert into private.missing_profiles (user_id, found_by) select unnest($1::uuid[]), 'scan'`, [unseen]);
+      await db().query(`select private.ensure_profile($1, 'ensure')`, [unseen[0]]);
+      await db().query('delete from auth.users where id = $1', [unseen[1]]);
+      await db().withTransaction(async (c) => {
+        await c.query(`update private.profile_census set scan_cursor = 'ffffffff-ffff-ffff-ffff-ffffffffffff'`);
+        expect(await step(c, 100_000, true)).toMatchObject({ pruned: 2, found: 0, pass_completed: true });
+        expect((await c.query('select user_id from private.missing_profiles where user_id = any($1)', [unseen])).rows)
+          .toEqual([{ user_id: unseen[2] }]);
+      });
+    } finally {
+      await removeUsers(unseen);
+    }
+  });
+
+  it('lets one step run at a time: a concurrent caller is told, without waiting', async () => {
     let release = () => {};
     const held = new Promise<void>((resolve) => (release = resolve));
     let locked = () => {};
     const isLocked = new Promise<void>((resolve) => (locked = resolve));
-    const counting = db().withTransaction(async (c) => {
-      await c.query(`select pg_advisory_xact_lock(hashtext('private.missing_profile_census')::bigint)`);
+    const stepping = db().withTransaction(async (c) => {
+      await c.query(`select pg_advisory_xact_lock(hashtext('public.profile_census_step')::bigint)`);
       locked();
       await held;
     });
     try {
       await isLocked;
       await db().withTransaction(async (c) => {
-        await seedCensus(c, { ago: '2 hours', missing: 7 });
-        expect(((await healthOf(c)).checks as Json).missing_profiles).toMatchObject({ value: 7, counted_at: await jsonTimeAgo(c, '2 hours') });
-
-        await c.query('delete from private.missing_profile_census');
-        expect(((await healthOf(c)).checks as Json).missing_profiles).toMatchObject({ value: 0, counted_at: await jsonTimeAgo(c, '0') });
-        expect(await storedCensus(c)).toBeUndefined();
+        expect(await step(c, 10)).toEqual({ ran: false, reason: 'another census step is running' });
       });
     } finally {
       release();
-      await counting;
+      await stepping;
     }
   });
 
-  it('is refreshed by every reconcile run, which reports what is still missing', async () => {
-    const userId = await signUpAsSupabaseAuth(db(), { createdAt: new Date(Date.now() - 3 * 86_400_000) });
-    try {
-      await db().query('delete from public.user_profiles where user_id = $1', [userId]);
-      await db().withTransaction(async (c) => {
-        await c.query(`update private.settings set missing_count_max_age = interval '1 day'`);
-        await seedCensus(c, { ago: '1 hour', missing: 0 });
-        // Three days old: outside the sweep's one-day window, so the run leaves it missing.
-        const { rows } = await c.query<{ r: Json }>('select public.reconcile_profiles() as r');
-        expect(rows[0]?.r.missing_profiles).toBe(1);
-        expect(await storedCensus(c)).toEqual({ counted_at: await jsonTimeAgo(c, '0'), missing: 1 });
-        expect(((await healthOf(c)).checks as Json).missing_profiles).toMatchObject({ ok: false, value: 1 });
-      });
-    } finally {
-      await db().query('delete from auth.users where id = $1', [userId]);
+  it('refuses a batch outside 1-1000000 with SQLSTATE 22023', async () => {
+    for (const batch of [0, -1, 1_000_001]) {
+      await expect(db().query('select public.profile_census_step($1)', [batch])).rejects.toMatchObject({ code: '22023' });
     }
   });
 });
@@ -572,7 +588,7 @@ describe('profile_system_health', () => {
         checks: {
           trigger_installed: { ok: true, value: true },
           trigger_enabled: { ok: true, value: true },
-          missing_profiles: { ok: true, value: 0, threshold: 0, grace_period_seconds: 300, counted_at: await jsonTimeAgo(c, '0') },
+          missing_profiles: { ok: true, value: 0, threshold: 0, queued: 0, counted_at: await jsonTimeAgo(c, '0'), last_full_scan_at: await lastFullScan(c) },
           success_rate: { ok: false, value: 0.98, threshold: 0.99, attempts: 100, window_seconds: 900 },
           repair_queue_age: { ok: true, value: null, threshold: 900, open: 0 },
         },
@@ -632,7 +648,7 @@ describe('profile_system_health', () => {
       expect(await healthOf(c)).toEqual({
         status: 'degraded',
         checked_at: await jsonTimeAgo(c, '0'),
-        checks: { ...(await cleanChecks(c)), repair_queue_age: { ok: false, value: 960, threshold: 900, open: 2 } },
+        checks: { ...(await cleanChecks(c, 2)), repair_queue_age: { ok: false, value: 960, threshold: 900, open: 2 } },
       });
 
       // The threshold is read from settings at each call.
@@ -640,7 +656,7 @@ describe('profile_system_health', () => {
       expect(await healthOf(c)).toEqual({
         status: 'ok',
         checked_at: await jsonTimeAgo(c, '0'),
-        checks: { ...(await cleanChecks(c)), repair_queue_age: { ok: true, value: 960, threshold: 3600, open: 2 } },
+        checks: { ...(await cleanChecks(c, 2)), repair_queue_age: { ok: true, value: 960, threshold: 3600, open: 2 } },
       });
     });
   });
@@ -654,7 +670,7 @@ describe('profile_system_health', () => {
       expect(await healthOf(c)).toEqual({
         status: 'ok',
         checked_at: await jsonTimeAgo(c, '0'),
-        checks: { ...(await cleanChecks(c)), repair_queue_age: { ok: true, value: 840, threshold: 900, open: 1 } },
+        checks: { ...(await cleanChecks(c, 1)), repair_queue_age: { ok: true, value: 840, threshold: 900, open: 1 } },
       });
     });
   });
@@ -692,8 +708,6 @@ describe('profile_system_health', () => {
     await db().withTransaction(async (c) => {
       await clearHistory(c);
       await c.query('delete from private.settings');
-      // With the settings row gone the census may be a minute old: start from none.
-      await c.query('delete from private.missing_profile_census');
       expect(await healthOf(c)).toEqual({
         status: 'ok',
         checked_at: await jsonTimeAgo(c, '0'),

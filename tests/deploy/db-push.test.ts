@@ -193,8 +193,7 @@ describe('supabase db push on a project that already has users', () => {
   const users: Record<'old' | 'recent' | 'justNow', string> = { old: '', recent: '', justNow: '' };
 
   beforeAll(async () => {
-    // Signed up before the push, with no trigger of ours: a month ago, two hours ago (inside the
-    // reconciler's one-day sweep, past the five-minute grace period) and a moment ago.
+    // Signed up before the push, with no trigger of ours: a month ago, two hours ago and a moment ago.
     users.old = await signUpAsSupabaseAuth(db(), {
       userMetadata: { full_name: 'Grace Hopper', username: 'grace' },
       createdAt: new Date(Date.now() - 30 * DAY_MS),
@@ -215,33 +214,30 @@ describe('supabase db push on a project that already has users', () => {
     expect(await usersWithoutProfile(db())).toBe(3);
   });
 
-  it('makes health report the users past the grace period as missing: status down until the backfill', async () => {
+  it('makes health report every user already there as missing at once (the migration found them): status down until they are repaired', async () => {
     const { health } = await db().one('select public.profile_system_health() as health');
 
     expect(health.status).toBe('down');
-    expect(health.checks.missing_profiles).toMatchObject({ ok: false, value: 2 });
+    expect(health.checks.missing_profiles).toMatchObject({ ok: false, value: 3, queued: 0 });
   });
 
-  it('lets the reconciler give a profile to the user inside its sweep window, and no one else', async () => {
-    const { run } = await db().one('select public.reconcile_profiles() as run');
+  it('lets the backfill give the users a profile from their metadata', async () => {
+    const { batch } = await db().one('select public.backfill_missing_profiles(1, null, false) as batch');
 
-    expect(run.sweep).toEqual({ missing: 1, created: 1, failed: 0 });
-    expect(run.missing_profiles).toBe(1);
-    expect(await profilesOf(db(), [users.recent])).toEqual([
-      { user_id: users.recent, username: 'octocat', full_name: 'The Octocat', created_via: 'backfill' },
-    ]);
+    expect(batch).toMatchObject({ scanned: 1, created: 1, failed: 0, done: false });
+    expect(await usersWithoutProfile(db())).toBe(2);
   });
 
-  it('lets the backfill give every remaining user a profile from their metadata', async () => {
-    const { batch } = await db().one('select public.backfill_missing_profiles(500, null, false) as batch');
-
-    expect(batch).toMatchObject({ scanned: 3, missing: 2, created: 2, failed: 0, done: true });
-    expect(await usersWithoutProfile(db())).toBe(0);
-    expect(await profilesOf(db(), [users.old])).toEqual([
-      { user_id: users.old, username: 'grace', full_name: 'Grace Hopper', created_via: 'backfill' },
-    ]);
+  it('lets the reconciler repair every user the migration found that still has none, from their metadata', async () => {
     const { run } = await db().one('select public.reconcile_profiles() as run');
+
+    expect(run.sweep).toEqual({ missing: 2, created: 2, failed: 0 });
     expect(run.missing_profiles).toBe(0);
+    expect(await usersWithoutProfile(db())).toBe(0);
+    expect(await profilesOf(db(), [users.old, users.recent])).toEqual(expect.arrayContaining([
+      { user_id: users.old, username: 'grace', full_name: 'Grace Hopper', created_via: 'backfill' },
+      { user_id: users.recent, username: 'octocat', full_name: 'The Octocat', created_via: 'backfill' },
+    ]));
   });
 });
 

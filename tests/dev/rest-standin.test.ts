@@ -576,7 +576,7 @@ describe('schemas', () => {
       hint: 'Only the following schemas are exposed: public',
     });
 
-    const viaClient = await service.schema('private').rpc('missing_profile_count', { p_grace_period: '5 minutes' });
+    const viaClient = await service.schema('private').rpc('count_missing_profiles');
     expect(viaClient.status).toBe(406);
     expect(viaClient.error?.code).toBe('PGRST106');
   });

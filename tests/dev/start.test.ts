@@ -3,6 +3,7 @@ import { cp, mkdir, mkdtemp, rm, stat, symlink } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { relocatedDataDir } from '../../dev/postgres-owner.ts';
 import { freePort } from '../../dev/postgres.ts';
@@ -104,6 +105,36 @@ async function startRegisterAndStop(checkout: string, args: string[]): Promise<s
   const body = (await response.json()) as { profile: { full_name: string; email: string }; profile_status: string };
   expect(body.profile).toMatchObject({ email: 'ada@example.com', full_name: 'Ada Lovelace' });
   expect(['created', 'existed']).toContain(body.profile_status);
+
+  // The schedule is printed, and runs with nobody calling anything: a user who signs up through
+  // Auth while the trigger is switched off gets a profile from the local stand-in for pg_cron.
+  expect(output).toContain(
+    "self-repair: select public.run_self_repair() every 60 s (local stand-in for the pg_cron job profile-self-repair, '* * * * *')\n",
+  );
+  const anonKey = /anon key: (\S+)\n/.exec(output)![1]!;
+  const sql = new pg.Client({ connectionString: `postgresql://postgres:postgres@127.0.0.1:${dbPort}/postgres` });
+  await sql.connect();
+  try {
+    await sql.query(`update private.settings set trigger_enabled = false, self_repair_period = interval '1 second'`);
+    const signup = await fetch(`http://127.0.0.1:${port}/auth/v1/signup`, {
+      method: 'POST',
+      headers: { apikey: anonKey, 'content-type': 'application/json' },
+      body: JSON.stringify({ email: 'switched-off@example.com', password: 'correct-horse-battery' }),
+    });
+    expect(signup.status).toBe(200);
+    const userId = ((await signup.json()) as { user: { id: string } }).user.id;
+    await sql.query('update private.settings set trigger_enabled = true');
+    const deadline = Date.now() + 10_000;
+    let profile: unknown[] = [];
+    while (profile.length === 0 && Date.now() < deadline) {
+      profile = (await sql.query('select created_via from public.user_profiles where user_id = $1', [userId])).rows;
+      if (profile.length === 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(profile).toEqual([{ created_via: 'backfill' }]);
+    await sql.query(`update private.settings set self_repair_period = interval '1 minute'`);
+  } finally {
+    await sql.end();
+  }
 
   child.kill('SIGINT');
   expect(await exited).toBe(0);

@@ -452,7 +452,7 @@ describe('profile-health', () => {
     expect({ status: answer.status, body: answer.body }).toEqual({ status: 200, body: null });
   });
 
-  it('profile-health answers 503 down when a user has gone without a profile past the grace period, and the health token shows the count', async () => {
+  it('profile-health answers 503 down as soon as a user has signed up without a profile, and the health token shows the count', async () => {
     let userId: string | undefined;
     try {
       await setSettings('trigger_enabled = false');
@@ -460,10 +460,8 @@ describe('profile-health', () => {
       const { data, error } = await anon().auth.signUp({ email, password: newPassword() });
       if (error) throw error;
       userId = data.user!.id;
-      await db().query(`update auth.users set created_at = now() - interval '10 minutes' where id = $1`, [userId]);
-      // Health reads the stored missing-profile count for up to a minute: forget it, as if a minute had passed.
-      await db().query('delete from private.missing_profile_census');
 
+      // No grace period and no cached count: the very next call counts the user.
       const full = await invoke(anon(), 'profile-health', { method: 'GET', headers: { Authorization: `Bearer ${healthToken()}` } });
       expect(full.status).toBe(503);
       expect(full.body).toMatchObject({
@@ -472,7 +470,7 @@ describe('profile-health', () => {
         checks: {
           trigger_installed: { ok: true, value: true },
           trigger_enabled: { ok: false, value: false },
-          missing_profiles: { ok: false, value: 1, threshold: 0, grace_period_seconds: 300, counted_at: expect.stringMatching(ISO_TIME) },
+          missing_profiles: { ok: false, value: 1, threshold: 0, queued: 0, counted_at: full.body.checked_at, last_full_scan_at: null },
         },
         stats: { missing_profiles: 1 },
       });
@@ -498,12 +496,11 @@ describe('profile-health', () => {
     const repaired = await invoke(service(), 'ensure-profile', { body: { user_id: userId } });
     expect(repaired.status).toBe(200);
     expect(repaired.body).toMatchObject({ user_id: userId, profile_status: 'created', profile: { user_id: userId, created_via: 'ensure' } });
-    await db().query('delete from private.missing_profile_census');
     const healthy = await invoke(anon(), 'profile-health', { method: 'GET', headers: { Authorization: `Bearer ${healthToken()}` } });
     expect(healthy.status).toBe(200);
     expect(healthy.body).toMatchObject({
       status: 'ok',
-      checks: { missing_profiles: { ok: true, value: 0 }, trigger_enabled: { ok: true, value: true } },
+      checks: { missing_profiles: { ok: true, value: 0, queued: 0 }, trigger_enabled: { ok: true, value: true } },
       stats: { missing_profiles: 0 },
     });
   });

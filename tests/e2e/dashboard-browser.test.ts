@@ -89,6 +89,8 @@ describe('the operator dashboard in Chromium', () => {
 
       expect(stats.missing_profiles).toBe(2);
       expect(await textOf(page, 'missing-profiles')).toBe('2');
+      // The queued users are not missing: the sub-line counts them apart.
+      expect(await textOf(page, 'missing-profiles-sub')).toBe('3 more in the repair queue');
       expect(stats.repair_queue.open).toBe(3);
       expect(await textOf(page, 'queue-open')).toBe('3');
       const checkedAt = Date.parse((await page.getByTestId('checked-at').getAttribute('datetime'))!);

@@ -11,18 +11,20 @@ export const XSS = '<img src=x onerror="window.__pwned = true">';
 export interface SeededDay {
   /** When the oldest open repair-queue entry failed (20 minutes before the seed). */
   oldestFailedAt: Date;
-  /** The two users left without a profile. */
+  /** The two users left without a profile that nothing is repairing (signed up with the trigger off). */
   missing: string[];
+  /** How many open repair-queue entries there are besides them. */
+  queued: number;
   /** What the reconciler's run (before the users went missing) returned. */
   reconcile: Record<string, unknown>;
 }
 
 /**
  * A known day: attempts across the 24 hours with failures of two SQLSTATEs (the newest 23505
- * message is hostile markup), two users without a profile older than the grace period, three
- * open repair-queue entries (the oldest 20 minutes old) and one resolved, a reconciler run
- * (before the users went missing), and alerts evaluated so missing_profiles and
- * repair_queue_age fire.
+ * message is hostile markup), two users without a profile (signed up while the trigger was
+ * switched off, so counted at once), three open repair-queue entries of other users (the oldest
+ * 20 minutes old; queued, so not missing) and one resolved, a reconciler run (before the users
+ * went missing), and alerts evaluated so missing_profiles and repair_queue_age fire.
  */
 export async function seedKnownDay(db: TestDatabase): Promise<SeededDay> {
   await db.query(`delete from private.audit_logs; delete from private.alert_state; delete from private.alert_deliveries;
@@ -47,24 +49,22 @@ export async function seedKnownDay(db: TestDatabase): Promise<SeededDay> {
     );
   }
 
-  const reconcile = (await db.one('select public.reconcile_profiles(10, $1::interval) as r', ['1 day'])).r;
+  const reconcile = (await db.one('select public.reconcile_profiles(10, true) as r')).r;
   const missing: string[] = [];
   await withTriggerOff(db, async () => {
-    for (let i = 0; i < 2; i++) missing.push(await signUpAsSupabaseAuth(db, { createdAt: ago(10) }));
+    for (let i = 0; i < 2; i++) missing.push(await signUpAsSupabaseAuth(db));
   });
-  // The reconcile run's census predates them; make it as old as they are, so the next check counts.
-  await db.query(`update private.missing_profile_census set counted_at = now() - interval '10 minutes'`);
   const oldestFailedAt = ago(20);
   await db.query(
     `insert into private.repair_queue (user_id, source, reason, sqlstate, attempts, first_failed_at, last_failed_at, resolved_at, resolution)
-     values ($1, 'trigger', 'seeded', '23505', 3, $3, $3, null, null),
-            ($2, 'trigger', 'seeded', '23505', 1, $4, $4, null, null),
-            (gen_random_uuid(), 'register', 'seeded', '23514', 2, $4, $4, null, null),
-            (gen_random_uuid(), 'register', 'seeded', '23514', 1, $5, $5, $4, 'reconcile')`,
-    [missing[0], missing[1], oldestFailedAt, ago(5), ago(60)],
+     values (gen_random_uuid(), 'trigger', 'seeded', '23505', 3, $1, $1, null, null),
+            (gen_random_uuid(), 'trigger', 'seeded', '23505', 1, $2, $2, null, null),
+            (gen_random_uuid(), 'register', 'seeded', '23514', 2, $2, $2, null, null),
+            (gen_random_uuid(), 'register', 'seeded', '23514', 1, $3, $3, $2, 'reconcile')`,
+    [oldestFailedAt, ago(5), ago(60)],
   );
   await db.query('select public.evaluate_alerts()');
-  return { oldestFailedAt, missing, reconcile };
+  return { oldestFailedAt, missing, queued: 3, reconcile };
 }
 
 export async function databaseStats(db: TestDatabase, window: string): Promise<SystemStats> {

@@ -96,6 +96,7 @@ describe('npm run dashboard against the hosted-like stack, in Chromium', () => {
 
       expect(await textOf(page, 'missing-profiles')).toBe(String(stats.missing_profiles));
       expect(stats.missing_profiles).toBe(seeded.missing.length);
+      expect(await textOf(page, 'missing-profiles-sub')).toBe(`${seeded.queued} more in the repair queue`);
       expect(await textOf(page, 'queue-open')).toBe('3');
       const checkedAt = Date.parse((await page.getByTestId('checked-at').getAttribute('datetime'))!);
       expect(Math.abs(parseAge(await textOf(page, 'queue-oldest-age')) - (checkedAt - seeded.oldestFailedAt.getTime()) / 1000)).toBeLessThanOrEqual(1);

@@ -103,6 +103,12 @@ async function attackerKey(kid: string): Promise<JWK> {
   return { ...(await exportJWK(privateKey)), kid, alg: 'ES256' };
 }
 
+/** Per-user windows and counted existed answers are hours, aligned on the hour: keep a test's calls inside one. */
+async function clearOfHourEdge(): Promise<void> {
+  const intoHour = (Date.now() / 1000) % 3600;
+  if (intoHour > 3590) await sleep((3601 - intoHour) * 1000);
+}
+
 describe('ensure-profile for a signed-in user', () => {
   it('answers 200 existed with the profile the trigger made, for a bodiless POST with the access token', async () => {
     const user = await signedInUser();
@@ -261,12 +267,6 @@ describe('ensure-profile for a signed-in user', () => {
 });
 
 describe('ensure-profile limits and vets signed-in users', () => {
-  /** The per-user window below is an hour, aligned on the hour: keep a test's calls inside one. */
-  async function clearOfHourEdge(): Promise<void> {
-    const intoHour = (Date.now() / 1000) % 3600;
-    if (intoHour > 3590) await sleep((3601 - intoHour) * 1000);
-  }
-
   const ensureRows = async (userId: string) =>
     (await db().query(`select outcome, details from private.audit_logs where user_id = $1 and source = 'ensure' order by id`, [userId])).rows;
 
@@ -496,7 +496,8 @@ describe('ensure-profile as a Database Webhook', () => {
     });
   });
 
-  it('makes exactly one profile when the same delivery arrives ten times at once', async () => {
+  it('makes exactly one profile when the same delivery arrives ten times at once, storing one created and one existed row and counting the other eight', async () => {
+    await clearOfHourEdge();
     const email = 'tenfold@example.test';
     const id = await userWithoutProfile(email);
     const body = webhookDelivery(authUserRecord(id, email));
@@ -512,7 +513,8 @@ describe('ensure-profile as a Database Webhook', () => {
       `select outcome, count(*)::int as n from private.audit_logs where user_id = $1 and source = 'webhook' group by outcome order by outcome`,
       [id],
     );
-    expect(rows).toEqual([{ outcome: 'created', n: 1 }, { outcome: 'existed', n: 9 }]);
+    expect(rows).toEqual([{ outcome: 'created', n: 1 }, { outcome: 'existed', n: 1 }]);
+    expect((await db().query(`select repeats from private.existed_repeats where user_id = $1 and source = 'webhook'`, [id])).rows).toEqual([{ repeats: 8 }]);
   });
 });
 
@@ -714,8 +716,10 @@ describe('ensure-profile fallback layers', () => {
       const profile = await profileRow(id);
       expect(result).toEqual({ status: 200, body: { user_id: id, profile, profile_status: 'created' } });
       expect(profile).toMatchObject({ created_via: 'ensure', email: null });
-      // The direct insert writes no audit row (the database function did not run).
-      expect((await db().query(`select 1 from private.audit_logs where user_id = $1 and source = 'ensure'`, [id])).rows).toEqual([]);
+      // The database function did not run; the direct insert's own audit row says what happened.
+      expect((await db().query(`select outcome, details from private.audit_logs where user_id = $1 and source = 'ensure'`, [id])).rows).toEqual([
+        { outcome: 'created', details: { via: 'direct_insert' } },
+      ]);
     }
 
     // Renamed back, the function is found again (a cache miss reloads) and the profile reported as existing.

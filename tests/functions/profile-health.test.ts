@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createProfileHealthHandler } from '../../shared/profile-health-handler.ts';
-import { useTestDatabase } from '../helpers/database.ts';
+import { useTestDatabase, withTriggerOff } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
 import { signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
 
@@ -15,13 +15,15 @@ afterEach(async () => {
   await db().query('update private.settings set trigger_enabled = true');
 });
 
-/**
- * Health reads the stored missing-profile count while it is younger than
- * settings.missing_count_max_age (a minute): a test that just made a user go missing (or fixed
- * one) forgets the stored count, as a reconcile run would refresh it.
- */
-async function forgetMissingCount(): Promise<void> {
-  await db().query('delete from private.missing_profile_census');
+/** An auth user signed up through Auth's write path while the trigger is switched off: no profile. */
+async function userWithoutProfile(): Promise<string> {
+  return await withTriggerOff(db(), async () => await signUpAsSupabaseAuth(db()));
+}
+
+async function removeUser(id: string): Promise<void> {
+  await db().query('delete from private.repair_queue where user_id = $1', [id]);
+  await db().query('delete from auth.users where id = $1', [id]);
+  await db().query('delete from private.missing_profiles where user_id = $1', [id]);
 }
 
 function handler(overrides: Record<string, string> = {}): (request: Request) => Promise<Response> {
@@ -41,9 +43,14 @@ async function call(request: Request, overrides: Record<string, string> = {}): P
 const healthToken = () => api().stack.functionSecrets.PROFILE_HEALTH_TOKEN!;
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
-/** What the database itself says right now, to compare the full body against. */
+/**
+ * What the database itself says right now, to compare the full body against. Health counts the
+ * missing profiles live, so missing_profiles.counted_at is the time of each call (the answer's
+ * checked_at), never the same twice.
+ */
 async function databaseChecks(): Promise<unknown> {
-  return (await db().one<{ checks: unknown }>(`select public.profile_system_health() -> 'checks' as checks`)).checks;
+  const { checks } = await db().one<{ checks: Record<string, Record<string, unknown>> }>(`select public.profile_system_health() -> 'checks' as checks`);
+  return { ...checks, missing_profiles: { ...checks.missing_profiles, counted_at: expect.stringMatching(TIMESTAMP) } };
 }
 
 async function databaseStats(window: string): Promise<Record<string, unknown>> {
@@ -107,7 +114,7 @@ describe('profile-health with a token', () => {
     expect(result.body.checks).toEqual({
       trigger_installed: { ok: true, value: true },
       trigger_enabled: { ok: true, value: true },
-      missing_profiles: { ok: true, value: 0, threshold: 0, grace_period_seconds: 300, counted_at: expect.stringMatching(TIMESTAMP) },
+      missing_profiles: { ok: true, value: 0, threshold: 0, queued: 0, counted_at: result.body.checked_at, last_full_scan_at: null },
       success_rate: expect.objectContaining({ ok: true, threshold: 0.99, window_seconds: 900 }),
       repair_queue_age: { ok: true, value: null, threshold: 900, open: 0 },
     });
@@ -202,63 +209,71 @@ describe('profile-health with a token', () => {
     });
   });
 
-  it('answers 503 down, with missing_profiles 1, when a user older than the grace period has no profile', async () => {
-    await db().query('update private.settings set trigger_enabled = false');
-    const id = await signUpAsSupabaseAuth(db(), { createdAt: new Date(Date.now() - 10 * 60_000) });
-    await db().query('update private.settings set trigger_enabled = true');
-    await forgetMissingCount();
+  it('answers 503 down with missing_profiles 1 as soon as a user signed up with the trigger switched off, and 200 once it has a profile', async () => {
+    const id = await userWithoutProfile();
     try {
+      // No grace period: the signup that just committed is counted by the very next call.
       expect(await call(get())).toEqual({ status: 503, body: { status: 'down', checked_at: expect.stringMatching(TIMESTAMP) } });
       const full = await call(get(bearer(healthToken())));
       expect(full.status).toBe(503);
       expect(full.body.status).toBe('down');
-      expect(full.body.checks.missing_profiles).toEqual({ ok: false, value: 1, threshold: 0, grace_period_seconds: 300, counted_at: expect.stringMatching(TIMESTAMP) });
+      expect(full.body.checks.missing_profiles).toEqual({
+        ok: false, value: 1, threshold: 0, queued: 0, counted_at: full.body.checked_at, last_full_scan_at: null,
+      });
+      expect(full.body.checks.trigger_enabled).toEqual({ ok: true, value: true });
       expect(full.body.stats.missing_profiles).toBe(1);
+
+      await db().query(`select private.ensure_profile($1, 'ensure')`, [id]);
+      expect(await call(get())).toEqual({ status: 200, body: { status: 'ok', checked_at: expect.stringMatching(TIMESTAMP) } });
     } finally {
-      await db().query('delete from auth.users where id = $1', [id]);
-      await forgetMissingCount();
+      await removeUser(id);
+    }
+  });
+
+  it('counts on every call: five calls in a row after a user goes missing all answer down, each counted at its own time', async () => {
+    expect((await call(get())).status).toBe(200);
+    const id = await userWithoutProfile();
+    try {
+      const countedAt: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const full = await call(get(bearer(healthToken())));
+        expect(full.status).toBe(503);
+        expect(full.body.checks.missing_profiles).toMatchObject({ ok: false, value: 1, counted_at: full.body.checked_at });
+        countedAt.push(full.body.checks.missing_profiles.counted_at);
+      }
+      expect(new Set(countedAt).size).toBe(5);
+    } finally {
+      await removeUser(id);
     }
     expect((await call(get())).status).toBe(200);
   });
 
-  it('counts missing profiles at most once per missing_count_max_age, however many calls come', async () => {
-    await forgetMissingCount();
-    expect((await call(get())).status).toBe(200);
-    const first = await db().one<{ counted_at: Date }>('select counted_at from private.missing_profile_census');
-
-    // A user goes missing: callers keep the stored count (ok) until it is a minute old...
-    await db().query('update private.settings set trigger_enabled = false');
-    const id = await signUpAsSupabaseAuth(db(), { createdAt: new Date(Date.now() - 10 * 60_000) });
-    await db().query('update private.settings set trigger_enabled = true');
+  it('does not count a user whose repair waits in the queue as missing, but reports it as queued', async () => {
+    const id = await userWithoutProfile();
+    await db().query(
+      `insert into private.repair_queue (user_id, source, reason, first_failed_at, next_attempt_at)
+       values ($1, 'register', 'profile creation failed', now() - interval '2 minutes', now() + interval '1 hour')`,
+      [id],
+    );
     try {
-      for (let i = 0; i < 5; i++) expect((await call(get())).status).toBe(200);
-      const full = await call(get(bearer(healthToken())));
-      expect(full.body.checks.missing_profiles).toEqual({ ok: true, value: 0, threshold: 0, grace_period_seconds: 300, counted_at: expect.stringMatching(TIMESTAMP) });
-      expect(Date.parse(full.body.checks.missing_profiles.counted_at)).toBe(first.counted_at.getTime());
-
-      // ...and once it is older, the next call counts again and finds the user.
-      await db().query(`update private.missing_profile_census set counted_at = counted_at - interval '61 seconds'`);
-      expect((await call(get())).body.status).toBe('down');
-      const recounted = await call(get(bearer(healthToken())));
-      expect(recounted.body.checks.missing_profiles).toMatchObject({ ok: false, value: 1 });
-      expect(Date.parse(recounted.body.checks.missing_profiles.counted_at)).toBeGreaterThan(first.counted_at.getTime());
-    } finally {
-      await db().query('delete from auth.users where id = $1', [id]);
-      await forgetMissingCount();
-    }
-  });
-
-  it('does not count a user younger than the grace period as missing', async () => {
-    await db().query('update private.settings set trigger_enabled = false');
-    const id = await signUpAsSupabaseAuth(db(), { createdAt: new Date(Date.now() - 60_000) });
-    await db().query('update private.settings set trigger_enabled = true');
-    await forgetMissingCount();
-    try {
+      expect(await call(get())).toEqual({ status: 200, body: { status: 'ok', checked_at: expect.stringMatching(TIMESTAMP) } });
       const full = await call(get(bearer(healthToken())));
       expect(full.status).toBe(200);
-      expect(full.body.checks.missing_profiles).toEqual({ ok: true, value: 0, threshold: 0, grace_period_seconds: 300, counted_at: expect.stringMatching(TIMESTAMP) });
+      expect(full.body.checks.missing_profiles).toEqual({
+        ok: true, value: 0, threshold: 0, queued: 1, counted_at: full.body.checked_at, last_full_scan_at: null,
+      });
+      expect(full.body.checks.repair_queue_age).toEqual({ ok: true, value: expect.any(Number), threshold: 900, open: 1 });
+      expect(full.body.checks.repair_queue_age.value).toBeGreaterThanOrEqual(120);
+      expect(full.body.checks.repair_queue_age.value).toBeLessThan(180);
+      expect(full.body.stats.missing_profiles).toBe(0);
+
+      // Once nothing holds the user any more (the entry closed by hand, still no profile), it is missing.
+      await db().query(`update private.repair_queue set resolved_at = now(), resolution = 'manual' where user_id = $1`, [id]);
+      const after = await call(get(bearer(healthToken())));
+      expect(after.status).toBe(503);
+      expect(after.body.checks.missing_profiles).toMatchObject({ ok: false, value: 1, queued: 0 });
     } finally {
-      await db().query('delete from auth.users where id = $1', [id]);
+      await removeUser(id);
     }
   });
 });

@@ -87,18 +87,23 @@ describe('register in admin mode', () => {
     expect(await usersWith(address)).toBe(1);
   });
 
-  it('reads the profile the trigger made instead of ensuring it again, so the trigger\'s is the only audit row', async () => {
+  it('answers the profile the trigger made through one ensure_user_profile call, which leaves the request\'s existed row beside the trigger\'s created row', async () => {
     const lines: string[] = [];
     const log = createLogger({ destination: new Writable({ write(c, _e, d) { lines.push(String(c)); d(); } }) });
-    const { status, body } = await call(registerWith(ADMIN, { log }), request({ email: email(), password: PASSWORD, full_name: 'Ada' }));
-    expect(status).toBe(201);
+    const response = await registerWith(ADMIN, { log })(request({ email: email(), password: PASSWORD, full_name: 'Ada' }));
+    const body = (await response.json()) as Record<string, any>;
+    expect(response.status).toBe(201);
     expect(body.profile_status).toBe('existed');
     const { j: stored } = await db().one('select to_jsonb(p) as j from public.user_profiles p where user_id = $1', [body.user.id]);
     expect(body.profile).toEqual(stored);
-    const { rows } = await db().query('select source, outcome from private.audit_logs where user_id = $1', [body.user.id]);
-    expect(rows).toEqual([{ source: 'trigger', outcome: 'created' }]);
+    const requestId = response.headers.get('x-request-id');
+    const { rows } = await db().query('select source, outcome, request_id from private.audit_logs where user_id = $1 order by id', [body.user.id]);
+    expect(rows).toEqual([
+      { source: 'trigger', outcome: 'created', request_id: null },
+      { source: 'register', outcome: 'existed', request_id: requestId },
+    ]);
     expect(lines.map((line) => JSON.parse(line))).toEqual([
-      expect.objectContaining({ msg: 'request', status: 201, user_id: body.user.id, profile_status: 'existed', attempts: 0, via: 'read' }),
+      expect.objectContaining({ msg: 'request', request_id: requestId, status: 201, user_id: body.user.id, profile_status: 'existed', attempts: 1, via: 'rpc' }),
     ]);
   });
 
@@ -457,21 +462,18 @@ describe('register when dependencies fail', () => {
     }
   });
 
-  it('asks ensure_user_profile when the profile the trigger made cannot be read', async () => {
+  it('reads the profile the trigger made in one round trip, ensure_user_profile, and never reads user_profiles itself', async () => {
     const config = api().config(ADMIN);
-    const reads: string[] = [];
+    const seen: string[] = [];
     const client = createSupabaseClient(config.supabaseUrl, config.serviceRoleKey, {
       fetch: async (input, init) => {
         const url = new URL(input instanceof Request ? input.url : String(input));
-        if (url.pathname === '/rest/v1/user_profiles') {
-          reads.push(init?.method ?? 'GET');
-          throw new TypeError('fetch failed');
-        }
+        if (url.pathname.startsWith('/rest/v1/') && url.pathname !== '/rest/v1/rpc/register_preflight') seen.push(`${init?.method ?? 'GET'} ${url.pathname}`);
         return await fetch(input, init);
       },
     });
     const { status, body } = await call(createRegisterHandler({ config, supabase: client }), request({ email: email(), password: PASSWORD }));
-    expect(reads).toEqual(['GET']);
+    expect(seen).toEqual(['POST /rest/v1/rpc/ensure_user_profile']);
     expect(status).toBe(201);
     expect(body.profile_status).toBe('existed');
     expect(body.profile).toMatchObject({ user_id: body.user.id, created_via: 'trigger' });
@@ -490,14 +492,13 @@ describe('register when dependencies fail', () => {
         if (url.pathname === '/rest/v1/user_profiles' || url.pathname === '/rest/v1/rpc/ensure_user_profile') {
           seen.push(`${method} ${url.pathname}`);
           // The database answers nothing about the profile but the very last read.
-          if (!(method === 'GET' && url.pathname === '/rest/v1/user_profiles' && ++reads === 2)) throw new TypeError('fetch failed');
+          if (!(method === 'GET' && url.pathname === '/rest/v1/user_profiles' && ++reads === 1)) throw new TypeError('fetch failed');
         }
         return await fetch(input, init);
       },
     });
     const { status, body } = await call(createRegisterHandler({ config, supabase: client }), request({ email: email(), password: PASSWORD }));
     expect(seen).toEqual([
-      'GET /rest/v1/user_profiles',
       'POST /rest/v1/rpc/ensure_user_profile',
       'POST /rest/v1/rpc/ensure_user_profile',
       'POST /rest/v1/user_profiles',

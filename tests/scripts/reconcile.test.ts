@@ -14,7 +14,17 @@ const reconcile = (args: string[], extra: Record<string, string> = {}) => runCli
 
 interface ReconcileOutput {
   reconcile:
-    | { ran: true; queue: { due: number; repaired: number; failed: number; user_deleted: number }; sweep: { missing: number; created: number; failed: number }; missing_profiles: number; duration_ms: number }
+    | {
+        ran: true;
+        batches: number;
+        queue: { due: number; repaired: number; failed: number; user_deleted: number; probed: number; recovered: number; made_due: number };
+        sweep: { missing: number; created: number; failed: number };
+        more: boolean;
+        missing_profiles: number;
+        queued: number;
+        scanned: number | null;
+        duration_ms: number;
+      }
     | { ran: false; reason: string };
   alerts: { status: string | null; transitions: Array<{ name: string; state: string }>; delivered: number; failed: number; undelivered: boolean };
 }
@@ -45,11 +55,11 @@ afterAll(async () => {
   await new Promise<void>((resolve) => server.close(() => resolve()));
 });
 
-/** Auth users created while the trigger is off (so without profiles), `createdAgo` in the past. */
-async function usersWithoutProfiles(count: number, emailPrefix: string, createdAgo = '0 seconds'): Promise<string[]> {
+/** Auth users created while the trigger is off: without profiles, and known to be (private.missing_profiles). */
+async function usersWithoutProfiles(count: number, emailPrefix: string): Promise<string[]> {
   await db().query('update private.settings set trigger_enabled = false');
   try {
-    return await bulkSignUpAsSupabaseAuth(db(), count, { emailPrefix, createdAgo });
+    return await bulkSignUpAsSupabaseAuth(db(), count, { emailPrefix });
   } finally {
     await db().query('update private.settings set trigger_enabled = true');
   }
@@ -68,6 +78,13 @@ async function profilesOf(userIds: string[]): Promise<number> {
   return (await db().one<{ n: number }>('select count(*)::int as n from public.user_profiles where user_id = any($1)', [userIds])).n;
 }
 
+/** Users without a profile that nothing is repairing, as health counts them. */
+async function missingNow(): Promise<number> {
+  return (await db().one<{ n: number }>(`select (public.profile_system_health() #>> '{checks,missing_profiles,value}')::int as n`)).n;
+}
+
+const noQueueWork = { due: 0, repaired: 0, failed: 0, user_deleted: 0, probed: 0, recovered: 0, made_due: 0 };
+
 function expectNoKey(run: CliRun): void {
   expect(run.output()).not.toContain(api().stack.keys.serviceRoleKey);
 }
@@ -80,8 +97,11 @@ describe('npm run reconcile', () => {
       [['--bogus'], "Unknown option '--bogus'"],
       [['--batch-size', '0'], '--batch-size must be a whole number from 1 to 10000, got "0"'],
       [['--batch-size', '20000'], '--batch-size must be a whole number from 1 to 10000, got "20000"'],
-      [['--sweep-window', '400d'], '--sweep-window must be a duration from 0 to 366 days such as 90s, 30m, 6h or 1d, got "400d"'],
-      [['--sweep-window', '5 fortnights'], 'got "5 fortnights"'],
+      // The sweep window is gone: the sweep repairs the users known to be without a profile.
+      [['--sweep-window', '1d'], "Unknown option '--sweep-window'"],
+      [['--max-batches', '0'], '--max-batches must be a whole number from 1 to 1000000, got "0"'],
+      [['--max-batches', 'all'], '--max-batches must be a whole number from 1 to 1000000, got "all"'],
+      [['--full-scan=yes'], "Option '--full-scan' does not take an argument"],
       [['--loop=0'], '--loop must be a number greater than 0, got "0"'],
       [['--json', 'extra'], "Unexpected argument 'extra'"],
     ];
@@ -95,23 +115,33 @@ describe('npm run reconcile', () => {
     expect((await db().one<{ n: number }>('select count(*)::int as n from private.reconcile_runs')).n).toBe(0);
   });
 
-  it('repairs due queue entries and sweeps users missed past the grace period, with exact counts', async () => {
+  it('repairs due queue entries and sweeps the users signed up with the trigger off at once, with exact counts', async () => {
     const queued = await usersWithoutProfiles(30, 'queued-');
     await queue(queued);
-    const swept = await usersWithoutProfiles(20, 'swept-', '10 minutes');
+    // No grace period: the swept users count as missing the moment their signups commit.
+    const swept = await usersWithoutProfiles(20, 'swept-');
+    expect(await missingNow()).toBe(20);
     const run = reconcile(['--json']);
     expect(await run.exit).toBe(0);
     const out = jsonSummary<ReconcileOutput>(run);
     expect(out.reconcile).toEqual({
       ran: true,
-      queue: { due: 30, repaired: 30, failed: 0, user_deleted: 0 },
+      batches: 1,
+      queue: { ...noQueueWork, due: 30, repaired: 30 },
       sweep: { missing: 20, created: 20, failed: 0 },
+      more: false,
       missing_profiles: 0,
+      queued: 0,
+      scanned: null,
       duration_ms: expect.any(Number),
     });
     expect(out.alerts.undelivered).toBe(true);
-    expect(run.stderr()).toContain('reconcile ran in ');
-    expect(run.stderr()).toContain(': repair queue 30 due, 30 repaired, 0 failed, 0 user(s) deleted; sweep 20 missing, 20 created, 0 failed; 0 user(s) still without a profile\n');
+    expect(run.stderr()).toContain('reconcile ran 1 batch(es) in ');
+    expect(run.stderr()).toContain(
+      ': repair queue 30 due, 30 repaired, 0 failed, 0 user(s) deleted; sweep 20 missing, 20 created, 0 failed; ' +
+        '0 user(s) still without a profile (0 in the repair queue, 0 not)\n',
+    );
+    expect(run.stderr()).not.toContain('more is due');
     expect(run.stderr()).toContain(`no ALERT_WEBHOOK_URL: ${out.alerts.transitions.length} transitions kept in the outbox`);
     expectNoKey(run);
     expect(await profilesOf([...queued, ...swept])).toBe(50);
@@ -124,7 +154,124 @@ describe('npm run reconcile', () => {
     // Nothing left: a second run finds no work and says so in plain words.
     const again = reconcile([]);
     expect(await again.exit).toBe(0);
-    expect(again.stdout()).toContain(': repair queue 0 due, 0 repaired, 0 failed, 0 user(s) deleted; sweep 0 missing, 0 created, 0 failed; 0 user(s) still without a profile\n');
+    expect(again.stdout()).toContain(
+      ': repair queue 0 due, 0 repaired, 0 failed, 0 user(s) deleted; sweep 0 missing, 0 created, 0 failed; ' +
+        '0 user(s) still without a profile (0 in the repair queue, 0 not)\n',
+    );
+  });
+
+  it('repairs batch after batch until nothing is due: --batch-size 2 with 5 missing users runs 3 batches and repairs all 5', async () => {
+    const ids = await usersWithoutProfiles(5, 'batched-');
+    expect(await missingNow()).toBe(5);
+    const run = reconcile(['--json', '--batch-size', '2']);
+    expect(await run.exit).toBe(0);
+    expect(jsonSummary<ReconcileOutput>(run).reconcile).toEqual({
+      ran: true,
+      batches: 3,
+      queue: noQueueWork,
+      sweep: { missing: 5, created: 5, failed: 0 },
+      more: false,
+      missing_profiles: 0,
+      queued: 0,
+      scanned: null,
+      duration_ms: expect.any(Number),
+    });
+    expect(run.stderr()).toContain('reconcile ran 3 batch(es) in ');
+    expect(run.stderr()).not.toContain('more is due');
+    expect(await profilesOf(ids)).toBe(5);
+  });
+
+  it('stops after --max-batches even though more is due, says so, and leaves the rest for the next run', async () => {
+    const ids = await usersWithoutProfiles(5, 'capped-');
+    expect(await missingNow()).toBe(5);
+    const run = reconcile(['--json', '--batch-size', '2', '--max-batches', '2']);
+    expect(await run.exit).toBe(0);
+    expect(jsonSummary<ReconcileOutput>(run).reconcile).toEqual({
+      ran: true,
+      batches: 2,
+      queue: noQueueWork,
+      sweep: { missing: 4, created: 4, failed: 0 },
+      more: true,
+      missing_profiles: 1,
+      queued: 0,
+      scanned: null,
+      duration_ms: expect.any(Number),
+    });
+    expect(run.stderr()).toContain('reconcile ran 2 batch(es) in ');
+    expect(run.stderr()).toContain(
+      ': repair queue 0 due, 0 repaired, 0 failed, 0 user(s) deleted; sweep 4 missing, 4 created, 0 failed; ' +
+        '1 user(s) still without a profile (0 in the repair queue, 1 not)\n' +
+        '  more is due: stopped by --max-batches, or another run took over; run again to finish\n',
+    );
+    expect(await profilesOf(ids)).toBe(4);
+
+    const rest = reconcile(['--batch-size', '2']);
+    expect(await rest.exit).toBe(0);
+    expect(rest.stdout()).toContain('reconcile ran 1 batch(es) in ');
+    expect(rest.stdout()).toContain('; sweep 1 missing, 1 created, 0 failed; 0 user(s) still without a profile (0 in the repair queue, 0 not)\n');
+    expect(rest.stdout()).not.toContain('more is due');
+    expect(await profilesOf(ids)).toBe(5);
+  });
+
+  it('with --full-scan finds and repairs a user the trigger never saw, which a run resuming the scan past it misses', async () => {
+    const unseen = await signUpAsSupabaseAuth(db());
+    await db().query('delete from public.user_profiles where user_id = $1', [unseen]);
+    await db().query('delete from private.missing_profiles where user_id = $1', [unseen]);
+    // The scheduled scan's slices have already passed this user in the current pass.
+    await db().query('update private.profile_census set scan_cursor = $1', [unseen]);
+    const missed = reconcile(['--json']);
+    expect(await missed.exit).toBe(0);
+    expect(jsonSummary<ReconcileOutput>(missed).reconcile).toMatchObject({ ran: true, sweep: { missing: 0, created: 0, failed: 0 }, missing_profiles: 0, scanned: null });
+    expect(await profilesOf([unseen])).toBe(0);
+
+    const users = (await db().one<{ n: number }>('select count(*)::int as n from auth.users')).n;
+    const run = reconcile(['--json', '--full-scan']);
+    expect(await run.exit).toBe(0);
+    expect(jsonSummary<ReconcileOutput>(run).reconcile).toEqual({
+      ran: true,
+      batches: 1,
+      queue: noQueueWork,
+      sweep: { missing: 1, created: 1, failed: 0 },
+      more: false,
+      missing_profiles: 0,
+      queued: 0,
+      scanned: users,
+      duration_ms: expect.any(Number),
+    });
+    expect(run.stderr()).toContain(`full scan: checked ${users} auth user(s) for a missing profile\n`);
+    expect(await profilesOf([unseen])).toBe(1);
+    expect(await db().one('select scan_cursor, last_pass_scanned::int from private.profile_census')).toEqual({ scan_cursor: null, last_pass_scanned: users });
+  });
+
+  it('exits 1 when a swept user fails, and the failure opens its repair-queue entry', async () => {
+    const [hostile] = await usersWithoutProfiles(1, 'hostile-sweep-');
+    await db().query(`alter table public.user_profiles add constraint user_profiles_hostile_sweep_check check (email not like 'hostile-sweep-%') not valid`);
+    try {
+      const run = reconcile(['--json']);
+      expect(await run.exit).toBe(1);
+      expect(jsonSummary<ReconcileOutput>(run).reconcile).toEqual({
+        ran: true,
+        batches: 1,
+        queue: noQueueWork,
+        sweep: { missing: 1, created: 0, failed: 1 },
+        more: false,
+        missing_profiles: 0,
+        queued: 1,
+        scanned: null,
+        duration_ms: expect.any(Number),
+      });
+      expect(run.stderr()).toContain(
+        '; sweep 1 missing, 0 created, 1 failed; 1 user(s) still without a profile (1 in the repair queue, 0 not)\n' +
+          '  1 user(s) still failing: their queue entries were pushed back and are retried when due',
+      );
+      expect(await db().one('select source, attempts, sqlstate, resolved_at from private.repair_queue where user_id = $1', [hostile]))
+        .toEqual({ source: 'reconcile', attempts: 1, sqlstate: '23514', resolved_at: null });
+      expect(await profilesOf([hostile!])).toBe(0);
+    } finally {
+      await db().query('alter table public.user_profiles drop constraint user_profiles_hostile_sweep_check');
+      await db().query('delete from private.repair_queue where user_id = $1', [hostile]);
+      await db().query('delete from auth.users where id = $1', [hostile]);
+    }
   });
 
   it('exits 1 for a user that still fails, and pushes its queue entry back', async () => {
@@ -136,7 +283,18 @@ describe('npm run reconcile', () => {
       const run = reconcile(['--json']);
       expect(await run.exit).toBe(1);
       const out = jsonSummary<ReconcileOutput>(run);
-      expect(out.reconcile).toMatchObject({ ran: true, queue: { due: 1, repaired: 0, failed: 1, user_deleted: 0 }, sweep: { missing: 0, created: 0, failed: 0 } });
+      expect(out.reconcile).toEqual({
+        ran: true,
+        batches: 1,
+        queue: { ...noQueueWork, due: 1, failed: 1 },
+        sweep: { missing: 0, created: 0, failed: 0 },
+        more: false,
+        missing_profiles: 0,
+        queued: 1,
+        scanned: null,
+        duration_ms: expect.any(Number),
+      });
+      expect(run.stderr()).toContain('; 1 user(s) still without a profile (1 in the repair queue, 0 not)\n');
       expect(run.stderr()).toContain('  1 user(s) still failing: their queue entries were pushed back and are retried when due');
       const entry = await db().one(
         `select attempts, sqlstate, resolved_at, next_attempt_at > $2 as in_future,
@@ -184,13 +342,13 @@ describe('npm run reconcile', () => {
     });
     const free = reconcile([]);
     expect(await free.exit).toBe(0);
-    expect(free.stdout()).toContain('reconcile ran in ');
+    expect(free.stdout()).toContain('reconcile ran 1 batch(es) in ');
   });
 
   it('shares the work of two concurrent reconciles without doing anything twice', async () => {
     const queued = await usersWithoutProfiles(100, 'pair-queued-');
     await queue(queued);
-    const swept = await usersWithoutProfiles(200, 'pair-swept-', '10 minutes');
+    const swept = await usersWithoutProfiles(200, 'pair-swept-');
     const runs = [reconcile(['--json', '--batch-size', '1000']), reconcile(['--json', '--batch-size', '1000'])];
     const codes = await Promise.all(runs.map((r) => r.exit));
     expect(codes).toEqual([0, 0]);

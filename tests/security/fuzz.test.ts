@@ -434,7 +434,7 @@ describe('fuzzing ensure-profile with generated bodies', () => {
     expect(accepted).toBeGreaterThan(0);
   }, TIMEOUT);
 
-  it(`answers ${FUZZ_RUNS} generated, correctly signed Auth Hook payloads with 2xx or 4xx only, and no delivery writes anything`, async () => {
+  it(`answers ${FUZZ_RUNS} generated, correctly signed Auth Hook payloads with 2xx or 4xx only; a refusal writes its one audit row, and nothing else writes anything`, async () => {
     const webhook = new Webhook(api().stack.functionSecrets.AUTH_HOOK_SECRET!.replace(/^v1,/, ''));
     let generated = 0;
     let verdicts = 0;
@@ -454,12 +454,18 @@ describe('fuzzing ensure-profile with generated bodies', () => {
         // fails inside the Standard Webhooks verifier (it parses the payload) and is a 401.
         if (body.kind === 'not JSON') expect([400, 401, 413]).toContain(answer.status);
         else expect(answer.status).not.toBe(401);
+        let refusals = 0;
         if (answer.status === 200) {
           verdicts += 1;
+          refusals = 1;
           expect(answer.body.error.http_code).toBeGreaterThanOrEqual(400);
           expect(answer.body.error.http_code).toBeLessThan(500);
+          // The refusal is in the audit trail under the delivery's request id, as `refused` from the hook.
+          const row = await db().one<{ source: string; outcome: string }>(
+            'select source, outcome from private.audit_logs order by id desc limit 1');
+          expect(row).toEqual({ source: 'hook', outcome: 'refused' });
         }
-        expect(await writeCounts(db())).toEqual(before);
+        expect(await writeCounts(db())).toEqual({ ...before, audit: before.audit + refusals });
       }),
       PARAMETERS,
     );

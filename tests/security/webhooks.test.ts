@@ -185,14 +185,17 @@ describe('the before-user-created Auth Hook to ensure-profile', () => {
     expect(await fingerprint(db())).toEqual(before);
   });
 
-  it('a correctly signed delivery for a taken username gets a 409 verdict, and its replay the identical verdict, writing nothing', async () => {
+  it('a correctly signed delivery for a taken username gets a 409 verdict, and its replay the identical verdict, each leaving one refused audit row and nothing else', async () => {
     const before = await fingerprint(db());
     const delivery = signed(hookPayload({ username: takenUsername.toUpperCase() }));
     const first = await deliverHook(delivery);
     const replay = await deliverHook(delivery);
     expect({ status: first.status, body: first.body }).toEqual({ status: 200, body: { error: { http_code: 409, message: 'username is already taken' } } });
     expect({ status: replay.status, body: replay.body }).toEqual({ status: first.status, body: first.body });
-    expect(await fingerprint(db())).toEqual(before);
+    const counts = before.counts as Record<string, number>;
+    expect(await fingerprint(db())).toEqual({ ...before, counts: { ...counts, 'private.audit_logs': counts['private.audit_logs']! + 2 } });
+    expect((await db().query(`select source, outcome from private.audit_logs order by id desc limit 2`)).rows)
+      .toEqual([{ source: 'hook', outcome: 'refused' }, { source: 'hook', outcome: 'refused' }]);
   });
 
   it('a delivery signed four minutes ago (inside the five-minute tolerance) is still allowed with 204', async () => {
