@@ -46,7 +46,7 @@ export async function readSelfRepairSchedule(client: pg.ClientBase | pg.Pool): P
 
 /**
  * Ticks at once, then every period after the start of the last tick. The settings are read
- * every second (or every period, if shorter), so a new period or a switch-off takes effect
+ * every second (every quarter period, if that is shorter), so a new period or a switch-off takes effect
  * within a second, as pg_cron picks up a changed job. stop() waits for a running tick.
  */
 export async function startScheduler(options: SchedulerOptions): Promise<Scheduler> {
@@ -77,11 +77,14 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
     if (schedule.enabled && (lastStart === undefined || Date.now() >= lastStart + periodMs)) await tick();
   };
 
+  // A tick starts at most a quarter period late, however short the period.
+  const checkDelay = () => Math.min(CHECK_EVERY_MS, (schedule.period_seconds * 1000) / 4);
+
   const loop = () => {
     if (stopped) return;
     running = check().then(
       () => {
-        if (!stopped) timer = setTimeout(loop, Math.min(CHECK_EVERY_MS, schedule.period_seconds * 1000));
+        if (!stopped) timer = setTimeout(loop, checkDelay());
       },
       (error: unknown) => {
         const message = (error as Error).message;
@@ -89,7 +92,7 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
         options.onTick?.({ error: message });
         // Counted as a run, so a failing database is tried once a period, not once a second.
         lastStart = Date.now();
-        if (!stopped) timer = setTimeout(loop, Math.min(CHECK_EVERY_MS, schedule.period_seconds * 1000));
+        if (!stopped) timer = setTimeout(loop, checkDelay());
       },
     );
   };
