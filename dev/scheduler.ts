@@ -39,7 +39,7 @@ export interface Scheduler {
 /** How often the settings are read for a change of period or switch. */
 const CHECK_EVERY_MS = 1_000;
 
-export async function readSelfRepairSchedule(client: pg.ClientBase | pg.Pool): Promise<SelfRepairSchedule> {
+async function readSelfRepairSchedule(client: pg.ClientBase | pg.Pool): Promise<SelfRepairSchedule> {
   const { rows } = await client.query<{ s: SelfRepairSchedule }>('select public.self_repair_schedule() as s');
   return rows[0]!.s;
 }

@@ -6,7 +6,8 @@ import type { SupabaseClient } from './supabase-client.ts';
 
 export type Caller = { kind: 'service' } | { kind: 'user'; userId: string; email: string | null };
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** A user id as Supabase Auth writes it (any UUID version, either case). */
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TIME_CLAIMS = ['exp', 'nbf', 'iat'] as const;
 
 /** Equal strings in time that depends only on their lengths, not on where they differ. */

@@ -7,7 +7,7 @@
 //       pending user's metadata will make a valid profile and rejects the signup if not, leaving
 //       a 'refused' audit row with the request id.
 import type { ZodError } from 'zod';
-import { identifyCaller, type Caller } from './caller-auth.ts';
+import { identifyCaller, UUID, type Caller } from './caller-auth.ts';
 import type { Config } from './config.ts';
 import { AppError } from './errors.ts';
 import { createHandler, json, parseJson, readText, type RequestContext } from './http.ts';
@@ -41,7 +41,6 @@ type RefusalReason = 'username_invalid' | 'full_name_too_long' | 'avatar_url_inv
 /** How long the hook waits for its refusal's audit row before answering Auth regardless. */
 const REFUSAL_AUDIT_TIMEOUT_MS = 1_000;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function invalid(error: ZodError, raw: unknown): AppError {
   return new AppError(400, 'validation_failed', 'The request body is invalid', { fields: fieldErrors(error, raw) });
