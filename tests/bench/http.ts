@@ -119,7 +119,8 @@ async function setOurTrigger(cluster: BenchCluster, on: boolean): Promise<void> 
   await withClient(cluster.url, (c) => c.query(`alter table auth.users ${on ? 'enable' : 'disable'} trigger users_ensure_profile`));
 }
 
-function row(name: string, naive: CannonResult, ours: CannonResult, connections: number): ResultRow[] {
+/** `limit`: the p99 ratio the issue sets (ensure-profile 1.3×, register 1.2×). */
+function row(name: string, naive: CannonResult, ours: CannonResult, connections: number, limit: number): ResultRow[] {
   const ratio = ours.p99 / naive.p99;
   const statuses = (r: CannonResult) => Object.entries(r.statuses).map(([k, v]) => `${k}:${v}`).join(' ');
   return [
@@ -129,8 +130,8 @@ function row(name: string, naive: CannonResult, ours: CannonResult, connections:
     },
     {
       benchmark: name, metric: 'latency ms p50 / p95 / p99', baseline: `${naive.p50} / ${naive.p95} / ${naive.p99}`,
-      ours: `${ours.p50} / ${ours.p95} / ${ours.p99}`, ratio: `p99 ${round(ratio, 2)}×`, target: 'p99 ≤ 1.3× naive',
-      verdict: ratio <= 1.3 ? 'met' : 'missed',
+      ours: `${ours.p50} / ${ours.p95} / ${ours.p99}`, ratio: `p99 ${round(ratio, 2)}×`, target: `p99 ≤ ${limit}× naive`,
+      verdict: ratio <= limit ? 'met' : 'missed',
     },
   ];
 }
@@ -177,7 +178,7 @@ export async function httpBench(): Promise<{ rows: ResultRow[]; details: Record<
            from private.audit_logs where source in ('ensure', 'register', 'trigger') group by source order by source`)).rows);
       log(`http: in-database ensure durations ${JSON.stringify(inDb)}`);
       return {
-        rows: [...row('ensure-profile', ensureNaive, ensureOurs, connections), ...row('register', registerNaive, registerOurs, connections)],
+        rows: [...row('ensure-profile', ensureNaive, ensureOurs, connections, 1.3), ...row('register', registerNaive, registerOurs, connections, 1.2)],
         details: { connections, seconds, warmup_seconds: warmup, bcrypt_cost: 4, in_db_audit_durations: inDb, ensure: { naive: ensureNaive, ours: ensureOurs }, register: { naive: registerNaive, ours: registerOurs } },
       };
     } finally {

@@ -1,4 +1,4 @@
-// `npm run bench [-- signup backfill http health census cold-start]`: runs the benchmarks (all by default), each
+// `npm run bench [-- signup signup-instructions backfill http health census cold-start]`: runs the benchmarks (all by default), each
 // naive baseline and ours in the same run, prints the result tables as Markdown on stdout and
 // writes everything measured to .data/bench/results-<time>.json. Timings never fail the run.
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -9,11 +9,12 @@ import { coldStartBench } from './cold-start.ts';
 import { healthBench } from './health.ts';
 import { httpBench } from './http.ts';
 import { log, machine, markdownTable, type ResultRow } from './lib.ts';
+import { signupInstructionsBench } from './signup-instructions.ts';
 import { signupBench } from './signup.ts';
 
 type Bench = () => Promise<{ rows: ResultRow[]; details: Record<string, unknown> }>;
 const BENCHES: Record<string, Bench> = {
-  signup: signupBench, backfill: backfillBench, http: httpBench, health: healthBench, census: censusBench, 'cold-start': coldStartBench,
+  signup: signupBench, 'signup-instructions': signupInstructionsBench, backfill: backfillBench, http: httpBench, health: healthBench, census: censusBench, 'cold-start': coldStartBench,
 };
 
 async function main(): Promise<void> {

@@ -11,7 +11,7 @@ import { envInt, log, round, startBenchCluster, withClient, type ResultRow } fro
 const PLACEHOLDER_BCRYPT = '$2a$10$abcdefghijklmnopqrstuuJ4tvbhS2Ycv6mJ3L2oMgUs5p0Z5C3eS';
 
 // The trigger from Supabase's "User Management" docs, into a bench-only copy of its profiles table.
-const NAIVE_SQL = `
+export const NAIVE_SQL = `
   create table if not exists public.bench_naive_profiles (
     id uuid not null references auth.users on delete cascade primary key,
     updated_at timestamptz,

@@ -376,10 +376,14 @@ describe('function privileges', () => {
     expect(await unneededPrivateFunctionGrants(db().admin)).toEqual([]);
   });
 
-  it('grants API roles execute on exactly two private functions: the validators the user_profiles check constraints call, to the two roles that write profiles', async () => {
+  it('grants API roles execute on exactly four private functions: the validators the user_profiles check constraints call, to the two roles that write profiles', async () => {
     expect(await privateFunctionGrants(db().admin)).toEqual([
       'private.is_valid_avatar_url(p_avatar_url text) by authenticated',
       'private.is_valid_avatar_url(p_avatar_url text) by service_role',
+      'private.is_valid_created_via(p_created_via text) by authenticated',
+      'private.is_valid_created_via(p_created_via text) by service_role',
+      'private.is_valid_profile_metadata(p_metadata jsonb) by authenticated',
+      'private.is_valid_profile_metadata(p_metadata jsonb) by service_role',
       'private.is_valid_username(p_username text) by authenticated',
       'private.is_valid_username(p_username text) by service_role',
     ]);

@@ -256,7 +256,7 @@ describe('release_lapsed_usernames, the sweep', () => {
       db().query(`insert into private.audit_logs (operation, source, outcome) values ('constraint_test', 'reconcile', $1)`, [outcome]);
     await insert('released');
     await insert('refused');
-    await expect(insert('bogus')).rejects.toMatchObject({ code: '23514', constraint: 'audit_logs_outcome_check' });
+    await expect(insert('bogus')).rejects.toMatchObject({ code: '23514', constraint: 'audit_logs_row_check' });
     await db().query(`delete from private.audit_logs where operation = 'constraint_test'`);
   });
 
