@@ -24,8 +24,9 @@ Runs reconcile_profiles() over the Supabase API of SUPABASE_URL with SUPABASE_SE
 (or SUPABASE_SECRET_KEYS); without SUPABASE_URL, the local stack on http://127.0.0.1:54321.
 Batch after batch until nothing is due, it retries the repair-queue entries that are due, then
 creates the profiles of the users known to be without one (signed up while the trigger was
-switched off, profile deleted, found by the census scan), and it releases the usernames of users
-who never confirmed and whose claim has lapsed.
+switched off, profile deleted, found by the census scan), it releases the usernames of users
+who never confirmed and whose claim has lapsed, and it brings the profile emails of the next
+slice of profiles (and of any user whose email copy failed) in line with auth.users.
 Then it evaluates the alerts and posts each transition to ALERT_WEBHOOK_URL (without it, the
 transitions wait in the outbox).
 
@@ -33,7 +34,8 @@ transitions wait in the outbox).
                     also the number of lapsed usernames released
   --max-batches N   stop after N batches even if more is due (default: until nothing is due)
   --full-scan       first check every auth user for a missing profile (the census's safety net,
-                    which the schedule otherwise walks a slice per run), so the count is of all users
+                    which the schedule otherwise walks a slice per run), so the count is of all users,
+                    and check every profile's email instead of one slice
   --loop SECONDS    run again every SECONDS until Ctrl-C (which lets the current run finish)
   --json            one JSON object per run on stdout, and nothing else there
   --help            show this help
@@ -142,6 +144,40 @@ async function fullScan(ctx: Context): Promise<{ scanned: number; found: number 
   }
 }
 
+interface EmailStep {
+  ran: boolean;
+  scanned: number;
+  fixed: number;
+  pass_completed: boolean;
+}
+
+/** Email drift: one step of sync_profile_emails_step, or with --full-scan a whole pass. */
+async function syncEmails(ctx: Context): Promise<{ checked: number; fixed: number }> {
+  const { options, supabase, target, log } = ctx;
+  let checked = 0;
+  let fixed = 0;
+  let restart = options.fullScan;
+  for (;;) {
+    const step = await callRpc<EmailStep>(
+      supabase,
+      'sync_profile_emails_step',
+      { p_batch: options.fullScan ? FULL_SCAN_BATCH : null, p_restart: restart },
+      target.config.retry,
+      log,
+    );
+    if (!step.ran) {
+      // The scheduled run is stepping right now; without --full-scan its step is this run's.
+      if (!options.fullScan) return { checked, fixed };
+      await sleep(200);
+      continue;
+    }
+    restart = false;
+    checked += step.scanned;
+    fixed += step.fixed;
+    if (!options.fullScan || step.pass_completed) return { checked, fixed };
+  }
+}
+
 /** reconcile_profiles batch after batch until nothing more is due (or --max-batches). */
 async function reconcileAll(ctx: Context): Promise<ReconcileResult> {
   const { options, supabase, target, log } = ctx;
@@ -190,16 +226,18 @@ async function runOnce(ctx: Context): Promise<boolean> {
   const { options, target, supabase, log, say } = ctx;
   let result: ReconcileResult;
   let released: number;
+  let emails: { checked: number; fixed: number };
   try {
     result = await reconcileAll(ctx);
     // Not inside reconcile_profiles: it reads all of auth.users, too much for every scheduled
     // run, and nothing waits for it: a name somebody asks for is released on the spot.
     released = await callRpc<number>(supabase, 'release_lapsed_usernames', { p_batch: options.batchSize }, target.config.retry, log);
+    emails = await syncEmails(ctx);
   } catch (error) {
     if (!(error instanceof RpcFailed) || options.loopSeconds === undefined) throw error;
     // In a loop, one failed call is reported and the next tick tries again.
     if (options.json) {
-      process.stdout.write(`${JSON.stringify({ reconcile: null, usernames_released: null, error: error.message, alerts: null })}\n`);
+      process.stdout.write(`${JSON.stringify({ reconcile: null, usernames_released: null, emails: null, error: error.message, alerts: null })}\n`);
     } else {
       say(`reconcile failed: ${error.message}`);
     }
@@ -215,7 +253,7 @@ async function runOnce(ctx: Context): Promise<boolean> {
 
   const stillFailing = result.ran ? result.queue.failed + result.sweep.failed : 0;
   if (options.json) {
-    process.stdout.write(`${JSON.stringify({ reconcile: result, usernames_released: released, alerts })}\n`);
+    process.stdout.write(`${JSON.stringify({ reconcile: result, usernames_released: released, emails, alerts })}\n`);
   }
   const lines: string[] = [];
   if (result.ran) {
@@ -235,6 +273,7 @@ async function runOnce(ctx: Context): Promise<boolean> {
     lines.push(`reconcile did not run: ${result.reason} (another run held the lock); nothing to do here`);
   }
   lines.push(`lapsed usernames of unconfirmed users: ${released} released`);
+  lines.push(`profile emails: ${emails.fixed} brought in line with auth.users (${emails.checked} profile(s) checked)`);
   lines.push(...describeAlerts(alerts, target.config.alertWebhookUrl !== undefined));
   (options.json ? (line: string) => process.stderr.write(`${line}\n`) : say)(lines.join('\n'));
   return stillFailing === 0;

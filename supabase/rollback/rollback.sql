@@ -7,8 +7,9 @@
 -- clears their rows from the migration history so `supabase db push` applies them again), then
 -- `update private.settings set trigger_enabled = true;`.
 --
--- Kept on purpose: private.set_updated_at, private.is_valid_username and
--- private.is_valid_avatar_url, because the kept tables' triggers and check constraints use them.
+-- Kept on purpose: private.set_updated_at, private.is_valid_username, private.is_valid_avatar_url,
+-- private.is_valid_created_via, private.is_valid_profile_metadata and private.is_valid_audit_row,
+-- because the kept tables' triggers and check constraints use them.
 
 -- 1. Switch off first, so a signup racing this script sees a consistent system.
 update private.settings set trigger_enabled = false where id;
@@ -50,6 +51,7 @@ drop function if exists private.on_profile_deleted();
 drop function if exists private.missing_profiles_summary();
 drop function if exists public.profile_census_step(integer, boolean);
 drop function if exists private.count_missing_profiles();
+drop function if exists public.sync_profile_emails_step(integer, boolean);
 drop function if exists public.sync_profile_emails(integer);
 drop function if exists private.on_auth_user_email_changed();
 drop function if exists public.profile_existed_repeats(interval);
@@ -86,7 +88,6 @@ drop function if exists private.create_profile(uuid, text, text, jsonb);
 drop function if exists private.record_profile_success(uuid, text, text, timestamptz, jsonb, integer, text);
 drop function if exists private.record_profile_outcome(uuid, text, text, timestamptz, jsonb, integer, text, jsonb);
 drop function if exists private.profile_fields(jsonb, text, text, text, jsonb);
-drop function if exists private.metadata_text(jsonb, text[]);
 drop function if exists private.record_profile_failure(uuid, text, text, text, timestamptz, integer, text, jsonb);
 drop function if exists private.repair_queue_summary();
 drop function if exists private.profile_trigger_installed();
@@ -102,7 +103,8 @@ begin
                       '20261121130200', '20261121140000', '20261121150000', '20261121150100',
                       '20261121151000', '20261121152000', '20261204100000', '20261204100100',
                       '20261204100200', '20261204120000', '20261204130000', '20261205100000',
-                      '20261205100100', '20261205120000');
+                      '20261205100100', '20261205120000', '20261206100000',
+                      '20261206100100');
   end if;
 end
 $$;

@@ -112,7 +112,10 @@ describe('rollback', () => {
     expect(
       (await db().query(`select p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace
                           where n.nspname in ('public', 'private') order by 1`)).rows.map((r) => r.proname),
-    ).toEqual(['is_valid_avatar_url', 'is_valid_username', 'set_updated_at']);
+    ).toEqual([
+      'is_valid_audit_row', 'is_valid_avatar_url', 'is_valid_created_via', 'is_valid_profile_metadata', 'is_valid_username',
+      'set_updated_at',
+    ]);
     expect((await db().query('select trigger_enabled from private.settings')).rows).toEqual([{ trigger_enabled: false }]);
     expect(await count(db(), 'supabase_migrations.schema_migrations')).toBe(0);
     // RLS and its policies stay: rolling back never exposes profiles.

@@ -51,7 +51,7 @@ from pg_policies where schemaname in (select nsp from ours)
 union all
 select 'trigger ' || t.tgrelid::regclass || ' ' || t.tgname || ' ' || pg_get_triggerdef(t.oid)
 from pg_trigger t join pg_class c on c.oid = t.tgrelid
-where not t.tgisinternal and (c.relnamespace::regnamespace::text in (select nsp from ours) or t.tgname = 'users_ensure_profile')
+where not t.tgisinternal and (c.relnamespace::regnamespace::text in (select nsp from ours) or t.tgfoid::regproc::text like 'private.%')
 union all
 select 'schema ' || n.nspname || ' owner=' || n.nspowner::regrole
        || ' acl=' || coalesce(array_to_string(array(select unnest(n.nspacl)::text order by 1), ','), '-')

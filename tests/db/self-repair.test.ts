@@ -115,7 +115,7 @@ describe('the schedule of run_self_repair()', () => {
     });
   });
 
-  it('one tick reconciles, evaluates the alerts and reports that pg_net is not there to deliver them', async () => {
+  it('one tick reconciles, checks a slice of profile emails, evaluates the alerts and reports that pg_net is not there to deliver them', async () => {
     await db().withTransaction(async (c) => {
       await c.query('update private.settings set trigger_enabled = false');
       const tick = await one(c, 'select public.run_self_repair()');
@@ -125,6 +125,7 @@ describe('the schedule of run_self_repair()', () => {
           queue: { due: 0, repaired: 0, failed: 0, user_deleted: 0, probed: 0, recovered: 0, made_due: 0 },
           sweep: { missing: 0, created: 0, failed: 0 }, missing_profiles: 0, queued: 0, more: false,
         },
+        emails: { ran: true, noted: 0, scanned: expect.any(Number), fixed: 0, pass_completed: true, duration_ms: expect.any(Number) },
         alerts: { status: 'degraded', transitions: [{ name: 'trigger_enabled', state: 'firing' }] },
         delivery: { via: null, reason: 'pg_net is not installed' },
         duration_ms: expect.any(Number),

@@ -382,7 +382,10 @@ describe('ROLLBACK.md', () => {
         `select 'private.' || proname as name from pg_proc where pronamespace = 'private'::regnamespace order by 1`,
       );
       const kept = privateFunctions.map((r) => r.name);
-      expect(kept).toEqual(['private.is_valid_avatar_url', 'private.is_valid_username', 'private.set_updated_at']);
+      expect(kept).toEqual([
+        'private.is_valid_audit_row', 'private.is_valid_avatar_url', 'private.is_valid_created_via',
+        'private.is_valid_profile_metadata', 'private.is_valid_username', 'private.set_updated_at',
+      ]);
       for (const name of kept) expect(text).toContain(`\`${name}\``);
       const { rows: publicFunctions } = await db().query<{ proname: string }>(
         `select proname from pg_proc where pronamespace = 'public'::regnamespace order by 1`,

@@ -332,6 +332,23 @@ describe('npm run reconcile', () => {
     expect(rows).toEqual([{ n: 0 }]);
   });
 
+  it('brings drifted profile emails in line with auth.users: --full-scan checks every profile and says how many it fixed', async () => {
+    const users = await Promise.all([1, 2].map(() => signUpAsSupabaseAuth(db())));
+    await db().query(`update public.user_profiles set email = 'stale-' || email where user_id = any($1)`, [users]);
+    // The scheduled slices have already passed these profiles in the current pass.
+    await db().query('update private.profile_census set email_cursor = $1', ['ffffffff-ffff-ffff-ffff-ffffffffffff']);
+    const profiles = (await db().one<{ n: number }>('select count(*)::int as n from public.user_profiles')).n;
+    const run = reconcile(['--json', '--full-scan']);
+    expect(await run.exit).toBe(0);
+    expect(jsonSummary<{ emails: unknown }>(run).emails).toEqual({ checked: profiles, fixed: 2 });
+    expect(run.stderr()).toContain(`\nprofile emails: 2 brought in line with auth.users (${profiles} profile(s) checked)\n`);
+    const { rows } = await db().query(
+      'select count(*)::int as n from public.user_profiles p join auth.users u on u.id = p.user_id where p.user_id = any($1) and p.email = u.email',
+      [users],
+    );
+    expect(rows).toEqual([{ n: 2 }]);
+  });
+
   it('says another run held the lock and exits 0 when a reconcile is already running', async () => {
     await db().withTransaction(async (client) => {
       await client.query(LOCK);
