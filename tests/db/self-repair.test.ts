@@ -115,6 +115,32 @@ describe('the schedule of run_self_repair()', () => {
     });
   });
 
+  it('refuses a period below a minute that an older pg_cron cannot keep, naming the setting, and the job keeps its schedule', async () => {
+    await db().withTransaction(async (c) => {
+      await withPgCron(c);
+      // pg_cron 1.4 (Debian's package for PostgreSQL 15) knows only cron expressions; its error
+      // text as the real one gives it.
+      await c.query(`
+        create or replace function cron.schedule(job_name text, schedule text, command text) returns bigint language plpgsql as $$
+        begin
+          if schedule like '% seconds' then raise exception 'invalid schedule: %', schedule; end if;
+          insert into cron.job (jobname, schedule, command) values (job_name, schedule, command)
+          on conflict (jobname) do update set schedule = excluded.schedule, command = excluded.command;
+          return 1;
+        end $$`);
+      await c.query(`update private.settings set self_repair_period = interval '2 minutes'`);
+      await c.query('savepoint refused');
+      await expect(c.query(`update private.settings set self_repair_period = interval '10 seconds'`)).rejects.toMatchObject({
+        code: '22023',
+        message: 'self_repair_period of 00:00:10 is not accepted by this pg_cron (invalid schedule: 10 seconds): ' +
+          'periods below a minute need pg_cron 1.5 or later; use whole minutes',
+      });
+      await c.query('rollback to savepoint refused');
+      expect((await c.query('select jobname, schedule from cron.job')).rows).toEqual([{ jobname: 'profile-self-repair', schedule: '*/2 * * * *' }]);
+      expect(await one(c, 'select self_repair_period::text from private.settings')).toBe('00:02:00');
+    });
+  });
+
   it('one tick reconciles, checks a slice of profile emails, evaluates the alerts and reports that pg_net is not there to deliver them', async () => {
     await db().withTransaction(async (c) => {
       await c.query('update private.settings set trigger_enabled = false');
