@@ -7,6 +7,12 @@ function escapeLabel(value: string): string {
   return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 }
 
+// The stats round milliseconds to 3 decimals, so whole microseconds lose nothing, and a scraper
+// sees 0.0231 rather than the 0.023100000000000002 of 23.1 / 1000.
+function msToSeconds(ms: number | null): number | null {
+  return ms === null ? null : Math.round(ms * 1000) / 1e6;
+}
+
 class Metrics {
   private readonly lines: string[] = [];
   gauge(name: string, help: string, samples: Array<[Labels, number | null | undefined]>): void {
@@ -41,8 +47,11 @@ export function renderPrometheus(health: SystemHealth, stats: SystemStats): stri
     Object.entries(stats.attempts.by_source).flatMap(([source, outcomes]) =>
       Object.entries(outcomes).map(([outcome, n]): [Labels, number] => [{ source, outcome }, n ?? 0])));
   m.gauge('profile_success_rate', 'Share of created or existed among created, existed and failed in the window.', [[{}, stats.success_rate]]);
-  m.gauge('profile_attempt_latency_ms', 'Latency quantiles of attempts in the window, in milliseconds.',
-    (['p50', 'p95', 'p99'] as const).map((q) => [{ quantile: { p50: '0.5', p95: '0.95', p99: '0.99' }[q] }, stats.latency_ms[q]]));
+  // Gauges, not a summary: a summary's _sum and _count are counters since start, and the stats
+  // only hold percentiles of a moving window; a quantile label is for summaries alone, so the
+  // label is percentile, named as in the JSON stats.
+  m.gauge('profile_attempt_latency_seconds', 'Latency percentiles (p50, p95, p99) of attempts in the window.',
+    (['p50', 'p95', 'p99'] as const).map((p) => [{ percentile: p }, msToSeconds(stats.latency_ms[p])]));
   m.gauge('profile_failures', 'Failed attempts in the window by SQLSTATE.',
     stats.failures_by_sqlstate.map((f): [Labels, number] => [{ sqlstate: f.sqlstate }, f.count]));
   return m.text();

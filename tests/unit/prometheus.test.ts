@@ -83,10 +83,10 @@ describe('renderPrometheus', () => {
         '# HELP profile_success_rate Share of created or existed among created, existed and failed in the window.',
         '# TYPE profile_success_rate gauge',
         'profile_success_rate 0.8182',
-        '# HELP profile_attempt_latency_ms Latency quantiles of attempts in the window, in milliseconds.',
-        '# TYPE profile_attempt_latency_ms gauge',
-        'profile_attempt_latency_ms{quantile="0.5"} 1.25',
-        'profile_attempt_latency_ms{quantile="0.95"} 4.5',
+        '# HELP profile_attempt_latency_seconds Latency percentiles (p50, p95, p99) of attempts in the window.',
+        '# TYPE profile_attempt_latency_seconds gauge',
+        'profile_attempt_latency_seconds{percentile="p50"} 0.00125',
+        'profile_attempt_latency_seconds{percentile="p95"} 0.0045',
         '# HELP profile_failures Failed attempts in the window by SQLSTATE.',
         '# TYPE profile_failures gauge',
         'profile_failures{sqlstate="23514"} 1',
@@ -110,7 +110,7 @@ describe('renderPrometheus', () => {
     );
     const lines = text.split('\n');
     expect(lines.filter((line) => line.startsWith('profile_success_rate'))).toEqual([]);
-    expect(lines.filter((line) => line.startsWith('profile_attempt_latency_ms'))).toEqual([]);
+    expect(lines.filter((line) => line.startsWith('profile_attempt_latency'))).toEqual([]);
     expect(lines.filter((line) => line.startsWith('profile_repair_queue_oldest_age_seconds'))).toEqual([]);
     expect(lines.filter((line) => line.startsWith('profile_attempts'))).toEqual([]);
     expect(lines.filter((line) => line.startsWith('profile_failures'))).toEqual([]);
@@ -138,6 +138,115 @@ describe('renderPrometheus', () => {
       } else if (!line.startsWith('# TYPE ')) {
         expect(line.startsWith(`${current}{`) || line.startsWith(`${current} `)).toBe(true);
       }
+    }
+  });
+});
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: string;
+}
+
+interface Family {
+  name: string;
+  help: string[];
+  types: string[];
+  samples: Sample[];
+}
+
+/** Groups an exposition by family, the way promtool reads it: a sample belongs to the last TYPE. */
+function families(text: string): Family[] {
+  const found: Family[] = [];
+  const byName = (name: string): Family => {
+    let family = found.find((f) => f.name === name);
+    if (!family) found.push((family = { name, help: [], types: [], samples: [] }));
+    return family;
+  };
+  let current: Family | undefined;
+  for (const line of text.split('\n')) {
+    if (line === '' || line === '# EOF') continue;
+    const meta = /^# (HELP|TYPE) (\S+) (.*)$/.exec(line);
+    if (meta) {
+      current = byName(meta[2]!);
+      (meta[1] === 'HELP' ? current.help : current.types).push(meta[3]!);
+      continue;
+    }
+    const sample = /^([^{\s]+)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!sample || !current) throw new Error(`not a sample line, or a sample before any TYPE: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const [, key, value] of (sample[2] ?? '').matchAll(/([^=,]+)="((?:[^"\\]|\\.)*)"/g)) labels[key!] = value!;
+    current.samples.push({ name: sample[1]!, labels, value: sample[3]! });
+  }
+  return found;
+}
+
+describe('renderPrometheus follows the rules promtool check metrics applies', () => {
+  // Every optional value present, so every family has samples to judge.
+  const full = (): Family[] =>
+    families(renderPrometheus(health(), stats({ latency_ms: { p50: 1.25, p95: 4.5, p99: 23.1, max: 90 } })));
+
+  it('gives every metric family exactly one HELP and one TYPE, and every sample a declared family', () => {
+    for (const family of full()) {
+      expect(family.help, family.name).toHaveLength(1);
+      expect(family.help[0], family.name).not.toBe('');
+      expect(family.types, family.name).toHaveLength(1);
+      expect(['counter', 'gauge', 'summary', 'histogram'], family.name).toContain(family.types[0]);
+    }
+  });
+
+  it('names metrics and labels in snake_case with only the characters Prometheus allows', () => {
+    for (const family of full()) {
+      expect(family.name).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/);
+      expect(family.name, 'promtool flags camelCase').toMatch(/^[a-z_:][a-z0-9_:]*$/);
+      for (const sample of family.samples) {
+        for (const label of Object.keys(sample.labels)) {
+          expect(label).toMatch(/^[a-z_][a-z0-9_]*$/);
+          expect(label.startsWith('__'), `${family.name}{${label}} is reserved`).toBe(false);
+        }
+      }
+    }
+  });
+
+  it('names metrics in base units: seconds, never milliseconds, minutes or an abbreviated unit', () => {
+    const notBase = /_(ms|us|ns|millis|milliseconds|microseconds|nanoseconds|minutes|hours|days|sec|secs|kb|mb|gb|kilobytes|megabytes|percent)(_|$)/;
+    for (const family of full()) expect(family.name).not.toMatch(notBase);
+  });
+
+  it('ends counters, and only counters, with _total, and keeps _count, _sum and _bucket for summaries and histograms', () => {
+    for (const family of full()) {
+      const type = family.types[0];
+      if (type === 'counter') expect(family.name).toMatch(/_total$/);
+      else expect(family.name).not.toMatch(/_total$/);
+      if (type !== 'summary' && type !== 'histogram') {
+        for (const sample of family.samples) expect(sample.name).not.toMatch(/_(count|sum|bucket)$/);
+      }
+    }
+  });
+
+  it('puts a quantile label only on summaries and an le label only on histograms', () => {
+    for (const family of full()) {
+      for (const sample of family.samples) {
+        if (family.types[0] !== 'summary') expect(sample.labels, family.name).not.toHaveProperty('quantile');
+        if (family.types[0] !== 'histogram') expect(sample.labels, family.name).not.toHaveProperty('le');
+      }
+    }
+  });
+
+  it('reports attempt latency as a gauge in seconds, one sample per percentile, each the milliseconds / 1000', () => {
+    const latency = full().find((family) => family.name === 'profile_attempt_latency_seconds');
+    expect(latency?.types).toEqual(['gauge']);
+    expect(latency?.samples).toEqual([
+      { name: 'profile_attempt_latency_seconds', labels: { percentile: 'p50' }, value: '0.00125' },
+      { name: 'profile_attempt_latency_seconds', labels: { percentile: 'p95' }, value: '0.0045' },
+      // 23.1 / 1000 is 0.023100000000000002 in floating point; a scraper should see the decimal.
+      { name: 'profile_attempt_latency_seconds', labels: { percentile: 'p99' }, value: '0.0231' },
+    ]);
+  });
+
+  it('writes no sample with a value that is not a plain number', () => {
+    for (const family of full()) {
+      for (const sample of family.samples) expect(Number.isFinite(Number(sample.value)), `${sample.name} ${sample.value}`).toBe(true);
     }
   });
 });
