@@ -51,6 +51,4 @@ export async function localKeys(options: { jwtSecret?: string; signingKey?: JWK 
   };
 }
 
-/** The new-style API keys of the local stack (not JWTs); the gateway maps them to the JWT keys. */
-export const LOCAL_PUBLISHABLE_KEY = 'sb_publishable_LOCAL_profile_guard_not_for_production';
-export const LOCAL_SECRET_KEY = 'sb_secret_LOCAL_profile_guard_not_for_production';
+export { LOCAL_PUBLISHABLE_KEY, LOCAL_SECRET_KEY } from '../shared/local-stack.ts';

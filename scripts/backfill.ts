@@ -6,11 +6,12 @@ import type { BackfillBatch } from '../shared/profile-contract.ts';
 import { createInterface } from 'node:readline/promises';
 import path from 'node:path';
 import type { Logger } from '../shared/logger.ts';
+import { RpcError } from '../shared/rpc.ts';
 import type { SupabaseClient } from '../shared/supabase-client.ts';
 import { CheckpointError, newCheckpoint, readCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint.ts';
 import {
   callRpc, canDrawProgress, CliExit, createCliLogger, createClient, displayUrl, EXIT, formatDuration, intFlag,
-  isInteractive, onInterrupt, parseFlags, positiveNumberFlag, resolveTarget, RpcFailed, runMain, shellQuote, sleep, targetNotice,
+  isInteractive, onInterrupt, parseFlags, positiveNumberFlag, resolveTarget, runMain, shellQuote, sleep, targetNotice,
   UsageError, type Target,
 } from './cli.ts';
 import { barProgress, lineProgress, rate, type Progress, type ProgressState } from './progress.ts';
@@ -82,12 +83,6 @@ function parseOptions(argv: string[]): Options {
 
 type BatchResult = BackfillBatch;
 
-function isBatchResult(value: unknown): value is BatchResult {
-  const v = value as Partial<BatchResult> | null;
-  return v !== null && typeof v === 'object' && typeof v.scanned === 'number' && typeof v.missing === 'number' &&
-    typeof v.created === 'number' && typeof v.failed === 'number' && typeof v.done === 'boolean';
-}
-
 type Status = 'done' | 'limit' | 'interrupted' | 'batch_failed';
 
 /** The checkpoint this run starts from; refuses (exit 2) what cannot be resumed or would be lost. */
@@ -147,9 +142,9 @@ async function confirm(question: string): Promise<boolean> {
 
 async function estimate(supabase: SupabaseClient, target: Target, log: Logger): Promise<{ users: number; missing: number } | null> {
   try {
-    return await callRpc<{ users: number; missing: number }>(supabase, 'profile_backfill_estimate', {}, target.config.retry, log);
+    return await callRpc(supabase, 'profile_backfill_estimate', {}, target.config.retry, log);
   } catch (error) {
-    if (!(error instanceof RpcFailed)) throw error;
+    if (!(error instanceof RpcError)) throw error;
     // Only the progress bar needs it: the batches report their own failures, with their cursor.
     process.stderr.write(`could not estimate the work (${error.message}); going on without a total\n`);
     return null;
@@ -246,11 +241,9 @@ async function main(): Promise<number> {
       const batchStartedAt = Date.now();
       let result: BatchResult;
       try {
-        const data = await callRpc<unknown>(
+        result = await callRpc(
           supabase, 'backfill_missing_profiles', { p_batch_size: size, p_after: pAfter, p_dry_run: options.dryRun }, target.config.retry, log,
         );
-        if (!isBatchResult(data)) throw new Error(`backfill_missing_profiles answered an unexpected shape: ${JSON.stringify(data).slice(0, 200)}`);
-        result = data;
       } catch (error) {
         // Never skip a batch: stop here, keep the checkpoint before it, and say where it stopped.
         const message = error instanceof Error ? error.message : String(error);

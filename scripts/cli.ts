@@ -3,15 +3,15 @@
 // local stack), RPC calls under the one retry policy, and main()'s exit handling:
 // 0 done, 1 failed, 2 bad arguments or configuration, 130 interrupted.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { localKeys } from '../dev/keys.ts';
 import { ConfigError, loadConfig, type Config } from '../shared/config.ts';
 import { createLogger, redact, type Logger } from '../shared/logger.ts';
 import { RetryExhausted, type RetryPolicy } from '../shared/retry.ts';
-import { callRpc as callSharedRpc, RpcError } from '../shared/rpc.ts';
+import type { RpcName, RpcResult } from '../shared/rpc-results.ts';
+import { LOCAL_API_URL, LOCAL_SECRET_KEY } from '../shared/local-stack.ts';
+import { callRpc as callSharedRpc, RpcError, type RpcArgs } from '../shared/rpc.ts';
 import { createSupabaseClient, type SupabaseClient } from '../shared/supabase-client.ts';
 
 /** The Supabase CLI's local API, which `npm start` serves too. */
-export const LOCAL_API_URL = 'http://127.0.0.1:54321';
 
 /** One RPC may run a whole batch (up to 10,000 users): give it longer than an API call. */
 export const CLI_CALL_TIMEOUT_MS = 60_000;
@@ -85,7 +85,7 @@ export interface Target {
 
 /**
  * SUPABASE_URL and the service key from the environment through loadConfig; when SUPABASE_URL is
- * unset, the local stack with its fixed local service_role key (unless a key is given). A bad
+ * unset, the local stack with its fixed local secret key (unless a key is given). A bad
  * environment is a CliExit(2) naming the variables, never their values.
  */
 export async function resolveTarget(env: Record<string, string | undefined>): Promise<Target> {
@@ -94,7 +94,7 @@ export async function resolveTarget(env: Record<string, string | undefined>): Pr
   if (local) {
     effective.SUPABASE_URL = LOCAL_API_URL;
     if (!env.SUPABASE_SERVICE_ROLE_KEY && !env.SUPABASE_SECRET_KEYS) {
-      effective.SUPABASE_SERVICE_ROLE_KEY = (await localKeys()).serviceRoleKey;
+      effective.SUPABASE_SECRET_KEYS = JSON.stringify({ default: LOCAL_SECRET_KEY });
     }
   }
   try {
@@ -108,7 +108,7 @@ export async function resolveTarget(env: Record<string, string | undefined>): Pr
 /** The one line that says which project a run talks to (stderr: --json keeps stdout clean). */
 export function targetNotice(target: Target): string {
   return target.local
-    ? `SUPABASE_URL is not set: using the local stack at ${LOCAL_API_URL} with its fixed local service_role key`
+    ? `SUPABASE_URL is not set: using the local stack at ${LOCAL_API_URL} with its fixed local secret key`
     : `target: ${displayUrl(target.config.supabaseUrl)}`;
 }
 
@@ -121,30 +121,16 @@ export function createCliLogger(config: Config, name: string): Logger {
   return createLogger({ level: config.logLevel, bindings: { cli: name }, destination: process.stderr });
 }
 
-export interface RpcFailure {
-  attempts: number;
-  reason: 'attempts' | 'deadline' | 'permanent';
-  message: string;
-}
-
-/** Thrown when an RPC keeps failing (or fails permanently); message is one printable line. */
-export class RpcFailed extends Error {
-  constructor(readonly fn: string, readonly failure: RpcFailure) {
-    super(`${fn} failed after ${failure.attempts} attempt(s) (${failure.reason === 'permanent' ? 'not retryable' : `retries exhausted: ${failure.reason}`}): ${failure.message}`);
-    this.name = 'RpcFailed';
-  }
-}
-
-/** callRpc for a CLI: each retry logged, and a final failure as one printable RpcFailed. */
-export async function callRpc<T>(
+/** callRpc for a CLI: each retry logged, and a final failure as one RpcError whose message is one printable line. */
+export async function callRpc<F extends RpcName>(
   supabase: SupabaseClient,
-  fn: string,
-  args: Record<string, unknown>,
+  fn: F,
+  args: RpcArgs<F>,
   policy: RetryPolicy,
   log: Logger,
-): Promise<T> {
+): Promise<RpcResult<F>> {
   try {
-    return await callSharedRpc<T>(supabase, fn, args, policy, {
+    return await callSharedRpc(supabase, fn, args, policy, {
       onRetry: ({ attempt, delayMs, error }) =>
         log.warn({ fn, attempt, delay_ms: delayMs, code: (error as RpcError).code, status: (error as RpcError).status, err: (error as Error).message }, 'rpc failed, retrying'),
     });
@@ -152,7 +138,9 @@ export async function callRpc<T>(
     if (error instanceof RetryExhausted) {
       const last = error.lastError;
       const message = last instanceof RpcError ? `${last.code ? `${last.code} ` : ''}${last.message}` : last instanceof Error ? last.message : String(last);
-      throw new RpcFailed(fn, { attempts: error.attempts, reason: error.reason, message });
+      const why = error.reason === 'permanent' ? 'not retryable' : `retries exhausted: ${error.reason}`;
+      throw new RpcError(fn, last instanceof RpcError ? last.code : '', last instanceof RpcError ? last.status : 0,
+        `${fn} failed after ${error.attempts} attempt(s) (${why}): ${message}`);
     }
     throw error;
   }

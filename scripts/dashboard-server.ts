@@ -1,13 +1,14 @@
 // The operator dashboard for a hosted project, served from the operator's own machine. Supabase
 // answers an Edge Function's text/html as text/plain on *.supabase.co, so profile-health cannot
-// show its page there; this server shows the same page (shared/dashboard-html.ts, same strict
+// show its page there; this server shows the same page (shared/dashboard/page.ts, same strict
 // CSP) on 127.0.0.1 and relays the page's one kind of request, the health JSON, to the project.
 // The page stays same-origin (connect-src 'self'), and the server holds no secret: the token
 // travels from the page's URL fragment in the page's own x-health-token header, is passed on to
 // profile-health and nowhere else, and is never logged.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { cspNonce, dashboardHeaders, renderDashboardHtml } from '../shared/dashboard-html.ts';
+import { cspNonce, dashboardHeaders } from '../shared/dashboard/headers.ts';
+import { renderDashboardHtml } from '../shared/dashboard/page.ts';
 
 /** The hosted gateway may take a while to wake a cold function; past this the page is told. */
 export const UPSTREAM_TIMEOUT_MS = 20_000;

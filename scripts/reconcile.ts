@@ -7,10 +7,12 @@
 // wins the lock.
 import { evaluateAndDeliverAlerts, type AlertRun } from '../shared/alerts.ts';
 import type { Logger } from '../shared/logger.ts';
+import { RpcError } from '../shared/rpc.ts';
+import type { ReconcileBatch, RepairCounts } from '../shared/rpc-results.ts';
 import type { SupabaseClient } from '../shared/supabase-client.ts';
 import {
   callRpc, createCliLogger, createClient, displayUrl, EXIT, intFlag, onInterrupt, parseFlags, positiveNumberFlag, resolveTarget,
-  RpcFailed, runMain, sleep, targetNotice, type Target,
+  runMain, sleep, targetNotice, type Target,
 } from './cli.ts';
 
 const DEFAULT_BATCH_SIZE = 500;
@@ -71,38 +73,11 @@ function parseOptions(argv: string[]): Options {
   };
 }
 
-interface Counts {
-  /**
-   * probed: waiting entries tried early, one per shared failure cause; recovered: probes that
-   * succeeded; made_due: waiting entries made due because an entry with their SQLSTATE was repaired.
-   */
-  queue: { due: number; repaired: number; failed: number; user_deleted: number; probed: number; recovered: number; made_due: number };
-  sweep: { missing: number; created: number; failed: number };
-}
-
-type BatchResult =
-  | (Counts & {
-      ran: true;
-      /** Whether a batch was full: more may be due. */
-      more: boolean;
-      /** Users still without a profile that nothing is repairing, after the batch. */
-      missing_profiles: number;
-      /** Open repair-queue entries after the batch (retried when due). */
-      queued: number;
-      duration_ms: number;
-    })
-  | { ran: false; reason: string };
+type BatchResult = ReconcileBatch;
 
 type ReconcileResult =
-  | (Counts & { ran: true; batches: number; more: boolean; missing_profiles: number; queued: number; scanned: number | null; duration_ms: number })
+  | (RepairCounts & { ran: true; batches: number; more: boolean; missing_profiles: number; queued: number; scanned: number | null; duration_ms: number })
   | { ran: false; reason: string };
-
-interface CensusStep {
-  ran: boolean;
-  scanned: number;
-  found: number;
-  pass_completed: boolean;
-}
 
 interface Context {
   options: Options;
@@ -131,7 +106,7 @@ async function fullScan(ctx: Context): Promise<{ scanned: number; found: number 
   let found = 0;
   let restart = true;
   for (;;) {
-    const step = await callRpc<CensusStep>(supabase, 'profile_census_step', { p_batch: FULL_SCAN_BATCH, p_restart: restart }, target.config.retry, log);
+    const step = await callRpc(supabase, 'profile_census_step', { p_batch: FULL_SCAN_BATCH, p_restart: restart }, target.config.retry, log);
     if (!step.ran) {
       // The scheduled run is stepping right now; it is short.
       await sleep(200);
@@ -144,13 +119,6 @@ async function fullScan(ctx: Context): Promise<{ scanned: number; found: number 
   }
 }
 
-interface EmailStep {
-  ran: boolean;
-  scanned: number;
-  fixed: number;
-  pass_completed: boolean;
-}
-
 /** Email drift: one step of sync_profile_emails_step, or with --full-scan a whole pass. */
 async function syncEmails(ctx: Context): Promise<{ checked: number; fixed: number }> {
   const { options, supabase, target, log } = ctx;
@@ -158,7 +126,7 @@ async function syncEmails(ctx: Context): Promise<{ checked: number; fixed: numbe
   let fixed = 0;
   let restart = options.fullScan;
   for (;;) {
-    const step = await callRpc<EmailStep>(
+    const step = await callRpc(
       supabase,
       'sync_profile_emails_step',
       { p_batch: options.fullScan ? FULL_SCAN_BATCH : null, p_restart: restart },
@@ -183,7 +151,7 @@ async function reconcileAll(ctx: Context): Promise<ReconcileResult> {
   const { options, supabase, target, log } = ctx;
   const started = Date.now();
   const scanned = options.fullScan ? (await fullScan(ctx)).scanned : null;
-  const totals: Counts = {
+  const totals: RepairCounts = {
     queue: { due: 0, repaired: 0, failed: 0, user_deleted: 0, probed: 0, recovered: 0, made_due: 0 },
     sweep: { missing: 0, created: 0, failed: 0 },
   };
@@ -191,7 +159,7 @@ async function reconcileAll(ctx: Context): Promise<ReconcileResult> {
   let last: BatchResult;
   let lastRan: Extract<BatchResult, { ran: true }> | undefined;
   do {
-    last = await callRpc<BatchResult>(
+    last = await callRpc(
       supabase,
       'reconcile_profiles',
       // The census's slice once per run (a full scan above already covered it).
@@ -205,8 +173,8 @@ async function reconcileAll(ctx: Context): Promise<ReconcileResult> {
     }
     batches++;
     lastRan = last;
-    for (const key of Object.keys(totals.queue) as Array<keyof Counts['queue']>) totals.queue[key] += last.queue[key];
-    for (const key of Object.keys(totals.sweep) as Array<keyof Counts['sweep']>) totals.sweep[key] += last.sweep[key];
+    for (const key of Object.keys(totals.queue) as Array<keyof RepairCounts['queue']>) totals.queue[key] += last.queue[key];
+    for (const key of Object.keys(totals.sweep) as Array<keyof RepairCounts['sweep']>) totals.sweep[key] += last.sweep[key];
   } while (last.more && (options.maxBatches === undefined || batches < options.maxBatches));
   return {
     ran: true,
@@ -231,10 +199,10 @@ async function runOnce(ctx: Context): Promise<boolean> {
     result = await reconcileAll(ctx);
     // Not inside reconcile_profiles: it reads all of auth.users, too much for every scheduled
     // run, and nothing waits for it: a name somebody asks for is released on the spot.
-    released = await callRpc<number>(supabase, 'release_lapsed_usernames', { p_batch: options.batchSize }, target.config.retry, log);
+    released = await callRpc(supabase, 'release_lapsed_usernames', { p_batch: options.batchSize }, target.config.retry, log);
     emails = await syncEmails(ctx);
   } catch (error) {
-    if (!(error instanceof RpcFailed) || options.loopSeconds === undefined) throw error;
+    if (!(error instanceof RpcError) || options.loopSeconds === undefined) throw error;
     // In a loop, one failed call is reported and the next tick tries again.
     if (options.json) {
       process.stdout.write(`${JSON.stringify({ reconcile: null, usernames_released: null, emails: null, error: error.message, alerts: null })}\n`);

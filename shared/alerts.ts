@@ -5,17 +5,14 @@
 // and is retried later. Where pg_net is installed, run_self_repair() posts the same outbox.
 import type { Logger } from './logger.ts';
 import { isTransient, retry, RetryExhausted, type RetryPolicy } from './retry.ts';
+import type { AlertDelivery } from './rpc-results.ts';
+import { rpcOnce, rpcResult } from './rpc.ts';
 import type { SupabaseClient } from './supabase-client.ts';
 
-export interface AlertDelivery {
-  id: number;
-  alert: string;
-  state: 'firing' | 'resolved';
-  attempt: number;
-  payload: { alert: string; state: string; status: string; value: unknown; threshold: unknown; at: string; message: string };
-  /** The body to post, built in SQL (private.alert_message) so pg_net and this module send the same. */
-  message: Record<string, unknown>;
-}
+// Deliveries leased per call, and how long a lease keeps others (pg_net, another instance) off
+// them: longer than one webhook post with its retries.
+const CLAIM_LIMIT = 20;
+const DELIVERY_LEASE_SECONDS = 60;
 
 export interface AlertDeps {
   supabase: SupabaseClient;
@@ -72,12 +69,12 @@ export async function deliverPendingAlerts(deps: AlertDeps): Promise<{ delivered
   let delivered = 0;
   let failed = 0;
   if (!deps.webhookUrl) return { delivered, failed };
-  const { data, error } = await deps.supabase.rpc('alert_deliveries_claim', { p_limit: 20, p_lease_seconds: 60 });
+  const { data, error } = await rpcOnce(deps.supabase, 'alert_deliveries_claim', { p_limit: CLAIM_LIMIT, p_lease_seconds: DELIVERY_LEASE_SECONDS });
   if (error) {
     deps.log.error({ code: error.code }, 'could not claim alert deliveries');
     return { delivered, failed };
   }
-  for (const delivery of data as AlertDelivery[]) {
+  for (const delivery of rpcResult('alert_deliveries_claim', data)) {
     try {
       await post(deps, delivery);
       delivered++;
@@ -96,12 +93,12 @@ export async function deliverPendingAlerts(deps: AlertDeps): Promise<{ delivered
 
 /** evaluate_alerts() then deliver whatever is due (new transitions and earlier failures). */
 export async function evaluateAndDeliverAlerts(deps: AlertDeps): Promise<AlertRun> {
-  const { data, error } = await deps.supabase.rpc('evaluate_alerts');
+  const { data, error } = await rpcOnce(deps.supabase, 'evaluate_alerts', {});
   if (error) {
     deps.log.error({ code: error.code }, 'could not evaluate alerts');
     return { status: null, transitions: [], delivered: 0, failed: 0, undelivered: !deps.webhookUrl };
   }
-  const evaluation = data as { status: string; transitions: Array<{ name: string; state: string }> };
+  const evaluation = rpcResult('evaluate_alerts', data);
   for (const t of evaluation.transitions) deps.log.warn({ alert: t.name, state: t.state }, 'alert transition');
   const { delivered, failed } = await deliverPendingAlerts(deps);
   return { status: evaluation.status, transitions: evaluation.transitions, delivered, failed, undelivered: !deps.webhookUrl };

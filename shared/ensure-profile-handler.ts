@@ -13,6 +13,8 @@ import { AppError } from './errors.ts';
 import { createHandler, json, parseJson, readText, type RequestContext } from './http.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { FULL_NAME_MAX_LENGTH, isValidAvatarUrl, isValidUsername, type EnsureSource, type UserProfile } from './profile-contract.ts';
+import type { CallerVerdict } from './rpc-results.ts';
+import { rpcOnce, rpcResult } from './rpc.ts';
 import { ensureProfile, outcomeFields, type EnsureOutcome } from './profile-service.ts';
 import { BeforeUserCreatedBody, DatabaseWebhookBody, EnsureProfileBody, fieldErrors } from './schemas.ts';
 import { createSupabaseClient, type SupabaseClient } from './supabase-client.ts';
@@ -26,15 +28,6 @@ export interface EnsureProfileDeps {
 }
 
 /** What public.ensure_profile_for_caller answers (see its migration). */
-interface CallerVerdict {
-  allowed: boolean;
-  retry_after_seconds: number | null;
-  standing: 'active' | 'banned' | 'deleted' | 'missing' | null;
-  profile: UserProfile | null;
-  /** With a profile: false when this answer is an 'existed' audit row, true when only counted. */
-  repeat: boolean | null;
-}
-
 /** Why the before-user-created hook refused a signup (the refused audit row's details.reason). */
 type RefusalReason = 'username_invalid' | 'full_name_too_long' | 'avatar_url_invalid' | 'username_taken';
 
@@ -190,7 +183,7 @@ export function createEnsureProfileHandler(deps: EnsureProfileDeps): (request: R
    * call then goes on as it did before the guard existed (ensureProfile, with every fallback).
    */
   async function guardUser(userId: string, ctx: RequestContext): Promise<CallerVerdict | null> {
-    const { data, error, status } = await supabase.rpc('ensure_profile_for_caller', {
+    const { data, error, status } = await rpcOnce(supabase, 'ensure_profile_for_caller', {
       p_user_id: userId,
       p_limit: config.ensure.rateLimit.max,
       p_window_seconds: config.ensure.rateLimit.windowSeconds,
@@ -200,7 +193,7 @@ export function createEnsureProfileHandler(deps: EnsureProfileDeps): (request: R
       ctx.log.warn({ code: error.code, status, err: error.message }, 'ensure_profile_for_caller failed; ensuring without the caller guard');
       return null;
     }
-    const verdict = data as CallerVerdict;
+    const verdict = rpcResult('ensure_profile_for_caller', data);
     if (!verdict.allowed) {
       throw new AppError(429, 'rate_limited', 'Too many ensure-profile calls for this user; try again later', {
         headers: { 'Retry-After': String(verdict.retry_after_seconds) },

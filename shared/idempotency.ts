@@ -2,7 +2,9 @@
 // friends) so every function instance sees the same keys.
 import { AppError, serviceUnavailable } from './errors.ts';
 import type { RetryPolicy } from './retry.ts';
-import { callRpc } from './rpc.ts';
+import type { Json } from './database.types.ts';
+import type { Claim } from './rpc-results.ts';
+import { callRpc, rpcOnce } from './rpc.ts';
 import type { SupabaseClient } from './supabase-client.ts';
 
 const KEY = /^[\x21-\x7e]{1,255}$/;
@@ -37,11 +39,7 @@ export async function requestHash(secret: string, body: unknown): Promise<string
   return [...new Uint8Array(mac)].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-export type Claim =
-  | { state: 'claimed' }
-  | { state: 'replay'; status: number; response: unknown }
-  | { state: 'in_progress' }
-  | { state: 'mismatch' };
+export type { Claim };
 
 export interface IdempotencyStore {
   /** deadlineAt: the request's deadline, within which a transient failure is retried. */
@@ -50,26 +48,30 @@ export interface IdempotencyStore {
   release(key: string, hash: string): Promise<void>;
 }
 
+/** What the database stores of an answer: its JSON text, read back (undefined members dropped). */
+function asJson(value: unknown): Json {
+  return JSON.parse(JSON.stringify(value ?? null));
+}
+
 export function databaseIdempotencyStore(supabase: SupabaseClient, scope: string, ttlSeconds: number, policy: RetryPolicy): IdempotencyStore {
-  const call = <T>(fn: string, args: Record<string, unknown>, deadlineAt: number | undefined) =>
-    callRpc<T>(supabase, fn, { p_scope: scope, ...args }, policy, deadlineAt !== undefined ? { deadlineAt } : {});
+  const hooks = (deadlineAt: number | undefined) => (deadlineAt !== undefined ? { deadlineAt } : {});
   return {
     async claim(key, hash, deadlineAt) {
       try {
-        return await call<Claim>('idempotency_claim', { p_key: key, p_request_hash: hash, p_ttl_seconds: ttlSeconds }, deadlineAt);
+        return await callRpc(supabase, 'idempotency_claim', { p_scope: scope, p_key: key, p_request_hash: hash, p_ttl_seconds: ttlSeconds }, policy, hooks(deadlineAt));
       } catch (error) {
         throw serviceUnavailable('Could not check the Idempotency-Key; try again shortly', 2, error);
       }
     },
     async complete(key, hash, status, response, deadlineAt) {
       try {
-        await call('idempotency_complete', { p_key: key, p_request_hash: hash, p_status: status, p_response: response }, deadlineAt);
+        await callRpc(supabase, 'idempotency_complete', { p_scope: scope, p_key: key, p_request_hash: hash, p_status: status, p_response: asJson(response) }, policy, hooks(deadlineAt));
       } catch (error) {
         throw serviceUnavailable('Could not store the answer for the Idempotency-Key', 2, error);
       }
     },
     async release(key, hash) {
-      await supabase.rpc('idempotency_release', { p_scope: scope, p_key: key, p_request_hash: hash });
+      await rpcOnce(supabase, 'idempotency_release', { p_scope: scope, p_key: key, p_request_hash: hash });
     },
   };
 }

@@ -9,12 +9,14 @@ import { evaluateAndDeliverAlerts } from './alerts.ts';
 import { bearerOf, constantTimeEqual, isServiceKey } from './caller-auth.ts';
 import { clientAddressOf, clientKeyOf, type ClientAddressSource } from './client-address.ts';
 import type { Config } from './config.ts';
-import { cspNonce, dashboardHeaders, renderDashboardHtml, type OperationsStats } from './dashboard-html.ts';
+import { cspNonce, dashboardHeaders } from './dashboard/headers.ts';
+import { renderDashboardHtml } from './dashboard/page.ts';
 import { AppError, unauthorized } from './errors.ts';
 import { createHandler, json } from './http.ts';
 import { createLogger, type Logger } from './logger.ts';
 import type { SystemHealth, SystemStats } from './profile-contract.ts';
 import { renderPrometheus } from './prometheus.ts';
+import { rpcOnce, rpcResult } from './rpc.ts';
 import { createSupabaseClient, type SupabaseClient } from './supabase-client.ts';
 
 export interface ProfileHealthDeps {
@@ -147,36 +149,37 @@ export function createProfileHealthHandler(deps: ProfileHealthDeps): (request: R
 
     if (full) await driveAlerts(ctx.log);
 
-    const health = await supabase.rpc('profile_system_health');
+    const health = await rpcOnce(supabase, 'profile_system_health', {});
     if (health.error) {
       ctx.log.error({ code: health.error.code, status: health.status }, 'profile_system_health unavailable');
       return json(503, { status: 'down', checked_at: new Date().toISOString(), error: 'database_unreachable' });
     }
-    const verdict = health.data as SystemHealth;
+    const verdict = rpcResult('profile_system_health', health.data);
     const status = verdict.status === 'ok' ? 200 : 503;
     if (!full) return json(status, { status: verdict.status, checked_at: verdict.checked_at });
 
     const [stats, operations] = await Promise.all([
-      supabase.rpc('profile_system_stats', { p_window: window }),
-      withOperations ? supabase.rpc('profile_operations_stats', { p_window: window }) : null,
+      rpcOnce(supabase, 'profile_system_stats', { p_window: window ?? undefined }),
+      withOperations ? rpcOnce(supabase, 'profile_operations_stats', { p_window: window ?? undefined }) : null,
     ]);
     if (stats.error) {
       ctx.log.error({ code: stats.error.code }, 'profile_system_stats unavailable');
       return json(503, { ...verdict, status: 'down', error: 'stats_unavailable' });
     }
+    const figures = rpcResult('profile_system_stats', stats.data);
     if (format === 'prometheus') {
       // Scrapers treat a non-200 as a failed scrape: the verdict is in the metrics instead.
-      return new Response(renderPrometheus(verdict, stats.data as SystemStats), {
+      return new Response(renderPrometheus(verdict, figures), {
         status: 200,
         headers: { 'Content-Type': 'application/openmetrics-text; version=1.0.0; charset=utf-8' },
       });
     }
-    if (!operations) return json(status, { ...verdict, stats: stats.data as SystemStats });
+    if (!operations) return json(status, { ...verdict, stats: figures });
     if (operations.error) {
       // The dashboard's extras never cost the verdict: it says they are unavailable.
       ctx.log.error({ code: operations.error.code }, 'profile_operations_stats unavailable');
-      return json(status, { ...verdict, stats: stats.data as SystemStats, operations: null });
+      return json(status, { ...verdict, stats: figures, operations: null });
     }
-    return json(status, { ...verdict, stats: stats.data as SystemStats, operations: operations.data as OperationsStats });
+    return json(status, { ...verdict, stats: figures, operations: rpcResult('profile_operations_stats', operations.data) });
   });
 }

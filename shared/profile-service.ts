@@ -12,12 +12,14 @@
 // register calls it right after Auth created the user, even when the trigger has made the
 // profile already: the one RPC answers `existed` with the profile and leaves the request's audit
 // row, one round trip like the plain read it replaces.
+import type { Json } from './database.types.ts';
 import type { Logger } from './logger.ts';
 import type { EnsureProfileResult, EnsureSource, ProfileCreator, UserProfile } from './profile-contract.ts';
 import { SQLSTATE } from './profile-contract.ts';
 import { AppError } from './errors.ts';
 import { retry, RetryExhausted, type RetryPolicy } from './retry.ts';
-import { RpcError, rpcErrorOf } from './rpc.ts';
+import { UserProfileSchema } from './rpc-results.ts';
+import { RpcError, rpcErrorOf, rpcOnce, rpcResult } from './rpc.ts';
 import type { SupabaseClient } from './supabase-client.ts';
 
 export interface EnsureContext {
@@ -29,7 +31,7 @@ export interface EnsureContext {
   fullName?: string;
   username?: string;
   avatarUrl?: string;
-  metadata?: Record<string, unknown>;
+  metadata?: { [key: string]: Json };
 }
 
 export type EnsureOutcome =
@@ -67,7 +69,7 @@ export async function ensureProfile(deps: ProfileServiceDeps, userId: string, ct
       async (attempt) => {
         attempts = attempt;
         const started = performance.now();
-        const { data, error, status } = await deps.supabase.rpc('ensure_user_profile', {
+        const { data, error, status } = await rpcOnce(deps.supabase, 'ensure_user_profile', {
           p_user_id: userId,
           p_source: ctx.source,
           p_request_id: ctx.requestId,
@@ -86,7 +88,7 @@ export async function ensureProfile(deps: ProfileServiceDeps, userId: string, ct
           log.warn({ attempt, duration_ms, code: error.code, status, err: error.message }, 'ensure_user_profile call failed');
           throw (lastFailure = rpcErrorOf('ensure_user_profile', error, status));
         }
-        const answer = data as EnsureProfileResult;
+        const answer = rpcResult('ensure_user_profile', data);
         if (answer.outcome === 'failed') {
           log.warn({ attempt, duration_ms, code: answer.error.sqlstate }, 'ensure_user_profile recorded a failure');
           throw (lastFailure = new RpcError('ensure_user_profile', answer.error.sqlstate, 200, answer.error.message, true));
@@ -124,7 +126,8 @@ export async function ensureProfile(deps: ProfileServiceDeps, userId: string, ct
 
 /** The user's profile, null when there is none; an error when it could not be read. */
 async function readProfile(supabase: SupabaseClient, userId: string, options: { retry: boolean }) {
-  return await supabase.from('user_profiles').select().eq('user_id', userId).maybeSingle<UserProfile>().retry(options.retry);
+  const { data, error } = await supabase.from('user_profiles').select().eq('user_id', userId).maybeSingle().retry(options.retry);
+  return { data: data ? UserProfileSchema.parse(data) : null, error };
 }
 
 const CREATED_VIA: Record<EnsureSource, ProfileCreator> = {
@@ -159,7 +162,7 @@ async function insertDirectly(
     log.warn({ code: insert.error.code, status: insert.status, err: insert.error.message }, 'direct profile insert failed');
     return null;
   }
-  const created = (insert.data as UserProfile[])[0];
+  const created = insert.data[0] ? UserProfileSchema.parse(insert.data[0]) : undefined;
   if (created) {
     log.warn({ outcome: 'created' }, 'profile created by direct insert after ensure_user_profile failed');
     return { status: 'created', profile: created };
@@ -183,11 +186,11 @@ async function enqueueRepair(
   log: Logger,
 ): Promise<boolean> {
   const sqlstate = failure && /^[0-9A-Z]{5}$|^PGRST[0-9]{3}$/.test(failure.code) ? failure.code : null;
-  const { error } = await supabase.rpc('enqueue_profile_repair', {
+  const { error } = await rpcOnce(supabase, 'enqueue_profile_repair', {
     p_user_id: userId,
     p_source: ctx.source,
     p_reason: reason.slice(0, 2000),
-    p_sqlstate: sqlstate,
+    ...(sqlstate !== null ? { p_sqlstate: sqlstate } : {}),
     p_request_id: ctx.requestId,
     p_attempt: Math.max(attempts, 1),
   });

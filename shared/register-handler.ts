@@ -21,6 +21,7 @@ import { answerForClaim, databaseIdempotencyStore, idempotencyKeyOf, requestHash
 import { createLogger, type Logger } from './logger.ts';
 import { ensureProfile, outcomeFields } from './profile-service.ts';
 import { isTransient, retry, RetryExhausted } from './retry.ts';
+import type { RpcResult } from './rpc-results.ts';
 import { callRpc } from './rpc.ts';
 import { fieldErrors, PASSWORD_MIN_LENGTH, RegisterBody } from './schemas.ts';
 import { createSupabaseClient, type SupabaseClient } from './supabase-client.ts';
@@ -96,13 +97,7 @@ export function createRegisterHandler(deps: RegisterDeps): (request: Request) =>
   /** Refuses the attempt (switched off, rate limited, email or username taken). */
   async function guard(request: Request, body: RegisterBody, deadlineAt: number): Promise<void> {
     const client = clientKeyOf(request, config.clientAddress);
-    let verdict: {
-      enabled: boolean;
-      allowed: boolean;
-      retry_after_seconds: number;
-      username_available: boolean | null;
-      email_registered: boolean | null;
-    };
+    let verdict: RpcResult<'register_preflight'>;
     try {
       verdict = await callRpc(supabase, 'register_preflight', {
         // Requests with no trustworthy address share one larger ceiling rather than one
@@ -139,7 +134,7 @@ export function createRegisterHandler(deps: RegisterDeps): (request: Request) =>
    * address has no user at all; 'other' when it is someone else's.
    */
   async function ownerOf(email: string, attemptId: string, deadlineAt: number): Promise<CreatedUser | null | 'other'> {
-    const found = await callRpc<{ id: string; email_confirmed_at: string | null; registration_attempt: string | null } | null>(
+    const found = await callRpc(
       supabase, 'find_auth_user_by_email', { p_email: email }, config.retry, retryHooks(deadlineAt));
     if (!found) return null;
     if (found.registration_attempt !== attemptId) return 'other';

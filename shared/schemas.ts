@@ -1,6 +1,7 @@
 // Request bodies the functions accept, validated with zod. Rules that the database also
 // enforces come from profile-contract.ts, so a body that passes here never fails a check there.
 import { z } from 'zod';
+import type { Json } from './database.types.ts';
 import type { FieldErrors } from './errors.ts';
 import {
   AVATAR_URL_MAX_LENGTH,
@@ -48,7 +49,8 @@ const avatarUrl = z
 // Not z.record: it rebuilds the object key by key, and a "__proto__" key would silently vanish
 // (here it is refused, with the other reserved keys, at any depth).
 const metadata = z
-  .custom<Record<string, unknown>>((v) => v !== null && typeof v === 'object' && !Array.isArray(v), { error: 'must be a JSON object' })
+  // A request body is parsed JSON, so an object here holds only JSON values.
+  .custom<{ [key: string]: Json }>((v) => v !== null && typeof v === 'object' && !Array.isArray(v), { error: 'must be a JSON object' })
   // First, and aborting: the checks after it recurse into the value.
   .refine((v) => jsonDepth(v) <= METADATA_MAX_DEPTH, { message: `must be nested at most ${METADATA_MAX_DEPTH} levels deep`, abort: true })
   .superRefine((v, ctx) => {

@@ -1,6 +1,8 @@
-import { createClient, type SupabaseClient, type WebSocketLikeConstructor } from '@supabase/supabase-js';
+import { createClient, type SupabaseClient as SupabaseClientOf, type WebSocketLikeConstructor } from '@supabase/supabase-js';
+import type { Database } from './database.types.ts';
 
-export type { SupabaseClient };
+/** A client typed by the generated Database: table columns and every RPC's arguments and result. */
+export type SupabaseClient = SupabaseClientOf<Database>;
 
 /**
  * createClient builds a Realtime client up front and throws where the runtime has no WebSocket
@@ -39,7 +41,7 @@ export interface ClientOptions {
 
 /** A supabase-js client acting with the given key; it never stores or refreshes a session. */
 export function createSupabaseClient(url: string, key: string, options: ClientOptions = {}): SupabaseClient {
-  return createClient(url, key, {
+  return createClient<Database>(url, key, {
     auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
     realtime: REALTIME_OPTIONS,
     global: {

@@ -17,8 +17,9 @@ async function denoCheck(files: string[]): Promise<string> {
 
 describe('Deno', () => {
   it('type-checks every shared module, the runtime-neutral core, with the project deno.json', async () => {
-    const files = (await readdir(path.join(ROOT, 'shared'))).filter((f) => f.endsWith('.ts')).map((f) => `shared/${f}`);
+    const files = (await readdir(path.join(ROOT, 'shared'), { recursive: true })).filter((f) => f.endsWith('.ts')).map((f) => `shared/${f}`);
     expect(files.length).toBeGreaterThan(10);
+    expect(files).toContain('shared/dashboard/client.ts');
     expect(await denoCheck(files)).not.toMatch(/\[ERROR\]|^error:/m);
   });
 

@@ -1,6 +1,6 @@
 // The known day the dashboard's browser tests draw, and what the database says about it, so a
 // test can compare every figure on the page with its source.
-import type { OperationsStats } from '../../shared/dashboard-html.ts';
+import type { OperationsStats } from '../../shared/rpc-results.ts';
 import type { SystemStats } from '../../shared/profile-contract.ts';
 import { withTriggerOff, type TestDatabase } from '../helpers/database.ts';
 import { signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';

@@ -707,7 +707,12 @@ describe('ensure-profile fallback layers', () => {
       const first = await call(asService({ user_id: stale }));
       // Naming something unknown makes the stand-in reload its cache; now the function is
       // unknown to PostgREST itself (PGRST202).
-      expect((await rest.rpc('no_such_function_reloads_the_cache')).error?.code).toBe('PGRST202');
+      const unknown = await fetch(`${api().stack.apiUrl}/rest/v1/rpc/no_such_function_reloads_the_cache`, {
+        method: 'POST',
+        headers: { apikey: api().stack.keys.serviceRoleKey, authorization: `Bearer ${api().stack.keys.serviceRoleKey}`, 'content-type': 'application/json' },
+        body: '{}',
+      });
+      expect(((await unknown.json()) as { code?: string }).code).toBe('PGRST202');
       expect(await probe()).toBe('PGRST202');
       const second = await call(asService({ user_id: reloaded }));
       return [first, second];

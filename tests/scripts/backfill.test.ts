@@ -107,7 +107,7 @@ describe('npm run backfill', () => {
     const run = runCli('backfill', ['--checkpoint', checkpointPath('local-default')]);
     expect(await run.exit).toBe(2);
     expect(run.stderr()).toContain(
-      'SUPABASE_URL is not set: using the local stack at http://127.0.0.1:54321 with its fixed local service_role key\n',
+      'SUPABASE_URL is not set: using the local stack at http://127.0.0.1:54321 with its fixed local secret key\n',
     );
     expect(run.output()).not.toMatch(/eyJ[\w-]+\.[\w-]+/);
   });

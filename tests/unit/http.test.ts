@@ -10,7 +10,7 @@ function setup(route: Parameters<typeof createHandler>[1], methods = ['POST']) {
   return { lines, handler: createHandler({ name: 'test', methods, log }, route) };
 }
 
-const post = (body: string | Uint8Array | null, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
+const post = (body: string | Uint8Array<ArrayBuffer> | null, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
   new Request('http://local/fn', { method: 'POST', body, headers });
 
 describe('createHandler', () => {

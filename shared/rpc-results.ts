@@ -1,0 +1,229 @@
+// What each database function answers, checked when the answer arrives. The generated Database
+// type says a jsonb function returns Json; these schemas say which Json, once, so a key renamed in
+// SQL fails loudly at the call instead of flowing on as undefined. Objects keep keys the schema
+// does not name (looseObject): an answer passed through to a caller is never trimmed.
+import { z } from 'zod';
+import type { Database } from './database.types.ts';
+import { PROFILE_CREATORS } from './profile-contract.ts';
+
+const count = z.number().int().nonnegative();
+const timestamp = z.string();
+
+export const UserProfileSchema = z.looseObject({
+  user_id: z.string(),
+  email: z.string().nullable(),
+  full_name: z.string().nullable(),
+  username: z.string().nullable(),
+  avatar_url: z.string().nullable(),
+  metadata: z.record(z.string(), z.unknown()),
+  created_via: z.enum(PROFILE_CREATORS),
+  created_at: timestamp,
+  updated_at: timestamp,
+});
+
+const EnsureProfileResultSchema = z.discriminatedUnion('outcome', [
+  z.looseObject({ outcome: z.enum(['created', 'existed']), profile: UserProfileSchema }),
+  z.looseObject({ outcome: z.literal('failed'), error: z.object({ sqlstate: z.string(), message: z.string() }), queued: z.literal(true) }),
+]);
+
+const CallerVerdictSchema = z.looseObject({
+  allowed: z.boolean(),
+  retry_after_seconds: z.number().nullable(),
+  standing: z.enum(['active', 'banned', 'deleted', 'missing']).nullable(),
+  profile: UserProfileSchema.nullable(),
+  /** With a profile: false when this answer is an 'existed' audit row, true when only counted. */
+  repeat: z.boolean().nullable(),
+});
+
+const RegisterPreflightSchema = z.looseObject({
+  enabled: z.boolean(),
+  allowed: z.boolean(),
+  retry_after_seconds: z.number(),
+  username_available: z.boolean().nullable(),
+  email_registered: z.boolean().nullable(),
+});
+
+const AuthUserByEmailSchema = z.looseObject({
+  id: z.string(),
+  email_confirmed_at: timestamp.nullable(),
+  registration_attempt: z.string().nullable(),
+}).nullable();
+
+const IdempotencyClaimSchema = z.discriminatedUnion('state', [
+  z.object({ state: z.literal('claimed') }),
+  z.object({ state: z.literal('replay'), status: z.number().int(), response: z.unknown() }),
+  z.object({ state: z.literal('in_progress') }),
+  z.object({ state: z.literal('mismatch') }),
+]);
+
+const BackfillBatchSchema = z.looseObject({
+  scanned: count,
+  missing: count,
+  created: count,
+  failed: count,
+  /** Pass back as p_after for the next batch; null when the batch was empty. */
+  last_user_id: z.string().nullable(),
+  done: z.boolean(),
+  dry_run: z.boolean(),
+});
+
+const BackfillEstimateSchema = z.looseObject({ users: count, missing: count });
+
+const RepairCountsSchema = z.looseObject({
+  /**
+   * probed: waiting entries tried early, one per shared failure cause; recovered: probes that
+   * succeeded; made_due: waiting entries made due because an entry with their SQLSTATE was repaired.
+   */
+  queue: z.object({
+    due: count, repaired: count, failed: count, user_deleted: count, probed: count, recovered: count, made_due: count,
+  }),
+  sweep: z.object({ missing: count, created: count, failed: count }),
+});
+
+const NotRunSchema = z.looseObject({ ran: z.literal(false), reason: z.string() });
+
+const ReconcileBatchSchema = z.discriminatedUnion('ran', [
+  RepairCountsSchema.extend({
+    ran: z.literal(true),
+    /** Whether a batch was full: more may be due. */
+    more: z.boolean(),
+    /** Users still without a profile that nothing is repairing, after the batch. */
+    missing_profiles: count,
+    /** Open repair-queue entries after the batch (retried when due). */
+    queued: count,
+    duration_ms: z.number(),
+  }),
+  NotRunSchema,
+]);
+
+const CensusStepSchema = z.looseObject({ ran: z.boolean(), scanned: count, found: count, pass_completed: z.boolean() });
+
+const EmailStepSchema = z.looseObject({
+  ran: z.boolean(), noted: count, scanned: count, fixed: count, pass_completed: z.boolean(), duration_ms: z.number(),
+});
+
+const AlertDeliverySchema = z.looseObject({
+  id: z.number().int(),
+  alert: z.string(),
+  state: z.enum(['firing', 'resolved']),
+  attempt: z.number().int(),
+  /** What evaluate_alerts recorded; only the message below is posted. */
+  payload: z.record(z.string(), z.unknown()),
+  /** The body to post, built in SQL (private.alert_message) so pg_net and this module send the same. */
+  message: z.record(z.string(), z.unknown()),
+});
+
+const AlertEvaluationSchema = z.looseObject({
+  status: z.string(),
+  transitions: z.array(z.looseObject({ name: z.string(), state: z.string() })),
+});
+
+/** Every outcome an audit row may carry (private.is_valid_audit_row). */
+export const AUDIT_OUTCOMES = ['created', 'existed', 'failed', 'skipped', 'released', 'refused', 'updated'] as const;
+// Keyed by outcome, and only outcomes: code walks these keys (Object.entries), and an outcome
+// added in SQL fails the check here rather than vanishing from an answer.
+const outcomeCounts = z.partialRecord(z.enum(AUDIT_OUTCOMES), count);
+
+const SystemStatsSchema = z.looseObject({
+  window: z.looseObject({ from: timestamp, to: timestamp, seconds: z.number() }),
+  attempts: z.looseObject({
+    total: count,
+    by_outcome: outcomeCounts,
+    by_source: z.record(z.string(), outcomeCounts),
+  }),
+  success_rate: z.number().nullable(),
+  failures_by_sqlstate: z.array(z.looseObject({ sqlstate: z.string(), count, example: z.string().nullable(), last_at: timestamp })),
+  latency_ms: z.looseObject({ p50: z.number().nullable(), p95: z.number().nullable(), p99: z.number().nullable(), max: z.number().nullable() }),
+  missing_profiles: count,
+  repair_queue: z.looseObject({
+    open: count,
+    oldest_failed_at: timestamp.nullable(),
+    oldest_age_seconds: z.number().nullable(),
+    max_attempts: count,
+  }),
+});
+
+const check = <T extends z.ZodRawShape>(shape: T) => z.object({ ok: z.boolean(), ...shape });
+
+const SystemHealthSchema = z.looseObject({
+  status: z.enum(['ok', 'degraded', 'down']),
+  checked_at: timestamp,
+  checks: z.object({
+    trigger_installed: check({ value: z.boolean() }),
+    trigger_enabled: check({ value: z.boolean() }),
+    /**
+     * value: users certainly without a profile that nothing is repairing, counted live; queued:
+     * open repair-queue entries (retried when due); last_full_scan_at: when the census's
+     * safety-net scan last finished a pass over auth.users (null before the first).
+     */
+    missing_profiles: check({ value: count, threshold: z.number(), queued: count, counted_at: timestamp, last_full_scan_at: timestamp.nullable() }),
+    success_rate: check({ value: z.number().nullable(), threshold: z.number(), attempts: count, window_seconds: z.number() }),
+    repair_queue_age: check({ value: z.number().nullable(), threshold: z.number(), open: count }),
+  }),
+});
+
+const OperationsStatsSchema = z.looseObject({
+  bucket_seconds: z.number(),
+  series: z.array(z.looseObject({
+    at: timestamp, created: count, existed: count, failed: count, skipped: count, success_rate: z.number().nullable(),
+  })),
+  alerts: z.array(z.looseObject({
+    name: z.string(), firing: z.boolean(), since: timestamp.nullable(), value: z.unknown(), threshold: z.unknown(), evaluated_at: timestamp,
+  })),
+  alert_deliveries: z.looseObject({
+    pending: count, undeliverable: count, last_error: z.string().nullable(), last_delivered_at: timestamp.nullable(),
+  }),
+  reconciler: z.looseObject({ last_run_at: timestamp, last_run: z.record(z.string(), z.unknown()) }).nullable(),
+});
+
+type Functions = Database['public']['Functions'];
+export type RpcName = keyof Functions;
+
+// Every function the API can call has an entry, so a function added in SQL and called from
+// TypeScript cannot skip this table: the ones answering jsonb that TypeScript reads get a
+// schema; the others keep the generated type (`null` here means: trust Returns as generated).
+export const RPC_RESULTS = {
+  alert_deliveries_claim: z.array(AlertDeliverySchema),
+  alert_delivery_result: null,
+  backfill_missing_profiles: BackfillBatchSchema,
+  enqueue_profile_repair: null,
+  ensure_profile_for_caller: CallerVerdictSchema,
+  ensure_user_profile: EnsureProfileResultSchema,
+  evaluate_alerts: AlertEvaluationSchema,
+  find_auth_user_by_email: AuthUserByEmailSchema,
+  idempotency_claim: IdempotencyClaimSchema,
+  idempotency_complete: null,
+  idempotency_release: null,
+  profile_backfill_estimate: BackfillEstimateSchema,
+  profile_census_step: CensusStepSchema,
+  profile_existed_repeats: null,
+  profile_operations_stats: OperationsStatsSchema,
+  profile_system_health: SystemHealthSchema,
+  profile_system_stats: SystemStatsSchema,
+  prune_audit_logs: null,
+  reconcile_profiles: ReconcileBatchSchema,
+  record_signup_refusal: null,
+  register_preflight: RegisterPreflightSchema,
+  release_lapsed_usernames: null,
+  run_self_repair: null,
+  self_repair_schedule: null,
+  sync_profile_emails: null,
+  sync_profile_emails_step: EmailStepSchema,
+  username_available: null,
+} as const satisfies { [F in RpcName]: z.ZodType | null };
+
+export type RpcResult<F extends RpcName> = (typeof RPC_RESULTS)[F] extends z.ZodType<infer T> ? T : Functions[F]['Returns'];
+
+export type UserProfile = z.output<typeof UserProfileSchema>;
+export type EnsureProfileResult = RpcResult<'ensure_user_profile'>;
+export type CallerVerdict = RpcResult<'ensure_profile_for_caller'>;
+export type Claim = RpcResult<'idempotency_claim'>;
+export type BackfillBatch = RpcResult<'backfill_missing_profiles'>;
+export type ReconcileBatch = RpcResult<'reconcile_profiles'>;
+export type RepairCounts = z.output<typeof RepairCountsSchema>;
+export type CensusStep = RpcResult<'profile_census_step'>;
+export type EmailStep = RpcResult<'sync_profile_emails_step'>;
+export type AlertDelivery = z.output<typeof AlertDeliverySchema>;
+export type SystemStats = RpcResult<'profile_system_stats'>;
+export type SystemHealth = RpcResult<'profile_system_health'>;
+export type OperationsStats = RpcResult<'profile_operations_stats'>;
