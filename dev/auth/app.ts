@@ -1,7 +1,8 @@
 // The local Supabase Auth (GoTrue) stand-in: GoTrue's routes without the /auth/v1 prefix (the
 // stack mounts it there, as Kong does), talking to the real auth schema as supabase_auth_admin.
-// Covers what this project's flows and tests use: email signup with confirmation on or off,
-// /verify, password sign-in, GET /user, the admin user API and the JWKS.
+// Covers what this project's flows and tests use, and nothing else: email signup with
+// confirmation on or off, /verify, password sign-in, GET /user, creating and deleting users
+// through the admin API, and the JWKS.
 import type { IncomingMessage } from 'node:http';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono } from 'hono';

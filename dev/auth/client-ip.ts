@@ -9,37 +9,22 @@ import type { AuthConfig } from './options.ts';
 
 export const SB_FORWARDED_FOR = 'sb-forwarded-for';
 
-/** Go's net.IP.String(): an IPv4-mapped IPv6 address prints as IPv4, IPv6 in its short form. */
-function canonicalIp(text: string): string | null {
-  // Go's ParseIP takes no zone ("fe80::1%eth0"); Node's isIP does.
-  if (text.includes('%')) return null;
-  const family = isIP(text);
-  if (family === 4) return text;
-  if (family !== 6) return null;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(text);
-  if (mapped && isIP(mapped[1]!) === 4) return mapped[1]!;
-  return new URL(`http://[${text}]`).hostname.slice(1, -1);
-}
-
-/** The first comma-separated value of a header, trimmed (GoTrue splits once on ","). */
-function firstValue(header: string | undefined): string {
-  return (header ?? '').split(',', 1)[0]!.trim();
+/**
+ * An IP address as Go's net.ParseIP takes it (no zone), or null. Callers here send IPv4; an IPv6
+ * address is kept as written rather than canonicalised as Go's net.IP.String() would.
+ */
+function ipAddress(text: string): string | null {
+  return !text.includes('%') && isIP(text) !== 0 ? text : null;
 }
 
 /**
- * The end user's address from Sb-Forwarded-For, when the setting is on and its first value is an
- * IP address; an invalid value is ignored, as sbff.Middleware does (rateLimitKey logs it).
+ * The end user's address from Sb-Forwarded-For (its first comma-separated value), when the setting
+ * is on and that is an IP address; an invalid value is ignored, as sbff.Middleware does.
  */
-export function sbForwardedFor(c: Context, config: AuthConfig): string | null {
+function sbForwardedFor(c: Context, config: AuthConfig): string | null {
   if (!config.sbForwardedForEnabled) return null;
   const header = c.req.header(SB_FORWARDED_FOR);
-  return header ? canonicalIp(firstValue(header)) : null;
-}
-
-/** The TCP peer, when the app runs on @hono/node-server and is handed its bindings. */
-export function peerAddress(c: Context): string | null {
-  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
-  return incoming?.socket.remoteAddress ?? null;
+  return header ? ipAddress(header.split(',', 1)[0]!.trim()) : null;
 }
 
 /**
@@ -55,17 +40,15 @@ export function rateLimitKey(c: Context, config: AuthConfig): string | null {
     console.warn('[auth] error processing Sb-Forwarded-For: invalid Sb-Forwarded-For header value');
   }
   if (!config.rateLimitHeader) return null;
-  const key = firstValue(c.req.header(config.rateLimitHeader));
+  const key = (c.req.header(config.rateLimitHeader) ?? '').split(',', 1)[0]!.trim();
   return key === '' ? null : key;
 }
 
-/** utilities.GetIPAddress: Sb-Forwarded-For, else the first IP in X-Forwarded-For, else the peer. */
+/**
+ * utilities.GetIPAddress, for the hook's metadata.ip_address: Sb-Forwarded-For, else the TCP peer
+ * (the stack's callers send no X-Forwarded-For, which GoTrue would read in between).
+ */
 export function clientIp(c: Context, config: AuthConfig): string {
-  const forwarded = sbForwardedFor(c, config);
-  if (forwarded) return forwarded;
-  for (const candidate of (c.req.header('X-Forwarded-For') ?? '').split(',')) {
-    const address = canonicalIp(candidate.trim());
-    if (address) return address;
-  }
-  return peerAddress(c) ?? '';
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  return sbForwardedFor(c, config) ?? incoming?.socket.remoteAddress ?? '';
 }

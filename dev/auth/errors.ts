@@ -1,7 +1,8 @@
 // GoTrue's error wire format, reproduced from supabase/auth internal/api/errors.go: clients that
-// send `X-Supabase-Api-Version: 2024-01-01` get `{code, message}` and the header echoed; the rest
-// get the legacy `{code: <status>, error_code, msg, error_id}`. supabase-js picks the error code
-// from one shape or the other depending on that echo, so both must be exact.
+// send `X-Supabase-Api-Version: 2024-01-01` (supabase-js does) get `{code, message}` and the
+// header echoed; the rest (a raw fetch) get the legacy `{code: <status>, error_code, msg,
+// error_id}`. supabase-js picks the error code from one shape or the other depending on that
+// echo, so both must be exact.
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 
@@ -13,7 +14,7 @@ export class AuthError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
-    /** The underlying failure: logged, and a public Postgres error shapes the legacy body. */
+    /** The underlying failure, logged with a 5xx. */
     readonly cause?: unknown,
   ) {
     super(message);
@@ -31,16 +32,6 @@ export class UncodedAuthError extends AuthError {
   }
 }
 
-/** GoTrue's WeakPasswordError: rendered differently from every other error (see renderError). */
-export class WeakPasswordError extends AuthError {
-  constructor(
-    message: string,
-    readonly reasons: string[],
-  ) {
-    super(422, 'weak_password', message);
-  }
-}
-
 export const badRequest = (code: string, message: string) => new AuthError(400, code, message);
 export const unauthorized = (code: string, message: string) => new AuthError(401, code, message);
 export const forbidden = (code: string, message: string) => new AuthError(403, code, message);
@@ -50,27 +41,8 @@ export const tooManyRequests = (code: string, message: string) => new AuthError(
 export const internalError = (message: string, cause?: unknown) => new AuthError(500, 'unexpected_failure', message, cause);
 
 /** The version GoTrue settles on: 2024-01-01 for that date or later, else the initial (legacy) one. */
-export function apiVersion(header: string | undefined): typeof API_VERSION_2024 | null {
-  if (!header || !/^\d{4}-\d{2}-\d{2}$/.test(header)) return null;
-  const parsed = new Date(`${header}T00:00:00Z`);
-  // Go's time.Parse rejects impossible dates such as 2024-02-30; Date would roll them over.
-  if (Number.isNaN(parsed.getTime()) || parsed.toISOString().slice(0, 10) !== header) return null;
-  return header >= API_VERSION_2024 ? API_VERSION_2024 : null;
-}
-
-// supabase/auth internal/utilities/postgres.go: these SQLSTATEs (and PTnnn) are "publicly
-// accessible", so the legacy format shows the Postgres error itself instead of GoTrue's message.
-const PUBLIC_SQLSTATES = new Set(['P0001', '23000', '23001', '23502', '23503', '23505', '23514', '23P01']);
-
-function publicPostgresError(cause: unknown): { status: number; body: Record<string, unknown> } | null {
-  if (!(cause instanceof pg.DatabaseError) || !cause.code || cause.code.length !== 5) return null;
-  let status = PUBLIC_SQLSTATES.has(cause.code) ? 500 : 0;
-  if (cause.code.startsWith('PT') && /^\d+$/.test(cause.code.slice(2))) status = Number(cause.code.slice(2));
-  if (status === 0) return null;
-  const body: Record<string, unknown> = { code: cause.code, message: cause.message };
-  if (cause.hint) body.hint = cause.hint;
-  if (cause.detail) body.detail = cause.detail;
-  return { status, body };
+function apiVersion(header: string | undefined): typeof API_VERSION_2024 | null {
+  return header !== undefined && /^\d{4}-\d{2}-\d{2}$/.test(header) && header >= API_VERSION_2024 ? API_VERSION_2024 : null;
 }
 
 // One line per server error: the Postgres message and SQLSTATE say what a trigger did.
@@ -89,19 +61,10 @@ export function renderError(error: unknown, versionHeader: string | undefined): 
   const version = apiVersion(versionHeader);
   const headers: Record<string, string> = version ? { [API_VERSION_HEADER]: version } : {};
 
-  if (error instanceof WeakPasswordError) {
-    const weak_password = { reasons: error.reasons };
-    if (version) return json(422, { code: error.code, message: error.message, weak_password }, headers);
-    // Only the legacy branch of GoTrue sets x-sb-error-code for a weak password.
-    return json(422, { code: 422, error_code: error.code, msg: error.message, weak_password }, { ...headers, 'x-sb-error-code': error.code });
-  }
-
   if (error instanceof AuthError) {
     if (error.status >= 500) console.error(`[auth] ${error.status} ${error.message}: ${describeCause(error.cause)}`);
     if (!(error instanceof UncodedAuthError)) headers['x-sb-error-code'] = error.code;
     if (version) return json(error.status, { code: error.code, message: error.message }, headers);
-    const postgres = publicPostgresError(error.cause);
-    if (postgres) return json(postgres.status, postgres.body, headers);
     const body: Record<string, unknown> = { code: error.status, error_code: error.code, msg: error.message };
     if (error.status >= 500) body.error_id = randomUUID();
     return json(error.status, body, headers);

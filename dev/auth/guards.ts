@@ -3,13 +3,11 @@
 import type { Context } from 'hono';
 import type { JWTPayload } from 'jose';
 import { bearerToken, JwtRejected, verifyJwt } from '../jwt.ts';
-import { badRequest, forbidden, unauthorized } from './errors.ts';
+import { forbidden, unauthorized } from './errors.ts';
 import type { AuthConfig } from './options.ts';
 import { findUserById } from './user-queries.ts';
 import type { StoredUser } from './user-queries.ts';
 import { isUuid } from './validation.ts';
-
-const NIL_UUID = '00000000-0000-0000-0000-000000000000';
 
 // golang-jwt's wording for the failures a client can provoke, so messages read like GoTrue's.
 function goJwtReason(message: string): string {
@@ -20,7 +18,7 @@ function goJwtReason(message: string): string {
   return message.replace(/^invalid JWT: /, '');
 }
 
-export async function verifiedClaims(c: Context, config: AuthConfig): Promise<JWTPayload> {
+async function verifiedClaims(c: Context, config: AuthConfig): Promise<JWTPayload> {
   const token = bearerToken(c.req.header('Authorization'));
   if (!token) throw unauthorized('no_authorization', 'This endpoint requires a valid Bearer token');
   try {
@@ -33,37 +31,21 @@ export async function verifiedClaims(c: Context, config: AuthConfig): Promise<JW
   }
 }
 
-/** maybeLoadUserOrSession: the user named by `sub`. Sessions are not stored, so not checked. */
-async function userFromClaims(config: AuthConfig, claims: JWTPayload): Promise<StoredUser> {
-  if (!claims.sub) throw forbidden('bad_jwt', 'invalid claim: missing sub claim');
-  if (!isUuid(claims.sub)) throw badRequest('bad_jwt', 'invalid claim: sub claim must be a UUID');
+/** requireAuthentication: a valid token naming an existing user. Sessions are not stored, so not checked. */
+export async function requireUser(c: Context, config: AuthConfig): Promise<StoredUser> {
+  const claims = await verifiedClaims(c, config);
+  if (!claims.sub || !isUuid(claims.sub)) throw forbidden('bad_jwt', 'invalid claim: missing sub claim');
   const user = await findUserById(config.pool, claims.sub);
   if (!user) throw forbidden('user_not_found', 'User from sub claim in JWT does not exist');
-  const sessionId = claims.session_id;
-  if (typeof sessionId === 'string' && sessionId !== '' && !isUuid(sessionId)) {
-    throw forbidden('bad_jwt', 'invalid claim: session_id claim must be a UUID');
-  }
   return user;
 }
 
-/** requireAuthentication: a valid token naming an existing, unbanned user. */
-export async function requireUser(c: Context, config: AuthConfig): Promise<{ claims: JWTPayload; user: StoredUser }> {
-  const claims = await verifiedClaims(c, config);
-  const user = await userFromClaims(config, claims);
-  if (user.row.banned) throw forbidden('user_banned', 'User is banned');
-  return { claims, user };
-}
-
 /** requireAdminCredentials: a valid token whose `role` is an admin role. */
-export async function requireAdmin(c: Context, config: AuthConfig): Promise<JWTPayload> {
+export async function requireAdmin(c: Context, config: AuthConfig): Promise<void> {
   const claims = await verifiedClaims(c, config);
-  // A token of a real session must still name an existing user; sessionless keys skip this.
-  const sessionId = claims.session_id;
-  if (typeof sessionId === 'string' && sessionId !== '' && sessionId !== NIL_UUID) await userFromClaims(config, claims);
   if (typeof claims.role !== 'string' || !config.adminRoles.includes(claims.role)) {
     throw forbidden('not_admin', 'User not allowed');
   }
-  return claims;
 }
 
 /** Whether the caller holds admin credentials, for the checks admins skip (captcha). */

@@ -15,8 +15,8 @@ export interface Confirmation {
   tokenHash: string;
 }
 
-export function tokenHash(emailOrPhone: string, otp: string): string {
-  return createHash('sha224').update(emailOrPhone + otp).digest('hex');
+export function tokenHash(email: string, otp: string): string {
+  return createHash('sha224').update(email + otp).digest('hex');
 }
 
 export function newConfirmation(email: string): Confirmation {
@@ -27,8 +27,4 @@ export function newConfirmation(email: string): Confirmation {
 /** GoTrue's {{ .ConfirmationURL }}: the public Auth URL, the hashed token, and where to land. */
 export function confirmationLink(authUrl: string, hash: string, redirectTo: string): string {
   return `${authUrl}/verify?token=${hash}&type=signup&redirect_to=${encodeURIComponent(redirectTo)}`;
-}
-
-export function logConfirmationMail(mail: ConfirmationMail): void {
-  console.log(`[auth] confirmation email to ${mail.to} (code ${mail.token}): ${mail.link}`);
 }

@@ -1,9 +1,9 @@
-// What the Auth stand-in is configured with, and the defaults of the Supabase CLI's local stack.
+// What the Auth stand-in is configured with (dev/stack.ts passes all of it), and the defaults of
+// the Supabase CLI's local stack.
 import type pg from 'pg';
 import type { LocalKeys } from '../keys.ts';
 import { resolveHttpHook } from './hooks.ts';
 import type { HttpHook, HttpHookOptions } from './hooks.ts';
-import { logConfirmationMail } from './mail.ts';
 import type { ConfirmationMail } from './mail.ts';
 import { AddressLimiter, DEFAULT_SIGNUP_RATE_LIMIT } from './rate-limit.ts';
 import type { RateLimit } from './rate-limit.ts';
@@ -19,11 +19,10 @@ export interface AuthOptions {
   /** Where /verify lands when no allowed redirect_to is given. */
   siteUrl?: string;
   bcryptCost?: number;
-  jwtExpirySeconds?: number;
   /** When set, /signup requires gotrue_meta_security.captcha_token to equal it. */
   captchaToken?: string;
-  /** "Sends" a confirmation email; by default logs one line. */
-  onEmail?: (mail: ConfirmationMail) => void;
+  /** "Sends" a confirmation email. */
+  onEmail: (mail: ConfirmationMail) => void;
   /**
    * GOTRUE_SMTP_MAX_FREQUENCY: how long after a confirmation mail a repeated signup of the still
    * unconfirmed address is refused with 429 over_email_send_rate_limit. Default 60, GoTrue's.
@@ -74,7 +73,6 @@ export interface AuthConfig {
   autoconfirm: boolean;
   siteUrl: string;
   bcryptCost: number;
-  jwtExpirySeconds: number;
   captchaToken: string | undefined;
   onEmail: (mail: ConfirmationMail) => void;
   mailIntervalMs: number;
@@ -83,17 +81,16 @@ export interface AuthConfig {
   rateLimitHeader: string | null;
   sbForwardedForEnabled: boolean;
   faults: () => AuthFault | null;
+  /** config.toml [auth] jwt_expiry: how long an access token is valid. */
+  jwtExpirySeconds: number;
   /** How long a confirmation link stays valid (config.toml [auth.email] otp_expiry). */
   otpExpirySeconds: number;
-  /** config.toml [auth] jwt default audience and the JWT roles allowed on /admin. */
-  defaultAudience: string;
+  /** config.toml [auth] jwt default audience, and the JWT roles allowed on /admin. */
+  audience: string;
   adminRoles: readonly string[];
 }
 
 export function resolveOptions(options: AuthOptions): AuthConfig {
-  const mailIntervalSeconds = options.mailIntervalSeconds ?? 60;
-  // GoTrue reads 0 as "use the default"; a stand-in option that silently did so would mislead.
-  if (!(mailIntervalSeconds > 0)) throw new Error(`mailIntervalSeconds must be positive, got ${mailIntervalSeconds}`);
   return {
     pool: options.pool,
     keys: options.keys,
@@ -101,17 +98,17 @@ export function resolveOptions(options: AuthOptions): AuthConfig {
     autoconfirm: options.autoconfirm,
     siteUrl: options.siteUrl ?? 'http://127.0.0.1:3000',
     bcryptCost: options.bcryptCost ?? 10,
-    jwtExpirySeconds: options.jwtExpirySeconds ?? 3600,
     captchaToken: options.captchaToken,
-    onEmail: options.onEmail ?? logConfirmationMail,
-    mailIntervalMs: mailIntervalSeconds * 1000,
+    onEmail: options.onEmail,
+    mailIntervalMs: (options.mailIntervalSeconds ?? 60) * 1000,
     beforeUserCreatedHook: options.beforeUserCreatedHook ? resolveHttpHook(options.beforeUserCreatedHook) : null,
     signupLimiter: new AddressLimiter(options.signupRateLimit ?? DEFAULT_SIGNUP_RATE_LIMIT),
     rateLimitHeader: options.rateLimitHeader ? options.rateLimitHeader.toLowerCase() : null,
     sbForwardedForEnabled: options.sbForwardedForEnabled ?? false,
     faults: options.faults ?? (() => null),
+    jwtExpirySeconds: 3600,
     otpExpirySeconds: 3600,
-    defaultAudience: 'authenticated',
+    audience: 'authenticated',
     adminRoles: ['service_role', 'supabase_admin'],
   };
 }

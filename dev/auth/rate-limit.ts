@@ -33,8 +33,6 @@ export class AddressLimiter {
     private readonly limit: RateLimit,
     private readonly now: () => number = Date.now,
   ) {
-    if (!Number.isInteger(limit.max) || limit.max < 1) throw new Error(`rate limit max must be a positive integer, got ${limit.max}`);
-    if (!(limit.windowSeconds > 0)) throw new Error(`rate limit windowSeconds must be positive, got ${limit.windowSeconds}`);
     this.refillPerMs = limit.max / (limit.windowSeconds * 1000);
     this.lastSweep = now();
   }

@@ -28,7 +28,7 @@ export async function signAccessToken(config: AuthConfig, user: UserRow, method:
     {
       iss: config.authUrl,
       sub: user.id,
-      aud: user.aud ?? config.defaultAudience,
+      aud: user.aud ?? config.audience,
       exp: expiresAt,
       iat: issuedAt,
       email: user.email ?? '',

@@ -115,7 +115,6 @@ export function unsavedUser(user: { id: string; aud: string; email: string; user
       banned_until: null,
       deleted_at: null,
       is_anonymous: false,
-      banned: false,
     },
     [],
   );

@@ -32,7 +32,6 @@ export interface UserRow {
   banned_until: string | null;
   deleted_at: string | null;
   is_anonymous: boolean;
-  banned: boolean;
 }
 
 export interface IdentityRow {
@@ -63,8 +62,7 @@ const USER_COLUMNS = `
   u.phone_change, ${iso('u.phone_change_sent_at')} as phone_change_sent_at,
   ${iso('u.reauthentication_sent_at')} as reauthentication_sent_at, ${iso('u.last_sign_in_at')} as last_sign_in_at,
   u.raw_app_meta_data, u.raw_user_meta_data, ${iso('u.created_at')} as created_at, ${iso('u.updated_at')} as updated_at,
-  ${iso('u.banned_until')} as banned_until, ${iso('u.deleted_at')} as deleted_at, u.is_anonymous,
-  coalesce(u.banned_until > now(), false) as banned`;
+  ${iso('u.banned_until')} as banned_until, ${iso('u.deleted_at')} as deleted_at, u.is_anonymous`;
 
 const IDENTITY_COLUMNS = `
   i.id, i.provider_id, i.user_id, i.identity_data, i.provider, ${iso('i.last_sign_in_at')} as last_sign_in_at,
@@ -88,8 +86,8 @@ async function findOne(db: Queryable, where: string, params: unknown[], lock = f
 }
 
 /** models.FindUserByID. */
-export function findUserById(db: Queryable, id: string, lock = false): Promise<StoredUser | null> {
-  return findOne(db, `u.instance_id = ${NIL_INSTANCE} and u.id = $1`, [id], lock);
+export function findUserById(db: Queryable, id: string): Promise<StoredUser | null> {
+  return findOne(db, `u.instance_id = ${NIL_INSTANCE} and u.id = $1`, [id]);
 }
 
 /** models.FindUserByEmailAndAudience: what a password sign-in looks up. */
@@ -108,15 +106,6 @@ export async function findUserWithEmail(db: Queryable, email: string, aud: strin
     [email.toLowerCase(), aud],
   );
   return viaIdentity ?? (await findUserByEmail(db, email, aud));
-}
-
-/** models.IsDuplicatedPhone. */
-export async function phoneTaken(db: Queryable, phone: string, aud: string): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `select 1 from users u where u.instance_id = ${NIL_INSTANCE} and u.phone = $1 and u.aud = $2 and u.is_sso_user = false`,
-    [phone, aud],
-  );
-  return (rowCount ?? 0) > 0;
 }
 
 /** models.FindUserByConfirmationToken, locked for the confirmation that follows. */
@@ -170,29 +159,6 @@ export async function setConfirmationToken(db: Queryable, userId: string, token:
 /** User.UpdateLastSignInAt, which every issued session does. */
 export async function recordSignIn(db: Queryable, userId: string): Promise<void> {
   await db.query(`update users set last_sign_in_at = now(), updated_at = now() where id = $1`, [userId]);
-}
-
-export interface UserPage {
-  users: StoredUser[];
-  total: number;
-}
-
-/** models.FindUsersInAudience: newest first, offset pages, GoTrue's `filter` on email and full_name. */
-export async function listUsers(db: Queryable, aud: string, page: number, perPage: number, filter: string): Promise<UserPage> {
-  const conditions = [`u.instance_id = ${NIL_INSTANCE}`, 'u.aud = $1'];
-  const params: unknown[] = [aud];
-  if (filter !== '') {
-    params.push(`%${filter}%`);
-    conditions.push(`(u.email like $2 or u.raw_user_meta_data ->> 'full_name' ilike $2)`);
-  }
-  const where = conditions.join(' and ');
-  const { rows: counted } = await db.query<{ total: number }>(`select count(*)::int as total from users u where ${where}`, params);
-  const { rows } = await db.query<UserRow>(
-    `select ${USER_COLUMNS} from users u where ${where}
-      order by u.created_at desc, u.id desc limit ${perPage} offset ${(page - 1) * perPage}`,
-    params,
-  );
-  return { users: await withIdentities(db, rows), total: counted[0]?.total ?? 0 };
 }
 
 export async function deleteUser(db: Queryable, userId: string): Promise<void> {

@@ -23,23 +23,16 @@ export interface NewAuthIdentity {
 
 export interface NewAuthUser {
   id: string;
-  aud?: string;
   email: string | null;
-  phone?: string | null;
   /** A bcrypt hash, or '' for a user without a password (OAuth). */
   encryptedPassword: string;
   /** raw_user_meta_data as inserted: signUp `data`, admin `user_metadata`, or OAuth claims. */
   userMetadata: unknown;
   /** At least one; the first names app_metadata.provider, all of them app_metadata.providers. */
   identities: NewAuthIdentity[];
-  /** The role the later UPDATE sets (GoTrue's SetRole); default 'authenticated'. */
-  role?: string;
-  /** Custom app_metadata merged in the later UPDATE. */
+  /** Custom app_metadata merged in the later UPDATE (test helpers). */
   appMetadata?: Record<string, unknown>;
-  /** app_metadata keys the UPDATE removes (GoTrue deletes keys sent as null). */
-  appMetadataRemove?: string[];
   emailConfirmed?: boolean;
-  phoneConfirmed?: boolean;
   /** Merged into raw_user_meta_data by the UPDATE, as GoTrue's Confirm does with email_verified. */
   userMetadataUpdate?: Record<string, unknown> | null;
   /** A pending email confirmation: stored with confirmation_sent_at = now(). */
@@ -53,18 +46,21 @@ function withoutNulls(data: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(data).filter(([, value]) => value !== null));
 }
 
+// Every user here is in the one audience the local stack has, with the role SetRole gives it.
+const AUDIENCE = 'authenticated';
+const ROLE = 'authenticated';
+
 async function insertUserRow(client: pg.ClientBase, user: NewAuthUser, providers: string[]): Promise<void> {
   await client.query(
     `insert into users (instance_id, id, aud, role, email, phone, encrypted_password, raw_app_meta_data,
                         raw_user_meta_data, is_sso_user, is_anonymous, confirmation_token,
                         recovery_token, email_change_token_new, email_change, created_at, updated_at)
-     values ('00000000-0000-0000-0000-000000000000', $1, $2, '', $3, $4, $5, $6, $7,
-             false, false, '', '', '', '', coalesce($8::timestamptz, now()), coalesce($8::timestamptz, now()))`,
+     values ('00000000-0000-0000-0000-000000000000', $1, $2, '', $3, null, $4, $5, $6,
+             false, false, '', '', '', '', coalesce($7::timestamptz, now()), coalesce($7::timestamptz, now()))`,
     [
       user.id,
-      user.aud ?? 'authenticated',
+      AUDIENCE,
       user.email,
-      user.phone ?? null,
       user.encryptedPassword,
       JSON.stringify({ provider: providers[0], providers }),
       JSON.stringify(user.userMetadata),
@@ -96,13 +92,10 @@ async function insertIdentity(client: pg.ClientBase, userId: string, identity: N
  * phone_verified arrive in a later UPDATE of the same transaction.
  */
 async function insertSignupUser(client: pg.ClientBase, user: NewAuthUser, providers: string[]): Promise<void> {
-  if (user.identities.length !== 1) throw new Error('a signup creates exactly one identity');
-  if (user.appMetadata || user.appMetadataRemove || user.userMetadataUpdate || user.phoneConfirmed) {
-    throw new Error('app metadata, metadata updates and phone confirmation are not part of the signup write order');
-  }
+  // A signup has exactly one identity, and no app metadata or metadata update of its own.
   const identity = user.identities[0]!;
   await insertUserRow(client, user, providers);
-  await client.query(`update users set role = $2, updated_at = now() where id = $1`, [user.id, user.role ?? 'authenticated']);
+  await client.query(`update users set role = $2, updated_at = now() where id = $1`, [user.id, ROLE]);
   await insertIdentity(client, user.id, identity);
   await client.query(`update users set raw_user_meta_data = $2, updated_at = now() where id = $1`, [
     user.id,
@@ -143,23 +136,20 @@ export async function insertAuthUser(client: pg.ClientBase, user: NewAuthUser): 
   await client.query(
     `update users
         set role = $2,
-            raw_app_meta_data = (raw_app_meta_data || $3::jsonb) - $4::text[],
-            raw_user_meta_data = case when $5::jsonb is null then raw_user_meta_data
-                                      else coalesce(raw_user_meta_data, '{}'::jsonb) || $5::jsonb end,
-            email_confirmed_at = case when $6 then now() end,
-            phone_confirmed_at = case when $7 then now() end,
-            confirmation_token = coalesce($8::text, confirmation_token),
-            confirmation_sent_at = case when $8::text is null then confirmation_sent_at else now() end,
+            raw_app_meta_data = raw_app_meta_data || $3::jsonb,
+            raw_user_meta_data = case when $4::jsonb is null then raw_user_meta_data
+                                      else coalesce(raw_user_meta_data, '{}'::jsonb) || $4::jsonb end,
+            email_confirmed_at = case when $5 then now() end,
+            confirmation_token = coalesce($6::text, confirmation_token),
+            confirmation_sent_at = case when $6::text is null then confirmation_sent_at else now() end,
             updated_at = now()
       where id = $1`,
     [
       user.id,
-      user.role ?? 'authenticated',
+      ROLE,
       JSON.stringify(user.appMetadata ?? {}),
-      user.appMetadataRemove ?? [],
       user.userMetadataUpdate ? JSON.stringify(user.userMetadataUpdate) : null,
       user.emailConfirmed ?? false,
-      user.phoneConfirmed ?? false,
       user.confirmationToken ?? null,
     ],
   );

@@ -1,6 +1,5 @@
-// Who the request runs as. PostgREST reads `Authorization: Bearer <jwt>`; the local Kong in front
-// of it falls back to the `apikey` header when Authorization is missing (supabase-js sends both),
-// and that fallback is folded in here. No token at all means the anon role.
+// Who the request runs as: PostgREST reads `Authorization: Bearer <jwt>` (the stack's gateway has
+// turned an sb_ key into its JWT by then); no token at all means the anon role.
 import type { JWTPayload } from 'jose';
 import { bearerToken, JwtRejected, verifyJwt } from '../jwt.ts';
 import type { LocalKeys } from '../keys.ts';
@@ -27,11 +26,8 @@ function rejectionMessage(token: string, error: JwtRejected): string {
   return reason;
 }
 
-export async function authenticate(
-  headers: { authorization?: string | undefined; apikey?: string | undefined },
-  keys: Pick<LocalKeys, 'jwtSecret' | 'signingKey'>,
-): Promise<AuthResult> {
-  const token = headers.authorization !== undefined ? bearerToken(headers.authorization) : (headers.apikey?.trim() || null);
+export async function authenticate(authorization: string | undefined, keys: Pick<LocalKeys, 'jwtSecret' | 'signingKey'>): Promise<AuthResult> {
+  const token = bearerToken(authorization);
   if (token === null) return { role: ANON_ROLE, claims: { role: ANON_ROLE } };
 
   let payload: JWTPayload;

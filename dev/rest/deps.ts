@@ -6,14 +6,11 @@ export interface RestOptions {
   /** Logged in as authenticator (NOINHERIT, member of the API roles), as PostgREST connects. */
   pool: pg.Pool;
   keys: LocalKeys;
-  /** Exposed schemas, the first being the default; ['public'] unless given. */
-  schemas?: string[];
 }
 
 /** What every handler needs, built once per app. */
 export interface RestDeps {
   pool: pg.Pool;
   keys: LocalKeys;
-  schemas: readonly string[];
   cache: SchemaCache;
 }

@@ -1,7 +1,8 @@
 // PostgREST's error responses: the {code, message, details, hint} body, the SQLSTATE → HTTP status
-// map, and PostgREST's own PGRSTxxx errors. The status map follows PostgREST's
-// src/library/PostgREST/Error.hs (mapSQLtoHTTP) case by case, which is a superset of the summary
-// in /work/shared/supabase-facts.md §3.
+// map, and the PostgREST errors (PGRSTxxx) this stand-in can answer. The status map follows
+// PostgREST's src/library/PostgREST/Error.hs (mapSQLtoHTTP) for the SQLSTATEs a database can
+// raise here; its special cases for extensions and features the project does not use (custom PTnnn
+// statuses, RAISE SQLSTATE 'PGRST', pg-safeupdate, xmlagg) are left out.
 import pg from 'pg';
 
 export interface ErrorBody {
@@ -44,7 +45,7 @@ export class RestError extends Error {
  * HTTP status of a PostgreSQL error. `authenticated` is PostgREST's "the request's role is not
  * the anon role": a 42501 then means "you may not" (403) rather than "log in first" (401).
  */
-export function statusForSqlState(sqlstate: string, message: string, authenticated: boolean): number {
+function statusForSqlState(sqlstate: string, authenticated: boolean): number {
   const c = sqlstate;
   const two = c.slice(0, 2);
   if (two === '08') return 503;
@@ -52,11 +53,7 @@ export function statusForSqlState(sqlstate: string, message: string, authenticat
   if (two === '0L' || two === '0P') return 403;
   if (c === '23503' || c === '23505') return 409;
   if (c === '25006') return 405;
-  // pg-safeupdate's "DELETE requires a WHERE clause" is the client's fault; any other
-  // cardinality violation is a broken function or view.
-  if (c === '21000') return message.endsWith('requires a WHERE clause') ? 400 : 500;
-  // A JWT naming a role that does not exist (PostgREST issue #3601).
-  if (c === '22023') return message.startsWith('role') && message.endsWith('does not exist') ? 401 : 400;
+  if (c === '21000') return 500;
   if (two === '25') return 500;
   if (two === '28') return 403;
   if (two === '2D' || two === '38' || two === '39' || two === '3B' || two === '40') return 500;
@@ -67,14 +64,9 @@ export function statusForSqlState(sqlstate: string, message: string, authenticat
   if (two === '57' || two === '58' || two === 'F0' || two === 'HV') return 500;
   if (c === 'P0001') return 400;
   if (two === 'P0' || two === 'XX') return 500;
-  if (c === '42883') return message.startsWith('function xmlagg(') ? 406 : 404;
-  if (c === '42P01') return 404;
+  if (c === '42883' || c === '42P01') return 404;
   if (c === '42P17') return 500;
   if (c === '42501') return authenticated ? 403 : 401;
-  if (two === 'PT') {
-    const status = Number(c.slice(2));
-    return Number.isInteger(status) && status >= 100 && status <= 599 ? status : 500;
-  }
   return 400;
 }
 
@@ -82,37 +74,10 @@ function isDatabaseError(error: unknown): error is pg.DatabaseError {
   return error instanceof pg.DatabaseError && typeof error.code === 'string';
 }
 
-/** `RAISE SQLSTATE 'PGRST'` with JSON message and detail: the function controls the whole response. */
-function fromRaisePgrst(error: pg.DatabaseError): RestError {
-  const parseFailure = (details: string, hint: string) =>
-    new RestError(500, { code: 'PGRST121', message: 'Could not parse JSON in the "RAISE SQLSTATE \'PGRST\'" error', details, hint });
-  const messageHint = "MESSAGE must be a JSON object with obligatory keys: 'code', 'message' and optional keys: 'details', 'hint'.";
-  const detailHint = "DETAIL must be a JSON object with obligatory keys: 'status', 'headers' and optional key: 'status_text'.";
-  let body: Partial<ErrorBody>;
-  try {
-    body = JSON.parse(error.message) as Partial<ErrorBody>;
-    if (typeof body.code !== 'string' || typeof body.message !== 'string') throw new Error('missing keys');
-  } catch {
-    return parseFailure(`Invalid JSON value for MESSAGE: '${error.message}'`, messageHint);
-  }
-  if (error.detail === undefined) return parseFailure('DETAIL is missing in the RAISE statement', detailHint);
-  let detail: { status?: unknown; headers?: unknown };
-  try {
-    detail = JSON.parse(error.detail) as typeof detail;
-    if (typeof detail.status !== 'number' || typeof detail.headers !== 'object' || detail.headers === null) throw new Error('missing keys');
-  } catch {
-    return parseFailure(`Invalid JSON value for DETAIL: '${error.detail}'`, detailHint);
-  }
-  const headers: Record<string, string> = {};
-  for (const [key, value] of Object.entries(detail.headers as Record<string, unknown>)) headers[key] = String(value);
-  return new RestError(detail.status, { code: body.code, message: body.message, details: body.details ?? null, hint: body.hint ?? null }, { headers });
-}
-
 /** A PostgreSQL error raised by the request's statements, as PostgREST answers it. */
-export function fromDatabaseError(error: pg.DatabaseError, authenticated: boolean): RestError {
+function fromDatabaseError(error: pg.DatabaseError, authenticated: boolean): RestError {
   const code = error.code ?? 'XX000';
-  if (code === 'PGRST') return fromRaisePgrst(error);
-  const status = statusForSqlState(code, error.message, authenticated);
+  const status = statusForSqlState(code, authenticated);
   return new RestError(
     status,
     { code, message: error.message, details: error.detail ?? null, hint: error.hint ?? null },
@@ -153,11 +118,11 @@ export function jwtRejected(message: string): RestError {
   );
 }
 
-export function unacceptableSchema(schema: string, exposed: readonly string[]): RestError {
+export function unacceptableSchema(schema: string, exposed: string): RestError {
   return new RestError(406, {
     code: 'PGRST106',
     message: `Invalid schema: ${schema}`,
-    hint: `Only the following schemas are exposed: ${exposed.join(', ')}`,
+    hint: `Only the following schemas are exposed: ${exposed}`,
   });
 }
 
@@ -173,14 +138,6 @@ export function notImplemented(details: string): RestError {
   return new RestError(400, { code: 'PGRST127', message: 'Feature not implemented', details });
 }
 
-export function singularityError(rows: number): RestError {
-  return new RestError(406, {
-    code: 'PGRST116',
-    message: 'Cannot coerce the result to a single JSON object',
-    details: `The result contains ${rows} rows`,
-  });
-}
-
 export function mediaTypeError(accepted: string[]): RestError {
   return new RestError(406, { code: 'PGRST107', message: `None of these media types are available: ${accepted.join(', ')}` });
 }
@@ -193,24 +150,11 @@ export function tableNotFound(schema: string, table: string, hint: string | null
   );
 }
 
-/** A column named in the body, `columns` or `on_conflict` that the table does not have. */
+/** A column named in the body or `on_conflict` that the table does not have. */
 export function columnNotFound(table: string, column: string): RestError {
   return new RestError(
     400,
     { code: 'PGRST204', message: `Could not find the '${column}' column of '${table}' in the schema cache` },
     { cacheMiss: true },
   );
-}
-
-/** A column in select, a filter or order that the table does not have: PostgreSQL's own words. */
-export function undefinedColumn(table: string, column: string): RestError {
-  return new RestError(400, { code: '42703', message: `column ${table}.${column} does not exist` }, { cacheMiss: true });
-}
-
-export function rangeNotSatisfiable(offset: number, total: number): RestError {
-  return new RestError(416, {
-    code: 'PGRST103',
-    message: 'Requested range not satisfiable',
-    details: `An offset of ${offset} was requested, but there are only ${total} rows.`,
-  });
 }

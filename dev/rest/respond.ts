@@ -1,55 +1,29 @@
-// Turning a result into PostgREST's HTTP response: status, Content-Range, Content-Type (with the
-// profile it was negotiated for) and the headers/status a function set through response.headers
-// and response.status.
+// Turning a result into PostgREST's HTTP response: status, Content-Range, Preference-Applied and
+// Content-Type (with Content-Profile when the request named the schema), and errors as PostgREST
+// sends them.
 import type { RestError } from './errors.ts';
-import type { MediaChoice, RequestContext } from './request-context.ts';
-import type { TxOutcome } from './transaction.ts';
+import { EXPOSED_SCHEMA, type RequestContext } from './request-context.ts';
 
-export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 
-function contentType(media: MediaChoice): string {
-  if (media.singular) return `application/vnd.pgrst.object+json${media.stripNulls ? ';nulls=stripped' : ''}; charset=utf-8`;
-  if (media.stripNulls) return 'application/vnd.pgrst.array+json;nulls=stripped; charset=utf-8';
-  return JSON_CONTENT_TYPE;
+/** `0-9/*`: the rows in the answer, `*` when there are none; the total is never counted here. */
+export function contentRange(lower: number, upper: number): string {
+  return `${lower <= upper ? `${lower}-${upper}` : '*'}/*`;
 }
 
-/** `0-9/42`; `*` for the range when no row is in it, `*` for the total when nothing was counted. */
-export function contentRange(lower: number, upper: number, total: number | null): string {
-  const range = total !== 0 && lower <= upper ? `${lower}-${upper}` : '*';
-  return `${range}/${total ?? '*'}`;
-}
-
-/** 206 when a counted result is cut by limit/offset, 416 when the offset is past the end. */
-export function rangeStatus(lower: number, upper: number, total: number | null): 200 | 206 | 416 {
-  if (total === null) return 200;
-  if (lower > total) return 416;
-  if (1 + upper - lower < total) return 206;
-  return 200;
-}
-
+/** The preferences that shaped the answer, named as the request named them. */
 export function prefAppliedHeader(ctx: RequestContext, applied: (keyof RequestContext['prefer'])[]): Record<string, string> {
   const values = applied.flatMap((key) => (ctx.prefer[key] ? [`${key}=${ctx.prefer[key]}`] : []));
   return values.length > 0 ? { 'Preference-Applied': values.join(', ') } : {};
 }
 
-export function respond(
-  ctx: RequestContext,
-  outcome: Pick<TxOutcome<unknown>, 'statusOverride' | 'extraHeaders'>,
-  status: number,
-  body: string | null,
-  headers: Record<string, string> = {},
-): Response {
-  const all = new Headers();
-  for (const [key, value] of Object.entries(headers)) all.set(key, value);
+export function respond(ctx: RequestContext, status: number, body: string | null, headers: Record<string, string>): Response {
+  const all = new Headers(headers);
   if (body !== null) {
-    all.set('Content-Type', contentType(ctx.media));
-    if (ctx.schemaNegotiated) all.set('Content-Profile', ctx.schema);
+    all.set('Content-Type', JSON_CONTENT_TYPE);
+    if (ctx.schemaNegotiated) all.set('Content-Profile', EXPOSED_SCHEMA);
   }
-  // Headers a function set win over ours, as in PostgREST.
-  for (const [key, value] of Object.entries(outcome.extraHeaders)) all.set(key, value);
-  const finalStatus = outcome.statusOverride ?? status;
-  const noBody = finalStatus === 204 || finalStatus === 304 || ctx.method === 'HEAD';
-  return new Response(noBody ? null : body, { status: finalStatus, headers: all });
+  return new Response(status === 204 ? null : body, { status, headers: all });
 }
 
 export function errorResponse(error: RestError): Response {

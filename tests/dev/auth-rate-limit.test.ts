@@ -38,9 +38,4 @@ describe('the per-address limiter', () => {
     advance(1);
     expect(takes(limiter, 'a', 4)).toEqual([true, true, true, false]);
   });
-
-  it('refuses a limit that could never admit a request', () => {
-    expect(() => new AddressLimiter({ max: 0, windowSeconds: 300 })).toThrow('rate limit max must be a positive integer, got 0');
-    expect(() => new AddressLimiter({ max: 30, windowSeconds: 0 })).toThrow('rate limit windowSeconds must be positive, got 0');
-  });
 });

@@ -1,5 +1,6 @@
-// POST /signup, following supabase/auth internal/api/signup.go for email signups (phone and
-// anonymous signups are off, as in the CLI's local config).
+// POST /signup, following supabase/auth internal/api/signup.go for what callers send: an email and
+// password with user data (phone, anonymous and PKCE signups are off or unused, as in the CLI's
+// local config), behind the CAPTCHA check, the per-address limit and the before-user-created hook.
 import { randomUUID } from 'node:crypto';
 import { Hono } from 'hono';
 import type { Context } from 'hono';
@@ -12,7 +13,7 @@ import { newConfirmation, confirmationLink } from '../mail.ts';
 import type { AuthConfig } from '../options.ts';
 import { hashPassword } from '../passwords.ts';
 import { referrer } from '../redirects.ts';
-import { readBody, requestAud } from '../request.ts';
+import { readBody } from '../request.ts';
 import { issueSession } from '../tokens.ts';
 import type { SessionJson } from '../tokens.ts';
 import { lookAlikeUser, renderStoredUser, unsavedUser } from '../user-json.ts';
@@ -21,15 +22,11 @@ import { confirmEmail, findUserById, findUserWithEmail, setConfirmationToken } f
 import type { Queryable, StoredUser } from '../user-queries.ts';
 import { insertAuthUser } from '../user-store.ts';
 import { withTransaction } from '../../transaction.ts';
-import { checkPasswordStrength, validateEmail } from '../validation.ts';
 
 const SignupBody = z.object({
   email: z.string().nullish(),
-  phone: z.string().nullish(),
   password: z.string().nullish(),
   data: z.record(z.string(), z.unknown()).nullish(),
-  code_challenge: z.string().nullish(),
-  code_challenge_method: z.string().nullish(),
   gotrue_meta_security: z.object({ captcha_token: z.string().nullish() }).nullish(),
 });
 
@@ -44,13 +41,9 @@ async function checkCaptcha(c: Context, config: AuthConfig, token: string | null
 }
 
 // sendConfirmation: a new token on the user, then the mail, all inside the signup transaction so
-// a failing mailer rolls the signup back as GoTrue's does.
+// that a failing mailer rolls the signup back as GoTrue's does.
 function sendConfirmationMail(config: AuthConfig, email: string, tokenHash: string, otp: string, redirectTo: string): void {
-  try {
-    config.onEmail({ to: email, type: 'signup', link: confirmationLink(config.authUrl, tokenHash, redirectTo), token: otp });
-  } catch (error) {
-    throw internalError('Error sending confirmation email', error);
-  }
+  config.onEmail({ to: email, type: 'signup', link: confirmationLink(config.authUrl, tokenHash, redirectTo), token: otp });
 }
 
 /**
@@ -95,33 +88,22 @@ export function signupRoutes(config: AuthConfig): Hono {
   const app = new Hono();
 
   app.post('/signup', async (c) => {
-    const body = await readBody(c, SignupBody, 'api.SignupParams');
+    const body = await readBody(c, SignupBody);
     await checkCaptcha(c, config, body.gotrue_meta_security?.captcha_token);
-    const email = body.email ?? '';
-    const phone = body.phone ?? '';
+    const address = (body.email ?? '').toLowerCase();
     const password = body.password ?? '';
-    if (email === '' && phone === '') throw unprocessable('anonymous_provider_disabled', 'Anonymous sign-ins are disabled');
+    if (address === '') throw unprocessable('anonymous_provider_disabled', 'Anonymous sign-ins are disabled');
     limitSignups(c, config);
     if (password === '') throw badRequest('validation_failed', 'Signup requires a valid password');
-    checkPasswordStrength(password);
-    if (email !== '' && phone !== '') {
-      throw badRequest('validation_failed', 'Only an email address or phone number should be provided on signup.');
-    }
-    if (body.code_challenge || body.code_challenge_method) {
-      throw badRequest('validation_failed', 'PKCE signups are not supported by the local Auth stand-in; use the implicit flow');
-    }
-    if (phone !== '') throw badRequest('phone_provider_disabled', 'Phone signups are disabled');
 
-    const address = validateEmail(email);
-    const aud = requestAud(c, config);
     const data = body.data ?? {};
     const redirectTo = referrer(c, config);
-    const existing = await findUserWithEmail(config.pool, address, aud);
+    const existing = await findUserWithEmail(config.pool, address, config.audience);
 
     if (existing) {
       if (existing.row.email_confirmed_at) {
         if (config.autoconfirm) throw unprocessable('user_already_exists', 'User already registered');
-        return c.json(lookAlikeUser(existing.row, data, aud));
+        return c.json(lookAlikeUser(existing.row, data, config.audience));
       }
       // An unconfirmed signup is completed, never modified: GoTrue cannot tell who is asking.
       const id = existing.row.id;
@@ -146,7 +128,7 @@ export function signupRoutes(config: AuthConfig): Hono {
       const ipAddress = clientIp(c, config);
       await invokeHttpHook(config.beforeUserCreatedHook, {
         metadata: { uuid: randomUUID(), time: new Date().toISOString(), name: 'before-user-created', ...(ipAddress ? { ip_address: ipAddress } : {}) },
-        user: unsavedUser({ id, aud, email: address, userMetadata: data, provider: 'email' }),
+        user: unsavedUser({ id, aud: config.audience, email: address, userMetadata: data, provider: 'email' }),
       });
     }
     const identityData = { ...data, sub: id, email: address, email_verified: false, phone_verified: false };
@@ -155,7 +137,6 @@ export function signupRoutes(config: AuthConfig): Hono {
       await withTransaction(config.pool, async (client) => {
         await insertAuthUser(client, {
           id,
-          aud,
           email: address,
           encryptedPassword,
           userMetadata: data,
