@@ -5,7 +5,7 @@
 import type pg from 'pg';
 
 /** The schemas PostgREST exposes (supabase/config.toml [api] schemas). */
-export const EXPOSED_SCHEMAS = ['public'] as const;
+const EXPOSED_SCHEMAS = ['public'] as const;
 
 interface Column {
   table_name: string;

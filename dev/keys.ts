@@ -6,7 +6,7 @@ import { importJWK, SignJWT, type JWK, type JWTPayload } from 'jose';
 export const DEFAULT_JWT_SECRET = 'super-secret-jwt-token-with-at-least-32-characters-long';
 
 /** ES256 key that signs user access tokens; its public half is served at /auth/v1/.well-known/jwks.json. */
-export const DEFAULT_SIGNING_KEY: JWK = {
+const DEFAULT_SIGNING_KEY: JWK = {
   kty: 'EC',
   crv: 'P-256',
   kid: 'local-es256-2026-11',

@@ -29,7 +29,7 @@ const GUARD = [
   'exit $code',
 ].join('\n');
 
-export interface LifelineOptions extends Omit<SpawnOptions, 'stdio'> {
+interface LifelineOptions extends Omit<SpawnOptions, 'stdio'> {
   /** Shown as the guard's process name ($0). */
   name: string;
   /** What the child gets when this process is gone. Default TERM. */

@@ -24,13 +24,13 @@ import { serve, type ServerType } from '@hono/node-server';
 import { Hono, type Context } from 'hono';
 
 /** One `file` part of a deploy, under the name the CLI gave it (a path from the project root). */
-export interface UploadedFile {
+interface UploadedFile {
   path: string;
   content: Uint8Array;
 }
 
 /** The deploy's `metadata` part, as the CLI sends it. */
-export interface DeployMetadata {
+interface DeployMetadata {
   entrypoint_path: string;
   import_map_path?: string;
   static_patterns?: string[];

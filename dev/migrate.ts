@@ -5,13 +5,13 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-export const BOOTSTRAP_FILE = path.join(ROOT, 'dev', 'bootstrap', 'supabase.sql');
-export const MIGRATIONS_DIR = path.join(ROOT, 'supabase', 'migrations');
+const BOOTSTRAP_FILE = path.join(ROOT, 'dev', 'bootstrap', 'supabase.sql');
+const MIGRATIONS_DIR = path.join(ROOT, 'supabase', 'migrations');
 export const ROLLBACK_FILE = path.join(ROOT, 'supabase', 'rollback', 'rollback.sql');
 
 const MIGRATION_FILE = /^(\d{14})_([a-z0-9-]+)\.sql$/;
 
-export interface Migration {
+interface Migration {
   version: string;
   name: string;
   file: string;

@@ -19,7 +19,7 @@ export interface ClusterOwner {
  * Where a root user's copies live: outside any home folder, world-traversable, and kept across
  * reboots (unlike /tmp), so `npm start` finds its data again.
  */
-export const ROOT_RUNTIME_DIR = '/var/tmp/supabase-profile-guard';
+const ROOT_RUNTIME_DIR = '/var/tmp/supabase-profile-guard';
 
 /** A failure the caller reports as it is: one sentence saying what to do, no stack trace. */
 export class PostgresSetupError extends Error {

@@ -17,8 +17,8 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 // The cluster's superuser is named as on the Supabase platform; migrations run as the
 // non-superuser `postgres` role the bootstrap creates.
-export const SUPERUSER = 'supabase_admin';
-export const SUPERUSER_PASSWORD = 'postgres';
+const SUPERUSER = 'supabase_admin';
+const SUPERUSER_PASSWORD = 'postgres';
 
 export interface EmbeddedCluster {
   /** Superuser URL of the cluster's `postgres` database. */
@@ -29,7 +29,7 @@ export interface EmbeddedCluster {
   stop(): Promise<void>;
 }
 
-export interface EmbeddedClusterOptions {
+interface EmbeddedClusterOptions {
   dataDir: string;
   /** Keep the data directory when stopped (the local stack) or delete it (tests). */
   persistent: boolean;
@@ -54,7 +54,7 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export function clusterUrl(port: number, database = 'postgres'): string {
+function clusterUrl(port: number, database = 'postgres'): string {
   return `postgres://${SUPERUSER}:${SUPERUSER_PASSWORD}@127.0.0.1:${port}/${database}`;
 }
 

@@ -28,7 +28,7 @@ import { startScheduler, type Scheduler, type SchedulerOptions, type SelfRepairS
 import { createLogger } from '../shared/logger.ts';
 import { createSupabaseClient } from '../shared/supabase-client.ts';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** User secrets the local functions get unless supabase/functions/.env or options override them. */
 export const LOCAL_FUNCTION_SECRETS: Readonly<Record<string, string>> = {

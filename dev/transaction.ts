@@ -1,6 +1,6 @@
 import type pg from 'pg';
 
-export interface TransactionOptions {
+interface TransactionOptions {
   /** Commit at the end (default); tests pass false to roll back whatever happened. */
   commit?: boolean;
   /** Runs first inside the transaction, e.g. SET LOCAL ROLE. */

@@ -2,91 +2,25 @@
 // public.backfill_missing_profiles() over the Supabase API, one keyset-paginated batch at a time.
 // It saves a checkpoint after every batch, so Ctrl-C (or a batch that keeps failing) stops
 // cleanly and `--resume` continues after the last finished batch, losing and repeating nothing.
-import type { BackfillBatch } from '../shared/profile-contract.ts';
-import { createInterface } from 'node:readline/promises';
-import path from 'node:path';
 import type { Logger } from '../shared/logger.ts';
+import type { BackfillBatch } from '../shared/profile-contract.ts';
 import { RpcError } from '../shared/rpc.ts';
 import type { SupabaseClient } from '../shared/supabase-client.ts';
+import { parseBackfillOptions, USAGE, type BackfillOptions } from './backfill-options.ts';
 import { CheckpointError, newCheckpoint, readCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint.ts';
 import {
-  callRpc, canDrawProgress, CliExit, createCliLogger, createClient, displayUrl, EXIT, formatDuration, intFlag,
-  isInteractive, onInterrupt, parseFlags, positiveNumberFlag, resolveTarget, runMain, shellQuote, sleep, targetNotice,
-  UsageError, type Target,
+  callRpc, canDrawProgress, CliExit, confirm, createCliLogger, createClient, displayUrl, EXIT, formatDuration,
+  isInteractive, onInterrupt, resolveTarget, runMain, shellQuote, sleep, targetNotice, type Target,
 } from './cli.ts';
 import { barProgress, lineProgress, rate, type Progress, type ProgressState } from './progress.ts';
 
-const DEFAULT_BATCH_SIZE = 500;
-const MAX_BATCH_SIZE = 10_000;
-const DEFAULT_CHECKPOINT = path.join('.data', 'backfill-checkpoint.json');
 /** Off a terminal, one progress line per this many batches. */
 const PROGRESS_EVERY_BATCHES = 10;
-
-const USAGE = `usage: npm run backfill -- [--dry-run] [--yes] [--batch-size N] [--limit N] [--max-rate R]
-                            [--resume] [--checkpoint FILE] [--json]
-
-Gives every auth user without a profile one, in batches, through backfill_missing_profiles()
-over the Supabase API of SUPABASE_URL with SUPABASE_SERVICE_ROLE_KEY (or SUPABASE_SECRET_KEYS).
-Without SUPABASE_URL it targets the local stack on http://127.0.0.1:54321.
-
-  --dry-run          count the users without a profile; write nothing
-  --yes              skip the confirmation a live run asks for (required off a terminal)
-  --batch-size N     users scanned per batch, 1-${MAX_BATCH_SIZE} (default ${DEFAULT_BATCH_SIZE})
-  --limit N          stop once N users have been scanned (a resumed run counts its earlier batches)
-  --max-rate R       at most R batches per second, e.g. 2 or 0.5 (default: as fast as it goes)
-  --resume           continue the run saved in the checkpoint, after its last batch, keeping its counts
-  --checkpoint FILE  where progress is saved after every batch (default ${DEFAULT_CHECKPOINT})
-  --json             print one JSON summary on stdout and nothing else there
-  --help             show this help
-
-Exit status: 0 done; 1 users failed or a batch kept failing (checkpoint kept: fix, then --resume);
-2 bad arguments; 130 interrupted by Ctrl-C (checkpoint saved: --resume continues).`;
-
-interface Options {
-  help: boolean;
-  dryRun: boolean;
-  yes: boolean;
-  batchSize: number;
-  limit: number | undefined;
-  maxRate: number | undefined;
-  resume: boolean;
-  checkpoint: string;
-  json: boolean;
-}
-
-function parseOptions(argv: string[]): Options {
-  const values = parseFlags(argv, {
-    'dry-run': { type: 'boolean' },
-    yes: { type: 'boolean' },
-    'batch-size': { type: 'string' },
-    limit: { type: 'string' },
-    'max-rate': { type: 'string' },
-    resume: { type: 'boolean' },
-    checkpoint: { type: 'string' },
-    json: { type: 'boolean' },
-    help: { type: 'boolean' },
-  });
-  const checkpoint = values.checkpoint ?? DEFAULT_CHECKPOINT;
-  if (checkpoint.trim() === '') throw new UsageError('--checkpoint must name a file');
-  return {
-    help: values.help === true,
-    dryRun: values['dry-run'] === true,
-    yes: values.yes === true,
-    batchSize: intFlag('batch-size', values['batch-size'], DEFAULT_BATCH_SIZE, 1, MAX_BATCH_SIZE)!,
-    limit: intFlag('limit', values.limit, undefined, 1, Number.MAX_SAFE_INTEGER),
-    maxRate: positiveNumberFlag('max-rate', values['max-rate']),
-    resume: values.resume === true,
-    checkpoint,
-    json: values.json === true,
-  };
-}
-
-type BatchResult = BackfillBatch;
 
 type Status = 'done' | 'limit' | 'interrupted' | 'batch_failed';
 
 /** The checkpoint this run starts from; refuses (exit 2) what cannot be resumed or would be lost. */
-async function startingCheckpoint(options: Options, target: Target): Promise<Checkpoint | 'finished'> {
+async function startingCheckpoint(options: BackfillOptions, target: Target): Promise<Checkpoint | 'finished'> {
   const url = target.config.supabaseUrl;
   let existing: Checkpoint | null;
   try {
@@ -126,20 +60,6 @@ async function startingCheckpoint(options: Options, target: Target): Promise<Che
   return newCheckpoint(url, options.dryRun);
 }
 
-async function confirm(question: string): Promise<boolean> {
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  const aborted = new AbortController();
-  rl.on('SIGINT', () => aborted.abort());
-  try {
-    const answer = await rl.question(question, { signal: aborted.signal });
-    return /^y(es)?$/i.test(answer.trim());
-  } catch {
-    return false;
-  } finally {
-    rl.close();
-  }
-}
-
 async function estimate(supabase: SupabaseClient, target: Target, log: Logger): Promise<{ users: number; missing: number } | null> {
   try {
     return await callRpc(supabase, 'profile_backfill_estimate', {}, target.config.retry, log);
@@ -153,7 +73,7 @@ async function estimate(supabase: SupabaseClient, target: Target, log: Logger): 
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
-  const options = parseOptions(argv);
+  const options = parseBackfillOptions(argv);
   if (options.help) {
     process.stdout.write(`${USAGE}\n`);
     return EXIT.ok;
@@ -239,7 +159,7 @@ async function main(): Promise<number> {
       const size = options.limit === undefined ? options.batchSize : Math.min(options.batchSize, options.limit - checkpoint.scanned);
       const pAfter = checkpoint.last_user_id;
       const batchStartedAt = Date.now();
-      let result: BatchResult;
+      let result: BackfillBatch;
       try {
         result = await callRpc(
           supabase, 'backfill_missing_profiles', { p_batch_size: size, p_after: pAfter, p_dry_run: options.dryRun }, target.config.retry, log,

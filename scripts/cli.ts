@@ -2,6 +2,7 @@
 // network call, the target (SUPABASE_URL + service key through the one config loader, or the
 // local stack), RPC calls under the one retry policy, and main()'s exit handling:
 // 0 done, 1 failed, 2 bad arguments or configuration, 130 interrupted.
+import { createInterface } from 'node:readline/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, loadConfig, type Config } from '../shared/config.ts';
 import { createLogger, redact, type Logger } from '../shared/logger.ts';
@@ -11,10 +12,8 @@ import { LOCAL_API_URL, LOCAL_SECRET_KEY } from '../shared/local-stack.ts';
 import { callRpc as callSharedRpc, RpcError, type RpcArgs } from '../shared/rpc.ts';
 import { createSupabaseClient, type SupabaseClient } from '../shared/supabase-client.ts';
 
-/** The Supabase CLI's local API, which `npm start` serves too. */
-
 /** One RPC may run a whole batch (up to 10,000 users): give it longer than an API call. */
-export const CLI_CALL_TIMEOUT_MS = 60_000;
+const CLI_CALL_TIMEOUT_MS = 60_000;
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 
@@ -151,6 +150,21 @@ export function isInteractive(): boolean {
   return Boolean(process.stdin.isTTY) && !process.env.CI;
 }
 
+/** Asks a yes/no question on the terminal; anything but y or yes, and Ctrl-C, is no. */
+export async function confirm(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  const aborted = new AbortController();
+  rl.on('SIGINT', () => aborted.abort());
+  try {
+    const answer = await rl.question(question, { signal: aborted.signal });
+    return /^y(es)?$/i.test(answer.trim());
+  } catch {
+    return false;
+  } finally {
+    rl.close();
+  }
+}
+
 /** Progress can be drawn in place: stderr is a terminal, and not a CI job. */
 export function canDrawProgress(): boolean {
   return Boolean(process.stderr.isTTY) && !process.env.CI;
@@ -222,7 +236,7 @@ async function flush(stream: NodeJS.WriteStream): Promise<void> {
 }
 
 /** Exits once stdout and stderr have taken everything written (pipes can lag behind). */
-export async function exit(code: number): Promise<never> {
+async function exit(code: number): Promise<never> {
   await Promise.all([flush(process.stdout), flush(process.stderr)]);
   process.exit(code);
 }

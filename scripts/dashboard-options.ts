@@ -22,7 +22,7 @@ browser), or without it and type the token into the page. Ctrl-C stops it.
 
 Exit status: 0 stopped with Ctrl-C; 1 could not serve (the port is taken…); 2 bad arguments.`;
 
-export interface DashboardOptions {
+interface DashboardOptions {
   help: boolean;
   functionsUrl: string;
   port: number;

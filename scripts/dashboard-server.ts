@@ -13,7 +13,7 @@ import { renderDashboardHtml } from '../shared/dashboard/page.ts';
 /** The hosted gateway may take a while to wake a cold function; past this the page is told. */
 export const UPSTREAM_TIMEOUT_MS = 20_000;
 /** A health body with operations is a few kB; anything near this is not profile-health. */
-export const MAX_UPSTREAM_BYTES = 2 * 1024 * 1024;
+const MAX_UPSTREAM_BYTES = 2 * 1024 * 1024;
 
 /** The windows profile-health accepts (90s, 15m, 24h, 7d); it checks the range itself. */
 const WINDOW = /^\d{1,6}[smhd]$/;
@@ -29,7 +29,7 @@ const JSON_HEADERS = {
   'Referrer-Policy': 'no-referrer',
 } as const;
 
-export interface DashboardServerOptions {
+interface DashboardServerOptions {
   /** The project's functions URL, e.g. https://<ref>.supabase.co/functions/v1 (no trailing slash needed). */
   functionsUrl: string;
   /** 0 picks a free port. */

@@ -34,14 +34,20 @@ function eta(state: ProgressState, total: number | null): string {
   return formatDuration((Math.max(0, total - state.scanned) / perSecond) * 1000);
 }
 
+// The ETA follows the last 20 updates (batches): one slow batch does not swing it, and a lasting
+// change of speed shows within a minute or so of batches.
+const ETA_BATCHES = 20;
+// Redraws per second: smooth to the eye, and cheap on a slow terminal or over SSH.
+const REDRAWS_PER_SECOND = 5;
+
 export function barProgress(total: number | null, initial: ProgressState, dryRun: boolean): Progress {
   const bar = new cliProgress.SingleBar(
     {
       format: `{bar} {percentage}% | {value}/{total} users scanned | {missing} missing | {created} ${dryRun ? 'would be created' : 'created'} | {failed} failed | {rate} users/s | ETA {eta_text}`,
       stream: process.stderr,
       hideCursor: true,
-      etaBuffer: 20,
-      fps: 5,
+      etaBuffer: ETA_BATCHES,
+      fps: REDRAWS_PER_SECOND,
     },
     cliProgress.Presets.shades_classic,
   );

@@ -19,6 +19,8 @@ const DEFAULT_BATCH_SIZE = 500;
 const MAX_BATCH_SIZE = 10_000;
 /** A full safety-net scan checks this many auth users per call. */
 const FULL_SCAN_BATCH = 50_000;
+/** A scheduled step holds the pass for one short batch: polling at this pace waits little past it. */
+const BUSY_STEP_POLL_MS = 200;
 
 const USAGE = `usage: npm run reconcile -- [--batch-size N] [--max-batches N] [--full-scan] [--loop SECONDS] [--json]
 
@@ -109,7 +111,7 @@ async function fullScan(ctx: Context): Promise<{ scanned: number; found: number 
     const step = await callRpc(supabase, 'profile_census_step', { p_batch: FULL_SCAN_BATCH, p_restart: restart }, target.config.retry, log);
     if (!step.ran) {
       // The scheduled run is stepping right now; it is short.
-      await sleep(200);
+      await sleep(BUSY_STEP_POLL_MS);
       continue;
     }
     restart = false;
@@ -136,7 +138,7 @@ async function syncEmails(ctx: Context): Promise<{ checked: number; fixed: numbe
     if (!step.ran) {
       // The scheduled run is stepping right now; without --full-scan its step is this run's.
       if (!options.fullScan) return { checked, fixed };
-      await sleep(200);
+      await sleep(BUSY_STEP_POLL_MS);
       continue;
     }
     restart = false;

@@ -13,8 +13,11 @@ import type { SupabaseClient } from './supabase-client.ts';
 // them: longer than one webhook post with its retries.
 const CLAIM_LIMIT = 20;
 const DELIVERY_LEASE_SECONDS = 60;
+// One webhook post without a caller's own timeout (the reconciler's): a chat webhook answers
+// within a second, and even with its retries the post stays well inside the lease above.
+const POST_TIMEOUT_MS = 5_000;
 
-export interface AlertDeps {
+interface AlertDeps {
   supabase: SupabaseClient;
   webhookUrl: string | undefined;
   log: Logger;
@@ -41,7 +44,7 @@ async function post(deps: AlertDeps, delivery: AlertDelivery): Promise<void> {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify(delivery.message),
-        signal: AbortSignal.timeout(deps.timeoutMs ?? 5000),
+        signal: AbortSignal.timeout(deps.timeoutMs ?? POST_TIMEOUT_MS),
       });
       await response.body?.cancel();
       if (!response.ok) throw Object.assign(new Error(`alert webhook answered ${response.status}`), { status: response.status });

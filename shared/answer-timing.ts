@@ -8,6 +8,17 @@
 // answer of either path then leaves at a time drawn from one distribution; only the slowest
 // tenth of the first path is later, and by no more than its own work.
 
+// How many recent durations the target follows: enough that the 90th percentile rests on several
+// samples above it, few enough that it follows a change of speed within a few dozen signups.
+const DEFAULT_SIZE = 64;
+// A fresh instance's guess before any signup: about register's median on a local stack
+// (BENCHMARKS.md, 231 ms); the first recorded durations replace it.
+const DEFAULT_INITIAL_MS = 250;
+// The percentile of recent durations the answers wait for (see above).
+const TARGET_PERCENTILE = 0.9;
+// Up to a tenth more, at random, so the padded answers draw no sharp edge of their own.
+const MAX_JITTER = 0.1;
+
 export interface AnswerTiming {
   /** Adds how long the work of a first-path answer took (before its pad). */
   record(durationMs: number): void;
@@ -15,7 +26,7 @@ export interface AnswerTiming {
   pad(startedAt: number): Promise<void>;
 }
 
-export interface AnswerTimingOptions {
+interface AnswerTimingOptions {
   /** How many recent durations are kept. */
   size?: number;
   /** The typical duration assumed before any was recorded (a fresh instance). */
@@ -26,8 +37,8 @@ export interface AnswerTimingOptions {
 }
 
 export function createAnswerTiming(options: AnswerTimingOptions = {}): AnswerTiming {
-  const size = options.size ?? 64;
-  const initialMs = options.initialMs ?? 250;
+  const size = options.size ?? DEFAULT_SIZE;
+  const initialMs = options.initialMs ?? DEFAULT_INITIAL_MS;
   const random = options.random ?? Math.random;
   const now = options.now ?? (() => performance.now());
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
@@ -42,8 +53,8 @@ export function createAnswerTiming(options: AnswerTimingOptions = {}): AnswerTim
     },
     async pad(startedAt) {
       const sorted = [...recent].sort((a, b) => a - b);
-      const p90 = sorted.length > 0 ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.9))]! : initialMs;
-      const target = p90 * (1 + random() / 10);
+      const p90 = sorted.length > 0 ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * TARGET_PERCENTILE))]! : initialMs;
+      const target = p90 * (1 + random() * MAX_JITTER);
       const wait = target - (now() - startedAt);
       if (wait > 0) await sleep(wait);
     },

@@ -11,7 +11,14 @@ interface AuthErrorLike {
   reasons?: string[];
 }
 
+// Retry-After when Auth cannot be reached (after our retries): a network blip or Auth restarting,
+// which takes seconds; a caller asking sooner would find it in the same state.
 export const AUTH_RETRY_AFTER_SECONDS = 5;
+
+// Auth's rate-limit answers say no time. A minute is its default shortest interval between two
+// mails to one address (GOTRUE_SMTP_MAX_FREQUENCY), and its other limits count per hour: no
+// retry within the minute can pass.
+const AUTH_RATE_LIMIT_RETRY_AFTER_SECONDS = 60;
 
 const EMAIL_TAKEN = new Set(['email_exists', 'user_already_exists', 'phone_exists']);
 const RATE_LIMITED = new Set(['over_request_rate_limit', 'over_email_send_rate_limit', 'over_sms_send_rate_limit']);
@@ -42,7 +49,7 @@ export function authFailure(error: unknown): AppError {
   }
   if (RATE_LIMITED.has(code) || e.status === 429) {
     return new AppError(429, 'rate_limited', 'Too many sign-up attempts; try again later', {
-      headers: { 'Retry-After': '60' },
+      headers: { 'Retry-After': String(AUTH_RATE_LIMIT_RETRY_AFTER_SECONDS) },
       cause: error,
     });
   }

@@ -1,6 +1,7 @@
 // Who is calling: the service role (one of the project's secret keys, compared in constant
 // time) or a signed-in user (an access token verified with supabase-js getClaims, which checks
 // asymmetric tokens against the project's JWKS and asks Auth about legacy HS256 ones).
+import { AUTH_RETRY_AFTER_SECONDS } from './auth-errors.ts';
 import { AppError, serviceUnavailable, unauthorized } from './errors.ts';
 import type { SupabaseClient } from './supabase-client.ts';
 
@@ -9,6 +10,11 @@ export type Caller = { kind: 'service' } | { kind: 'user'; userId: string; email
 /** A user id as Supabase Auth writes it (any UUID version, either case). */
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TIME_CLAIMS = ['exp', 'nbf', 'iat'] as const;
+
+// How far a token's nbf may lie ahead of this instance's clock: Auth's host and ours may
+// disagree by seconds, and a token Auth just issued must work at once. Half a minute covers
+// clocks kept by NTP with room, and an early token gains no more than that.
+const NBF_CLOCK_SKEW_SECONDS = 30;
 
 /** Equal strings in time that depends only on their lengths, not on where they differ. */
 export function constantTimeEqual(a: string, b: string): boolean {
@@ -44,7 +50,7 @@ export async function identifyCaller(request: Request, options: { serviceRoleKey
   }
   const { data, error } = result;
   if (error) {
-    if (error.name === 'AuthRetryableFetchError') throw serviceUnavailable('Supabase Auth is unavailable; try again shortly', 5, error);
+    if (error.name === 'AuthRetryableFetchError') throw serviceUnavailable('Supabase Auth is unavailable; try again shortly', AUTH_RETRY_AFTER_SECONDS, error);
     throw new AppError(401, 'invalid_token', 'The access token is invalid or expired');
   }
   const claims = (data?.claims ?? {}) as Record<string, unknown>;
@@ -58,7 +64,7 @@ export async function identifyCaller(request: Request, options: { serviceRoleKey
   }
   const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
   // getClaims checks the signature and exp; the rest of what makes a user token is ours to check.
-  if (typeof claims.nbf === 'number' && claims.nbf > now + 30) {
+  if (typeof claims.nbf === 'number' && claims.nbf > now + NBF_CLOCK_SKEW_SECONDS) {
     throw new AppError(401, 'invalid_token', 'The access token is not valid yet');
   }
   if (!audiences.includes('authenticated')) {

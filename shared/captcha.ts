@@ -4,7 +4,7 @@
 // checks the token itself, with the provider Auth would have used, before calling Auth.
 import { AppError, serviceUnavailable } from './errors.ts';
 
-export type CaptchaProvider = 'hcaptcha' | 'turnstile';
+type CaptchaProvider = 'hcaptcha' | 'turnstile';
 
 export interface CaptchaConfig {
   provider: CaptchaProvider;
@@ -19,6 +19,9 @@ export const CAPTCHA_VERIFY_URLS: Readonly<Record<CaptchaProvider, string>> = {
 };
 
 const VERIFY_TIMEOUT_MS = 5_000;
+// The provider timed out or failed: an outage of its own, usually over within seconds, and the
+// caller must solve a fresh CAPTCHA anyway before asking again.
+const PROVIDER_RETRY_AFTER_SECONDS = 5;
 
 function captchaFailed(message: string): AppError {
   return new AppError(400, 'captcha_failed', message, { fields: { captcha_token: 'was not accepted' } });
@@ -35,7 +38,7 @@ export async function verifyCaptcha(config: CaptchaConfig, token: string | undef
     if (!response.ok) throw new Error(`CAPTCHA provider answered ${response.status}`);
     answer = (await response.json()) as { success?: unknown };
   } catch (cause) {
-    throw serviceUnavailable('The CAPTCHA provider is unavailable; try again shortly', 5, cause);
+    throw serviceUnavailable('The CAPTCHA provider is unavailable; try again shortly', PROVIDER_RETRY_AFTER_SECONDS, cause);
   }
   if (answer.success !== true) throw captchaFailed('The CAPTCHA check failed');
 }

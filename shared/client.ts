@@ -35,7 +35,7 @@ export interface RegisterResult {
   replayed: boolean;
 }
 
-export interface EnsureProfileResult {
+export interface EnsureProfileAnswer {
   user_id: string;
   profile: UserProfile | null;
   profile_status: ProfileStatus;
@@ -94,7 +94,7 @@ export interface ProfileClientOptions {
 export interface ProfileClient {
   register(input: RegisterInput, options?: { idempotencyKey?: string }): Promise<RegisterResult>;
   /** Ensures the signed-in user's own profile (uses the client's session). */
-  ensureProfile(): Promise<EnsureProfileResult>;
+  ensureProfile(): Promise<EnsureProfileAnswer>;
 }
 
 export function createProfileClient(supabase: SupabaseClient, options: ProfileClientOptions = {}): ProfileClient {
@@ -126,7 +126,7 @@ export function createProfileClient(supabase: SupabaseClient, options: ProfileCl
       return { ...data, replayed };
     },
     async ensureProfile() {
-      return (await call<EnsureProfileResult>('ensure-profile', {}, {})).data;
+      return (await call<EnsureProfileAnswer>('ensure-profile', {}, {})).data;
     },
   };
 }

@@ -12,7 +12,7 @@ import type { Config } from './config.ts';
 import { AppError } from './errors.ts';
 import { createHandler, json, parseJson, readText, type RequestContext } from './http.ts';
 import { createLogger, type Logger } from './logger.ts';
-import { FULL_NAME_MAX_LENGTH, isValidAvatarUrl, isValidUsername, type EnsureSource, type UserProfile } from './profile-contract.ts';
+import { FULL_NAME_MAX_LENGTH, isValidAvatarUrl, isValidUsername, type EnsureSource } from './profile-contract.ts';
 import type { CallerVerdict } from './rpc-results.ts';
 import { rpcOnce, rpcResult } from './rpc.ts';
 import { ensureProfile, outcomeFields, type EnsureOutcome } from './profile-service.ts';
@@ -20,7 +20,7 @@ import { BeforeUserCreatedBody, DatabaseWebhookBody, EnsureProfileBody, fieldErr
 import { createSupabaseClient, type SupabaseClient } from './supabase-client.ts';
 import { DATABASE_WEBHOOK_HEADER, isAuthHook, verifyAuthHook, verifyDatabaseWebhook } from './webhooks.ts';
 
-export interface EnsureProfileDeps {
+interface EnsureProfileDeps {
   config: Config;
   log?: Logger;
   supabase?: SupabaseClient;

@@ -3,7 +3,7 @@
 
 export type FieldErrors = Record<string, string>;
 
-export interface AppErrorOptions {
+interface AppErrorOptions {
   fields?: FieldErrors;
   headers?: Record<string, string>;
   /** Extra JSON members of the error body (never secrets). */
@@ -29,13 +29,8 @@ export class AppError extends Error {
   }
 }
 
-export const badRequest = (code: string, message: string, fields?: FieldErrors) =>
-  new AppError(400, code, message, { fields });
-
 export const unauthorized = (message = 'A valid Authorization header is required') =>
   new AppError(401, 'unauthorized', message);
-
-export const forbidden = (message: string) => new AppError(403, 'forbidden', message);
 
 export const serviceUnavailable = (message: string, retryAfterSeconds: number, cause?: unknown) =>
   new AppError(503, 'service_unavailable', message, { headers: { 'Retry-After': String(retryAfterSeconds) }, cause });

@@ -29,7 +29,7 @@ export interface RequestContext {
   annotate(fields: Record<string, unknown>): void;
 }
 
-export type Route = (request: Request, context: RequestContext) => Promise<Response>;
+type Route = (request: Request, context: RequestContext) => Promise<Response>;
 
 export function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
   return new Response(status === 204 ? null : JSON.stringify(body), {
@@ -50,7 +50,7 @@ export function errorBody(error: AppError): { error: Record<string, unknown> } {
 }
 
 /** A caller's x-request-id when it is sane, else a fresh one. */
-export function requestIdOf(request: Request): string {
+function requestIdOf(request: Request): string {
   const given = request.headers.get('x-request-id');
   return given && REQUEST_ID.test(given) ? given : crypto.randomUUID();
 }
@@ -124,7 +124,7 @@ function tooLarge(maxBytes: number): AppError {
   return new AppError(413, 'payload_too_large', `The request body must be at most ${maxBytes} bytes`);
 }
 
-export interface HandlerOptions {
+interface HandlerOptions {
   name: string;
   methods: readonly string[];
   log: Logger;
@@ -178,7 +178,7 @@ function finish(request: Request, response: Response, requestId: string): Respon
   return new Response(request.method === 'HEAD' ? null : response.body, { status: response.status, headers });
 }
 
-export function errorResponse(error: unknown, log: Logger): Response {
+function errorResponse(error: unknown, log: Logger): Response {
   if (error instanceof AppError) {
     if (error.status >= 500) log.error({ err: error, cause: error.cause }, error.message);
     return json(error.status, errorBody(error), error.headers);

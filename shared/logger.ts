@@ -32,7 +32,7 @@ export function redact(value: unknown, seen = new WeakSet<object>()): unknown {
   return out;
 }
 
-export interface LoggerOptions {
+interface LoggerOptions {
   level?: string;
   /** Fields on every line, e.g. { function: 'register' }. */
   bindings?: Record<string, unknown>;

@@ -1,5 +1,5 @@
-// The public SQL contract of supabase/migrations, as TypeScript: what ensure_user_profile,
-// backfill_missing_profiles, profile_system_stats and profile_system_health return, and the
+// The public SQL contract of supabase/migrations, as TypeScript: what backfill_missing_profiles,
+// profile_system_stats and profile_system_health return (checked in rpc-results.ts), and the
 // validation rules the database enforces, so callers can check input before it reaches SQL.
 // Runtime-neutral: no imports, runs under Deno and Node alike.
 
@@ -8,10 +8,8 @@ export const PROFILE_CREATORS = ['trigger', 'register', 'ensure', 'webhook', 'ba
 export type ProfileCreator = (typeof PROFILE_CREATORS)[number];
 
 /** Sources a caller may pass to ensure_user_profile (the trigger is the database's own). */
-export const ENSURE_SOURCES = ['register', 'ensure', 'webhook', 'backfill', 'reconcile'] as const;
+const ENSURE_SOURCES = ['register', 'ensure', 'webhook', 'backfill', 'reconcile'] as const;
 export type EnsureSource = (typeof ENSURE_SOURCES)[number];
-
-export type AttemptOutcome = 'created' | 'existed' | 'failed' | 'skipped';
 
 /** SQLSTATEs the contract raises on purpose. */
 export const SQLSTATE = {
@@ -55,7 +53,7 @@ export function jsonDepth(value: unknown): number {
  * database strips them from provider metadata and refuses them in ensure_user_profile.
  */
 export const RESERVED_METADATA_KEYS = ['__proto__', 'constructor', 'prototype'] as const;
-export type ReservedMetadataKey = (typeof RESERVED_METADATA_KEYS)[number];
+type ReservedMetadataKey = (typeof RESERVED_METADATA_KEYS)[number];
 
 const RESERVED_KEY_SET: ReadonlySet<string> = new Set(RESERVED_METADATA_KEYS);
 const PLAIN_KEY = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
@@ -144,4 +142,4 @@ export function isValidAvatarUrl(url: string): boolean {
 }
 
 // The shapes the database answers in, defined once with their runtime checks in rpc-results.ts.
-export type { BackfillBatch, EnsureProfileResult, SystemHealth, SystemStats, UserProfile } from './rpc-results.ts';
+export type { BackfillBatch, SystemHealth, SystemStats, UserProfile } from './rpc-results.ts';

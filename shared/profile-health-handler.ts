@@ -14,12 +14,11 @@ import { renderDashboardHtml } from './dashboard/page.ts';
 import { AppError, unauthorized } from './errors.ts';
 import { createHandler, json } from './http.ts';
 import { createLogger, type Logger } from './logger.ts';
-import type { SystemHealth, SystemStats } from './profile-contract.ts';
 import { renderPrometheus } from './prometheus.ts';
 import { rpcOnce, rpcResult } from './rpc.ts';
 import { createSupabaseClient, type SupabaseClient } from './supabase-client.ts';
 
-export interface ProfileHealthDeps {
+interface ProfileHealthDeps {
   config: Config;
   log?: Logger;
   supabase?: SupabaseClient;
@@ -28,10 +27,12 @@ export interface ProfileHealthDeps {
 /** A health check waits at most this long for alert evaluation and delivery, then answers. */
 export const ALERT_BUDGET_MS = 2_500;
 /** Each alert webhook post gets one attempt of at most this long; the outbox retries later. */
-export const ALERT_DELIVERY_TIMEOUT_MS = 2_000;
+const ALERT_DELIVERY_TIMEOUT_MS = 2_000;
 
 const WINDOW = /^(\d{1,6})\s*(s|m|h|d)$/;
 const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86400 } as const;
+// The stats functions refuse a window over 366 days (a leap year): refused here first, as a 400.
+const MAX_WINDOW_SECONDS = 366 * UNIT_SECONDS.d;
 
 /** ?window=15m → "900 seconds"; default 24 hours; at most 366 days. */
 function windowOf(url: URL): string {
@@ -39,7 +40,7 @@ function windowOf(url: URL): string {
   if (raw === null) return '86400 seconds';
   const match = WINDOW.exec(raw);
   const seconds = match ? Number(match[1]) * UNIT_SECONDS[match[2] as keyof typeof UNIT_SECONDS] : 0;
-  if (seconds < 1 || seconds > 366 * 86400) {
+  if (seconds < 1 || seconds > MAX_WINDOW_SECONDS) {
     throw new AppError(400, 'validation_failed', 'window must look like 90s, 15m, 24h or 7d (at most 366d)', {
       fields: { window: 'must look like 90s, 15m, 24h or 7d (at most 366d)' },
     });

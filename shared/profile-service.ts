@@ -14,7 +14,7 @@
 // row, one round trip like the plain read it replaces.
 import type { Json } from './database.types.ts';
 import type { Logger } from './logger.ts';
-import type { EnsureProfileResult, EnsureSource, ProfileCreator, UserProfile } from './profile-contract.ts';
+import type { EnsureSource, ProfileCreator, UserProfile } from './profile-contract.ts';
 import { SQLSTATE } from './profile-contract.ts';
 import { AppError } from './errors.ts';
 import { retry, RetryExhausted, type RetryPolicy } from './retry.ts';
@@ -22,7 +22,7 @@ import { UserProfileSchema } from './rpc-results.ts';
 import { RpcError, rpcErrorOf, rpcOnce, rpcResult } from './rpc.ts';
 import type { SupabaseClient } from './supabase-client.ts';
 
-export interface EnsureContext {
+interface EnsureContext {
   source: EnsureSource;
   requestId: string;
   log: Logger;
@@ -42,9 +42,13 @@ export type EnsureOutcome =
  * The header the direct-insert fallback sends its request id in; PostgREST exposes it to the
  * audit triggers on user_profiles as request.headers (see 20261205120000_audit-every-attempt.sql).
  */
-export const AUDIT_REQUEST_ID_HEADER = 'x-profile-request-id';
+const AUDIT_REQUEST_ID_HEADER = 'x-profile-request-id';
 
-export interface ProfileServiceDeps {
+// enqueue_profile_repair refuses a reason over 2000 characters (the queue's and the audit log's
+// limit): a long error message is cut rather than costing the user the repair.
+const REPAIR_REASON_MAX_LENGTH = 2000;
+
+interface ProfileServiceDeps {
   supabase: SupabaseClient;
   retry: RetryPolicy;
   sleep?: (ms: number) => Promise<void>;
@@ -189,7 +193,7 @@ async function enqueueRepair(
   const { error } = await rpcOnce(supabase, 'enqueue_profile_repair', {
     p_user_id: userId,
     p_source: ctx.source,
-    p_reason: reason.slice(0, 2000),
+    p_reason: reason.slice(0, REPAIR_REASON_MAX_LENGTH),
     ...(sqlstate !== null ? { p_sqlstate: sqlstate } : {}),
     p_request_id: ctx.requestId,
     p_attempt: Math.max(attempts, 1),

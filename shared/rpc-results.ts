@@ -119,7 +119,7 @@ const AlertEvaluationSchema = z.looseObject({
 });
 
 /** Every outcome an audit row may carry (private.is_valid_audit_row). */
-export const AUDIT_OUTCOMES = ['created', 'existed', 'failed', 'skipped', 'released', 'refused', 'updated'] as const;
+const AUDIT_OUTCOMES = ['created', 'existed', 'failed', 'skipped', 'released', 'refused', 'updated'] as const;
 // Keyed by outcome, and only outcomes: code walks these keys (Object.entries), and an outcome
 // added in SQL fails the check here rather than vanishing from an answer.
 const outcomeCounts = z.partialRecord(z.enum(AUDIT_OUTCOMES), count);
@@ -215,14 +215,11 @@ export const RPC_RESULTS = {
 export type RpcResult<F extends RpcName> = (typeof RPC_RESULTS)[F] extends z.ZodType<infer T> ? T : Functions[F]['Returns'];
 
 export type UserProfile = z.output<typeof UserProfileSchema>;
-export type EnsureProfileResult = RpcResult<'ensure_user_profile'>;
 export type CallerVerdict = RpcResult<'ensure_profile_for_caller'>;
 export type Claim = RpcResult<'idempotency_claim'>;
 export type BackfillBatch = RpcResult<'backfill_missing_profiles'>;
 export type ReconcileBatch = RpcResult<'reconcile_profiles'>;
 export type RepairCounts = z.output<typeof RepairCountsSchema>;
-export type CensusStep = RpcResult<'profile_census_step'>;
-export type EmailStep = RpcResult<'sync_profile_emails_step'>;
 export type AlertDelivery = z.output<typeof AlertDeliverySchema>;
 export type SystemStats = RpcResult<'profile_system_stats'>;
 export type SystemHealth = RpcResult<'profile_system_health'>;

@@ -1,9 +1,10 @@
 // The one way to call a database function over PostgREST: supabase.rpc under the shared retry
 // policy, its failures turned into RpcError (PostgREST's code or the SQLSTATE, and the HTTP
 // status) so that the retry classifier can tell a transient failure from a permanent one.
-import { retry, type RetryHooks, type RetryPolicy } from './retry.ts';
 import { z } from 'zod';
 import type { Database } from './database.types.ts';
+import { AppError, serviceUnavailable } from './errors.ts';
+import { retry, RetryExhausted, type RetryHooks, type RetryPolicy } from './retry.ts';
 import { RPC_RESULTS, type RpcName, type RpcResult } from './rpc-results.ts';
 import type { SupabaseClient } from './supabase-client.ts';
 
@@ -19,6 +20,16 @@ export class RpcError extends Error {
     super(message);
     this.name = 'RpcError';
   }
+}
+
+// Retry-After of a database call that failed past its retries: those spent the request's
+// deadline already, and a PostgreSQL restart or failover, the usual cause, takes a few seconds.
+const DATABASE_RETRY_AFTER_SECONDS = 5;
+
+/** The 503 for a database call that failed past its retries, with the last failure as its cause. */
+export function databaseUnavailable(error: unknown): AppError {
+  const cause = error instanceof RetryExhausted ? error.lastError : error;
+  return serviceUnavailable('The database is unavailable; try again shortly', DATABASE_RETRY_AFTER_SECONDS, cause);
 }
 
 interface PostgrestErrorLike {

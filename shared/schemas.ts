@@ -20,13 +20,18 @@ import {
 const UNSTORABLE_MESSAGE = 'must not contain U+0000 or unpaired surrogates';
 
 // bcrypt, which Supabase Auth hashes with, ignores bytes past 72.
-export const PASSWORD_MAX_BYTES = 72;
+const PASSWORD_MAX_BYTES = 72;
 export const PASSWORD_MIN_LENGTH = 6;
+// The longest address SMTP can deliver to: RFC 5321's 256-octet path less its angle brackets.
+const EMAIL_MAX_LENGTH = 254;
+// hCaptcha and Turnstile tokens run to about two thousand characters (Turnstile documents 2048
+// as its maximum): twice that accepts any real one and keeps arbitrary blobs from the provider.
+const CAPTCHA_TOKEN_MAX_LENGTH = 4096;
 
 const email = z
   .string({ error: 'must be a string' })
   .trim()
-  .max(254, 'must be at most 254 characters')
+  .max(EMAIL_MAX_LENGTH, `must be at most ${EMAIL_MAX_LENGTH} characters`)
   .pipe(z.email({ error: 'must be a valid email address' }))
   .transform((v) => v.toLowerCase());
 
@@ -70,7 +75,7 @@ export const RegisterBody = z
     username: username.optional(),
     avatar_url: avatarUrl.optional(),
     metadata: metadata.optional(),
-    captcha_token: z.string({ error: 'must be a string' }).max(4096).optional(),
+    captcha_token: z.string({ error: 'must be a string' }).max(CAPTCHA_TOKEN_MAX_LENGTH).optional(),
   })
   .strict();
 export type RegisterBody = z.infer<typeof RegisterBody>;

@@ -20,7 +20,7 @@ export const REALTIME_OPTIONS: { transport?: WebSocketLikeConstructor } =
     : {};
 
 /** Per-call ceiling for any request to Auth or PostgREST, so a hung dependency cannot hang us. */
-export const SUPABASE_CALL_TIMEOUT_MS = 5_000;
+const SUPABASE_CALL_TIMEOUT_MS = 5_000;
 
 function fetchWithTimeout(fetchImpl: typeof fetch, timeoutMs: number): typeof fetch {
   return (input, init) => {
@@ -30,7 +30,7 @@ function fetchWithTimeout(fetchImpl: typeof fetch, timeoutMs: number): typeof fe
   };
 }
 
-export interface ClientOptions {
+interface ClientOptions {
   /** The function's own request id, forwarded so the stand-ins' and Supabase's logs line up. */
   requestId?: string;
   fetch?: typeof fetch;

@@ -21,7 +21,7 @@ export interface WorkerPool {
   stop(): Promise<void>;
 }
 
-export interface WorkerOptions {
+interface WorkerOptions {
   root: string;
   env: Record<string, string>;
   log: (line: string) => void;

@@ -11,6 +11,8 @@ export function dashboardClient(dom: DashboardDom, render: DashboardPanels): voi
   const { byTestId } = dom;
   const STORE = 'profile-health-token';
   const WINDOWS = ['1h', '24h', '7d'];
+  // profile_operations_stats' finest bucket is a minute: redrawing more often shows the same figures.
+  const REFRESH_MS = 60_000;
   const state: { window: string; token: string | null; loading: boolean } = { window: '24h', token: null, loading: false };
 
   // sessionStorage throws where storage is off (some privacy modes): the page then asks for the
@@ -144,5 +146,5 @@ export function dashboardClient(dom: DashboardDom, render: DashboardPanels): voi
   load();
   setInterval(() => {
     if (!document.hidden && state.token) load();
-  }, 60000);
+  }, REFRESH_MS);
 }
