@@ -1,7 +1,7 @@
 // The flags of `npm run backfill`, checked before anything touches the network: a bad one is a
 // UsageError, which main() prints with the usage and exits 2 for.
 import path from 'node:path';
-import { intFlag, parseFlags, positiveNumberFlag, UsageError } from './cli.ts';
+import { intFlag, parseFlags, positiveNumberFlag, UsageError } from './cli-flags.ts';
 
 const DEFAULT_BATCH_SIZE = 500;
 const MAX_BATCH_SIZE = 10_000;

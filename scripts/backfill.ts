@@ -6,59 +6,18 @@ import type { Logger } from '../shared/logger.ts';
 import type { BackfillBatch } from '../shared/profile-contract.ts';
 import { RpcError } from '../shared/rpc.ts';
 import type { SupabaseClient } from '../shared/supabase-client.ts';
-import { parseBackfillOptions, USAGE, type BackfillOptions } from './backfill-options.ts';
-import { CheckpointError, newCheckpoint, readCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint.ts';
+import { parseBackfillOptions, USAGE } from './backfill-options.ts';
+import { backfillReport, type FinishedRun, type Status } from './backfill-report.ts';
+import { startingCheckpoint } from './backfill-start.ts';
+import { writeCheckpoint } from './checkpoint.ts';
 import {
-  callRpc, canDrawProgress, CliExit, confirm, createCliLogger, createClient, displayUrl, EXIT, formatDuration,
-  isInteractive, onInterrupt, resolveTarget, runMain, shellQuote, sleep, targetNotice, type Target,
+  callRpc, canDrawProgress, CliExit, confirm, createCliLogger, createClient, displayUrl, EXIT, isInteractive,
+  onInterrupt, resolveTarget, runMain, shellQuote, sleep, targetNotice, type Target,
 } from './cli.ts';
-import { barProgress, lineProgress, rate, type Progress, type ProgressState } from './progress.ts';
+import { barProgress, lineProgress, type Progress, type ProgressState } from './progress.ts';
 
 /** Off a terminal, one progress line per this many batches. */
 const PROGRESS_EVERY_BATCHES = 10;
-
-type Status = 'done' | 'limit' | 'interrupted' | 'batch_failed';
-
-/** The checkpoint this run starts from; refuses (exit 2) what cannot be resumed or would be lost. */
-async function startingCheckpoint(options: BackfillOptions, target: Target): Promise<Checkpoint | 'finished'> {
-  const url = target.config.supabaseUrl;
-  let existing: Checkpoint | null;
-  try {
-    existing = await readCheckpoint(options.checkpoint);
-  } catch (error) {
-    if (error instanceof CheckpointError) throw new CliExit(EXIT.usage, error.message);
-    throw error;
-  }
-  const mode = (dryRun: boolean) => (dryRun ? 'a dry run' : 'a live run');
-  if (options.resume) {
-    if (!existing) throw new CliExit(EXIT.usage, `--resume: there is no checkpoint at ${options.checkpoint}; start a run without --resume`);
-    if (existing.target !== url) {
-      throw new CliExit(
-        EXIT.usage,
-        `--resume: the checkpoint ${options.checkpoint} is for ${displayUrl(existing.target)}, not ${displayUrl(url)}: ` +
-          `set SUPABASE_URL to that project to resume it, or pass another --checkpoint`,
-      );
-    }
-    if (existing.dry_run !== options.dryRun) {
-      throw new CliExit(
-        EXIT.usage,
-        `--resume: the checkpoint ${options.checkpoint} is of ${mode(existing.dry_run)}, and this is ${mode(options.dryRun)}: ` +
-          `${existing.dry_run ? 'add' : 'drop'} --dry-run to resume it, or pass another --checkpoint`,
-      );
-    }
-    if (existing.done) return 'finished';
-    return { ...existing, last_error: null };
-  }
-  if (existing && !existing.done) {
-    throw new CliExit(
-      EXIT.usage,
-      `${options.checkpoint} holds an unfinished ${existing.dry_run ? 'dry run' : 'backfill'} of ${displayUrl(existing.target)} ` +
-        `(${existing.scanned} users scanned, saved ${existing.updated_at}): pass --resume to continue it, ` +
-        `or delete the file (or pass another --checkpoint) to start over`,
-    );
-  }
-  return newCheckpoint(url, options.dryRun);
-}
 
 async function estimate(supabase: SupabaseClient, target: Target, log: Logger): Promise<{ users: number; missing: number } | null> {
   try {
@@ -145,7 +104,7 @@ async function main(): Promise<number> {
   );
 
   let status: Status;
-  let failure: { p_after: string | null; message: string } | null = null;
+  let failure: FinishedRun['failure'] = null;
   try {
     for (;;) {
       if (stop.signal.aborted) {
@@ -205,53 +164,7 @@ async function main(): Promise<number> {
     removeInterrupt();
   }
 
-  const durationMs = Date.now() - startedAt;
-  const usersPerSecond = Math.round(rate({ scannedHere: here.scanned, startedAt }) * 10) / 10;
-  const resumable = status !== 'done';
-  const summary = {
-    status,
-    target: displayUrl(url),
-    dry_run: options.dryRun,
-    resumed: options.resume,
-    scanned: here.scanned,
-    missing: here.missing,
-    created: here.created,
-    failed: here.failed,
-    duration_ms: durationMs,
-    users_per_second: usersPerSecond,
-    total: { scanned: checkpoint.scanned, missing: checkpoint.missing, created: checkpoint.created, failed: checkpoint.failed },
-    last_user_id: checkpoint.last_user_id,
-    checkpoint: options.checkpoint,
-    error: failure,
-    resume_command: resumable ? resumeCommand : null,
-  };
-
-  const headline: Record<Status, string> = {
-    done: 'Backfill finished',
-    limit: `Backfill stopped at --limit ${options.limit}`,
-    interrupted: 'Backfill interrupted',
-    batch_failed: 'Backfill stopped: a batch kept failing',
-  };
-  const lines = [
-    `${headline[status]} (${mode}) on ${displayUrl(url)}.`,
-    `  scanned ${here.scanned}, missing ${here.missing}, created ${here.created}, failed ${here.failed}`,
-    `  duration ${formatDuration(durationMs)}, ${usersPerSecond} users/s`,
-  ];
-  if (options.resume) {
-    lines.push(`  whole run since ${checkpoint.started_at}: scanned ${checkpoint.scanned}, missing ${checkpoint.missing}, created ${checkpoint.created}, failed ${checkpoint.failed}`);
-  }
-  if (options.dryRun) lines.push(`  dry run: nothing was written; ${here.missing} user(s) would get a profile`);
-  if (checkpoint.failed > 0) {
-    lines.push(`  ${checkpoint.failed} user(s) failed: each is in private.audit_logs and the repair queue, and \`npm run reconcile\` retries them`);
-  }
-  if (failure) {
-    lines.push(`  the batch after ${failure.p_after ?? 'the first user'} failed: ${failure.message}`);
-    if (target.local) lines.push('  (is the local stack running? `npm start` serves it)');
-  }
-  if (resumable) {
-    lines.push(`  checkpoint saved: ${options.checkpoint}`);
-    lines.push(`Resume with: ${resumeCommand}`);
-  }
+  const { summary, lines } = backfillReport({ status, options, target, checkpoint, here, failure, startedAt, resumeCommand });
   if (options.json) {
     note(lines.join('\n'));
     process.stdout.write(`${JSON.stringify(summary)}\n`);

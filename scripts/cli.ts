@@ -1,9 +1,8 @@
-// What the operator CLIs (backfill, reconcile) share: strict flag parsing that fails before any
-// network call, the target (SUPABASE_URL + service key through the one config loader, or the
-// local stack), RPC calls under the one retry policy, and main()'s exit handling:
-// 0 done, 1 failed, 2 bad arguments or configuration, 130 interrupted.
+// What the operator CLIs (backfill, reconcile) share besides their flag parsing (cli-flags.ts):
+// the target (SUPABASE_URL + service key through the one config loader, or the local stack), RPC
+// calls under the one retry policy, and main()'s exit handling: 0 done, 1 failed, 2 bad arguments
+// or configuration, 130 interrupted.
 import { createInterface } from 'node:readline/promises';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, loadConfig, type Config } from '../shared/config.ts';
 import { createLogger, redact, type Logger } from '../shared/logger.ts';
 import { RetryExhausted, type RetryPolicy } from '../shared/retry.ts';
@@ -11,19 +10,12 @@ import type { RpcName, RpcResult } from '../shared/rpc-results.ts';
 import { LOCAL_API_URL, LOCAL_SECRET_KEY } from '../shared/local-stack.ts';
 import { callRpc as callSharedRpc, RpcError, type RpcArgs } from '../shared/rpc.ts';
 import { createSupabaseClient, type SupabaseClient } from '../shared/supabase-client.ts';
+import { UsageError } from './cli-flags.ts';
 
 /** One RPC may run a whole batch (up to 10,000 users): give it longer than an API call. */
 const CLI_CALL_TIMEOUT_MS = 60_000;
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
-
-/** A bad flag or value: main() prints it with the usage and exits 2. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
 
 /** A deliberate stop with an exit code and one line for stderr (no usage). */
 export class CliExit extends Error {
@@ -31,37 +23,6 @@ export class CliExit extends Error {
     super(message);
     this.name = 'CliExit';
   }
-}
-
-type Options = NonNullable<ParseArgsConfig['options']>;
-
-/** util.parseArgs in strict mode, no positionals; any parse error becomes a UsageError. */
-export function parseFlags<T extends Options>(argv: string[], options: T) {
-  try {
-    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-}
-
-/** A whole number in [min, max] written as plain digits ("1e3", "12abc" and "" are refused). */
-export function intFlag(name: string, raw: string | undefined, fallback: number | undefined, min: number, max: number): number | undefined {
-  if (raw === undefined) return fallback;
-  const value = /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN;
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
-  }
-  return value;
-}
-
-/** A decimal number above zero ("0.5", "2"); negative, zero, "Infinity" and "1e3" are refused. */
-export function positiveNumberFlag(name: string, raw: string | undefined): number | undefined {
-  if (raw === undefined) return undefined;
-  const value = /^\d+(\.\d+)?$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN;
-  if (!Number.isFinite(value) || value <= 0) {
-    throw new UsageError(`--${name} must be a number greater than 0, got ${JSON.stringify(raw)}`);
-  }
-  return value;
 }
 
 /** A URL fit for a terminal: any user:password@ part is dropped, never printed. */

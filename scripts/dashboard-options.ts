@@ -1,7 +1,7 @@
 // The flags of `npm run dashboard`, checked before anything is served: a bad one is a UsageError,
 // which main() prints with the usage and exits 2 for.
 import { UPSTREAM_TIMEOUT_MS } from './dashboard-server.ts';
-import { intFlag, parseFlags, UsageError } from './cli.ts';
+import { intFlag, parseFlags, UsageError } from './cli-flags.ts';
 
 const DEFAULT_PORT = 54330;
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);

@@ -6,88 +6,12 @@
 // the scheduled job (pg_cron, or `npm start`'s scheduler) or another copy: one batch at a time
 // wins the lock.
 import { evaluateAndDeliverAlerts, type AlertRun } from '../shared/alerts.ts';
-import type { Logger } from '../shared/logger.ts';
 import { RpcError } from '../shared/rpc.ts';
-import type { ReconcileBatch, RepairCounts } from '../shared/rpc-results.ts';
-import type { SupabaseClient } from '../shared/supabase-client.ts';
 import {
-  callRpc, createCliLogger, createClient, displayUrl, EXIT, intFlag, onInterrupt, parseFlags, positiveNumberFlag, resolveTarget,
-  runMain, sleep, targetNotice, type Target,
+  callRpc, createCliLogger, createClient, displayUrl, EXIT, onInterrupt, resolveTarget, runMain, sleep, targetNotice,
 } from './cli.ts';
-
-const DEFAULT_BATCH_SIZE = 500;
-const MAX_BATCH_SIZE = 10_000;
-/** A full safety-net scan checks this many auth users per call. */
-const FULL_SCAN_BATCH = 50_000;
-/** A scheduled step holds the pass for one short batch: polling at this pace waits little past it. */
-const BUSY_STEP_POLL_MS = 200;
-
-const USAGE = `usage: npm run reconcile -- [--batch-size N] [--max-batches N] [--full-scan] [--loop SECONDS] [--json]
-
-Runs reconcile_profiles() over the Supabase API of SUPABASE_URL with SUPABASE_SERVICE_ROLE_KEY
-(or SUPABASE_SECRET_KEYS); without SUPABASE_URL, the local stack on http://127.0.0.1:54321.
-Batch after batch until nothing is due, it retries the repair-queue entries that are due, then
-creates the profiles of the users known to be without one (signed up while the trigger was
-switched off, profile deleted, found by the census scan), it releases the usernames of users
-who never confirmed and whose claim has lapsed, and it brings the profile emails of the next
-slice of profiles (and of any user whose email copy failed) in line with auth.users.
-Then it evaluates the alerts and posts each transition to ALERT_WEBHOOK_URL (without it, the
-transitions wait in the outbox).
-
-  --batch-size N    users per batch (each batch is one short transaction), 1-${MAX_BATCH_SIZE} (default ${DEFAULT_BATCH_SIZE});
-                    also the number of lapsed usernames released
-  --max-batches N   stop after N batches even if more is due (default: until nothing is due)
-  --full-scan       first check every auth user for a missing profile (the census's safety net,
-                    which the schedule otherwise walks a slice per run), so the count is of all users,
-                    and check every profile's email instead of one slice
-  --loop SECONDS    run again every SECONDS until Ctrl-C (which lets the current run finish)
-  --json            one JSON object per run on stdout, and nothing else there
-  --help            show this help
-
-Exit status: 0 it ran and nothing failed, or another reconcile held the lock; 1 users still
-failed (they wait in the repair queue), or the call failed; 2 bad arguments.`;
-
-interface Options {
-  help: boolean;
-  batchSize: number;
-  maxBatches: number | undefined;
-  fullScan: boolean;
-  loopSeconds: number | undefined;
-  json: boolean;
-}
-
-function parseOptions(argv: string[]): Options {
-  const values = parseFlags(argv, {
-    'batch-size': { type: 'string' },
-    'max-batches': { type: 'string' },
-    'full-scan': { type: 'boolean' },
-    loop: { type: 'string' },
-    json: { type: 'boolean' },
-    help: { type: 'boolean' },
-  });
-  return {
-    help: values.help === true,
-    batchSize: intFlag('batch-size', values['batch-size'], DEFAULT_BATCH_SIZE, 1, MAX_BATCH_SIZE)!,
-    maxBatches: intFlag('max-batches', values['max-batches'], undefined, 1, 1_000_000),
-    fullScan: values['full-scan'] === true,
-    loopSeconds: positiveNumberFlag('loop', values.loop),
-    json: values.json === true,
-  };
-}
-
-type BatchResult = ReconcileBatch;
-
-type ReconcileResult =
-  | (RepairCounts & { ran: true; batches: number; more: boolean; missing_profiles: number; queued: number; scanned: number | null; duration_ms: number })
-  | { ran: false; reason: string };
-
-interface Context {
-  options: Options;
-  target: Target;
-  supabase: SupabaseClient;
-  log: Logger;
-  say: (line: string) => void;
-}
+import { parseReconcileOptions, USAGE } from './reconcile-options.ts';
+import { reconcileAll, syncEmails, type ReconcileContext, type ReconcileResult } from './reconcile-passes.ts';
 
 function describeAlerts(alerts: AlertRun, webhookConfigured: boolean): string[] {
   const list = alerts.transitions.length > 0 ? ` (${alerts.transitions.map((t) => `${t.name} ${t.state}`).join(', ')})` : '';
@@ -101,98 +25,8 @@ function describeAlerts(alerts: AlertRun, webhookConfigured: boolean): string[] 
   return lines;
 }
 
-/** The census's safety net from the start to the end of auth.users; how many users it checked. */
-async function fullScan(ctx: Context): Promise<{ scanned: number; found: number }> {
-  const { supabase, target, log } = ctx;
-  let scanned = 0;
-  let found = 0;
-  let restart = true;
-  for (;;) {
-    const step = await callRpc(supabase, 'profile_census_step', { p_batch: FULL_SCAN_BATCH, p_restart: restart }, target.config.retry, log);
-    if (!step.ran) {
-      // The scheduled run is stepping right now; it is short.
-      await sleep(BUSY_STEP_POLL_MS);
-      continue;
-    }
-    restart = false;
-    scanned += step.scanned;
-    found += step.found;
-    if (step.pass_completed) return { scanned, found };
-  }
-}
-
-/** Email drift: one step of sync_profile_emails_step, or with --full-scan a whole pass. */
-async function syncEmails(ctx: Context): Promise<{ checked: number; fixed: number }> {
-  const { options, supabase, target, log } = ctx;
-  let checked = 0;
-  let fixed = 0;
-  let restart = options.fullScan;
-  for (;;) {
-    const step = await callRpc(
-      supabase,
-      'sync_profile_emails_step',
-      { p_batch: options.fullScan ? FULL_SCAN_BATCH : null, p_restart: restart },
-      target.config.retry,
-      log,
-    );
-    if (!step.ran) {
-      // The scheduled run is stepping right now; without --full-scan its step is this run's.
-      if (!options.fullScan) return { checked, fixed };
-      await sleep(BUSY_STEP_POLL_MS);
-      continue;
-    }
-    restart = false;
-    checked += step.scanned;
-    fixed += step.fixed;
-    if (!options.fullScan || step.pass_completed) return { checked, fixed };
-  }
-}
-
-/** reconcile_profiles batch after batch until nothing more is due (or --max-batches). */
-async function reconcileAll(ctx: Context): Promise<ReconcileResult> {
-  const { options, supabase, target, log } = ctx;
-  const started = Date.now();
-  const scanned = options.fullScan ? (await fullScan(ctx)).scanned : null;
-  const totals: RepairCounts = {
-    queue: { due: 0, repaired: 0, failed: 0, user_deleted: 0, probed: 0, recovered: 0, made_due: 0 },
-    sweep: { missing: 0, created: 0, failed: 0 },
-  };
-  let batches = 0;
-  let last: BatchResult;
-  let lastRan: Extract<BatchResult, { ran: true }> | undefined;
-  do {
-    last = await callRpc(
-      supabase,
-      'reconcile_profiles',
-      // The census's slice once per run (a full scan above already covered it).
-      { p_batch_size: options.batchSize, p_scan: batches === 0 && !options.fullScan },
-      target.config.retry,
-      log,
-    );
-    if (!last.ran) {
-      if (batches === 0) return last;
-      break;
-    }
-    batches++;
-    lastRan = last;
-    for (const key of Object.keys(totals.queue) as Array<keyof RepairCounts['queue']>) totals.queue[key] += last.queue[key];
-    for (const key of Object.keys(totals.sweep) as Array<keyof RepairCounts['sweep']>) totals.sweep[key] += last.sweep[key];
-  } while (last.more && (options.maxBatches === undefined || batches < options.maxBatches));
-  return {
-    ran: true,
-    batches,
-    ...totals,
-    // A batch that lost the lock to another run leaves the rest to that run.
-    more: last.ran ? last.more : true,
-    missing_profiles: lastRan!.missing_profiles,
-    queued: lastRan!.queued,
-    scanned,
-    duration_ms: Date.now() - started,
-  };
-}
-
 /** One reconcile (every batch due) and one alert pass; true unless users still failed. */
-async function runOnce(ctx: Context): Promise<boolean> {
+async function runOnce(ctx: ReconcileContext): Promise<boolean> {
   const { options, target, supabase, log, say } = ctx;
   let result: ReconcileResult;
   let released: number;
@@ -250,14 +84,14 @@ async function runOnce(ctx: Context): Promise<boolean> {
 }
 
 async function main(): Promise<number> {
-  const options = parseOptions(process.argv.slice(2));
+  const options = parseReconcileOptions(process.argv.slice(2));
   if (options.help) {
     process.stdout.write(`${USAGE}\n`);
     return EXIT.ok;
   }
   const target = await resolveTarget(process.env);
   process.stderr.write(`${targetNotice(target)}\n`);
-  const ctx: Context = {
+  const ctx: ReconcileContext = {
     options,
     target,
     supabase: createClient(target.config),

@@ -27,6 +27,7 @@ export const METADATA_MAX_BYTES = 16384;
 
 // PostgreSQL text and jsonb cannot hold U+0000, and an unpaired UTF-16 surrogate cannot become
 // UTF-8: such input is refused up front instead of failing (and being retried) in the database.
+// deno-lint-ignore no-control-regex -- matching U+0000 is the point of this pattern
 const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /** Deeper metadata is refused: real profile metadata is shallow, and deep values overflow parsers. */

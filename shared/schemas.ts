@@ -2,7 +2,7 @@
 // enforces come from profile-contract.ts, so a body that passes here never fails a check there.
 import { z } from 'zod';
 import type { Json } from './database.types.ts';
-import type { FieldErrors } from './errors.ts';
+import { AppError, type FieldErrors } from './errors.ts';
 import {
   AVATAR_URL_MAX_LENGTH,
   findReservedKey,
@@ -133,4 +133,9 @@ export function fieldErrors(error: z.ZodError, input: unknown): FieldErrors {
     fields[issue.path.join('.')] ??= has(input, issue.path) ? issue.message : 'is required';
   }
   return fields;
+}
+
+/** The 400 for a body its schema refuses, with fieldErrors' message per field. */
+export function invalidBody(error: z.ZodError, input: unknown): AppError {
+  return new AppError(400, 'validation_failed', 'The request body is invalid', { fields: fieldErrors(error, input) });
 }

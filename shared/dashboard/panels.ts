@@ -1,11 +1,13 @@
 /// <reference lib="dom" />
-// Drawing one health answer: the verdict, the figures, the tables, the chart, the outbox and the
-// reconciler. Runs in the browser: script.ts embeds this factory's source, so it may use no
-// import and no module-level value at run time.
+// Drawing one health answer: the verdict, the checks, the alerts, the outbox and the reconciler,
+// with the figures (stats.ts) and the chart (chart.ts) it is given. Runs in the browser:
+// script.ts embeds this factory's source, so it may use no import and no module-level value at
+// run time.
 import type { SystemHealth, SystemStats } from '../profile-contract.ts';
 import type { DashboardChart } from './chart.ts';
 import type { DashboardDom } from './dom.ts';
 import type { DashboardFormat } from './format.ts';
+import type { DashboardStats } from './stats.ts';
 import type { OperationsStats } from '../rpc-results.ts';
 
 type Checks = SystemHealth['checks'];
@@ -23,10 +25,9 @@ export interface DashboardBody {
   operations?: OperationsStats | null;
 }
 
-export function dashboardPanels(dom: DashboardDom, format: DashboardFormat, renderChart: DashboardChart) {
-  const { byTestId, el, facts, rows, text } = dom;
-  const { age, count, measure, percent, plain, shortTime, utc, words } = format;
-  const OUTCOMES = ['created', 'existed', 'failed', 'skipped'] as const;
+export function dashboardPanels(dom: DashboardDom, format: DashboardFormat, renderChart: DashboardChart, renderStats: DashboardStats) {
+  const { byTestId, el, facts, rows } = dom;
+  const { count, measure, plain, shortTime, utc, words } = format;
 
   /** Failing items first, then by name, so trouble is at the top of a table. */
   function failingFirst<T extends { name: string }>(list: readonly T[], failing: (item: T) => boolean): T[] {
@@ -42,71 +43,6 @@ export function dashboardPanels(dom: DashboardDom, format: DashboardFormat, rend
         el('td', { class: 'num', 'data-testid': `check-${name}-value` }, [measure(name, check.value)]),
         el('td', { class: 'num' }, [measure(name, 'threshold' in check ? check.threshold : undefined)]),
       ])), 'No checks: the database could not be asked.', 4);
-  }
-
-  function kpi(key: string, bad: boolean): void {
-    const node = document.querySelector(`[data-kpi="${key}"]`);
-    if (node) node.className = `kpi${bad ? ' bad' : ''}`;
-  }
-
-  function renderStats(stats: SystemStats | null, checks: Checks | null): void {
-    if (!stats) {
-      for (const id of ['success-rate', 'attempts-total', 'missing-profiles', 'queue-open', 'queue-oldest-age', 'latency-p95']) text(id, '—');
-      for (const id of ['success-rate-sub', 'attempts-failed', 'missing-profiles-sub', 'queue-max-attempts', 'queue-oldest-at', 'latency-sub']) text(id, '');
-      rows('outcomes', [], 'No statistics.', 3);
-      rows('sources', [], 'No statistics.', 5);
-      rows('failures', [], 'No statistics.', 4);
-      return;
-    }
-    const byOutcome: Partial<Record<string, number>> = stats.attempts.by_outcome || {};
-    const threshold = checks && checks.success_rate ? checks.success_rate.threshold : null;
-    text('success-rate', percent(stats.success_rate));
-    text('success-rate-sub', threshold === null ? 'over the window' : `alert below ${percent(threshold)}`);
-    kpi('success-rate', threshold !== null && stats.success_rate !== null && stats.success_rate < threshold);
-    text('attempts-total', count(stats.attempts.total));
-    text('attempts-failed', `${count(byOutcome.failed)} failed`);
-    kpi('attempts', false);
-    text('missing-profiles', count(stats.missing_profiles));
-    text('missing-profiles-sub', checks && checks.missing_profiles ? `${count(checks.missing_profiles.queued)} more in the repair queue` : '');
-    kpi('missing', checks && checks.missing_profiles ? !checks.missing_profiles.ok : stats.missing_profiles > 0);
-    const queue: Partial<SystemStats['repair_queue']> = stats.repair_queue || {};
-    text('queue-open', count(queue.open));
-    text('queue-max-attempts', `most attempts: ${count(queue.max_attempts)}`);
-    text('queue-oldest-age', age(queue.oldest_age_seconds));
-    text('queue-oldest-at', queue.oldest_failed_at ? `since ${utc(queue.oldest_failed_at)}` : 'queue is empty');
-    kpi('queue', false);
-    kpi('queue-age', checks && checks.repair_queue_age ? !checks.repair_queue_age.ok : false);
-    const latency: Partial<SystemStats['latency_ms']> = stats.latency_ms || {};
-    text('latency-p95', latency.p95 === null || latency.p95 === undefined ? '—' : `${latency.p95} ms`);
-    text('latency-sub', `p50 ${plain(latency.p50)} · p99 ${plain(latency.p99)} · max ${plain(latency.max)} ms`);
-    kpi('latency', false);
-
-    const total = Number(stats.attempts.total) || 0;
-    rows('outcomes', OUTCOMES.map((outcome) => {
-      const n = Number(byOutcome[outcome] || 0);
-      return el('tr', { 'data-testid': `outcome-${outcome}` }, [
-        el('td', {}, [outcome]),
-        el('td', { class: 'num', 'data-testid': `outcome-${outcome}-count` }, [count(n)]),
-        el('td', { class: 'num' }, [total ? `${(n / total * 100).toFixed(1)}%` : '—']),
-      ]);
-    }), '', 3);
-
-    const bySource = stats.attempts.by_source || {};
-    rows('sources', Object.keys(bySource).sort().map((source) => {
-      const outcomes: Partial<Record<string, number>> = bySource[source] || {};
-      return el('tr', { 'data-testid': `source-${source}` }, [
-        el('td', {}, [source]),
-        ...OUTCOMES.map((outcome) => el('td', { class: 'num', 'data-testid': `source-${source}-${outcome}` }, [count(outcomes[outcome] || 0)])),
-      ]);
-    }), 'No attempts in this window.', 5);
-
-    rows('failures', (stats.failures_by_sqlstate || []).map((failure) =>
-      el('tr', { 'data-testid': `failure-${failure.sqlstate}` }, [
-        el('td', { 'data-testid': 'failure-sqlstate' }, [failure.sqlstate]),
-        el('td', { class: 'num', 'data-testid': 'failure-count' }, [count(failure.count)]),
-        el('td', { class: 'time', 'data-testid': 'failure-last-at' }, [utc(failure.last_at)]),
-        el('td', { class: 'example', 'data-testid': 'failure-example' }, [failure.example === null ? '—' : String(failure.example)]),
-      ])), 'No failures in this window.', 4);
   }
 
   function renderAlerts(operations: OperationsStats | null): void {

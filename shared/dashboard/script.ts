@@ -7,6 +7,7 @@ import { dashboardClient } from './client.ts';
 import { dashboardDom } from './dom.ts';
 import { dashboardFormat } from './format.ts';
 import { dashboardPanels } from './panels.ts';
+import { dashboardStats } from './stats.ts';
 
 // tsx compiles with esbuild's keepNames, which wraps named functions in calls to a __name helper
 // defined outside them, so their source names a helper the page would not have: the page brings
@@ -17,7 +18,8 @@ export const DASHBOARD_SCRIPT = `
   const format = (${dashboardFormat.toString()})();
   const dom = (${dashboardDom.toString()})();
   const renderChart = (${dashboardChart.toString()})(dom, format);
-  const render = (${dashboardPanels.toString()})(dom, format, renderChart);
+  const renderStats = (${dashboardStats.toString()})(dom, format);
+  const render = (${dashboardPanels.toString()})(dom, format, renderChart, renderStats);
   (${dashboardClient.toString()})(dom, render);
 })(function (target) { return target; });
 `;

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRegisterHandler } from '../../shared/register-handler.ts';
 import { createSupabaseClient } from '../../shared/supabase-client.ts';
+import type { ErrorBody, RanBatch, RegisterResult } from '../helpers/bodies.ts';
 import { randomClientAddress } from '../helpers/clients.ts';
 import { useTestDatabase } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
@@ -46,7 +47,7 @@ async function register(body: unknown, options: { mode?: 'admin' | 'signup'; hea
   return {
     status: response.status,
     retryAfter: response.headers.get('retry-after'),
-    body: (await response.json()) as Record<string, any>,
+    body: (await response.json()) as RegisterResult | ErrorBody,
     ms: performance.now() - started,
   };
 }
@@ -70,11 +71,11 @@ async function untilUserExists(address: string, ms = SLOW_MS * 4): Promise<void>
 }
 
 /** Reconcile batches until nothing more is due, as the scheduled tick does; the summed counts. */
-async function reconcile(): Promise<Record<string, any>> {
-  let last: Record<string, any>;
+async function reconcile(): Promise<RanBatch> {
+  let last: RanBatch;
   const sweep = { missing: 0, created: 0, failed: 0 };
   do {
-    last = (await db().one<{ s: Record<string, any> }>('select public.reconcile_profiles(10000) as s')).s;
+    last = (await db().one<{ s: RanBatch }>('select public.reconcile_profiles(10000) as s')).s;
     for (const key of Object.keys(sweep) as Array<keyof typeof sweep>) sweep[key] += last.sweep[key];
   } while (last.more);
   return { ...last, sweep };
@@ -145,7 +146,7 @@ describe('register while Auth is slower than the call timeout', () => {
     const answer = await register({ email: address, password: PASSWORD }, { headers: { 'idempotency-key': key } });
     expect(answer.status).toBe(503);
     expect(answer.retryAfter).toBe('5');
-    expect(answer.body.error.code).toBe('service_unavailable');
+    expect((answer.body as ErrorBody).error.code).toBe('service_unavailable');
     // Three attempts of at most CALL_TIMEOUT_MS each plus short backoffs: never Auth's full delay per attempt.
     expect(answer.ms).toBeLessThan(3 * CALL_TIMEOUT_MS + 1000);
 
@@ -165,7 +166,7 @@ describe('register while Auth is slower than the call timeout', () => {
     // Without the key it is someone else's registration of a taken address.
     const stranger = await register({ email: address, password: PASSWORD });
     expect(stranger.status).toBe(409);
-    expect(stranger.body.error.code).toBe('email_taken');
+    expect((stranger.body as ErrorBody).error.code).toBe('email_taken');
   }, 30_000);
 
   it('leaves a late-created user without a profile only until the reconcile, which creates it', async () => {

@@ -16,6 +16,7 @@ import { freePort, startEmbeddedCluster, type EmbeddedCluster } from '../../dev/
 import { startStack, type Stack } from '../../dev/stack.ts';
 import { loadConfig } from '../../shared/config.ts';
 import { createRegisterHandler } from '../../shared/register-handler.ts';
+import type { ReconcileBatch } from '../../shared/rpc-results.ts';
 import { duplicateEmails, envCount, pool, sleep, usersWithoutProfile, within } from './helpers.ts';
 
 const WORKERS = envCount('CHAOS_RESTART_WORKERS', 16);
@@ -147,9 +148,9 @@ describe('a database restart in the middle of 2,000 registrations at concurrency
       }
 
       // Reconciling until nothing more is due (what one scheduled tick does) finishes what the outage left undone.
-      let summary: Record<string, any>;
+      let summary: ReconcileBatch;
       do {
-        summary = (await admin.query<{ s: Record<string, any> }>('select public.reconcile_profiles(10000) as s')).rows[0]!.s;
+        summary = (await admin.query<{ s: ReconcileBatch }>('select public.reconcile_profiles(10000) as s')).rows[0]!.s;
         expect(summary).toMatchObject({ ran: true, queue: { failed: 0 }, sweep: { failed: 0 } });
       } while (summary.more);
       expect(await usersWithoutProfile(admin)).toEqual([]);

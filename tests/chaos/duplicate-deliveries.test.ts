@@ -7,6 +7,7 @@ import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import { createEnsureProfileHandler } from '../../shared/ensure-profile-handler.ts';
 import { createRegisterHandler } from '../../shared/register-handler.ts';
+import type { EnsureProfileAnswer, ErrorBody, RegisterResult } from '../helpers/bodies.ts';
 import { appClient, randomClientAddress } from '../helpers/clients.ts';
 import { useTestDatabase } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
@@ -20,20 +21,21 @@ const api = useLocalApi(db);
 const PASSWORD = 'correct-horse-battery';
 const email = (label: string) => `${label}-${randomUUID()}@example.test`;
 
-interface Answer {
+/** An answer; body is the parsed JSON (null when empty), typed B: what the test reads of it. */
+interface Answer<B> {
   status: number;
   headers: Headers;
-  body: any;
+  body: B;
 }
 
-async function answerOf(response: Response): Promise<Answer> {
+async function answerOf<B>(response: Response): Promise<Answer<B>> {
   const text = await response.text();
-  return { status: response.status, headers: response.headers, body: text === '' ? null : JSON.parse(text) };
+  return { status: response.status, headers: response.headers, body: (text === '' ? null : JSON.parse(text)) as B };
 }
 
 /** `COPIES` concurrent deliveries of the same request, each answered within 20 s or the test fails. */
-async function deliverConcurrently(handler: (r: Request) => Promise<Response>, make: () => Request): Promise<Answer[]> {
-  return await within(20_000, `${COPIES} concurrent deliveries`, Promise.all(Array.from({ length: COPIES }, async () => answerOf(await handler(make())))));
+async function deliverConcurrently<B>(handler: (r: Request) => Promise<Response>, make: () => Request): Promise<Array<Answer<B>>> {
+  return await within(20_000, `${COPIES} concurrent deliveries`, Promise.all(Array.from({ length: COPIES }, async () => answerOf<B>(await handler(make())))));
 }
 
 const ensureHandler = () => createEnsureProfileHandler({ config: api().config() });
@@ -93,7 +95,7 @@ describe('a Database Webhook delivered many times at once', () => {
   it('creates one profile for a user without one: one copy answers created, the others existed, all with the same profile', async () => {
     await clearOfHourEdge();
     const user = await orphan();
-    const answers = await deliverConcurrently(ensureHandler(), webhook(user));
+    const answers = await deliverConcurrently<EnsureProfileAnswer>(ensureHandler(), webhook(user));
     const rows = await profileRows(user.id);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ user_id: user.id, email: user.email, full_name: 'Orphan Annie', created_via: 'webhook' });
@@ -190,7 +192,7 @@ describe('a registration delivered many times at once', () => {
   it('with one Idempotency-Key makes one user and profile; copies answer the same 201 or "in progress", and later copies replay it', async () => {
     const body = { email: email('idem'), password: PASSWORD, full_name: 'Grace Hopper' };
     const make = request(body, { 'idempotency-key': randomUUID() });
-    const answers = await deliverConcurrently(registerHandler(), make);
+    const answers = await deliverConcurrently<RegisterResult | ErrorBody>(registerHandler(), make);
 
     const originals = answers.filter((a) => a.status === 201 && a.headers.get('idempotency-replayed') === null);
     expect(originals).toHaveLength(1);
@@ -211,26 +213,26 @@ describe('a registration delivered many times at once', () => {
     }
 
     // Once it has finished, every copy gets the stored answer.
-    const replays = await deliverConcurrently(registerHandler(), make);
+    const replays = await deliverConcurrently<RegisterResult | ErrorBody>(registerHandler(), make);
     for (const replay of replays) {
       expect({ status: replay.status, replayed: replay.headers.get('idempotency-replayed'), body: replay.body }).toEqual({
         status: 201, replayed: 'true', body: original.body,
       });
     }
     expect(await usersWith(body.email)).toBe(1);
-    expect(await profileRows(original.body.user.id)).toHaveLength(1);
+    expect(await profileRows((original.body as RegisterResult).user.id)).toHaveLength(1);
   }, 40_000);
 
   it('without an Idempotency-Key still makes one user: the copy that made it answers 201, every other 409 email_taken', async () => {
     const body = { email: email('nokey'), password: PASSWORD };
-    const answers = await deliverConcurrently(registerHandler(), request(body, {}));
+    const answers = await deliverConcurrently<RegisterResult | ErrorBody>(registerHandler(), request(body, {}));
     const created = answers.filter((a) => a.status === 201);
     // Copies without a key are separate attempts: only the one whose attempt made the user may see it.
     expect(created).toHaveLength(1);
-    const userId = created[0]!.body.user.id as string;
+    const userId = (created[0]!.body as RegisterResult).user.id;
     for (const answer of answers) {
       if (answer.status === 201) expect(answer.body).toMatchObject({ user: { id: userId, email: body.email }, profile: { user_id: userId } });
-      else expect({ status: answer.status, code: answer.body.error.code }).toEqual({ status: 409, code: 'email_taken' });
+      else expect({ status: answer.status, code: (answer.body as ErrorBody).error.code }).toEqual({ status: 409, code: 'email_taken' });
     }
     expect(await usersWith(body.email)).toBe(1);
     expect(await profileRows(userId)).toHaveLength(1);
@@ -241,14 +243,14 @@ describe('a registration delivered many times at once', () => {
     const address = email('contested');
     const handler = registerHandler();
     const answers = await within(20_000, 'contested registrations', Promise.all(Array.from({ length: COPIES }, async (_, i) =>
-      answerOf(await handler(request({ email: address, password: `${PASSWORD}-${i}`, full_name: `Person ${i}` }, {})())))));
+      answerOf<RegisterResult | ErrorBody>(await handler(request({ email: address, password: `${PASSWORD}-${i}`, full_name: `Person ${i}` }, {})())))));
     const created = answers.filter((a) => a.status === 201);
     expect(created).toHaveLength(1);
-    expect(answers.filter((a) => a.status !== 201).map((a) => ({ status: a.status, code: a.body.error.code }))).toEqual(
+    expect(answers.filter((a) => a.status !== 201).map((a) => ({ status: a.status, code: (a.body as ErrorBody).error.code }))).toEqual(
       Array(COPIES - 1).fill({ status: 409, code: 'email_taken' }),
     );
-    const winner = created[0]!.body;
-    expect((await profileRows(winner.user.id))[0]).toMatchObject({ full_name: winner.profile.full_name });
+    const winner = created[0]!.body as RegisterResult;
+    expect((await profileRows(winner.user.id))[0]).toMatchObject({ full_name: winner.profile!.full_name });
     expect(await usersWith(address)).toBe(1);
   }, 40_000);
 });

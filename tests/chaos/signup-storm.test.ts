@@ -5,6 +5,7 @@
 //   CHAOS_CONCURRENCY  concurrent workers, each on its own client connection (default 16)
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import type { ReconcileBatch } from '../../shared/rpc-results.ts';
 import { appClient } from '../helpers/clients.ts';
 import { useTestDatabase } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
@@ -94,7 +95,7 @@ describe('a signup storm while one profile insert in ten fails', () => {
        where u.email like $1 and p.created_via = 'trigger'`, [`${prefix}%`])).n).toBe(SIGNUPS - doomed.length);
 
     // One reconcile, with the hostile trigger gone.
-    const summary = (await db().one<{ s: Record<string, any> }>('select public.reconcile_profiles(10000) as s')).s;
+    const summary = (await db().one<{ s: ReconcileBatch }>('select public.reconcile_profiles(10000) as s')).s;
     expect(summary).toMatchObject({
       ran: true,
       queue: { due: doomed.length, repaired: doomed.length, failed: 0, user_deleted: 0 },

@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
+import type { SystemHealth, SystemStats } from '../../shared/rpc-results.ts';
 import { useTestDatabase, withTriggerOff } from '../helpers/database.ts';
 import { signUpAnonymouslyAsSupabaseAuth, signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
 
@@ -161,8 +162,8 @@ describe("ensure_profile_for_caller: the user's standing in Supabase Auth", () =
 
 describe('ensure_profile_for_caller: existed answers', () => {
   const stats = async () => {
-    const s = await asService<Record<string, any>>(`select public.profile_system_stats(interval '1 hour') as r`, []);
-    const h = await asService<Record<string, any>>(`select public.profile_system_health() as r`, []);
+    const s = await asService<SystemStats>(`select public.profile_system_stats(interval '1 hour') as r`, []);
+    const h = await asService<SystemHealth>(`select public.profile_system_health() as r`, []);
     return { success_rate: s.success_rate, attempts: s.attempts, health_success_rate: h.checks.success_rate };
   };
   const repeatsStat = async () =>

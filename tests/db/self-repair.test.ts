@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../helpers/database.ts';
 
 const db = useTestDatabase();
-type Json = Record<string, any>;
+type Json = Record<string, unknown>;
 
 async function withPgCron(c: PoolClient): Promise<void> {
   await c.query(`
@@ -55,8 +55,9 @@ async function withPgNetAndVault(c: PoolClient, webhookUrl: string | null): Prom
   if (webhookUrl) await c.query(`insert into vault.decrypted_secrets (name, decrypted_secret) values ('profile_alert_webhook_url', $1)`, [webhookUrl]);
 }
 
-async function one(c: PoolClient, sql: string, params: unknown[] = []): Promise<any> {
-  return Object.values((await c.query(sql, params)).rows[0]!)[0];
+/** The one value of a query's first row (jsonb arrives parsed), typed as the caller reads it. */
+async function one<T = unknown>(c: PoolClient, sql: string, params: unknown[] = []): Promise<T> {
+  return Object.values((await c.query(sql, params)).rows[0]!)[0] as T;
 }
 
 describe('the schedule of run_self_repair()', () => {

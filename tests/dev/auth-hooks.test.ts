@@ -40,13 +40,13 @@ const json = (status: number, body: unknown): Behaviour => (_request, response) 
 };
 
 async function startAuth(options: Partial<AuthOptions>): Promise<string> {
-  let app: Hono | undefined;
   let server: Server | undefined;
   const port = await new Promise<number>((resolve) => {
-    server = serve({ fetch: (request, env) => app!.fetch(request, env), port: 0, hostname: '127.0.0.1' }, (info) => resolve(info.port)) as Server;
+    // app is made below, once the port is known; nothing calls the server before then.
+    server = serve({ fetch: (request, env) => app.fetch(request, env), port: 0, hostname: '127.0.0.1' }, (info) => resolve(info.port)) as Server;
   });
   const url = `http://127.0.0.1:${port}`;
-  app = new Hono().route(
+  const app = new Hono().route(
     '/auth/v1',
     createAuthApp({ pool: db().auth, keys, apiUrl: url, autoconfirm: true, bcryptCost: 4, onEmail: () => {}, ...options }),
   );

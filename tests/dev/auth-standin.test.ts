@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { serve } from '@hono/node-server';
 import type { SupabaseClient } from '@supabase/supabase-js';
 import { Hono } from 'hono';
-import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { decodeJwt, decodeProtectedHeader, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuthApp } from '../../dev/auth/app.ts';
 import type { AuthOptions } from '../../dev/auth/app.ts';
@@ -38,13 +38,13 @@ async function startAuth(options: Pick<AuthOptions, 'autoconfirm' | 'captchaToke
     if (mail.to.startsWith('bounce')) throw new Error('mailbox unavailable');
     mails.push(mail);
   };
-  let app: Hono | undefined;
   let server: Server | undefined;
   const port = await new Promise<number>((resolve) => {
-    server = serve({ fetch: (request, env) => app!.fetch(request, env), port: 0, hostname: '127.0.0.1' }, (info) => resolve(info.port)) as Server;
+    // app is made below, once the port is known; nothing calls the server before then.
+    server = serve({ fetch: (request, env) => app.fetch(request, env), port: 0, hostname: '127.0.0.1' }, (info) => resolve(info.port)) as Server;
   });
   const url = `http://127.0.0.1:${port}`;
-  app = new Hono().route(
+  const app = new Hono().route(
     '/auth/v1',
     createAuthApp({ pool: db().auth, keys, apiUrl: url, siteUrl: SITE, bcryptCost: 4, onEmail: (mail) => deliver(mail), ...options }),
   );
@@ -72,18 +72,25 @@ function client(auth: RunningAuth, key: string = keys.anonKey, fetchLog?: string
   });
 }
 
-interface Answer {
+/** An answer; body is the parsed JSON (null when empty), typed B: what the test reads of it. */
+interface Answer<B> {
   status: number;
   headers: Headers;
-  body: any;
+  body: B;
+}
+
+/** Auth's error body as API version 2024-01-01 (X-Supabase-Api-Version) answers it. */
+interface AuthErrorBody {
+  code: string;
+  message: string;
 }
 
 /** A raw request, for what supabase-js does not expose: exact status, body and headers. */
-async function call(
+async function call<B = unknown>(
   auth: RunningAuth,
   path: string,
   init: { method?: string; body?: unknown; bearer?: string | null; headers?: Record<string, string> } = {},
-): Promise<Answer> {
+): Promise<Answer<B>> {
   const headers: Record<string, string> = { apikey: keys.anonKey, ...init.headers };
   const bearer = init.bearer === undefined ? keys.anonKey : init.bearer;
   if (bearer !== null) headers.Authorization = `Bearer ${bearer}`;
@@ -95,7 +102,7 @@ async function call(
     redirect: 'manual',
   });
   const text = await response.text();
-  return { status: response.status, headers: response.headers, body: text === '' ? null : JSON.parse(text) };
+  return { status: response.status, headers: response.headers, body: (text === '' ? null : JSON.parse(text)) as B };
 }
 
 function fragmentOf(location: string | null): Record<string, string> {
@@ -571,7 +578,7 @@ describe('password sign-in', () => {
 
 describe('GET /user, the JWKS and getClaims', () => {
   it('serves the public signing key with a ten-minute cache', async () => {
-    const answer = await call(open, '/.well-known/jwks.json', { bearer: null });
+    const answer = await call<{ keys: JWK[] }>(open, '/.well-known/jwks.json', { bearer: null });
     expect(answer.status).toBe(200);
     expect(answer.headers.get('cache-control')).toBe('public, max-age=600');
     expect(answer.body).toEqual({ keys: [publicJwk(keys.signingKey)] });
@@ -714,7 +721,7 @@ describe('the admin user API', () => {
     });
 
     const forged = await signHs256({ role: 'service_role', exp: Math.floor(Date.now() / 1000) + 600 }, 'not-the-local-jwt-secret-but-long-enough');
-    const badSignature = await call(open, '/admin/users', { bearer: forged, body, headers: { ...VERSION, apikey: keys.serviceRoleKey } });
+    const badSignature = await call<AuthErrorBody>(open, '/admin/users', { bearer: forged, body, headers: { ...VERSION, apikey: keys.serviceRoleKey } });
     expect(badSignature.status).toBe(403);
     expect(badSignature.body.code).toBe('bad_jwt');
     expect(await countUsers('by-anon@example.test') + (await countUsers('by-someone@example.test'))).toBe(0);

@@ -61,7 +61,7 @@ async function restFetch(path: string, init: RequestInit & { headers?: Record<st
   return await fetch(`${rest.url}/rest/v1${path}`, init);
 }
 
-async function profile(userId: string): Promise<Record<string, any> | undefined> {
+async function profile(userId: string): Promise<Record<string, unknown> | undefined> {
   const { rows } = await db().query('select * from public.user_profiles where user_id = $1', [userId]);
   return rows[0];
 }
@@ -344,7 +344,7 @@ describe('what SQL sees', () => {
     const headers = { Authorization: `Bearer ${aliceToken}`, apikey: keys.anonKey, 'X-Trace': 'trace-1', 'Content-Type': 'application/json' };
     const post = await restFetch('/rpc/request_context', { method: 'POST', headers, body: '{}' });
     expect(post.status).toBe(200);
-    const seen = (await post.json()) as Record<string, any>;
+    const seen = (await post.json()) as Record<string, unknown>;
     expect(seen).toMatchObject({ current_user: 'authenticated', x_trace: 'trace-1', read_only: 'off', statement_timeout: '8s' });
     expect(seen.claims).toMatchObject({ sub: alice, role: 'authenticated', aud: 'authenticated' });
 

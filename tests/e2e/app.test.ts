@@ -6,6 +6,7 @@ import { Webhook } from 'standardwebhooks';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { signEs256 } from '../../dev/keys.ts';
 import { createProfileClient, ProfileApiError, type RegisterInput } from '../../shared/client.ts';
+import type { ErrorBody, FullHealth, RegisterResult } from '../helpers/bodies.ts';
 import { useTestDatabase } from '../helpers/database.ts';
 import { useLocalApi, type LocalApi } from '../helpers/local-api.ts';
 import { app, invoke, ISO_TIME, newPassword, secret, secrets, uniqueEmail, UUID, wire, type Answer } from './helpers.ts';
@@ -63,7 +64,7 @@ describe('registration in signup mode with email confirmation off', () => {
     const email = uniqueEmail('ada');
     const password = newPassword();
     const username = `ada_${Date.now().toString(36)}`;
-    const answer = await invoke(anon(), 'register', { body: { email, password, full_name: 'Ada Lovelace', username } });
+    const answer = await invoke<RegisterResult>(anon(), 'register', { body: { email, password, full_name: 'Ada Lovelace', username } });
 
     expect(answer.status).toBe(201);
     const userId = answer.body?.user?.id as string;
@@ -184,7 +185,7 @@ describe('retried registrations with an Idempotency-Key', () => {
     const headers = { 'Idempotency-Key': crypto.randomUUID() };
     const supabase = anon();
 
-    const answers = await Promise.all(Array.from({ length: 10 }, () => invoke(supabase, 'register', { body, headers })));
+    const answers = await Promise.all(Array.from({ length: 10 }, () => invoke<RegisterResult | ErrorBody>(supabase, 'register', { body, headers })));
 
     const originals = answers.filter((a) => a.status === 201 && a.headers.get('idempotency-replayed') !== 'true');
     expect(originals).toHaveLength(1);
@@ -212,7 +213,8 @@ describe('retried registrations with an Idempotency-Key', () => {
       expect(retry.body).toEqual(original.body);
     }
     expect(await authUsersWith(email)).toBe(1);
-    expect(await profileRow(original.body.user.id)).toMatchObject({ user_id: original.body.user.id, email });
+    const { user } = original.body as RegisterResult;
+    expect(await profileRow(user.id)).toMatchObject({ user_id: user.id, email });
   });
 
   it('the same Idempotency-Key with a different body answers 422 idempotency_key_reused', async () => {
@@ -462,7 +464,7 @@ describe('profile-health', () => {
       userId = data.user!.id;
 
       // No grace period and no cached count: the very next call counts the user.
-      const full = await invoke(anon(), 'profile-health', { method: 'GET', headers: { Authorization: `Bearer ${healthToken()}` } });
+      const full = await invoke<FullHealth>(anon(), 'profile-health', { method: 'GET', headers: { Authorization: `Bearer ${healthToken()}` } });
       expect(full.status).toBe(503);
       expect(full.body).toMatchObject({
         status: 'down',
@@ -543,7 +545,7 @@ describe('signup mode with email confirmation on', () => {
   it('registration answers 201 "check your email" without the profile, sends the confirmation and makes the profile', async () => {
     const email = uniqueEmail('confirm');
     const password = newPassword();
-    const answer = await invoke(anon(confirming), 'register', { body: { email, password, full_name: 'Annie Easley' } });
+    const answer = await invoke<RegisterResult>(anon(confirming), 'register', { body: { email, password, full_name: 'Annie Easley' } });
 
     expect({ status: answer.status, body: answer.body }).toEqual({ status: 201, body: awaitingConfirmation(email) });
     const userId = answer.body?.user?.id as string;
@@ -556,7 +558,7 @@ describe('signup mode with email confirmation on', () => {
 
   it('registering the same email again before it is confirmed gets the same answer and nothing of the pending account', async () => {
     const { email, userId } = registration;
-    const answer = await invoke(anon(confirming), 'register', { body: { email, password: newPassword(), full_name: 'Someone Else' } });
+    const answer = await invoke<RegisterResult>(anon(confirming), 'register', { body: { email, password: newPassword(), full_name: 'Someone Else' } });
 
     expect({ status: answer.status, body: answer.body }).toEqual({ status: 201, body: awaitingConfirmation(email) });
     expect(answer.body.user.id).not.toBe(userId);
@@ -573,7 +575,7 @@ describe('signup mode with email confirmation on', () => {
     expect(error).toBeNull();
     expect(data.user?.id).toBe(userId);
 
-    const answer = await invoke(anon(confirming), 'register', { body: { email, password: newPassword() } });
+    const answer = await invoke<RegisterResult>(anon(confirming), 'register', { body: { email, password: newPassword() } });
 
     expect({ status: answer.status, body: answer.body }).toEqual({ status: 201, body: awaitingConfirmation(email) });
     expect(answer.body.user.id).not.toBe(userId);

@@ -47,11 +47,11 @@ export function app(apiUrl: string, key: string, options: SupabaseClientOptions<
   return appClient(apiUrl, key, { ...options, global: { ...options.global, fetch: recordingFetch } });
 }
 
-export interface Answer {
+export interface Answer<B = unknown> {
   status: number;
   headers: Headers;
-  /** Parsed JSON, the text when it is not JSON, null when there is none. */
-  body: any;
+  /** Parsed JSON, the text when it is not JSON, null when there is none; typed B, what a test reads of it. */
+  body: B;
 }
 
 async function bodyOf(response: Response): Promise<unknown> {
@@ -65,20 +65,20 @@ async function bodyOf(response: Response): Promise<unknown> {
 }
 
 /** supabase.functions.invoke, with the status, headers and body whether it succeeded or not. */
-export async function invoke(supabase: SupabaseClient, name: string, options: FunctionInvokeOptions = {}): Promise<Answer> {
-  const { data, error, response } = await supabase.functions.invoke(name, options);
+export async function invoke<B = unknown>(supabase: SupabaseClient, name: string, options: FunctionInvokeOptions = {}): Promise<Answer<B>> {
+  const { data, error, response } = await supabase.functions.invoke<B>(name, options);
   if (error && !(error instanceof FunctionsHttpError)) throw error;
   if (!response) throw new Error(`functions.invoke('${name}') returned no response`);
-  if (error) return { status: response.status, headers: response.headers, body: await bodyOf(response) };
-  return { status: response.status, headers: response.headers, body: data === '' ? null : data };
+  if (error) return { status: response.status, headers: response.headers, body: (await bodyOf(response)) as B };
+  return { status: response.status, headers: response.headers, body: (data === '' ? null : data) as B };
 }
 
 /** A raw request to a function, for what is about the wire (bad JSON, huge bodies, HEAD). */
-export async function wire(apiUrl: string, name: string, init: RequestInit & { headers?: Record<string, string> }): Promise<Answer> {
+export async function wire<B = unknown>(apiUrl: string, name: string, init: RequestInit & { headers?: Record<string, string> }): Promise<Answer<B>> {
   const headers = new Headers(init.headers);
   remember(headers);
   const response = await fetch(`${apiUrl}/functions/v1/${name}`, { ...init, headers });
-  return { status: response.status, headers: response.headers, body: await bodyOf(response) };
+  return { status: response.status, headers: response.headers, body: (await bodyOf(response)) as B };
 }
 
 let counter = 0;

@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { createEnsureProfileHandler } from '../../shared/ensure-profile-handler.ts';
 import { createLogger, type Logger } from '../../shared/logger.ts';
 import { createRegisterHandler } from '../../shared/register-handler.ts';
+import type { EnsureProfileAnswer, HookRefusal, RegisterResult } from '../helpers/bodies.ts';
 import { appClient, randomClientAddress } from '../helpers/clients.ts';
 import { useTestDatabase, withTriggerOff } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
@@ -37,15 +38,19 @@ function capture(): { log: Logger; lines: () => Array<Record<string, unknown>> }
   return { log, lines: () => raw.map((line) => JSON.parse(line) as Record<string, unknown>) };
 }
 
-interface Answer {
+/**
+ * An answer; body is the parsed JSON, null when empty. B is what the tests read of it: they read
+ * members only of answers whose kind they know, and compare the others whole.
+ */
+interface Answer<B> {
   status: number;
   requestId: string;
-  body: Record<string, any> | null;
+  body: B | null;
 }
 
-async function answerOf(response: Response): Promise<Answer> {
+async function answerOf<B>(response: Response): Promise<Answer<B>> {
   const text = await response.text();
-  return { status: response.status, requestId: response.headers.get('x-request-id')!, body: text === '' ? null : JSON.parse(text) };
+  return { status: response.status, requestId: response.headers.get('x-request-id')!, body: (text === '' ? null : JSON.parse(text)) as B | null };
 }
 
 function registration(body: unknown, headers: Record<string, string> = {}): Request {
@@ -57,7 +62,7 @@ function registration(body: unknown, headers: Record<string, string> = {}): Requ
 }
 
 const register = async (body: unknown, options: { overrides?: Record<string, string>; log?: Logger; headers?: Record<string, string> } = {}) =>
-  await answerOf(
+  await answerOf<RegisterResult>(
     await createRegisterHandler({ config: api().config({ ...ADMIN, ...options.overrides }), ...(options.log ? { log: options.log } : {}) })(
       registration(body, options.headers),
     ),
@@ -66,8 +71,8 @@ const register = async (body: unknown, options: { overrides?: Record<string, str
 const ensureRequest = (headers: Record<string, string>, body?: string) =>
   new Request('http://functions.local/ensure-profile', { method: 'POST', headers, ...(body !== undefined ? { body } : {}) });
 
-const ensure = async (request: Request, options: { log?: Logger; overrides?: Record<string, string> } = {}) =>
-  await answerOf(await createEnsureProfileHandler({ config: api().config(options.overrides), ...(options.log ? { log: options.log } : {}) })(request));
+const ensure = async <B = EnsureProfileAnswer>(request: Request, options: { log?: Logger; overrides?: Record<string, string> } = {}) =>
+  await answerOf<B>(await createEnsureProfileHandler({ config: api().config(options.overrides), ...(options.log ? { log: options.log } : {}) })(request));
 
 const asService = (userId: string) =>
   ensureRequest({ authorization: `Bearer ${api().stack.keys.secretKey}`, ...JSON_TYPE }, JSON.stringify({ user_id: userId }));
@@ -179,7 +184,7 @@ describe('register leaves exactly one audit row per request that reaches the pro
   it('leaves one failed row with the request id when the profile cannot be made, and the user queued', async () => {
     const address = email();
     await db().query(`alter table public.user_profiles add constraint hostile_audit check (email is distinct from '${address}') not valid`);
-    let answer: Answer;
+    let answer: Answer<RegisterResult>;
     try {
       answer = await register({ email: address, password: PASSWORD });
     } finally {
@@ -263,7 +268,7 @@ describe('ensure-profile leaves one correlated row per attempt that creates, fai
   it('records the failed attempt with the request id when the profile is refused by the database', async () => {
     const id = await userWithoutProfile();
     await db().query(`alter table public.user_profiles add constraint hostile_ensure_audit check (user_id <> '${id}') not valid`);
-    let answer: Answer;
+    let answer: Answer<EnsureProfileAnswer>;
     try {
       answer = await ensure(asService(id));
     } finally {
@@ -324,7 +329,7 @@ describe('the before-user-created hook leaves one refused row per refused signup
   ])('records refusing %s with the pending user id, the reason, the status, the request id and the duration', async (_label, metadata, httpCode, reason) => {
     const pending = randomUUID();
     const { log, lines } = capture();
-    const answer = await ensure(hookCall(metadata, pending), { log });
+    const answer = await ensure<HookRefusal>(hookCall(metadata, pending), { log });
     expect(answer).toMatchObject({ status: 200, body: { error: { http_code: httpCode } } });
     expect(await refusedRows(pending)).toEqual([
       { operation: 'before_user_created', source: 'hook', outcome: 'refused', request_id: answer.requestId, details: { reason, http_code: httpCode }, timed: true },
@@ -335,7 +340,7 @@ describe('the before-user-created hook leaves one refused row per refused signup
   it('records refusing a taken username with http_code 409', async () => {
     await signUpAsSupabaseAuth(db(), { userMetadata: { username: 'AuditedName' } });
     const pending = randomUUID();
-    const answer = await ensure(hookCall({ username: 'auditedname' }, pending));
+    const answer = await ensure<HookRefusal>(hookCall({ username: 'auditedname' }, pending));
     expect(answer.body).toEqual({ error: { http_code: 409, message: 'username is already taken' } });
     expect(await refusedRows(pending)).toEqual([
       { operation: 'before_user_created', source: 'hook', outcome: 'refused', request_id: answer.requestId, details: { reason: 'username_taken', http_code: 409 }, timed: true },
@@ -343,7 +348,7 @@ describe('the before-user-created hook leaves one refused row per refused signup
   });
 
   it('records a refusal whose pending user has no usable id with a null user id', async () => {
-    const answer = await ensure(hookCall({ username: '-y' }, 'not-a-uuid'));
+    const answer = await ensure<HookRefusal>(hookCall({ username: '-y' }, 'not-a-uuid'));
     expect(answer.status).toBe(200);
     const { rows } = await db().query('select user_id, source, outcome from private.audit_logs where request_id = $1', [answer.requestId]);
     expect(rows).toEqual([{ user_id: null, source: 'hook', outcome: 'refused' }]);
@@ -351,9 +356,9 @@ describe('the before-user-created hook leaves one refused row per refused signup
 
   it('still refuses the signup, as Auth understands, when the refusal cannot be recorded', async () => {
     await db().query('revoke execute on function public.record_signup_refusal(uuid, text, integer, text, numeric) from service_role');
-    let answer: Answer;
+    let answer: Answer<HookRefusal>;
     try {
-      answer = await ensure(hookCall({ username: '-z' }));
+      answer = await ensure<HookRefusal>(hookCall({ username: '-z' }));
     } finally {
       await db().query('grant execute on function public.record_signup_refusal(uuid, text, integer, text, numeric) to service_role');
     }

@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { ALERT_BUDGET_MS, createProfileHealthHandler } from '../../shared/profile-health-handler.ts';
+import type { FullHealth, HealthWithOperations } from '../helpers/bodies.ts';
 import { useTestDatabase } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
 
@@ -27,10 +28,11 @@ function get(query: string, headers: Record<string, string> = {}, method = 'GET'
   return new Request(`${URL_}${query}`, { method, headers });
 }
 
-async function call(request: Request, overrides: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+/** The status and the parsed body (null when empty), typed B: what the test reads of it. */
+async function call<B = unknown>(request: Request, overrides: Record<string, string> = {}): Promise<{ status: number; body: B }> {
   const response = await handler(overrides)(request);
   const text = await response.text();
-  return { status: response.status, body: text === '' ? null : JSON.parse(text) };
+  return { status: response.status, body: (text === '' ? null : JSON.parse(text)) as B };
 }
 
 async function html(headers: Record<string, string> = {}): Promise<{ response: Response; text: string }> {
@@ -155,7 +157,7 @@ describe('profile-health ?format=html, the dashboard shell', () => {
     const marker = `MARKER-${randomUUID()}`;
     await seedAudit([{ at: new Date(await databaseNow()), source: 'register', outcome: 'failed', n: 1, sqlstate: '23514', message: `${marker} <b>bold</b>` }]);
 
-    const json = await call(get('?format=json', withToken()));
+    const json = await call<FullHealth>(get('?format=json', withToken()));
     expect(json.body.stats.failures_by_sqlstate).toEqual([
       { sqlstate: '23514', count: 1, example: `${marker} <b>bold</b>`, last_at: expect.stringMatching(TIMESTAMP) },
     ]);
@@ -199,7 +201,7 @@ describe('profile-health ?include=operations, the figures the dashboard draws', 
       { at: ago(120), source: 'trigger', outcome: 'created', n: 5 }, // before the window
     ]);
 
-    const result = await call(get('?format=json&window=1h&include=operations', withToken()));
+    const result = await call<HealthWithOperations>(get('?format=json&window=1h&include=operations', withToken()));
     // The last 15 minutes (the health window) hold one failure and no success: degraded.
     expect(result.status).toBe(503);
     expect(Object.keys(result.body).sort()).toEqual(['checked_at', 'checks', 'operations', 'stats', 'status']);
@@ -219,7 +221,7 @@ describe('profile-health ?include=operations, the figures the dashboard draws', 
       by_source: { ensure: { existed: 2 }, register: { failed: 1 }, trigger: { created: 3, skipped: 1 }, webhook: { failed: 1 } },
     });
     expect(result.body.stats.success_rate).toBe(0.7143);
-    expect(result.body.stats.failures_by_sqlstate.map((f: { sqlstate: string; count: number; example: string }) => [f.sqlstate, f.count, f.example])).toEqual([
+    expect(result.body.stats.failures_by_sqlstate.map((f: { sqlstate: string; count: number; example: string | null }) => [f.sqlstate, f.count, f.example])).toEqual([
       ['23505', 1, 'duplicate key value violates unique constraint "user_profiles_username_key"'],
       ['23514', 1, 'new row violates check constraint "hostile"'],
     ]);
@@ -253,7 +255,7 @@ describe('profile-health ?include=operations, the figures the dashboard draws', 
       missing_profiles: 0,
       queued: 0,
     });
-    const result = await call(get('?include=operations', withToken()));
+    const result = await call<HealthWithOperations>(get('?include=operations', withToken()));
     expect(result.status).toBe(200);
     expect(result.body.operations.reconciler).toEqual({ last_run_at: expect.stringMatching(TIMESTAMP), last_run: run });
     expect(result.body.operations.bucket_seconds).toBe(1800);
@@ -261,7 +263,7 @@ describe('profile-health ?include=operations, the figures the dashboard draws', 
 
   it('leaves operations out of the full body unless asked, and ignores include for callers without a token', async () => {
     await reset();
-    const full = await call(get('?format=json', withToken()));
+    const full = await call<FullHealth>(get('?format=json', withToken()));
     expect(Object.keys(full.body).sort()).toEqual(['checked_at', 'checks', 'stats', 'status']);
     const anonymous = await call(get('?include=operations'));
     expect(anonymous).toEqual({ status: 200, body: { status: 'ok', checked_at: expect.stringMatching(TIMESTAMP) } });
@@ -277,7 +279,7 @@ describe('profile-health ?include=operations, the figures the dashboard draws', 
   it('answers the verdict with operations null, never an error, when profile_operations_stats fails', async () => {
     await reset();
     await db().query('revoke execute on function public.profile_operations_stats(interval) from service_role');
-    let result: { status: number; body: any };
+    let result: { status: number; body: unknown };
     try {
       result = await call(get('?include=operations', withToken()));
     } finally {
@@ -322,7 +324,7 @@ describe('alerting driven by privileged health calls', () => {
       await db().query('update private.settings set trigger_enabled = false');
       const overrides = { ALERT_WEBHOOK_URL: receiver.url };
       expect((await call(get('', withToken()), overrides)).status).toBe(503);
-      const second = await call(get('?include=operations', withToken()), overrides);
+      const second = await call<HealthWithOperations>(get('?include=operations', withToken()), overrides);
       expect(second.status).toBe(503);
       expect(receiver.bodies).toEqual([
         expect.objectContaining({
@@ -340,7 +342,7 @@ describe('alerting driven by privileged health calls', () => {
   it('answers the same status codes with an unreachable alert webhook, and keeps the failure in the outbox', async () => {
     const unreachable = { ALERT_WEBHOOK_URL: 'http://127.0.0.1:1/alerts' };
     await db().query('update private.settings set trigger_enabled = false');
-    const degraded = await call(get('?include=operations', withToken()), unreachable);
+    const degraded = await call<HealthWithOperations>(get('?include=operations', withToken()), unreachable);
     expect(degraded.status).toBe(503);
     expect(degraded.body.status).toBe('degraded');
     const [row] = await deliveries();
@@ -348,7 +350,7 @@ describe('alerting driven by privileged health calls', () => {
     expect(degraded.body.operations.alert_deliveries).toEqual({ pending: 1, undeliverable: 0, last_error: row!.last_error, last_delivered_at: null });
 
     await db().query('update private.settings set trigger_enabled = true');
-    const ok = await call(get('', withToken()), unreachable);
+    const ok = await call<FullHealth>(get('', withToken()), unreachable);
     expect(ok.status).toBe(200);
     expect(ok.body.status).toBe('ok');
     expect((await deliveries()).map((d) => [d.state, d.attempts, d.delivered])).toEqual([
@@ -365,7 +367,7 @@ describe('alerting driven by privileged health calls', () => {
                         values ('missing_profiles', 'resolved', '{"alert": "missing_profiles", "state": "resolved", "status": "ok"}')`);
       await db().query('update private.settings set trigger_enabled = false');
       const started = Date.now();
-      const result = await call(get('', withToken()), { ALERT_WEBHOOK_URL: receiver.url });
+      const result = await call<FullHealth>(get('', withToken()), { ALERT_WEBHOOK_URL: receiver.url });
       const elapsed = Date.now() - started;
       expect(elapsed).toBeGreaterThanOrEqual(ALERT_BUDGET_MS - 50);
       expect(elapsed).toBeLessThan(ALERT_BUDGET_MS + 1_000);
@@ -385,7 +387,7 @@ describe('alerting driven by privileged health calls', () => {
 
   it('answers the full body, never a 500, when alert evaluation itself fails', async () => {
     await db().query('revoke execute on function public.evaluate_alerts() from service_role');
-    let result: { status: number; body: any };
+    let result: { status: number; body: FullHealth };
     try {
       result = await call(get('', withToken()), { ALERT_WEBHOOK_URL: 'http://127.0.0.1:1/alerts' });
     } finally {

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createProfileHealthHandler } from '../../shared/profile-health-handler.ts';
+import type { FullHealth, PublicHealth } from '../helpers/bodies.ts';
 import { useTestDatabase, withTriggerOff } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
 import { signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
@@ -34,10 +35,11 @@ function get(headers: Record<string, string> = {}, query = '', method = 'GET'): 
   return new Request(`${URL_}${query}`, { method, headers });
 }
 
-async function call(request: Request, overrides: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+/** The status and the parsed body (null when empty), typed B: what the test reads of it. */
+async function call<B = unknown>(request: Request, overrides: Record<string, string> = {}): Promise<{ status: number; body: B }> {
   const response = await handler(overrides)(request);
   const text = await response.text();
-  return { status: response.status, body: text === '' ? null : JSON.parse(text) };
+  return { status: response.status, body: (text === '' ? null : JSON.parse(text)) as B };
 }
 
 const healthToken = () => api().stack.functionSecrets.PROFILE_HEALTH_TOKEN!;
@@ -60,7 +62,7 @@ async function databaseStats(window: string): Promise<Record<string, unknown>> {
 
 describe('profile-health without a token', () => {
   it('answers 200 with only status and checked_at when the system is ok', async () => {
-    const result = await call(get());
+    const result = await call<PublicHealth>(get());
     expect(result.status).toBe(200);
     expect(Object.keys(result.body)).toEqual(['status', 'checked_at']);
     expect(result.body).toEqual({ status: 'ok', checked_at: expect.stringMatching(TIMESTAMP) });
@@ -76,7 +78,7 @@ describe('profile-health without a token', () => {
 
   it('answers 503 degraded, still with only status and checked_at, when the trigger is switched off', async () => {
     await db().query('update private.settings set trigger_enabled = false');
-    const result = await call(get());
+    const result = await call<PublicHealth>(get());
     expect(result).toEqual({ status: 503, body: { status: 'degraded', checked_at: expect.stringMatching(TIMESTAMP) } });
     expect(Object.keys(result.body)).toEqual(['status', 'checked_at']);
   });
@@ -106,7 +108,7 @@ describe('profile-health with a token', () => {
     ['the secret key', () => bearer(api().stack.keys.secretKey)],
     ['the legacy service_role key', () => bearer(api().stack.keys.serviceRoleKey)],
   ])('answers the full body, every check and 24 hours of stats, with %s', async (_label, headers) => {
-    const result = await call(get(headers()));
+    const result = await call<FullHealth>(get(headers()));
     expect(result).toEqual({
       status: 200,
       body: { status: 'ok', checked_at: expect.stringMatching(TIMESTAMP), checks: await databaseChecks(), stats: await databaseStats('24 hours') },
@@ -129,7 +131,7 @@ describe('profile-health with a token', () => {
   });
 
   it('accepts x-health-token next to the anon key that supabase-js puts in Authorization', async () => {
-    const result = await call(get({ ...bearer(api().stack.keys.anonKey), 'x-health-token': healthToken() }));
+    const result = await call<FullHealth>(get({ ...bearer(api().stack.keys.anonKey), 'x-health-token': healthToken() }));
     expect(result.status).toBe(200);
     expect(Object.keys(result.body).sort()).toEqual(['checked_at', 'checks', 'stats', 'status']);
   });
@@ -141,7 +143,7 @@ describe('profile-health with a token', () => {
     ['7d', 604800],
     ['366d', 31622400],
   ])('passes ?window=%s to the stats as %i seconds', async (window, seconds) => {
-    const result = await call(get(bearer(healthToken()), `?window=${window}`));
+    const result = await call<FullHealth>(get(bearer(healthToken()), `?window=${window}`));
     expect(result.status).toBe(200);
     expect(result.body.stats).toEqual(await databaseStats(`${seconds} seconds`));
     expect(result.body.stats.window.seconds).toBe(seconds);
@@ -183,7 +185,7 @@ describe('profile-health with a token', () => {
 
   it('answers 503 with the full degraded verdict when the trigger is switched off', async () => {
     await db().query('update private.settings set trigger_enabled = false');
-    const result = await call(get(bearer(healthToken())));
+    const result = await call<FullHealth>(get(bearer(healthToken())));
     expect(result.status).toBe(503);
     expect(result.body.status).toBe('degraded');
     expect(result.body.checks.trigger_enabled).toEqual({ ok: false, value: false });
@@ -197,7 +199,7 @@ describe('profile-health with a token', () => {
 
   it('answers 503 down with stats_unavailable and the verdict when only the stats fail', async () => {
     await db().query('revoke execute on function public.profile_system_stats(interval) from service_role');
-    let result: { status: number; body: any };
+    let result: { status: number; body: unknown };
     try {
       result = await call(get(bearer(healthToken())));
     } finally {
@@ -214,7 +216,7 @@ describe('profile-health with a token', () => {
     try {
       // No grace period: the signup that just committed is counted by the very next call.
       expect(await call(get())).toEqual({ status: 503, body: { status: 'down', checked_at: expect.stringMatching(TIMESTAMP) } });
-      const full = await call(get(bearer(healthToken())));
+      const full = await call<FullHealth>(get(bearer(healthToken())));
       expect(full.status).toBe(503);
       expect(full.body.status).toBe('down');
       expect(full.body.checks.missing_profiles).toEqual({
@@ -236,7 +238,7 @@ describe('profile-health with a token', () => {
     try {
       const countedAt: string[] = [];
       for (let i = 0; i < 5; i++) {
-        const full = await call(get(bearer(healthToken())));
+        const full = await call<FullHealth>(get(bearer(healthToken())));
         expect(full.status).toBe(503);
         expect(full.body.checks.missing_profiles).toMatchObject({ ok: false, value: 1, counted_at: full.body.checked_at });
         countedAt.push(full.body.checks.missing_profiles.counted_at);
@@ -257,7 +259,7 @@ describe('profile-health with a token', () => {
     );
     try {
       expect(await call(get())).toEqual({ status: 200, body: { status: 'ok', checked_at: expect.stringMatching(TIMESTAMP) } });
-      const full = await call(get(bearer(healthToken())));
+      const full = await call<FullHealth>(get(bearer(healthToken())));
       expect(full.status).toBe(200);
       expect(full.body.checks.missing_profiles).toEqual({
         ok: true, value: 0, threshold: 0, queued: 1, counted_at: full.body.checked_at, last_full_scan_at: null,
@@ -269,7 +271,7 @@ describe('profile-health with a token', () => {
 
       // Once nothing holds the user any more (the entry closed by hand, still no profile), it is missing.
       await db().query(`update private.repair_queue set resolved_at = now(), resolution = 'manual' where user_id = $1`, [id]);
-      const after = await call(get(bearer(healthToken())));
+      const after = await call<FullHealth>(get(bearer(healthToken())));
       expect(after.status).toBe(503);
       expect(after.body.checks.missing_profiles).toMatchObject({ ok: false, value: 1, queued: 0 });
     } finally {

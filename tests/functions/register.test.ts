@@ -7,6 +7,7 @@ import type { Config } from '../../shared/config.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { createRegisterHandler, type RegisterDeps } from '../../shared/register-handler.ts';
 import { createSupabaseClient } from '../../shared/supabase-client.ts';
+import type { ErrorBody, RegisterResult } from '../helpers/bodies.ts';
 import { randomClientAddress } from '../helpers/clients.ts';
 import { useTestDatabase } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
@@ -25,9 +26,10 @@ function request(body: unknown, headers: Record<string, string> = {}): Request {
   });
 }
 
-async function call(handler: (r: Request) => Promise<Response>, req: Request) {
+/** The answer with its parsed body, typed B: what the test reads of it. */
+async function call<B = unknown>(handler: (r: Request) => Promise<Response>, req: Request) {
   const response = await handler(req);
-  return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, any> };
+  return { status: response.status, headers: response.headers, body: (await response.json()) as B };
 }
 
 const email = () => `user-${randomUUID()}@example.test`;
@@ -67,7 +69,7 @@ describe('register in admin mode', () => {
   it('creates the user through the Auth admin API and answers 201 with the profile', async () => {
     const address = email();
     const username = `ada_${randomUUID().slice(0, 8)}`;
-    const { status, body } = await call(
+    const { status, body } = await call<RegisterResult>(
       registerWith(ADMIN),
       request({ email: address.toUpperCase(), password: PASSWORD, full_name: 'Ada Lovelace', username, metadata: { plan: 'pro' } }),
     );
@@ -91,7 +93,7 @@ describe('register in admin mode', () => {
     const lines: string[] = [];
     const log = createLogger({ destination: new Writable({ write(c, _e, d) { lines.push(String(c)); d(); } }) });
     const response = await registerWith(ADMIN, { log })(request({ email: email(), password: PASSWORD, full_name: 'Ada' }));
-    const body = (await response.json()) as Record<string, any>;
+    const body = (await response.json()) as RegisterResult;
     expect(response.status).toBe(201);
     expect(body.profile_status).toBe('existed');
     const { j: stored } = await db().one('select to_jsonb(p) as j from public.user_profiles p where user_id = $1', [body.user.id]);
@@ -108,7 +110,7 @@ describe('register in admin mode', () => {
   });
 
   it('confirms the email when REGISTER_ADMIN_EMAIL_CONFIRM is on', async () => {
-    const { status, body } = await call(registerWith(ADMIN), request({ email: email(), password: PASSWORD }));
+    const { status, body } = await call<RegisterResult>(registerWith(ADMIN), request({ email: email(), password: PASSWORD }));
     expect(status).toBe(201);
     expect(body.email_confirmation_required).toBe(false);
     expect(await db().one('select email_confirmed_at is not null as confirmed from auth.users where id = $1', [body.user.id])).toEqual({
@@ -119,8 +121,8 @@ describe('register in admin mode', () => {
   it('with REGISTER_ADMIN_EMAIL_CONFIRM off answers "check your email" without the profile, to a new and a taken address alike', async () => {
     const handler = registerWith({ REGISTER_MODE: 'admin' });
     const address = email();
-    const first = await call(handler, request({ email: address, password: PASSWORD, full_name: 'Ada' }));
-    const again = await call(handler, request({ email: address, password: 'another-password', full_name: 'Eve' }));
+    const first = await call<RegisterResult>(handler, request({ email: address, password: PASSWORD, full_name: 'Ada' }));
+    const again = await call<RegisterResult>(handler, request({ email: address, password: 'another-password', full_name: 'Eve' }));
     const expected = {
       user: { id: expect.any(String), email: address },
       profile: null,
@@ -139,7 +141,7 @@ describe('register in admin mode', () => {
   it('creates the profile itself, as created, when the trigger is switched off', async () => {
     await db().query('update private.settings set trigger_enabled = false');
     try {
-      const { status, body } = await call(
+      const { status, body } = await call<RegisterResult>(
         registerWith(ADMIN),
         request({ email: email(), password: PASSWORD, full_name: 'Grace' }),
       );
@@ -169,7 +171,7 @@ describe('register in signup mode', () => {
   it('goes through Auth signup, needs no confirmation when Auth autoconfirms, and answers 409 the second time', async () => {
     const address = email();
     const handler = registerWith({ REGISTER_MODE: 'signup' });
-    const { status, body } = await call(handler, request({ email: address, password: PASSWORD }));
+    const { status, body } = await call<RegisterResult>(handler, request({ email: address, password: PASSWORD }));
     expect(status).toBe(201);
     expect(body.email_confirmation_required).toBe(false);
     expect(await call(handler, request({ email: address, password: PASSWORD }))).toMatchObject({
@@ -189,7 +191,7 @@ describe('register in signup mode with email confirmation on', () => {
 
   it('lets Auth send the confirmation, says confirmation is required, and passes the CAPTCHA token through', async () => {
     const address = email();
-    const { status, body } = await call(handler(), request({ email: address, password: PASSWORD, captcha_token: 'captcha-ok' }));
+    const { status, body } = await call<RegisterResult>(handler(), request({ email: address, password: PASSWORD, captcha_token: 'captcha-ok' }));
     expect(status).toBe(201);
     expect(body.email_confirmation_required).toBe(true);
     expect(confirming().emails.map((m) => m.to)).toContain(address);
@@ -204,10 +206,10 @@ describe('register in signup mode with email confirmation on', () => {
 
   it('answers a confirmed address exactly as a new one, without its account or profile, unless REGISTER_REVEAL_TAKEN_EMAIL is on', async () => {
     const address = email();
-    const created = await call(handler(), request({ email: address, password: PASSWORD, captcha_token: 'captcha-ok' }));
+    const created = await call<RegisterResult>(handler(), request({ email: address, password: PASSWORD, captcha_token: 'captcha-ok' }));
     expect(created.status).toBe(201);
     await db().query('update auth.users set email_confirmed_at = now() where email = $1', [address]);
-    const again = await call(handler(), request({ email: address, password: 'someone-else', captcha_token: 'captcha-ok' }));
+    const again = await call<RegisterResult>(handler(), request({ email: address, password: 'someone-else', captcha_token: 'captcha-ok' }));
     expect(again.status).toBe(201);
     expect(Object.keys(again.body).sort()).toEqual(Object.keys(created.body).sort());
     expect(again.body).toEqual({ ...created.body, user: { id: expect.any(String), email: address } });
@@ -284,9 +286,9 @@ describe('register input', () => {
   });
 
   it('rejects malformed JSON with 400 and a body over MAX_BODY_BYTES with 413', async () => {
-    expect((await call(registerWith(), request('{"email":'))).body.error.code).toBe('invalid_json');
+    expect((await call<ErrorBody>(registerWith(), request('{"email":'))).body.error.code).toBe('invalid_json');
     const big = { email: email(), password: PASSWORD, metadata: { blob: 'x'.repeat(2000) } };
-    const answer = await call(registerWith({ MAX_BODY_BYTES: '1024' }), request(big));
+    const answer = await call<ErrorBody>(registerWith({ MAX_BODY_BYTES: '1024' }), request(big));
     expect(answer.status).toBe(413);
     expect(answer.body.error.code).toBe('payload_too_large');
   });
@@ -323,12 +325,12 @@ describe('register with an Idempotency-Key', () => {
     const handler = registerWith(ADMIN);
     const body = { email: email(), password: PASSWORD };
     const key = randomUUID();
-    const answers = await Promise.all(Array.from({ length: 10 }, () => call(handler, request(body, { 'idempotency-key': key }))));
+    const answers = await Promise.all(Array.from({ length: 10 }, () => call<RegisterResult | ErrorBody>(handler, request(body, { 'idempotency-key': key }))));
     expect(answers.filter((a) => a.status === 201).length).toBeGreaterThanOrEqual(1);
     for (const answer of answers) {
       if (answer.status !== 201) expect(answer).toMatchObject({ status: 409, body: { error: { code: 'idempotency_in_progress' } } });
     }
-    expect(new Set(answers.filter((a) => a.status === 201).map((a) => a.body.user.id)).size).toBe(1);
+    expect(new Set(answers.filter((a) => a.status === 201).map((a) => (a.body as RegisterResult).user.id)).size).toBe(1);
     expect(await usersWith(body.email)).toBe(1);
   });
 
@@ -349,7 +351,7 @@ describe('register with an Idempotency-Key', () => {
   });
 
   it('rejects a malformed key with 400 naming the header', async () => {
-    const answer = await call(registerWith(), request({ email: email(), password: PASSWORD }, { 'idempotency-key': 'has space' }));
+    const answer = await call<ErrorBody>(registerWith(), request({ email: email(), password: PASSWORD }, { 'idempotency-key': 'has space' }));
     expect(answer.status).toBe(400);
     expect(answer.body.error.fields).toEqual({ 'Idempotency-Key': 'must be 1-255 printable ASCII characters' });
   });
@@ -363,7 +365,7 @@ describe('register guards', () => {
     expect((await call(handler, request({ email: email(), password: PASSWORD }, from('198.51.100.1')))).status).toBe(201);
     expect((await call(handler, request({ email: email(), password: PASSWORD }, from('198.51.100.2')))).status).toBe(201);
     // A client cannot escape by inventing its own first hop: the gateway's last one counts.
-    const limited = await call(handler, request({ email: email(), password: PASSWORD }, from('198.51.100.3')));
+    const limited = await call<ErrorBody>(handler, request({ email: email(), password: PASSWORD }, from('198.51.100.3')));
     expect(limited.status).toBe(429);
     expect(limited.body.error.code).toBe('rate_limited');
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
@@ -379,12 +381,12 @@ describe('register guards', () => {
       REGISTER_RATE_LIMIT_WINDOW_SECONDS: '3600',
     });
     const unattributed = (xff?: string) =>
-      call(handler, request({ email: email(), password: PASSWORD }, xff === undefined ? { 'x-forwarded-for': '' } : { 'x-forwarded-for': xff }));
+      call<RegisterResult | ErrorBody>(handler, request({ email: email(), password: PASSWORD }, xff === undefined ? { 'x-forwarded-for': '' } : { 'x-forwarded-for': xff }));
     // No header, a hop that is no address: neither is anyone's address, and neither gets one person's budget of 1.
     expect([(await unattributed()).status, (await unattributed('unknown')).status, (await unattributed()).status]).toEqual([201, 201, 201]);
     const limited = await unattributed();
     expect(limited.status).toBe(429);
-    expect(limited.body.error.code).toBe('rate_limited');
+    expect((limited.body as ErrorBody).error.code).toBe('rate_limited');
     // A client with an address of its own is not held by the unattributed ceiling.
     expect((await call(handler, request({ email: email(), password: PASSWORD }))).status).toBe(201);
   });
@@ -392,7 +394,7 @@ describe('register guards', () => {
   it('answers 503 registration_disabled with Retry-After while register_enabled is off', async () => {
     await db().query('update private.settings set register_enabled = false');
     try {
-      const answer = await call(registerWith(), request({ email: email(), password: PASSWORD }));
+      const answer = await call<ErrorBody>(registerWith(), request({ email: email(), password: PASSWORD }));
       expect(answer.status).toBe(503);
       expect(answer.body.error.code).toBe('registration_disabled');
       expect(answer.headers.get('retry-after')).toBe('60');
@@ -416,7 +418,7 @@ describe('register when dependencies fail', () => {
     const { client, calls } = faultyClient(config, () => new TypeError('fetch failed'));
     const body = { email: email(), password: PASSWORD };
     const key = randomUUID();
-    const answer = await call(createRegisterHandler({ config, supabase: client }), request(body, { 'idempotency-key': key }));
+    const answer = await call<ErrorBody>(createRegisterHandler({ config, supabase: client }), request(body, { 'idempotency-key': key }));
     expect(answer.status).toBe(503);
     expect(answer.body.error.code).toBe('service_unavailable');
     expect(answer.headers.get('retry-after')).toBe('5');
@@ -450,7 +452,7 @@ describe('register when dependencies fail', () => {
     const address = email();
     await db().query(`alter table public.user_profiles add constraint hostile_trigger check (created_via <> 'trigger' or email is distinct from '${address}') not valid`);
     try {
-      const { status, body } = await call(registerWith(ADMIN), request({ email: address, password: PASSWORD, full_name: 'Grace' }));
+      const { status, body } = await call<RegisterResult>(registerWith(ADMIN), request({ email: address, password: PASSWORD, full_name: 'Grace' }));
       expect(status).toBe(201);
       expect(body.profile_status).toBe('created');
       expect(body.profile).toMatchObject({ user_id: body.user.id, full_name: 'Grace', created_via: 'register' });
@@ -472,7 +474,7 @@ describe('register when dependencies fail', () => {
         return await fetch(input, init);
       },
     });
-    const { status, body } = await call(createRegisterHandler({ config, supabase: client }), request({ email: email(), password: PASSWORD }));
+    const { status, body } = await call<RegisterResult>(createRegisterHandler({ config, supabase: client }), request({ email: email(), password: PASSWORD }));
     expect(seen).toEqual(['POST /rest/v1/rpc/ensure_user_profile']);
     expect(status).toBe(201);
     expect(body.profile_status).toBe('existed');
@@ -497,7 +499,7 @@ describe('register when dependencies fail', () => {
         return await fetch(input, init);
       },
     });
-    const { status, body } = await call(createRegisterHandler({ config, supabase: client }), request({ email: email(), password: PASSWORD }));
+    const { status, body } = await call<RegisterResult>(createRegisterHandler({ config, supabase: client }), request({ email: email(), password: PASSWORD }));
     expect(seen).toEqual([
       'POST /rest/v1/rpc/ensure_user_profile',
       'POST /rest/v1/rpc/ensure_user_profile',
@@ -512,7 +514,7 @@ describe('register when dependencies fail', () => {
     const address = email();
     await db().query(`alter table public.user_profiles add constraint hostile_register check (email is distinct from '${address}') not valid`);
     try {
-      const { status, body } = await call(registerWith(ADMIN), request({ email: address, password: PASSWORD }));
+      const { status, body } = await call<RegisterResult>(registerWith(ADMIN), request({ email: address, password: PASSWORD }));
       expect(status).toBe(202);
       expect(body).toEqual({
         user: { id: expect.any(String), email: address },

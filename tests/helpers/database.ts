@@ -20,7 +20,7 @@ export interface TestDatabase {
   readonly authenticator: pg.Pool;
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>>;
   /** The single row a query returns; throws when it returns none. */
-  one<R extends pg.QueryResultRow = Record<string, any>>(sql: string, params?: unknown[]): Promise<R>;
+  one<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<R>;
   withClient<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T>;
   withTransaction<T>(work: (client: pg.PoolClient) => Promise<T>, options?: { commit?: boolean }): Promise<T>;
   asRole<T>(role: ApiRole, claims: Claims | null, work: (client: pg.PoolClient) => Promise<T>, options?: { commit?: boolean }): Promise<T>;

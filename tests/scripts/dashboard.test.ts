@@ -5,7 +5,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { UsageError } from '../../scripts/cli.ts';
+import { UsageError } from '../../scripts/cli-flags.ts';
 import { parseDashboardOptions, USAGE } from '../../scripts/dashboard-options.ts';
 import { startDashboardServer, type DashboardServer } from '../../scripts/dashboard-server.ts';
 import { ROOT } from './run-cli.ts';

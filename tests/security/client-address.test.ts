@@ -24,11 +24,20 @@ const email = (tag: string) => `${tag}-${randomUUID()}@example.test`;
 // ============================================================================
 const HEALTH_TOKEN = 'client-address-probe-token';
 
+/** What the probe answers (clientAddressProbe in shared/profile-health-handler.ts). */
+interface ProbeBody {
+  configured: { header: string; hop: number };
+  client_address: string | null;
+  rate_limit_key: string | null;
+  /** Each address header the probe looks at, null when absent. */
+  received: Record<string, string | null>;
+}
+
 async function probe(local: () => LocalApi, headers: Record<string, string>) {
   const response = await fetch(`${local().stack.apiUrl}/functions/v1/profile-health?probe=client-address`, {
     headers: { 'x-health-token': HEALTH_TOKEN, ...headers },
   });
-  return { status: response.status, body: (await response.json()) as Record<string, any> };
+  return { status: response.status, body: (await response.json()) as ProbeBody };
 }
 
 describe('the client-address probe behind a gateway that appends the peer to x-forwarded-for (the default)', () => {

@@ -5,6 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { SystemHealth, SystemStats } from '../../shared/rpc-results.ts';
+import type { EnsureProfileAnswer, Reply } from '../helpers/bodies.ts';
 import { useTestDatabase } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
 import { http, signedInUser, type Answer } from './helpers.ts';
@@ -16,8 +18,8 @@ const api = useLocalApi(db, { functions: true });
 const LIMIT = 30;
 const WINDOW_SECONDS = 60;
 
-async function ensureAs(token: string): Promise<Answer> {
-  return await http(api(), '/functions/v1/ensure-profile', {
+async function ensureAs(token: string): Promise<Answer<Reply<EnsureProfileAnswer>>> {
+  return await http<Reply<EnsureProfileAnswer>>(api(), '/functions/v1/ensure-profile', {
     method: 'POST',
     headers: { apikey: api().stack.keys.publishableKey, authorization: `Bearer ${token}` },
   });
@@ -54,8 +56,8 @@ async function asService<T>(sql: string): Promise<T> {
 
 /** What health and the alerts judge: the attempts, and the success rate, of stats and of health. */
 async function judged(): Promise<Record<string, unknown>> {
-  const stats = await asService<Record<string, any>>(`select public.profile_system_stats(interval '1 hour') as r`);
-  const health = await asService<Record<string, any>>(`select public.profile_system_health() as r`);
+  const stats = await asService<SystemStats>(`select public.profile_system_stats(interval '1 hour') as r`);
+  const health = await asService<SystemHealth>(`select public.profile_system_health() as r`);
   return { attempts: stats.attempts, success_rate: stats.success_rate, health_success_rate: health.checks.success_rate };
 }
 

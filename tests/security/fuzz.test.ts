@@ -21,6 +21,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createEnsureProfileHandler } from '../../shared/ensure-profile-handler.ts';
 import { USERNAME_PATTERN } from '../../shared/profile-contract.ts';
 import { createRegisterHandler } from '../../shared/register-handler.ts';
+import type { EnsureProfileAnswer, ErrorBody, HookRefusal, RegisterResult, Reply } from '../helpers/bodies.ts';
 import { useTestDatabase, withTriggerOff } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
 import { signedInUser, writeCounts } from './helpers.ts';
@@ -205,7 +206,7 @@ const registerBody: fc.Arbitrary<Generated> = fc.oneof(
 
 // ---------------------------------------------------------------------------- ensure-profile
 /** Filled in beforeAll: users that exist (with profiles), for bodies that name them. */
-let existingUsers: string[] = [];
+const existingUsers: string[] = [];
 
 const uuidLike = fc.oneof(
   fc.uuid(),
@@ -302,7 +303,8 @@ const hookBody: fc.Arbitrary<Generated> = fc.oneof(
 // ============================================================================
 type Handler = (request: Request) => Promise<Response>;
 
-async function send(handler: Handler, path: string, text: string, headers: Record<string, string>): Promise<{ status: number; body: any }> {
+/** The status and the parsed body (the raw text when it is not JSON, null when empty), typed B: what the test reads of it. */
+async function send<B = unknown>(handler: Handler, path: string, text: string, headers: Record<string, string>): Promise<{ status: number; body: B }> {
   const response = await handler(new Request(`${URL_BASE}/${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: text }));
   const raw = await response.text();
   let body: unknown = null;
@@ -311,7 +313,7 @@ async function send(handler: Handler, path: string, text: string, headers: Recor
   } catch {
     body = raw;
   }
-  return { status: response.status, body };
+  return { status: response.status, body: body as B };
 }
 
 function expectNot5xx(status: number, generated: Generated, body: unknown): void {
@@ -348,7 +350,7 @@ describe('fuzzing register (admin mode) with generated bodies', () => {
           text = expandDeep(JSON.stringify({ ...value, email: value.email.replace(FRESH_EMAIL, fresh).replace(FRESH_EMAIL.toUpperCase(), fresh.toUpperCase()) }));
         }
         const before = await writeCounts(db());
-        const answer = await send(handler, 'register', text, {});
+        const answer = await send<RegisterResult | ErrorBody>(handler, 'register', text, {});
         expectNot5xx(answer.status, body, answer.body);
         if (answer.status >= 400) {
           expect(await writeCounts(db())).toEqual(before);
@@ -358,8 +360,8 @@ describe('fuzzing register (admin mode) with generated bodies', () => {
         accepted += 1;
         expect(answer.status).toBe(201);
         // What was sent is what the wire carried: the body text, parsed.
-        const input = JSON.parse(text) as Record<string, any>;
-        const { rows } = await db().query('select email, full_name, username, avatar_url, metadata from public.user_profiles where user_id = $1', [answer.body.user.id]);
+        const input = JSON.parse(text) as Record<string, unknown>;
+        const { rows } = await db().query('select email, full_name, username, avatar_url, metadata from public.user_profiles where user_id = $1', [(answer.body as RegisterResult).user.id]);
         expect(rows).toEqual([
           {
             email: (input.email as string).trim().toLowerCase(),
@@ -369,7 +371,7 @@ describe('fuzzing register (admin mode) with generated bodies', () => {
             metadata: input.metadata ?? {},
           },
         ]);
-        expect(answer.body.user.email).toBe((input.email as string).trim().toLowerCase());
+        expect((answer.body as RegisterResult).user.email).toBe((input.email as string).trim().toLowerCase());
       }),
       PARAMETERS,
     );
@@ -393,7 +395,7 @@ describe('fuzzing ensure-profile with generated bodies', () => {
         generated += 1;
         const text = body.kind === 'not JSON' ? body.text : expandDeep(JSON.stringify(resolve(body.value)) ?? 'null');
         const before = await writeCounts(db());
-        const answer = await send(handler, 'ensure-profile', text, { authorization: `Bearer ${api().stack.keys.secretKey}` });
+        const answer = await send<EnsureProfileAnswer | ErrorBody>(handler, 'ensure-profile', text, { authorization: `Bearer ${api().stack.keys.secretKey}` });
         expectNot5xx(answer.status, { ...body, text }, answer.body);
         if (answer.status >= 400) {
           expect(await writeCounts(db())).toEqual(before);
@@ -401,8 +403,8 @@ describe('fuzzing ensure-profile with generated bodies', () => {
         }
         accepted += 1;
         expect(answer.status).toBe(200);
-        expect(existingUsers).toContain(answer.body.user_id);
-        expect(answer.body.profile.user_id).toBe(answer.body.user_id);
+        expect(existingUsers).toContain((answer.body as EnsureProfileAnswer).user_id);
+        expect((answer.body as EnsureProfileAnswer).profile!.user_id).toBe((answer.body as EnsureProfileAnswer).user_id);
       }),
       PARAMETERS,
     );
@@ -418,7 +420,7 @@ describe('fuzzing ensure-profile with generated bodies', () => {
         generated += 1;
         const text = body.kind === 'not JSON' ? body.text : expandDeep(JSON.stringify(resolve(body.value)) ?? 'null');
         const before = await writeCounts(db());
-        const answer = await send(handler, 'ensure-profile', text, { 'x-webhook-secret': api().stack.functionSecrets.PROFILE_WEBHOOK_SECRET! });
+        const answer = await send<EnsureProfileAnswer | ErrorBody>(handler, 'ensure-profile', text, { 'x-webhook-secret': api().stack.functionSecrets.PROFILE_WEBHOOK_SECRET! });
         expectNot5xx(answer.status, { ...body, text }, answer.body);
         if (answer.status >= 400) {
           expect(await writeCounts(db())).toEqual(before);
@@ -426,7 +428,7 @@ describe('fuzzing ensure-profile with generated bodies', () => {
         }
         accepted += 1;
         expect(answer.status).toBe(200);
-        expect(existingUsers).toContain(answer.body.user_id);
+        expect(existingUsers).toContain((answer.body as EnsureProfileAnswer).user_id);
       }),
       PARAMETERS,
     );
@@ -444,7 +446,7 @@ describe('fuzzing ensure-profile with generated bodies', () => {
         const id = `msg_${randomUUID()}`;
         const now = new Date();
         const before = await writeCounts(db());
-        const answer = await send(handler, 'ensure-profile', body.text, {
+        const answer = await send<HookRefusal | ErrorBody | null>(handler, 'ensure-profile', body.text, {
           'webhook-id': id,
           'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
           'webhook-signature': webhook.sign(id, now, body.text),
@@ -458,8 +460,8 @@ describe('fuzzing ensure-profile with generated bodies', () => {
         if (answer.status === 200) {
           verdicts += 1;
           refusals = 1;
-          expect(answer.body.error.http_code).toBeGreaterThanOrEqual(400);
-          expect(answer.body.error.http_code).toBeLessThan(500);
+          expect((answer.body as HookRefusal).error.http_code).toBeGreaterThanOrEqual(400);
+          expect((answer.body as HookRefusal).error.http_code).toBeLessThan(500);
           // The refusal is in the audit trail under the delivery's request id, as `refused` from the hook.
           const row = await db().one<{ source: string; outcome: string }>(
             'select source, outcome from private.audit_logs order by id desc limit 1');
@@ -500,7 +502,7 @@ describe('register inputs the database cannot store as given', () => {
     it(`${what} is refused with 400 validation_failed naming ${field}, and no user is created`, async () => {
       const before = await writeCounts(db());
       const body = make();
-      const answer = await send(handler, 'register', JSON.stringify(body), {});
+      const answer = await send<Reply<RegisterResult>>(handler, 'register', JSON.stringify(body), {});
       expect({ status: answer.status, code: answer.body?.error?.code, field: Object.keys(answer.body?.error?.fields ?? {}) }).toEqual({
         status: 400,
         code: 'validation_failed',
@@ -519,9 +521,9 @@ describe('register inputs the database cannot store as given', () => {
       avatar_url: 'https://example.test/<img/src=x/onerror=alert(1)>',
       metadata: { "'; drop table x; --": '<b>bold</b>', nested: { rtl: '\u202e\u2067', zw: '\u200b\u200d\ufeff', astral: '𒀀😀' }, n: [1.5, -0.25, 1e21, true, null] },
     };
-    const answer = await send(handler, 'register', JSON.stringify(body), {});
+    const answer = await send<Reply<RegisterResult>>(handler, 'register', JSON.stringify(body), {});
     expect({ status: answer.status, error: answer.body?.error }).toEqual({ status: 201, error: undefined });
-    const row = await db().one('select email, full_name, username, avatar_url, metadata from public.user_profiles where user_id = $1', [answer.body.user.id]);
+    const row = await db().one('select email, full_name, username, avatar_url, metadata from public.user_profiles where user_id = $1', [(answer.body as RegisterResult).user.id]);
     expect(row).toEqual({
       email: body.email.trim().toLowerCase(),
       full_name: body.full_name.trim(),

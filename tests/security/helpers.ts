@@ -42,14 +42,14 @@ export async function signedInUser(
   return { id, email, password, accessToken: data.session.access_token, refreshToken: data.session.refresh_token };
 }
 
-export interface Answer {
+export interface Answer<B = unknown> {
   status: number;
   headers: Headers;
-  /** Parsed JSON, the raw text when it is not JSON, null when empty. */
-  body: any;
+  /** Parsed JSON, the raw text when it is not JSON, null when empty; typed B, what a test reads of it. */
+  body: B;
 }
 
-export async function answerOf(response: Response): Promise<Answer> {
+export async function answerOf<B = unknown>(response: Response): Promise<Answer<B>> {
   const text = await response.text();
   let body: unknown = null;
   if (text !== '') {
@@ -59,12 +59,12 @@ export async function answerOf(response: Response): Promise<Answer> {
       body = text;
     }
   }
-  return { status: response.status, headers: response.headers, body };
+  return { status: response.status, headers: response.headers, body: body as B };
 }
 
 /** fetch against the local stack: path is everything after the API URL (`/rest/v1/…`, `/functions/v1/…`). */
-export async function http(api: LocalApi, path: string, init: RequestInit = {}): Promise<Answer> {
-  return await answerOf(await fetch(`${api.stack.apiUrl}${path}`, init));
+export async function http<B = unknown>(api: LocalApi, path: string, init: RequestInit = {}): Promise<Answer<B>> {
+  return await answerOf<B>(await fetch(`${api.stack.apiUrl}${path}`, init));
 }
 
 /**

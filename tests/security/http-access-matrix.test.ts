@@ -353,7 +353,7 @@ const FUNCTION_CELLS: Cell[] = [
     // The public verdict reads only; the privileged one also evaluates alerts (it may write).
     denied: keys !== FULL_HEALTH_KEYS,
     expected: status(code, (answer) => {
-      if (keys) expect(Object.keys(answer.body).sort()).toEqual(keys);
+      if (keys) expect(Object.keys(answer.body as object).sort()).toEqual(keys);
       else expect(answer.body).toMatchObject({ error: { code: 'unauthorized' } });
     }),
     run: async () => await http(api(), '/functions/v1/profile-health', { headers: headersOf(actor) }),

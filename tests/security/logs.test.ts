@@ -7,9 +7,11 @@
 // may appear, and the capture itself is shown to be real: JSON lines with request ids from every
 // function, naming the users and requests of the flow.
 import { randomUUID } from 'node:crypto';
+import type { Session } from '@supabase/supabase-js';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { signEs256, signHs256 } from '../../dev/keys.ts';
+import type { RegisterResult } from '../helpers/bodies.ts';
 import { useTestDatabase, withTriggerOff } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
 import { attackerKey, b64url, http, JSON_TYPE, type Answer } from './helpers.ts';
@@ -29,8 +31,8 @@ const requestIds = new Map<string, string>();
 const consoleLines: string[] = [];
 const facts: { userId?: string; email?: string } = {};
 
-/** A request through the stack, remembering the credentials it carries as secrets. */
-async function call(path: string, init: RequestInit & { headers?: Record<string, string> } = {}): Promise<Answer> {
+/** A request through the stack, remembering the credentials it carries as secrets; B is what the test reads of the body. */
+async function call<B = unknown>(path: string, init: RequestInit & { headers?: Record<string, string> } = {}): Promise<Answer<B>> {
   const headers = init.headers ?? {};
   for (const [name, value] of Object.entries(headers)) {
     if (['authorization', 'apikey', 'x-webhook-secret', 'x-health-token', 'webhook-signature'].includes(name.toLowerCase())) {
@@ -40,13 +42,16 @@ async function call(path: string, init: RequestInit & { headers?: Record<string,
       if (token && token !== api().stack.keys.publishableKey) secret(token);
     }
   }
-  const answer = await http(api(), path, init);
+  const answer = await http<B>(api(), path, init);
   const requestId = answer.headers.get('x-request-id');
   if (path.startsWith('/functions/v1/') && requestId) requestIds.set(requestId, `${init.method ?? 'GET'} ${path} → ${answer.status}`);
   // Sessions carry tokens in their JSON.
-  if (answer.body && typeof answer.body === 'object') {
+  const body: unknown = answer.body;
+  if (body && typeof body === 'object') {
+    const fields = body as Record<string, unknown>;
     for (const key of ['access_token', 'refresh_token', 'provider_token']) {
-      if (typeof answer.body[key] === 'string') secret(answer.body[key]);
+      const value = fields[key];
+      if (typeof value === 'string') secret(value);
     }
   }
   return answer;
@@ -86,7 +91,7 @@ describe('a representative flow through every endpoint', () => {
     const password = secret(`Pw-${randomUUID()}-!`);
 
     // register: success, then every way to fail (each carrying a password).
-    const created = await call('/functions/v1/register', {
+    const created = await call<RegisterResult>('/functions/v1/register', {
       method: 'POST',
       headers: { ...anonHeaders(), ...JSON_TYPE },
       body: JSON.stringify({ email, password, full_name: 'Logged Person', username: `logged_${randomUUID().slice(0, 6)}` }),
@@ -118,7 +123,7 @@ describe('a representative flow through every endpoint', () => {
     });
 
     // Sign-in (good and wrong password) and a refresh.
-    const session = await call('/auth/v1/token?grant_type=password', {
+    const session = await call<Session>('/auth/v1/token?grant_type=password', {
       method: 'POST',
       headers: { ...anonHeaders(), ...JSON_TYPE },
       body: JSON.stringify({ email, password }),

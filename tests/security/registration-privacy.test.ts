@@ -5,6 +5,7 @@
 // confirmation off Auth itself answers "User already registered", so register may say 409.
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import type { ErrorBody, RegisterResult } from '../helpers/bodies.ts';
 import { useTestDatabase } from '../helpers/database.ts';
 import { useLocalApi, type LocalApi } from '../helpers/local-api.ts';
 import { signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
@@ -18,8 +19,11 @@ const autoconfirming = useLocalApi(db, { functions: true, autoconfirm: true, fun
 const PASSWORD = 'correct-horse-battery';
 const email = (tag: string) => `${tag}-${randomUUID()}@example.test`;
 
-function register(local: () => LocalApi, body: Record<string, unknown>): Promise<Answer> {
-  return invoke(app(local().stack.apiUrl, local().stack.keys.anonKey), 'register', { body });
+/** register's answer: the result, or the error body for a 4xx. */
+type RegisterAnswer = Answer<RegisterResult | ErrorBody>;
+
+function register(local: () => LocalApi, body: Record<string, unknown>): Promise<RegisterAnswer> {
+  return invoke<RegisterResult | ErrorBody>(app(local().stack.apiUrl, local().stack.keys.anonKey), 'register', { body });
 }
 
 /** Six people registering one fresh address within a few milliseconds, each with their own details. */
@@ -39,7 +43,7 @@ async function race(local: () => LocalApi) {
 }
 
 /** Every racer's personal value that must appear in no other racer's answer. */
-function leaks(racers: Array<Record<string, any>>, answers: Answer[]): string[] {
+function leaks(racers: Array<{ full_name: string; username: string; metadata: { phone: string; born: string } }>, answers: RegisterAnswer[]): string[] {
   const found: string[] = [];
   answers.forEach((answer, i) => {
     const text = JSON.stringify(answer.body);
@@ -59,7 +63,7 @@ const median = (values: number[]) => {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
 
-async function timed(local: () => LocalApi, body: Record<string, unknown>): Promise<{ answer: Answer; ms: number }> {
+async function timed(local: () => LocalApi, body: Record<string, unknown>): Promise<{ answer: RegisterAnswer; ms: number }> {
   const started = performance.now();
   const answer = await register(local, body);
   return { answer, ms: performance.now() - started };
@@ -80,7 +84,7 @@ describe('concurrent registrations of one address, email confirmation on', () =>
     }
     expect(leaks(racers, answers)).toEqual([]);
     // Only the request that created the account was told its id, and the profile holds its details.
-    const creators = answers.flatMap((a, i) => (a.body.user.id === userId ? [i] : []));
+    const creators = answers.flatMap((a, i) => ((a.body as RegisterResult).user.id === userId ? [i] : []));
     expect(creators).toHaveLength(1);
     const profile = await db().one('select full_name, username from public.user_profiles where user_id = $1', [userId]);
     expect(profile).toEqual({ full_name: racers[creators[0]!]!.full_name, username: racers[creators[0]!]!.username });
@@ -94,8 +98,9 @@ describe('concurrent registrations of one address, email confirmation off', () =
     expect(statuses.filter((s) => s === 201)).toHaveLength(1);
     expect(statuses.filter((s) => s === 409)).toHaveLength(5);
     const winner = statuses.indexOf(201);
-    expect(answers[winner]!.body.user.id).toBe(userId);
-    expect(answers[winner]!.body.profile).toMatchObject({ user_id: userId, full_name: racers[winner]!.full_name });
+    const won = answers[winner]!.body as RegisterResult;
+    expect(won.user.id).toBe(userId);
+    expect(won.profile).toMatchObject({ user_id: userId, full_name: racers[winner]!.full_name });
     for (const answer of answers.filter((a) => a.status === 409)) {
       expect(answer.body).toEqual({
         error: { code: 'email_taken', message: 'An account with this email already exists', fields: { email: 'is already registered' } },
@@ -122,20 +127,21 @@ describe('registered and new addresses, email confirmation on', () => {
     // A fresh worker has no timings yet: a few registrations first, as any live project has had.
     for (let i = 0; i < 5; i++) await register(confirming, { email: email('warm'), password: PASSWORD });
 
-    const fresh: Array<{ answer: Answer; ms: number }> = [];
-    const taken: Array<{ answer: Answer; ms: number }> = [];
+    const fresh: Array<{ answer: RegisterAnswer; ms: number }> = [];
+    const taken: Array<{ answer: RegisterAnswer; ms: number }> = [];
     for (let i = 0; i < ROUNDS; i++) {
       fresh.push(await timed(confirming, { email: email('fresh'), password: PASSWORD, full_name: 'Fresh' }));
       const address = i % 2 === 0 ? confirmed[i]! : unconfirmed[i]!;
       taken.push(await timed(confirming, { email: address, password: PASSWORD, full_name: 'Fresh' }));
     }
 
-    const shape = ({ answer }: { answer: Answer }) => ({
+    // Every answer here is a 201: the result.
+    const shape = ({ answer }: { answer: RegisterAnswer }) => ({
       status: answer.status,
       keys: Object.keys(answer.body).sort(),
-      userKeys: Object.keys(answer.body.user).sort(),
-      profile: answer.body.profile,
-      profile_status: answer.body.profile_status,
+      userKeys: Object.keys((answer.body as RegisterResult).user).sort(),
+      profile: (answer.body as RegisterResult).profile,
+      profile_status: (answer.body as RegisterResult).profile_status,
       headers: [...answer.headers.keys()].filter((name) => name !== 'date').sort(),
       type: answer.headers.get('content-type'),
     });

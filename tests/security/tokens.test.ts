@@ -10,6 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { signEs256, signHs256 } from '../../dev/keys.ts';
+import type { EnsureProfileAnswer, PublicHealth, Reply, RestError } from '../helpers/bodies.ts';
 import { useTestDatabase } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
 import { attackerKey, b64url, fingerprint, http, JSON_TYPE, signedInUser, type Answer, type SignedInUser } from './helpers.ts';
@@ -172,8 +173,11 @@ const TOKEN_CASES: TokenCase[] = [
   },
 ];
 
-async function ensureAs(token: string, body?: unknown): Promise<Answer> {
-  return await http(api(), '/functions/v1/ensure-profile', {
+/** PostgREST's answer as read here: the members of its error, which rows lack (read with `?.`). */
+type RestReply = Partial<RestError> | null;
+
+async function ensureAs(token: string, body?: unknown): Promise<Answer<Reply<EnsureProfileAnswer>>> {
+  return await http<Reply<EnsureProfileAnswer>>(api(), '/functions/v1/ensure-profile', {
     method: 'POST',
     headers: { apikey: api().stack.keys.publishableKey, authorization: `Bearer ${token}`, ...(body === undefined ? {} : JSON_TYPE) },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
@@ -181,8 +185,8 @@ async function ensureAs(token: string, body?: unknown): Promise<Answer> {
 }
 
 /** What a victim's session could do: rename its profile. A forged token tries it. */
-async function renameVictimAs(token: string): Promise<Answer> {
-  return await http(api(), `/rest/v1/user_profiles?user_id=eq.${victim.id}`, {
+async function renameVictimAs(token: string): Promise<Answer<RestReply>> {
+  return await http<RestReply>(api(), `/rest/v1/user_profiles?user_id=eq.${victim.id}`, {
     method: 'PATCH',
     headers: { apikey: api().stack.keys.publishableKey, authorization: `Bearer ${token}`, ...JSON_TYPE, prefer: 'return=representation' },
     body: JSON.stringify({ full_name: 'Owned by a forged token' }),
@@ -190,8 +194,8 @@ async function renameVictimAs(token: string): Promise<Answer> {
 }
 
 /** What only the service role could do: insert a profile for the orphan. */
-async function insertOrphanProfileAs(token: string): Promise<Answer> {
-  return await http(api(), '/rest/v1/user_profiles', {
+async function insertOrphanProfileAs(token: string): Promise<Answer<RestReply>> {
+  return await http<RestReply>(api(), '/rest/v1/user_profiles', {
     method: 'POST',
     headers: { apikey: api().stack.keys.publishableKey, authorization: `Bearer ${token}`, ...JSON_TYPE, prefer: 'return=representation' },
     body: JSON.stringify({ user_id: orphan.id, email: orphan.email, created_via: 'ensure' }),
@@ -246,7 +250,7 @@ describe('/rest/v1 refuses forged and broken tokens', () => {
       expect({ status: rename.status, code: rename.body?.code }).toEqual(tokenCase.rest);
       const insert = await insertOrphanProfileAs(token);
       expect({ status: insert.status, code: insert.body?.code }).toEqual(tokenCase.rest);
-      const read = await http(api(), `/rest/v1/user_profiles?select=user_id&user_id=eq.${victim.id}`, {
+      const read = await http<RestReply>(api(), `/rest/v1/user_profiles?select=user_id&user_id=eq.${victim.id}`, {
         headers: { apikey: api().stack.keys.publishableKey, authorization: `Bearer ${token}` },
       });
       expect({ status: read.status, code: read.body?.code }).toEqual(tokenCase.rest);
@@ -279,9 +283,9 @@ describe('a publishable (or anon) key where a secret key is needed', () => {
 
   it('profile-health with the publishable key as x-health-token gets 401 unauthorized, and as bearer only the public body', async () => {
     const before = await fingerprint(db());
-    const asToken = await http(api(), '/functions/v1/profile-health', { headers: { 'x-health-token': api().stack.keys.publishableKey } });
+    const asToken = await http<Reply<PublicHealth>>(api(), '/functions/v1/profile-health', { headers: { 'x-health-token': api().stack.keys.publishableKey } });
     expect({ status: asToken.status, code: asToken.body?.error?.code }).toEqual({ status: 401, code: 'unauthorized' });
-    const asBearer = await http(api(), '/functions/v1/profile-health', {
+    const asBearer = await http<PublicHealth>(api(), '/functions/v1/profile-health', {
       headers: { apikey: api().stack.keys.publishableKey, authorization: `Bearer ${api().stack.keys.publishableKey}` },
     });
     // The public verdict: down (503), because this file's orphan has no profile and counts at once.
@@ -292,20 +296,20 @@ describe('a publishable (or anon) key where a secret key is needed', () => {
   });
 
   it('profile-health metrics (?format=prometheus) with the publishable key as bearer get 401 unauthorized', async () => {
-    const answer = await http(api(), '/functions/v1/profile-health?format=prometheus', {
+    const answer = await http<Reply<PublicHealth>>(api(), '/functions/v1/profile-health?format=prometheus', {
       headers: { apikey: api().stack.keys.publishableKey, authorization: `Bearer ${api().stack.keys.publishableKey}` },
     });
     expect({ status: answer.status, code: answer.body?.error?.code }).toEqual({ status: 401, code: 'unauthorized' });
   });
 
   it('profile-health with the health token of a wrong value gets 401 unauthorized', async () => {
-    const answer = await http(api(), '/functions/v1/profile-health', { headers: { 'x-health-token': 'wrong-health-token-of-enough-length' } });
+    const answer = await http<Reply<PublicHealth>>(api(), '/functions/v1/profile-health', { headers: { 'x-health-token': 'wrong-health-token-of-enough-length' } });
     expect({ status: answer.status, code: answer.body?.error?.code }).toEqual({ status: 401, code: 'unauthorized' });
   });
 
   it('the service-only RPC ensure_user_profile with the publishable key gets 401 42501 and creates no profile', async () => {
     const before = await fingerprint(db());
-    const answer = await http(api(), '/rest/v1/rpc/ensure_user_profile', {
+    const answer = await http<RestReply>(api(), '/rest/v1/rpc/ensure_user_profile', {
       method: 'POST',
       headers: { apikey: api().stack.keys.publishableKey, ...JSON_TYPE },
       body: JSON.stringify({ p_user_id: orphan.id }),

@@ -10,6 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { EnsureProfileAnswer, HookRefusal, Reply } from '../helpers/bodies.ts';
 import { useTestDatabase, withTriggerOff } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
 import { fingerprint, http, JSON_TYPE, signedInUser, type Answer } from './helpers.ts';
@@ -38,8 +39,8 @@ function insertEvent(userId: string): string {
   });
 }
 
-async function deliverWebhook(body: string, secret: string | null = webhookSecret()): Promise<Answer> {
-  return await http(api(), ENSURE, {
+async function deliverWebhook(body: string, secret: string | null = webhookSecret()): Promise<Answer<Reply<EnsureProfileAnswer>>> {
+  return await http<Reply<EnsureProfileAnswer>>(api(), ENSURE, {
     method: 'POST',
     headers: { ...JSON_TYPE, ...(secret === null ? {} : { 'x-webhook-secret': secret }) },
     body,
@@ -58,7 +59,7 @@ describe('Database Webhooks to ensure-profile', () => {
     expect({ status: first.status, profile_status: first.body?.profile_status }).toEqual({ status: 200, profile_status: 'created' });
     const replay = await deliverWebhook(body);
     expect({ status: replay.status, profile_status: replay.body?.profile_status }).toEqual({ status: 200, profile_status: 'existed' });
-    expect(replay.body.profile).toEqual(first.body.profile);
+    expect(replay.body!.profile).toEqual(first.body!.profile);
     expect(await profilesOf(userId)).toEqual([{ created_via: 'webhook' }]);
   });
 
@@ -67,7 +68,7 @@ describe('Database Webhooks to ensure-profile', () => {
     const body = insertEvent(userId);
     const answers = await Promise.all(Array.from({ length: 5 }, () => deliverWebhook(body)));
     expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200]);
-    expect(answers.map((a) => a.body.profile_status).sort()).toEqual(['created', 'existed', 'existed', 'existed', 'existed']);
+    expect(answers.map((a) => a.body!.profile_status).sort()).toEqual(['created', 'existed', 'existed', 'existed', 'existed']);
     expect(await profilesOf(userId)).toEqual([{ created_via: 'webhook' }]);
   });
 
@@ -148,7 +149,7 @@ function signed(body: string, options: { id?: string; timestamp?: Date; secret?:
   return { id, timestamp, body, signature };
 }
 
-async function deliverHook(delivery: Delivery, overrides: Partial<Record<'webhook-id' | 'webhook-timestamp' | 'webhook-signature', string | null>> = {}): Promise<Answer> {
+async function deliverHook(delivery: Delivery, overrides: Partial<Record<'webhook-id' | 'webhook-timestamp' | 'webhook-signature', string | null>> = {}): Promise<Answer<Reply<HookRefusal>>> {
   const headers: Record<string, string> = { ...JSON_TYPE };
   const values = {
     'webhook-id': delivery.id,
@@ -157,7 +158,7 @@ async function deliverHook(delivery: Delivery, overrides: Partial<Record<'webhoo
     ...overrides,
   };
   for (const [name, value] of Object.entries(values)) if (value !== null) headers[name] = value;
-  return await http(api(), ENSURE, { method: 'POST', headers, body: delivery.body });
+  return await http<Reply<HookRefusal>>(api(), ENSURE, { method: 'POST', headers, body: delivery.body });
 }
 
 const MINUTE = 60_000;
