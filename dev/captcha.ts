@@ -13,9 +13,15 @@ export function createCaptchaApp(acceptedToken: string): Hono {
     const form = await c.req.parseBody();
     const secret = typeof form.secret === 'string' ? form.secret : '';
     const response = typeof form.response === 'string' ? form.response : '';
-    if (secret !== LOCAL_CAPTCHA_SECRET) return c.json({ success: false, 'error-codes': ['invalid-input-secret'] });
-    if (response === '') return c.json({ success: false, 'error-codes': ['missing-input-response'] });
-    if (response !== acceptedToken) return c.json({ success: false, 'error-codes': ['invalid-input-response'] });
+    if (secret !== LOCAL_CAPTCHA_SECRET) {
+      return c.json({ success: false, 'error-codes': ['invalid-input-secret'] });
+    }
+    if (response === '') {
+      return c.json({ success: false, 'error-codes': ['missing-input-response'] });
+    }
+    if (response !== acceptedToken) {
+      return c.json({ success: false, 'error-codes': ['invalid-input-response'] });
+    }
     return c.json({ success: true, 'error-codes': [] });
   });
   return app;

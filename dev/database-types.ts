@@ -103,8 +103,15 @@ const TYPES_SQL = `
 
 const SCALARS: Record<string, string> = {
   bool: 'boolean',
-  int2: 'number', int4: 'number', int8: 'number', float4: 'number', float8: 'number', numeric: 'number', oid: 'number',
-  json: 'Json', jsonb: 'Json',
+  int2: 'number',
+  int4: 'number',
+  int8: 'number',
+  float4: 'number',
+  float8: 'number',
+  numeric: 'number',
+  oid: 'number',
+  json: 'Json',
+  jsonb: 'Json',
   void: 'undefined',
   record: 'Record<string, unknown>',
 };
@@ -145,17 +152,25 @@ class TypeNames {
     if (type.relation_columns) {
       return type.schema === 'public'
         ? `Database["public"]["CompositeTypes"][${JSON.stringify(type.name)}]`
-        : `{ ${type.relation_columns.map((c) => `${quoteKey(c.name)}: ${this.ts(c.type_oid)} | null`).join('; ')} }`;
+        : `{ ${
+          type.relation_columns.map((c) => `${quoteKey(c.name)}: ${this.ts(c.type_oid)} | null`)
+            .join('; ')
+        } }`;
     }
     return SCALARS[type.name] ?? (type.category === 'N' ? 'number' : 'string');
   }
 
   publicEnums(): TypeRow[] {
-    return [...this.types.values()].filter((t) => t.schema === 'public' && t.enum_labels).sort((a, b) => a.name.localeCompare(b.name));
+    return [...this.types.values()].filter((t) => t.schema === 'public' && t.enum_labels).sort((
+      a,
+      b,
+    ) => a.name.localeCompare(b.name));
   }
 
   publicComposites(): TypeRow[] {
-    return [...this.types.values()].filter((t) => t.schema === 'public' && t.relation_columns).sort((a, b) => a.name.localeCompare(b.name));
+    return [...this.types.values()].filter((t) => t.schema === 'public' && t.relation_columns).sort(
+      (a, b) => a.name.localeCompare(b.name),
+    );
   }
 }
 
@@ -173,22 +188,35 @@ function functionSignature(fn: FunctionRow, names: TypeNames): string {
   const args = inputs.length === 0
     ? 'never'
     // SQL passes null to any argument (these functions are not STRICT), and callers rely on it.
-    : `{ ${inputs.map((arg, i) => `${quoteKey(arg.name)}${i >= firstDefault ? '?' : ''}: ${names.ts(arg.type)} | null`).join('; ')} }`;
+    : `{ ${
+      inputs.map((arg, i) =>
+        `${quoteKey(arg.name)}${i >= firstDefault ? '?' : ''}: ${names.ts(arg.type)} | null`
+      ).join('; ')
+    } }`;
   const row = fn.table_columns
-    ? `{ ${fn.table_columns.map((c) => `${quoteKey(c.name)}: ${names.ts(c.type_oid)}`).join('; ')} }`
+    ? `{ ${
+      fn.table_columns.map((c) => `${quoteKey(c.name)}: ${names.ts(c.type_oid)}`).join('; ')
+    } }`
     : names.ts(fn.result_oid);
-  return `{ Args: ${args}; Returns: ${fn.returns_set ? `${fn.table_columns ? row : `(${row})`}[]` : row} }`;
+  return `{ Args: ${args}; Returns: ${
+    fn.returns_set ? `${fn.table_columns ? row : `(${row})`}[]` : row
+  } }`;
 }
 
 /** The text of shared/database.types.ts for the database `client` is connected to. */
-export async function generateDatabaseTypes(client: pg.ClientBase, schema: (typeof EXPOSED_SCHEMAS)[number] = 'public'): Promise<string> {
+export async function generateDatabaseTypes(
+  client: pg.ClientBase,
+  schema: (typeof EXPOSED_SCHEMAS)[number] = 'public',
+): Promise<string> {
   const columns = (await client.query<Column>(COLUMNS_SQL, [schema])).rows;
   const foreignKeys = (await client.query<ForeignKey>(FOREIGN_KEYS_SQL, [schema])).rows;
   const functions = (await client.query<FunctionRow>(FUNCTIONS_SQL, [schema])).rows;
   const names = new TypeNames(client);
   await names.load([
     ...columns.map((c) => c.type_oid),
-    ...functions.flatMap((f) => [...f.arg_types, f.result_oid, ...(f.table_columns ?? []).map((c) => c.type_oid)]),
+    ...functions.flatMap((
+      f,
+    ) => [...f.arg_types, f.result_oid, ...(f.table_columns ?? []).map((c) => c.type_oid)]),
   ]);
 
   const relations = groupBy(columns, (c) => c.table_name);
@@ -196,17 +224,35 @@ export async function generateDatabaseTypes(client: pg.ClientBase, schema: (type
   const tables: string[] = [];
   const views: string[] = [];
   for (const [table, cols] of relations) {
-    const row = cols.map((c) => `          ${quoteKey(c.column_name)}: ${names.ts(c.type_oid)}${c.nullable ? ' | null' : ''}`);
-    const insert = cols.filter((c) => c.updatable).map((c) => `          ${quoteKey(c.column_name)}${c.optional_on_insert ? '?' : ''}: ${names.ts(c.type_oid)}${c.nullable ? ' | null' : ''}`);
-    const update = cols.filter((c) => c.updatable).map((c) => `          ${quoteKey(c.column_name)}?: ${names.ts(c.type_oid)}${c.nullable ? ' | null' : ''}`);
+    const row = cols.map((c) =>
+      `          ${quoteKey(c.column_name)}: ${names.ts(c.type_oid)}${c.nullable ? ' | null' : ''}`
+    );
+    const insert = cols.filter((c) => c.updatable).map((c) =>
+      `          ${quoteKey(c.column_name)}${c.optional_on_insert ? '?' : ''}: ${
+        names.ts(c.type_oid)
+      }${c.nullable ? ' | null' : ''}`
+    );
+    const update = cols.filter((c) => c.updatable).map((c) =>
+      `          ${quoteKey(c.column_name)}?: ${names.ts(c.type_oid)}${c.nullable ? ' | null' : ''}`
+    );
     const rels = (relationships.get(table) ?? []).map((k) =>
-      `          {\n            foreignKeyName: ${JSON.stringify(k.constraint_name)}\n            columns: ${JSON.stringify(k.columns)}\n` +
-      `            isOneToOne: ${k.one_to_one}\n            referencedRelation: ${JSON.stringify(k.referenced_relation)}\n` +
-      `            referencedColumns: ${JSON.stringify(k.referenced_columns)}\n          },`);
+      `          {\n            foreignKeyName: ${
+        JSON.stringify(k.constraint_name)
+      }\n            columns: ${JSON.stringify(k.columns)}\n` +
+      `            isOneToOne: ${k.one_to_one}\n            referencedRelation: ${
+        JSON.stringify(k.referenced_relation)
+      }\n` +
+      `            referencedColumns: ${JSON.stringify(k.referenced_columns)}\n          },`
+    );
     const body = [
       `      ${quoteKey(table)}: {`,
       `        Row: {\n${row.join('\n')}\n        }`,
-      ...(cols[0]!.kind === 'table' ? [`        Insert: {\n${insert.join('\n')}\n        }`, `        Update: {\n${update.join('\n')}\n        }`] : []),
+      ...(cols[0]!.kind === 'table'
+        ? [
+          `        Insert: {\n${insert.join('\n')}\n        }`,
+          `        Update: {\n${update.join('\n')}\n        }`,
+        ]
+        : []),
       `        Relationships: [${rels.length ? `\n${rels.join('\n')}\n        ` : ''}]`,
       '      }',
     ].join('\n');
@@ -217,11 +263,23 @@ export async function generateDatabaseTypes(client: pg.ClientBase, schema: (type
   const fnLines = [...groupBy(functions, (f) => f.name)].map(([name, overloads]) =>
     overloads.length === 1
       ? `      ${quoteKey(name)}: ${functionSignature(overloads[0]!, names)}`
-      : `      ${quoteKey(name)}:\n${overloads.map((f) => `        | ${functionSignature(f, names)}`).join('\n')}`);
-  const enums = names.publicEnums().map((t) => `      ${quoteKey(t.name)}: ${t.enum_labels!.map((l) => JSON.stringify(l)).join(' | ')}`);
+      : `      ${quoteKey(name)}:\n${
+        overloads.map((f) => `        | ${functionSignature(f, names)}`).join('\n')
+      }`
+  );
+  const enums = names.publicEnums().map((t) =>
+    `      ${quoteKey(t.name)}: ${t.enum_labels!.map((l) => JSON.stringify(l)).join(' | ')}`
+  );
   const composites = names.publicComposites().map((t) =>
-    `      ${quoteKey(t.name)}: { ${t.relation_columns!.map((c) => `${quoteKey(c.name)}: ${names.ts(c.type_oid)} | null`).join('; ')} }`);
-  const section = (items: string[]) => (items.length ? `{\n${items.join('\n')}\n    }` : '{\n      [_ in never]: never\n    }');
+    `      ${quoteKey(t.name)}: { ${
+      t.relation_columns!.map((c) => `${quoteKey(c.name)}: ${names.ts(c.type_oid)} | null`).join(
+        '; ',
+      )
+    } }`
+  );
+  const section = (
+    items: string[],
+  ) => (items.length ? `{\n${items.join('\n')}\n    }` : '{\n      [_ in never]: never\n    }');
 
   return `// Generated by \`npm run gen:types\` from the migrated database (dev/database-types.ts), in the shape
 // of \`supabase gen types typescript\`. Do not edit: change the SQL, then regenerate;

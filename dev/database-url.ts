@@ -3,7 +3,10 @@
 export const LOCAL_ROLE_PASSWORD = 'postgres';
 
 /** The same server URL pointed at another database and, optionally, another login role. */
-export function databaseUrl(serverUrl: string, options: { database?: string; role?: string; password?: string } = {}): string {
+export function databaseUrl(
+  serverUrl: string,
+  options: { database?: string; role?: string; password?: string } = {},
+): string {
   const url = new URL(serverUrl);
   if (options.database) url.pathname = `/${options.database}`;
   if (options.role) {

@@ -18,7 +18,11 @@ const USAGE = `usage: npm run db -- [--port N] [--data-dir DIR]
 function parseOptions(argv: string[]): { port: number; dataDir: string } {
   const { values } = parseArgs({
     args: argv,
-    options: { port: { type: 'string' }, 'data-dir': { type: 'string' }, help: { type: 'boolean' } },
+    options: {
+      port: { type: 'string' },
+      'data-dir': { type: 'string' },
+      help: { type: 'boolean' },
+    },
     strict: true,
   });
   if (values.help) {
@@ -26,7 +30,9 @@ function parseOptions(argv: string[]): { port: number; dataDir: string } {
     process.exit(0);
   }
   const port = values.port === undefined ? DEFAULT_PORT : Number(values.port);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--port must be a port number, got ${values.port}`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new Error(`--port must be a port number, got ${values.port}`);
+  }
   return { port, dataDir: values['data-dir'] ? path.resolve(values['data-dir']) : localDataDir() };
 }
 
@@ -39,7 +45,11 @@ async function main(): Promise<void> {
     process.exit(2);
   }
 
-  const cluster = await startEmbeddedCluster({ dataDir: options.dataDir, persistent: true, port: options.port });
+  const cluster = await startEmbeddedCluster({
+    dataDir: options.dataDir,
+    persistent: true,
+    port: options.port,
+  });
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

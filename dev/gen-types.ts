@@ -11,7 +11,12 @@ import { generateDatabaseTypes } from './database-types.ts';
 import { migrateDatabase } from './migrate.ts';
 import { startEmbeddedCluster } from './postgres.ts';
 
-export const DATABASE_TYPES_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'shared', 'database.types.ts');
+export const DATABASE_TYPES_FILE = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  'shared',
+  'database.types.ts',
+);
 
 async function withMigratedDatabase<T>(work: (url: string) => Promise<T>): Promise<T> {
   const serverUrl = process.env.DATABASE_URL;

@@ -2,8 +2,8 @@
 // secret (legacy API keys and legacy user tokens) or ES256 against the signing key (user access
 // tokens), exactly one of the two, with exp and nbf enforced. Anything else (alg "none", an
 // unknown kid, a bad signature) is rejected.
-import { decodeProtectedHeader, importJWK, jwtVerify, type JWTPayload } from 'jose';
-import { publicJwk, type LocalKeys } from './keys.ts';
+import { decodeProtectedHeader, importJWK, type JWTPayload, jwtVerify } from 'jose';
+import { type LocalKeys, publicJwk } from './keys.ts';
 
 export class JwtRejected extends Error {}
 
@@ -21,7 +21,10 @@ function cached(token: string, keys: VerifyKeys): JWTPayload | null {
   const entry = verified.get(keys)?.get(token);
   if (!entry) return null;
   const now = Date.now();
-  if (now >= entry.until || (typeof entry.payload.exp === 'number' && Math.floor(now / 1000) >= entry.payload.exp)) {
+  if (
+    now >= entry.until ||
+    (typeof entry.payload.exp === 'number' && Math.floor(now / 1000) >= entry.payload.exp)
+  ) {
     verified.get(keys)!.delete(token);
     return null;
   }
@@ -30,7 +33,7 @@ function cached(token: string, keys: VerifyKeys): JWTPayload | null {
 
 function remember(token: string, keys: VerifyKeys, payload: JWTPayload): JWTPayload {
   let tokens = verified.get(keys);
-  if (!tokens) verified.set(keys, (tokens = new Map()));
+  if (!tokens) verified.set(keys, tokens = new Map());
   if (tokens.size >= CACHE_MAX_ENTRIES) tokens.clear();
   tokens.set(token, { payload, until: Date.now() + CACHE_TTL_MS });
   return { ...payload };
@@ -51,10 +54,14 @@ async function verifyJwtUncached(token: string, keys: VerifyKeys): Promise<JWTPa
   }
   try {
     if (alg === 'HS256') {
-      return (await jwtVerify(token, new TextEncoder().encode(keys.jwtSecret), { algorithms: ['HS256'] })).payload;
+      return (await jwtVerify(token, new TextEncoder().encode(keys.jwtSecret), {
+        algorithms: ['HS256'],
+      })).payload;
     }
     if (alg === 'ES256' && kid === keys.signingKey.kid) {
-      return (await jwtVerify(token, await importJWK(publicJwk(keys.signingKey), 'ES256'), { algorithms: ['ES256'] })).payload;
+      return (await jwtVerify(token, await importJWK(publicJwk(keys.signingKey), 'ES256'), {
+        algorithms: ['ES256'],
+      })).payload;
     }
   } catch (error) {
     throw new JwtRejected(`invalid JWT: ${(error as Error).message}`);

@@ -1,6 +1,6 @@
 // Keys of the LOCAL stack only, fixed so that a restart keeps every printed key valid, the way
 // the Supabase CLI ships well-known demo keys. Never use them for a deployed project.
-import { importJWK, SignJWT, type JWK, type JWTPayload } from 'jose';
+import { importJWK, type JWK, type JWTPayload, SignJWT } from 'jose';
 
 /** The Supabase CLI's local JWT secret: signs the legacy anon and service_role API keys. */
 export const DEFAULT_JWT_SECRET = 'super-secret-jwt-token-with-at-least-32-characters-long';
@@ -33,21 +33,33 @@ export function publicJwk(key: JWK): JWK {
 }
 
 export async function signHs256(payload: JWTPayload, secret: string): Promise<string> {
-  return await new SignJWT(payload).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(new TextEncoder().encode(secret));
+  return await new SignJWT(payload).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(
+    new TextEncoder().encode(secret),
+  );
 }
 
 export async function signEs256(payload: JWTPayload, key: JWK): Promise<string> {
   const privateKey = await importJWK(key, 'ES256');
-  return await new SignJWT(payload).setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid: key.kid }).sign(privateKey);
+  return await new SignJWT(payload).setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid: key.kid })
+    .sign(privateKey);
 }
 
-export async function localKeys(options: { jwtSecret?: string; signingKey?: JWK } = {}): Promise<LocalKeys> {
+export async function localKeys(
+  options: { jwtSecret?: string; signingKey?: JWK } = {},
+): Promise<LocalKeys> {
   const jwtSecret = options.jwtSecret ?? DEFAULT_JWT_SECRET;
   return {
     jwtSecret,
     signingKey: options.signingKey ?? DEFAULT_SIGNING_KEY,
-    anonKey: await signHs256({ iss: 'supabase-demo', role: 'anon', exp: API_KEY_EXPIRY }, jwtSecret),
-    serviceRoleKey: await signHs256({ iss: 'supabase-demo', role: 'service_role', exp: API_KEY_EXPIRY }, jwtSecret),
+    anonKey: await signHs256(
+      { iss: 'supabase-demo', role: 'anon', exp: API_KEY_EXPIRY },
+      jwtSecret,
+    ),
+    serviceRoleKey: await signHs256({
+      iss: 'supabase-demo',
+      role: 'service_role',
+      exp: API_KEY_EXPIRY,
+    }, jwtSecret),
   };
 }
 

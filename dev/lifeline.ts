@@ -3,7 +3,7 @@
 // leave them running for good, so each runs under a small sh guard that holds the read end of a
 // pipe whose write end only this process has: when it closes, this process is gone and the
 // guard signals its child.
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { type ChildProcess, spawn, type SpawnOptions } from 'node:child_process';
 
 /**
  * $1: the command; $2: the signal sent when the owner is gone. A signal sent to the guard
@@ -37,10 +37,17 @@ interface LifelineOptions extends Omit<SpawnOptions, 'stdio'> {
 }
 
 /** Spawns command under the guard; stdout and stderr are pipes, stdin is the lifeline. */
-export function spawnWithLifeline(command: string, args: readonly string[], options: LifelineOptions): ChildProcess {
+export function spawnWithLifeline(
+  command: string,
+  args: readonly string[],
+  options: LifelineOptions,
+): ChildProcess {
   const { name, lostSignal = 'TERM', ...spawnOptions } = options;
   // stdin is the guard's lifeline: never written, closed only when this process ends.
-  return spawn('sh', ['-c', GUARD, name, command, lostSignal, ...args], { ...spawnOptions, stdio: ['pipe', 'pipe', 'pipe'] });
+  return spawn('sh', ['-c', GUARD, name, command, lostSignal, ...args], {
+    ...spawnOptions,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
 }
 
 /** Ends child (SIGTERM, then SIGKILL if it lingers past 3 s) and resolves once it has exited. */

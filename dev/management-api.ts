@@ -21,7 +21,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
-import { Hono, type Context } from 'hono';
+import { type Context, Hono } from 'hono';
 
 /** One `file` part of a deploy, under the name the CLI gave it (a path from the project root). */
 interface UploadedFile {
@@ -74,9 +74,15 @@ export function secretDigest(value: string): string {
 function secretsProblem(body: unknown): string | null {
   if (!Array.isArray(body) || body.length === 0) return 'Expected a non-empty array of secrets';
   for (const entry of body as Array<{ name?: unknown; value?: unknown }>) {
-    if (typeof entry?.name !== 'string' || typeof entry.value !== 'string') return 'Each secret needs a string name and value';
-    if (entry.name.length === 0 || entry.name.length > 256) return 'Secret name must be 1 to 256 characters';
-    if (entry.name.startsWith('SUPABASE_')) return 'Secret name must not start with the SUPABASE_ prefix.';
+    if (typeof entry?.name !== 'string' || typeof entry.value !== 'string') {
+      return 'Each secret needs a string name and value';
+    }
+    if (entry.name.length === 0 || entry.name.length > 256) {
+      return 'Secret name must be 1 to 256 characters';
+    }
+    if (entry.name.startsWith('SUPABASE_')) {
+      return 'Secret name must not start with the SUPABASE_ prefix.';
+    }
     if (entry.value.length > 24576) return 'Secret value must be at most 24576 characters';
   }
   return null;
@@ -110,7 +116,9 @@ function parseMetadata(raw: string | File | null): DeployMetadata | string {
     return 'metadata must be JSON';
   }
   const meta = value as DeployMetadata;
-  if (typeof meta !== 'object' || meta === null || typeof meta.entrypoint_path !== 'string') return 'metadata.entrypoint_path is required';
+  if (typeof meta !== 'object' || meta === null || typeof meta.entrypoint_path !== 'string') {
+    return 'metadata.entrypoint_path is required';
+  }
   return meta;
 }
 
@@ -118,7 +126,9 @@ function parseMetadata(raw: string | File | null): DeployMetadata | string {
  * Starts the stand-in on 127.0.0.1 (a free port unless given). It accepts only
  * `Authorization: Bearer <accessToken>` and knows only the project `projectRef`.
  */
-export async function startManagementApi(options: { accessToken: string; projectRef: string; port?: number }): Promise<ManagementApi> {
+export async function startManagementApi(
+  options: { accessToken: string; projectRef: string; port?: number },
+): Promise<ManagementApi> {
   const { accessToken, projectRef } = options;
   const requests: Array<{ method: string; url: string }> = [];
   const live = new Map<string, Deployment>();
@@ -133,7 +143,9 @@ export async function startManagementApi(options: { accessToken: string; project
   app.use('*', async (c, next) => {
     const url = new URL(c.req.url);
     requests.push({ method: c.req.method, url: url.pathname + url.search });
-    if (c.req.header('authorization') !== `Bearer ${accessToken}`) return fail(c, 401, 'Unauthorized');
+    if (c.req.header('authorization') !== `Bearer ${accessToken}`) {
+      return fail(c, 401, 'Unauthorized');
+    }
     await next();
   });
   app.use('/v1/projects/:ref/*', async (c, next) => {
@@ -151,7 +163,12 @@ export async function startManagementApi(options: { accessToken: string; project
       region: 'local',
       created_at: new Date(0).toISOString(),
       status: 'ACTIVE_HEALTHY',
-      database: { host: `db.${projectRef}.example.local`, version: '17', postgres_engine: '17', release_channel: 'ga' },
+      database: {
+        host: `db.${projectRef}.example.local`,
+        version: '17',
+        postgres_engine: '17',
+        release_channel: 'ga',
+      },
     });
   });
 
@@ -163,24 +180,43 @@ export async function startManagementApi(options: { accessToken: string; project
     const meta = parseMetadata(form.get('metadata'));
     if (typeof meta === 'string') return fail(c, 400, meta);
     const slug = c.req.query('slug') ?? meta.name;
-    if (!slug || !SLUG.test(slug)) return fail(c, 400, 'slug must start with a letter and contain only letters, digits, "_" and "-"');
+    if (!slug || !SLUG.test(slug)) {
+      return fail(
+        c,
+        400,
+        'slug must start with a letter and contain only letters, digits, "_" and "-"',
+      );
+    }
     const files: UploadedFile[] = [];
     for (const part of form.getAll('file')) {
       if (typeof part === 'string') return fail(c, 400, 'file parts must be files');
       files.push({ path: part.name, content: new Uint8Array(await part.arrayBuffer()) });
     }
     const names = new Set(files.map((f) => f.path));
-    if (!names.has(meta.entrypoint_path)) return fail(c, 400, `Entrypoint ${meta.entrypoint_path} was not uploaded`);
-    if (meta.import_map_path && !names.has(meta.import_map_path)) return fail(c, 400, `Import map ${meta.import_map_path} was not uploaded`);
+    if (!names.has(meta.entrypoint_path)) {
+      return fail(c, 400, `Entrypoint ${meta.entrypoint_path} was not uploaded`);
+    }
+    if (meta.import_map_path && !names.has(meta.import_map_path)) {
+      return fail(c, 400, `Import map ${meta.import_map_path} was not uploaded`);
+    }
 
     const now = Date.now();
     const id = ids.get(slug) ?? randomUUID();
     ids.set(slug, id);
     const version = (versions.get(slug) ?? 0) + 1;
     versions.set(slug, version);
-    const deployment: Deployment = { id, slug, version, metadata: meta, files, createdAt: live.get(slug)?.createdAt ?? now, updatedAt: now };
-    if (c.req.query('bundleOnly') === 'true' || c.req.query('bundleOnly') === '1') bundled.set(`${id}@${version}`, deployment);
-    else live.set(slug, deployment);
+    const deployment: Deployment = {
+      id,
+      slug,
+      version,
+      metadata: meta,
+      files,
+      createdAt: live.get(slug)?.createdAt ?? now,
+      updatedAt: now,
+    };
+    if (c.req.query('bundleOnly') === 'true' || c.req.query('bundleOnly') === '1') {
+      bundled.set(`${id}@${version}`, deployment);
+    } else live.set(slug, deployment);
     return c.json(functionResponse(deployment), 201);
   });
 
@@ -192,33 +228,55 @@ export async function startManagementApi(options: { accessToken: string; project
     return c.json({ message: 'ok' }, 200);
   });
 
-  app.get('/v1/projects/:ref/secrets', (c) =>
-    c.json([...secrets].map(([name, { digest, updatedAt }]) => ({ name, value: digest, updated_at: updatedAt }))),
+  app.get(
+    '/v1/projects/:ref/secrets',
+    (c) =>
+      c.json(
+        [...secrets].map(([name, { digest, updatedAt }]) => ({
+          name,
+          value: digest,
+          updated_at: updatedAt,
+        })),
+      ),
   );
 
   app.post('/v1/projects/:ref/secrets', async (c) => {
-    const body = (await c.req.json().catch(() => null)) as Array<{ name: string; value: string }> | null;
+    const body = (await c.req.json().catch(() => null)) as
+      | Array<{ name: string; value: string }>
+      | null;
     const problem = secretsProblem(body);
     if (problem) return fail(c, 400, problem);
     const updatedAt = new Date().toISOString();
-    for (const { name, value } of body!) secrets.set(name, { digest: secretDigest(value), updatedAt });
+    for (const { name, value } of body!) {
+      secrets.set(name, { digest: secretDigest(value), updatedAt });
+    }
     return c.body(null, 201);
   });
 
   app.delete('/v1/projects/:ref/secrets', async (c) => {
     const names = (await c.req.json().catch(() => null)) as unknown;
-    if (!Array.isArray(names) || !names.every((n) => typeof n === 'string')) return fail(c, 400, 'Expected an array of secret names');
+    if (!Array.isArray(names) || !names.every((n) => typeof n === 'string')) {
+      return fail(c, 400, 'Expected an array of secret names');
+    }
     for (const name of names as string[]) secrets.delete(name);
     return c.body(null, 200);
   });
 
   app.put('/v1/projects/:ref/functions', async (c) => {
-    const body = (await c.req.json().catch(() => null)) as Array<{ id?: string; version?: number }> | null;
+    const body = (await c.req.json().catch(() => null)) as
+      | Array<{ id?: string; version?: number }>
+      | null;
     if (!Array.isArray(body)) return fail(c, 400, 'Expected an array of functions');
     // The real API would also take metadata-only updates; a stand-in can serve only what it holds the files of.
     const found = body.map((f) => bundled.get(`${f.id}@${f.version}`));
     const missing = body.filter((_, i) => !found[i]);
-    if (missing.length > 0) return fail(c, 400, `No bundle for ${missing.map((f) => `${f.id}@${f.version}`).join(', ')}`);
+    if (missing.length > 0) {
+      return fail(
+        c,
+        400,
+        `No bundle for ${missing.map((f) => `${f.id}@${f.version}`).join(', ')}`,
+      );
+    }
     for (const d of found) {
       live.set(d!.slug, d!);
       bundled.delete(`${d!.id}@${d!.version}`);
@@ -229,7 +287,10 @@ export async function startManagementApi(options: { accessToken: string; project
   app.notFound((c) => fail(c, 404, 'Not Found'));
 
   const server: ServerType = await new Promise((resolve) => {
-    const s = serve({ fetch: app.fetch, port: options.port ?? 0, hostname: '127.0.0.1' }, () => resolve(s));
+    const s = serve(
+      { fetch: app.fetch, port: options.port ?? 0, hostname: '127.0.0.1' },
+      () => resolve(s),
+    );
   });
   const port = (server.address() as AddressInfo).port;
   return {

@@ -22,7 +22,9 @@ export async function listMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]>
   return files.map((file) => {
     const match = MIGRATION_FILE.exec(file);
     if (!match) {
-      throw new Error(`migration file name must be <14-digit UTC timestamp>_<kebab-topic>.sql: ${file}`);
+      throw new Error(
+        `migration file name must be <14-digit UTC timestamp>_<kebab-topic>.sql: ${file}`,
+      );
     }
     return { version: match[1]!, name: match[2]!, file: path.join(dir, file) };
   });
@@ -60,11 +62,16 @@ export async function applyBootstrap(client: pg.ClientBase): Promise<boolean> {
   const sql = await readFile(BOOTSTRAP_FILE, 'utf8');
   const sha256 = createHash('sha256').update(sql).digest('hex');
   await client.query(HISTORY_DDL);
-  const { rowCount } = await client.query('select 1 from supabase_migrations.dev_bootstrap where sha256 = $1', [sha256]);
+  const { rowCount } = await client.query(
+    'select 1 from supabase_migrations.dev_bootstrap where sha256 = $1',
+    [sha256],
+  );
   if (!rowCount) {
     await inTransaction(client, async () => {
       await client.query(sql);
-      await client.query('insert into supabase_migrations.dev_bootstrap (sha256) values ($1)', [sha256]);
+      await client.query('insert into supabase_migrations.dev_bootstrap (sha256) values ($1)', [
+        sha256,
+      ]);
     });
   }
   // Database-level privileges live in pg_database, not in the database, so a clone made with
@@ -85,7 +92,9 @@ export async function applyMigrations(
   options: { upTo?: string; log?: (line: string) => void } = {},
 ): Promise<Migration[]> {
   await client.query(HISTORY_DDL);
-  const { rows } = await client.query<{ version: string }>('select version from supabase_migrations.schema_migrations');
+  const { rows } = await client.query<{ version: string }>(
+    'select version from supabase_migrations.schema_migrations',
+  );
   const applied = new Set(rows.map((r) => r.version));
   const pending = (await listMigrations()).filter(
     (m) => !applied.has(m.version) && (options.upTo === undefined || m.version <= options.upTo),
@@ -103,7 +112,10 @@ export async function applyMigrations(
         );
       });
     } catch (error) {
-      throw new Error(`migration ${path.basename(migration.file)} failed: ${(error as Error).message}`, { cause: error });
+      throw new Error(
+        `migration ${path.basename(migration.file)} failed: ${(error as Error).message}`,
+        { cause: error },
+      );
     }
     options.log?.(`applied ${path.basename(migration.file)}`);
   }
@@ -120,7 +132,10 @@ export async function applyRollback(client: pg.ClientBase): Promise<void> {
 }
 
 /** Bootstrap then migrations against one database URL (superuser). */
-export async function migrateDatabase(url: string, options: { migrations?: boolean; log?: (line: string) => void } = {}) {
+export async function migrateDatabase(
+  url: string,
+  options: { migrations?: boolean; log?: (line: string) => void } = {},
+) {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {

@@ -37,8 +37,18 @@ export function clusterOwner(): ClusterOwner | null {
   const name = 'postgres';
   if (idOf('-u', name) === null) {
     try {
-      if (idOf('-g', name) === null) execFileSync('groupadd', ['--system', name], { stdio: 'pipe' });
-      execFileSync('useradd', ['--system', '--gid', name, '--no-create-home', '--shell', '/usr/sbin/nologin', name], { stdio: 'pipe' });
+      if (idOf('-g', name) === null) {
+        execFileSync('groupadd', ['--system', name], { stdio: 'pipe' });
+      }
+      execFileSync('useradd', [
+        '--system',
+        '--gid',
+        name,
+        '--no-create-home',
+        '--shell',
+        '/usr/sbin/nologin',
+        name,
+      ], { stdio: 'pipe' });
     } catch {
       throw new PostgresSetupError(
         'PostgreSQL refuses to run as root and no `postgres` system user exists to run it as; create one ' +
@@ -51,7 +61,11 @@ export function clusterOwner(): ClusterOwner | null {
 
 /** Whether owner may enter (directory) or execute (file) path: every folder above it included. */
 export function ownerCanUse(owner: ClusterOwner, target: string): boolean {
-  const result = spawnSync('sh', ['-c', 'test -x "$1"', 'sh', target], { uid: owner.uid, gid: owner.gid, stdio: 'ignore' });
+  const result = spawnSync('sh', ['-c', 'test -x "$1"', 'sh', target], {
+    uid: owner.uid,
+    gid: owner.gid,
+    stdio: 'ignore',
+  });
   return result.status === 0;
 }
 
@@ -91,12 +105,18 @@ async function copyInto(source: string, target: string): Promise<void> {
  * reach it, otherwise a copy under ROOT_RUNTIME_DIR made once per package version (every
  * checkout of that version ships the same files).
  */
-export async function reachableNativeDir(owner: ClusterOwner, nativeDir: string, version: string): Promise<string> {
+export async function reachableNativeDir(
+  owner: ClusterOwner,
+  nativeDir: string,
+  version: string,
+): Promise<string> {
   if (ownerCanUse(owner, path.join(nativeDir, 'bin', 'postgres'))) return nativeDir;
   const target = path.join(ROOT_RUNTIME_DIR, `postgres-${version}`);
   await copyOnce(nativeDir, target);
   if (!ownerCanUse(owner, path.join(target, 'bin', 'postgres'))) {
-    throw new PostgresSetupError(`the ${owner.name} user cannot run the PostgreSQL binaries copied to ${target}; check that folder's permissions.`);
+    throw new PostgresSetupError(
+      `the ${owner.name} user cannot run the PostgreSQL binaries copied to ${target}; check that folder's permissions.`,
+    );
   }
   return target;
 }

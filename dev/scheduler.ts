@@ -39,8 +39,12 @@ export interface Scheduler {
 /** How often the settings are read for a change of period or switch. */
 const CHECK_EVERY_MS = 1_000;
 
-async function readSelfRepairSchedule(client: pg.ClientBase | pg.Pool): Promise<SelfRepairSchedule> {
-  const { rows } = await client.query<{ s: SelfRepairSchedule }>('select public.self_repair_schedule() as s');
+async function readSelfRepairSchedule(
+  client: pg.ClientBase | pg.Pool,
+): Promise<SelfRepairSchedule> {
+  const { rows } = await client.query<{ s: SelfRepairSchedule }>(
+    'select public.self_repair_schedule() as s',
+  );
   return rows[0]!.s;
 }
 
@@ -74,7 +78,9 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
   const check = async (): Promise<void> => {
     schedule = await readSelfRepairSchedule(pool);
     const periodMs = schedule.period_seconds * 1000;
-    if (schedule.enabled && (lastStart === undefined || Date.now() >= lastStart + periodMs)) await tick();
+    if (schedule.enabled && (lastStart === undefined || Date.now() >= lastStart + periodMs)) {
+      await tick();
+    }
   };
 
   // A tick starts at most a quarter period late, however short the period.

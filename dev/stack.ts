@@ -12,19 +12,36 @@ import { serve, type ServerType } from '@hono/node-server';
 import type { JWK } from 'jose';
 import { Hono } from 'hono';
 import pg from 'pg';
-import { createAuthApp, type AuthFault } from './auth/app.ts';
+import { type AuthFault, createAuthApp } from './auth/app.ts';
 import { createCaptchaApp } from './captcha.ts';
 import { SB_FORWARDED_FOR } from './auth/client-ip.ts';
 import type { HttpHookOptions } from './auth/hooks.ts';
 import type { RateLimit } from './auth/rate-limit.ts';
 import { databaseUrl } from './database-url.ts';
-import { createFunctionsGateway, FUNCTIONS_PREFIX, readVerifyJwt, type ClientAddressShape, type Gateway } from './functions/gateway.ts';
+import {
+  type ClientAddressShape,
+  createFunctionsGateway,
+  FUNCTIONS_PREFIX,
+  type Gateway,
+  readVerifyJwt,
+} from './functions/gateway.ts';
 import { startWorkers, type WorkerPool } from './functions/workers.ts';
-import { LOCAL_PUBLISHABLE_KEY, LOCAL_SECRET_KEY, localKeys, publicJwk, type LocalKeys } from './keys.ts';
+import {
+  LOCAL_PUBLISHABLE_KEY,
+  LOCAL_SECRET_KEY,
+  type LocalKeys,
+  localKeys,
+  publicJwk,
+} from './keys.ts';
 import { migrateDatabase } from './migrate.ts';
-import { localDataDir, startEmbeddedCluster, type EmbeddedCluster } from './postgres.ts';
+import { type EmbeddedCluster, localDataDir, startEmbeddedCluster } from './postgres.ts';
 import { createRestApp } from './rest/app.ts';
-import { startScheduler, type Scheduler, type SchedulerOptions, type SelfRepairSchedule } from './scheduler.ts';
+import {
+  type Scheduler,
+  type SchedulerOptions,
+  type SelfRepairSchedule,
+  startScheduler,
+} from './scheduler.ts';
 import { createLogger } from '../shared/logger.ts';
 import { createSupabaseClient } from '../shared/supabase-client.ts';
 
@@ -138,10 +155,16 @@ function mapApiKeys(request: IncomingMessage, keys: LocalKeys): boolean {
   if (bearer && !bearer.startsWith('sb_')) return true;
   const key = bearer ?? (typeof apikey === 'string' ? apikey : undefined);
   if (!key || !key.startsWith('sb_')) return true;
-  const jwt = key === LOCAL_SECRET_KEY ? keys.serviceRoleKey : key === LOCAL_PUBLISHABLE_KEY ? keys.anonKey : null;
+  const jwt = key === LOCAL_SECRET_KEY
+    ? keys.serviceRoleKey
+    : key === LOCAL_PUBLISHABLE_KEY
+    ? keys.anonKey
+    : null;
   if (!jwt) return false;
   const raw = request.rawHeaders;
-  for (let i = raw.length - 2; i >= 0; i -= 2) if (raw[i]!.toLowerCase() === 'authorization') raw.splice(i, 2);
+  for (let i = raw.length - 2; i >= 0; i -= 2) {
+    if (raw[i]!.toLowerCase() === 'authorization') raw.splice(i, 2);
+  }
   raw.push('authorization', `Bearer ${jwt}`);
   request.headers.authorization = `Bearer ${jwt}`;
   return true;
@@ -168,18 +191,24 @@ function replaceHeader(request: IncomingMessage, name: string, value: string | n
  */
 function forwardClientAddress(request: IncomingMessage): void {
   const bearer = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '')?.[1];
-  if (request.headers.apikey !== LOCAL_SECRET_KEY && bearer !== LOCAL_SECRET_KEY) replaceHeader(request, SB_FORWARDED_FOR, null);
+  if (request.headers.apikey !== LOCAL_SECRET_KEY && bearer !== LOCAL_SECRET_KEY) {
+    replaceHeader(request, SB_FORWARDED_FOR, null);
+  }
   replaceHeader(request, CLIENT_ADDRESS_HEADER, request.socket.remoteAddress ?? null);
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   if (options.beforeUserCreatedHook === 'ensure-profile' && options.functions === false) {
-    throw new Error("beforeUserCreatedHook 'ensure-profile' needs the function workers (functions: true)");
+    throw new Error(
+      "beforeUserCreatedHook 'ensure-profile' needs the function workers (functions: true)",
+    );
   }
   const log = options.log ?? ((line: string) => console.log(line));
   const cleanups: Array<() => Promise<void>> = [];
   const stop = async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup().catch((e: unknown) => log(`stop: ${(e as Error).message}`));
+    for (const cleanup of cleanups.reverse()) {
+      await cleanup().catch((e: unknown) => log(`stop: ${(e as Error).message}`));
+    }
   };
 
   try {
@@ -206,18 +235,34 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       ...(options.jwtSecret ? { jwtSecret: options.jwtSecret } : {}),
       ...(options.signingKey ? { signingKey: options.signingKey } : {}),
     });
-    const authPool = new pg.Pool({ connectionString: databaseUrl(serverUrl, { role: 'supabase_auth_admin' }), max: 20, connectionTimeoutMillis: 10_000 });
+    const authPool = new pg.Pool({
+      connectionString: databaseUrl(serverUrl, { role: 'supabase_auth_admin' }),
+      max: 20,
+      connectionTimeoutMillis: 10_000,
+    });
     // A wait for a connection is bounded, so an exhausted pool answers 504 PGRST003, not never.
-    const restPool = new pg.Pool({ connectionString: databaseUrl(serverUrl, { role: 'authenticator' }), max: 20, connectionTimeoutMillis: 10_000 });
+    const restPool = new pg.Pool({
+      connectionString: databaseUrl(serverUrl, { role: 'authenticator' }),
+      max: 20,
+      connectionTimeoutMillis: 10_000,
+    });
     // A dropped connection (a database restart) must not crash the stack: the next query reconnects.
     authPool.on('error', (e) => log(`auth pool: ${e.message}`));
     restPool.on('error', (e) => log(`rest pool: ${e.message}`));
     // The pools only listen for errors on idle connections; one the server drops while a request
     // holds it (a restart between two queries of a transaction) reports on the client itself.
     // Noted here instead of crashing the process; the pool discards the client on release.
-    authPool.on('connect', (client) => client.on('error', (e) => log(`auth connection: ${e.message}`)));
-    restPool.on('connect', (client) => client.on('error', (e) => log(`rest connection: ${e.message}`)));
-    cleanups.push(async () => { await Promise.all([authPool.end(), restPool.end()]); });
+    authPool.on(
+      'connect',
+      (client) => client.on('error', (e) => log(`auth connection: ${e.message}`)),
+    );
+    restPool.on(
+      'connect',
+      (client) => client.on('error', (e) => log(`rest connection: ${e.message}`)),
+    );
+    cleanups.push(async () => {
+      await Promise.all([authPool.end(), restPool.end()]);
+    });
 
     const app = new Hono();
     let authFault: AuthFault | null = null;
@@ -233,11 +278,17 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
           createServer: ((serverOptions: object, listener: Parameters<typeof createServer>[1]) =>
             createServer(serverOptions, (request, response) => {
               if (request.url?.startsWith(FUNCTIONS_PREFIX)) {
-                if (gateway) return gateway(request, response);
+                if (gateway) {
+                  return gateway(request, response);
+                }
               } else {
-                if (request.url?.startsWith('/auth/v1/')) forwardClientAddress(request);
+                if (request.url?.startsWith('/auth/v1/')) {
+                  forwardClientAddress(request);
+                }
                 if (!mapApiKeys(request, keys)) {
-                  return void response.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Invalid API key' }));
+                  return void response.writeHead(401, { 'content-type': 'application/json' }).end(
+                    JSON.stringify({ message: 'Invalid API key' }),
+                  );
                 }
               }
               listener!(request, response);
@@ -245,7 +296,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
           port: options.port ?? 54321,
           hostname: '127.0.0.1',
         },
-        () => resolve(s),
+        () =>
+          resolve(s),
       );
     });
     cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
@@ -257,27 +309,33 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       ...(options.functionEnv ?? {}),
     };
     // As a local project's config.toml would name it: the function behind this API's gateway.
-    const hook =
-      options.beforeUserCreatedHook === 'ensure-profile'
-        ? { url: `${apiUrl}${FUNCTIONS_PREFIX}ensure-profile`, secrets: functionSecrets.AUTH_HOOK_SECRET ?? '' }
-        : options.beforeUserCreatedHook;
+    const hook = options.beforeUserCreatedHook === 'ensure-profile'
+      ? {
+        url: `${apiUrl}${FUNCTIONS_PREFIX}ensure-profile`,
+        secrets: functionSecrets.AUTH_HOOK_SECRET ?? '',
+      }
+      : options.beforeUserCreatedHook;
 
-    app.route('/auth/v1', createAuthApp({
-      pool: authPool,
-      keys,
-      apiUrl,
-      autoconfirm: options.autoconfirm ?? true,
-      siteUrl: 'http://127.0.0.1:3000',
-      ...(options.bcryptCost ? { bcryptCost: options.bcryptCost } : {}),
-      ...(options.captchaToken ? { captchaToken: options.captchaToken } : {}),
-      onEmail: options.onEmail ?? ((mail) => log(`[auth] confirmation email to ${mail.to}: ${mail.link}`)),
-      mailIntervalSeconds: options.mailIntervalSeconds ?? 1,
-      ...(hook ? { beforeUserCreatedHook: hook } : {}),
-      ...(options.signupRateLimit ? { signupRateLimit: options.signupRateLimit } : {}),
-      ...(options.rateLimitByClientAddress ? { rateLimitHeader: CLIENT_ADDRESS_HEADER } : {}),
-      sbForwardedForEnabled: options.sbForwardedForEnabled ?? false,
-      faults: () => authFault,
-    }));
+    app.route(
+      '/auth/v1',
+      createAuthApp({
+        pool: authPool,
+        keys,
+        apiUrl,
+        autoconfirm: options.autoconfirm ?? true,
+        siteUrl: 'http://127.0.0.1:3000',
+        ...(options.bcryptCost ? { bcryptCost: options.bcryptCost } : {}),
+        ...(options.captchaToken ? { captchaToken: options.captchaToken } : {}),
+        onEmail: options.onEmail ??
+          ((mail) => log(`[auth] confirmation email to ${mail.to}: ${mail.link}`)),
+        mailIntervalSeconds: options.mailIntervalSeconds ?? 1,
+        ...(hook ? { beforeUserCreatedHook: hook } : {}),
+        ...(options.signupRateLimit ? { signupRateLimit: options.signupRateLimit } : {}),
+        ...(options.rateLimitByClientAddress ? { rateLimitHeader: CLIENT_ADDRESS_HEADER } : {}),
+        sbForwardedForEnabled: options.sbForwardedForEnabled ?? false,
+        faults: () => authFault,
+      }),
+    );
     app.route('/rest/v1', createRestApp({ pool: restPool, keys }));
     if (options.captchaToken) app.route('/captcha', createCaptchaApp(options.captchaToken));
     if (options.functions !== false) {
@@ -313,7 +371,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         supabase: createSupabaseClient(apiUrl, keys.serviceRoleKey),
         alertWebhookUrl: functionSecrets.ALERT_WEBHOOK_URL || undefined,
         // Its JSON lines go where the stack's own lines go (the console, or a test's log).
-        log: createLogger({ bindings: { component: 'self-repair' }, destination: { write: (line: string) => log(line.trimEnd()) } }),
+        log: createLogger({
+          bindings: { component: 'self-repair' },
+          destination: { write: (line: string) => log(line.trimEnd()) },
+        }),
         retry: { maxAttempts: 3, baseDelayMs: 200, maxDelayMs: 2_000, deadlineMs: 10_000 },
         ...(typeof options.selfRepair === 'object' ? { onTick: options.selfRepair.onTick } : {}),
       });

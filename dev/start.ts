@@ -19,7 +19,9 @@ a kid) replace the fixed local keys.`;
 function port(value: string | undefined, fallback: number, flag: string): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error(`${flag} must be a port number, got ${value}`);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) {
+    throw new Error(`${flag} must be a port number, got ${value}`);
+  }
   return n;
 }
 
@@ -32,20 +34,32 @@ function describeSelfRepair(schedule: SelfRepairSchedule | null): string {
 }
 
 interface TickRun {
-  reconcile: { ran: boolean; queue?: { repaired: number }; sweep?: { created: number }; missing_profiles?: number; queued?: number };
+  reconcile: {
+    ran: boolean;
+    queue?: { repaired: number };
+    sweep?: { created: number };
+    missing_profiles?: number;
+    queued?: number;
+  };
   alerts: { status: string; transitions: Array<{ name: string; state: string }> };
 }
 
 /** A line for a tick that did something (repaired, alerted, failed); quiet ticks print nothing. */
-function describeTick(tick: { run: unknown; delivered: number; failed: number } | { error: string }): string | null {
+function describeTick(
+  tick: { run: unknown; delivered: number; failed: number } | { error: string },
+): string | null {
   if ('error' in tick) return `[self-repair] tick failed: ${tick.error}`;
   const run = tick.run as TickRun;
   const repaired = (run.reconcile.queue?.repaired ?? 0) + (run.reconcile.sweep?.created ?? 0);
   const transitions = run.alerts.transitions.map((t) => `${t.name} ${t.state}`);
   if (repaired === 0 && transitions.length === 0 && tick.failed === 0) return null;
-  return `[self-repair] ${repaired} profile(s) repaired; ${run.reconcile.missing_profiles ?? 0} missing, ` +
+  return `[self-repair] ${repaired} profile(s) repaired; ${
+    run.reconcile.missing_profiles ?? 0
+  } missing, ` +
     `${run.reconcile.queued ?? 0} queued; status ${run.alerts.status}` +
-    (transitions.length > 0 ? `; alerts: ${transitions.join(', ')} (${tick.delivered} delivered, ${tick.failed} failed)` : '');
+    (transitions.length > 0
+      ? `; alerts: ${transitions.join(', ')} (${tick.delivered} delivered, ${tick.failed} failed)`
+      : '');
 }
 
 async function main(): Promise<void> {
@@ -86,7 +100,12 @@ async function main(): Promise<void> {
   }
   const stack = await startStack({
     ...options,
-    selfRepair: { onTick: (tick) => { const line = describeTick(tick); if (line) console.log(line); } },
+    selfRepair: {
+      onTick: (tick) => {
+        const line = describeTick(tick);
+        if (line) console.log(line);
+      },
+    },
     ...(jwtSecret ? { jwtSecret } : {}),
     ...(signingKey ? { signingKey: JSON.parse(signingKey) as JWK } : {}),
   });
@@ -101,13 +120,17 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
 
-  const body = JSON.stringify({ email: 'ada@example.com', password: 'correct-horse-battery', full_name: 'Ada Lovelace' });
+  const body = JSON.stringify({
+    email: 'ada@example.com',
+    password: 'correct-horse-battery',
+    full_name: 'Ada Lovelace',
+  });
   console.log(`
 Started the local stack.
 
          API URL: ${stack.apiUrl}
    Functions URL: ${stack.apiUrl}/functions/v1
-          DB URL: ${stack.dbUrl.replace(/^postgres:/, "postgresql:")}
+          DB URL: ${stack.dbUrl.replace(/^postgres:/, 'postgresql:')}
         anon key: ${stack.keys.anonKey}
 service_role key: ${stack.keys.serviceRoleKey}
  publishable key: ${stack.keys.publishableKey}

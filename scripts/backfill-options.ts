@@ -7,7 +7,8 @@ const DEFAULT_BATCH_SIZE = 500;
 const MAX_BATCH_SIZE = 10_000;
 const DEFAULT_CHECKPOINT = path.join('.data', 'backfill-checkpoint.json');
 
-export const USAGE = `usage: npm run backfill -- [--dry-run] [--yes] [--batch-size N] [--limit N] [--max-rate R]
+export const USAGE =
+  `usage: npm run backfill -- [--dry-run] [--yes] [--batch-size N] [--limit N] [--max-rate R]
                             [--resume] [--checkpoint FILE] [--json]
 
 Gives every auth user without a profile one, in batches, through backfill_missing_profiles()

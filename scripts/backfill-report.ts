@@ -37,7 +37,12 @@ export function backfillReport(run: FinishedRun) {
     failed: here.failed,
     duration_ms: durationMs,
     users_per_second: usersPerSecond,
-    total: { scanned: checkpoint.scanned, missing: checkpoint.missing, created: checkpoint.created, failed: checkpoint.failed },
+    total: {
+      scanned: checkpoint.scanned,
+      missing: checkpoint.missing,
+      created: checkpoint.created,
+      failed: checkpoint.failed,
+    },
     last_user_id: checkpoint.last_user_id,
     checkpoint: options.checkpoint,
     error: failure,
@@ -56,14 +61,22 @@ export function backfillReport(run: FinishedRun) {
     `  duration ${formatDuration(durationMs)}, ${usersPerSecond} users/s`,
   ];
   if (options.resume) {
-    lines.push(`  whole run since ${checkpoint.started_at}: scanned ${checkpoint.scanned}, missing ${checkpoint.missing}, created ${checkpoint.created}, failed ${checkpoint.failed}`);
+    lines.push(
+      `  whole run since ${checkpoint.started_at}: scanned ${checkpoint.scanned}, missing ${checkpoint.missing}, created ${checkpoint.created}, failed ${checkpoint.failed}`,
+    );
   }
-  if (options.dryRun) lines.push(`  dry run: nothing was written; ${here.missing} user(s) would get a profile`);
+  if (options.dryRun) {
+    lines.push(`  dry run: nothing was written; ${here.missing} user(s) would get a profile`);
+  }
   if (checkpoint.failed > 0) {
-    lines.push(`  ${checkpoint.failed} user(s) failed: each is in private.audit_logs and the repair queue, and \`npm run reconcile\` retries them`);
+    lines.push(
+      `  ${checkpoint.failed} user(s) failed: each is in private.audit_logs and the repair queue, and \`npm run reconcile\` retries them`,
+    );
   }
   if (failure) {
-    lines.push(`  the batch after ${failure.p_after ?? 'the first user'} failed: ${failure.message}`);
+    lines.push(
+      `  the batch after ${failure.p_after ?? 'the first user'} failed: ${failure.message}`,
+    );
     if (target.local) lines.push('  (is the local stack running? `npm start` serves it)');
   }
   if (resumable) {

@@ -11,21 +11,41 @@ import { backfillReport, type FinishedRun, type Status } from './backfill-report
 import { startingCheckpoint } from './backfill-start.ts';
 import { writeCheckpoint } from './checkpoint.ts';
 import {
-  callRpc, canDrawProgress, CliExit, confirm, createCliLogger, createClient, displayUrl, EXIT, isInteractive,
-  onInterrupt, resolveTarget, runMain, shellQuote, sleep, targetNotice, type Target,
+  callRpc,
+  canDrawProgress,
+  CliExit,
+  confirm,
+  createClient,
+  createCliLogger,
+  displayUrl,
+  EXIT,
+  isInteractive,
+  onInterrupt,
+  resolveTarget,
+  runMain,
+  shellQuote,
+  sleep,
+  type Target,
+  targetNotice,
 } from './cli.ts';
 import { barProgress, lineProgress, type Progress, type ProgressState } from './progress.ts';
 
 /** Off a terminal, one progress line per this many batches. */
 const PROGRESS_EVERY_BATCHES = 10;
 
-async function estimate(supabase: SupabaseClient, target: Target, log: Logger): Promise<{ users: number; missing: number } | null> {
+async function estimate(
+  supabase: SupabaseClient,
+  target: Target,
+  log: Logger,
+): Promise<{ users: number; missing: number } | null> {
   try {
     return await callRpc(supabase, 'profile_backfill_estimate', {}, target.config.retry, log);
   } catch (error) {
     if (!(error instanceof RpcError)) throw error;
     // Only the progress bar needs it: the batches report their own failures, with their cursor.
-    process.stderr.write(`could not estimate the work (${error.message}); going on without a total\n`);
+    process.stderr.write(
+      `could not estimate the work (${error.message}); going on without a total\n`,
+    );
     return null;
   }
 }
@@ -42,11 +62,16 @@ async function main(): Promise<number> {
   const url = target.config.supabaseUrl;
   const say = (line: string) => (options.json ? process.stderr : process.stdout).write(`${line}\n`);
   const note = (line: string) => process.stderr.write(`${line}\n`);
-  const resumeCommand = `npm run backfill -- ${['--resume', ...argv.filter((a) => a !== '--resume')].map(shellQuote).join(' ')}`;
+  const resumeCommand = `npm run backfill -- ${
+    ['--resume', ...argv.filter((a) => a !== '--resume')].map(shellQuote).join(' ')
+  }`;
 
   const start = await startingCheckpoint(options, target);
   if (!options.dryRun && !options.yes && !isInteractive()) {
-    throw new CliExit(EXIT.usage, 'a live run writes profiles and needs confirmation: pass --yes (or --dry-run to only count)');
+    throw new CliExit(
+      EXIT.usage,
+      'a live run writes profiles and needs confirmation: pass --yes (or --dry-run to only count)',
+    );
   }
   if (start === 'finished') {
     say(`nothing to resume: the run saved in ${options.checkpoint} already finished`);
@@ -60,14 +85,26 @@ async function main(): Promise<number> {
   const mode = options.dryRun ? 'dry run' : 'live run';
   say(
     `backfill (${mode}) on ${displayUrl(url)}: ` +
-      `${total ? `${total.users} auth users, ${total.missing} without a profile` : 'size unknown'}; batches of ${options.batchSize}` +
+      `${
+        total ? `${total.users} auth users, ${total.missing} without a profile` : 'size unknown'
+      }; batches of ${options.batchSize}` +
       `${options.limit !== undefined ? `, at most ${options.limit} users` : ''}` +
       `${options.maxRate !== undefined ? `, at most ${options.maxRate} batches/s` : ''}` +
-      `${options.resume ? `; resuming after ${checkpoint.last_user_id ?? 'the start'} (${checkpoint.scanned} users scanned so far)` : ''}`,
+      `${
+        options.resume
+          ? `; resuming after ${
+            checkpoint.last_user_id ?? 'the start'
+          } (${checkpoint.scanned} users scanned so far)`
+          : ''
+      }`,
   );
 
   if (!options.dryRun && !options.yes) {
-    const ok = await confirm(`Create the missing profiles (about ${total?.missing ?? 'an unknown number'}) on ${displayUrl(url)}? [y/N] `);
+    const ok = await confirm(
+      `Create the missing profiles (about ${total?.missing ?? 'an unknown number'}) on ${
+        displayUrl(url)
+      }? [y/N] `,
+    );
     if (!ok) {
       note('aborted: nothing was written');
       return EXIT.failed;
@@ -80,8 +117,13 @@ async function main(): Promise<number> {
   const startedAt = Date.now();
   const here = { scanned: 0, missing: 0, created: 0, failed: 0, batches: 0 };
   const state = (): ProgressState => ({
-    scanned: checkpoint.scanned, missing: checkpoint.missing, created: checkpoint.created, failed: checkpoint.failed,
-    scannedHere: here.scanned, startedAt, batches: here.batches,
+    scanned: checkpoint.scanned,
+    missing: checkpoint.missing,
+    created: checkpoint.created,
+    failed: checkpoint.failed,
+    scannedHere: here.scanned,
+    startedAt,
+    batches: here.batches,
   });
   const progress: Progress = canDrawProgress() && !options.json
     ? barProgress(total?.users ?? null, state(), options.dryRun)
@@ -91,7 +133,9 @@ async function main(): Promise<number> {
   const removeInterrupt = onInterrupt(
     () => {
       progress.stop();
-      note('Ctrl-C: finishing the current batch, then saving the checkpoint (Ctrl-C again to stop at once)');
+      note(
+        'Ctrl-C: finishing the current batch, then saving the checkpoint (Ctrl-C again to stop at once)',
+      );
       stop.abort();
     },
     () => {
@@ -115,20 +159,30 @@ async function main(): Promise<number> {
         status = 'limit';
         break;
       }
-      const size = options.limit === undefined ? options.batchSize : Math.min(options.batchSize, options.limit - checkpoint.scanned);
+      const size = options.limit === undefined
+        ? options.batchSize
+        : Math.min(options.batchSize, options.limit - checkpoint.scanned);
       const pAfter = checkpoint.last_user_id;
       const batchStartedAt = Date.now();
       let result: BackfillBatch;
       try {
         result = await callRpc(
-          supabase, 'backfill_missing_profiles', { p_batch_size: size, p_after: pAfter, p_dry_run: options.dryRun }, target.config.retry, log,
+          supabase,
+          'backfill_missing_profiles',
+          { p_batch_size: size, p_after: pAfter, p_dry_run: options.dryRun },
+          target.config.retry,
+          log,
         );
       } catch (error) {
         // Never skip a batch: stop here, keep the checkpoint before it, and say where it stopped.
         const message = error instanceof Error ? error.message : String(error);
         failure = { p_after: pAfter, message };
         const at = new Date().toISOString();
-        checkpoint = { ...checkpoint, updated_at: at, last_error: { p_after: pAfter, message, at } };
+        checkpoint = {
+          ...checkpoint,
+          updated_at: at,
+          last_error: { p_after: pAfter, message, at },
+        };
         await writeCheckpoint(options.checkpoint, checkpoint);
         log.error({ p_after: pAfter, err: message }, 'batch failed');
         status = 'batch_failed';
@@ -157,14 +211,25 @@ async function main(): Promise<number> {
         status = 'done';
         break;
       }
-      if (options.maxRate !== undefined) await sleep(batchStartedAt + 1000 / options.maxRate - Date.now(), stop.signal);
+      if (options.maxRate !== undefined) {
+        await sleep(batchStartedAt + 1000 / options.maxRate - Date.now(), stop.signal);
+      }
     }
   } finally {
     progress.stop();
     removeInterrupt();
   }
 
-  const { summary, lines } = backfillReport({ status, options, target, checkpoint, here, failure, startedAt, resumeCommand });
+  const { summary, lines } = backfillReport({
+    status,
+    options,
+    target,
+    checkpoint,
+    here,
+    failure,
+    startedAt,
+    resumeCommand,
+  });
   if (options.json) {
     note(lines.join('\n'));
     process.stdout.write(`${JSON.stringify(summary)}\n`);

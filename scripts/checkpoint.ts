@@ -24,7 +24,8 @@ const CHECKPOINT = z.object({
   done: z.boolean(),
   finished_at: z.string().nullable(),
   /** The batch that kept failing, when the run stopped on one. */
-  last_error: z.object({ p_after: z.guid().nullable(), message: z.string(), at: z.string() }).nullable(),
+  last_error: z.object({ p_after: z.guid().nullable(), message: z.string(), at: z.string() })
+    .nullable(),
 });
 
 export type Checkpoint = z.infer<typeof CHECKPOINT>;
@@ -39,9 +40,19 @@ export class CheckpointError extends Error {
 export function newCheckpoint(target: string, dryRun: boolean, now = new Date()): Checkpoint {
   const at = now.toISOString();
   return {
-    version: 1, target, dry_run: dryRun, last_user_id: null,
-    scanned: 0, missing: 0, created: 0, failed: 0,
-    started_at: at, updated_at: at, done: false, finished_at: null, last_error: null,
+    version: 1,
+    target,
+    dry_run: dryRun,
+    last_user_id: null,
+    scanned: 0,
+    missing: 0,
+    created: 0,
+    failed: 0,
+    started_at: at,
+    updated_at: at,
+    done: false,
+    finished_at: null,
+    last_error: null,
   };
 }
 
@@ -58,12 +69,17 @@ export async function readCheckpoint(file: string): Promise<Checkpoint | null> {
   try {
     json = JSON.parse(raw);
   } catch {
-    throw new CheckpointError(`${file} is not a backfill checkpoint (not JSON): delete it or pass another --checkpoint`);
+    throw new CheckpointError(
+      `${file} is not a backfill checkpoint (not JSON): delete it or pass another --checkpoint`,
+    );
   }
   const parsed = CHECKPOINT.safeParse(json);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || 'file'}: ${i.message}`).join('; ');
-    throw new CheckpointError(`${file} is not a backfill checkpoint (${problems}): delete it or pass another --checkpoint`);
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || 'file'}: ${i.message}`)
+      .join('; ');
+    throw new CheckpointError(
+      `${file} is not a backfill checkpoint (${problems}): delete it or pass another --checkpoint`,
+    );
   }
   return parsed.data;
 }

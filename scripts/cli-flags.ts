@@ -22,11 +22,19 @@ export function parseFlags<T extends Options>(argv: string[], options: T) {
 }
 
 /** A whole number in [min, max] written as plain digits ("1e3", "12abc" and "" are refused). */
-export function intFlag(name: string, raw: string | undefined, fallback: number | undefined, min: number, max: number): number | undefined {
+export function intFlag(
+  name: string,
+  raw: string | undefined,
+  fallback: number | undefined,
+  min: number,
+  max: number,
+): number | undefined {
   if (raw === undefined) return fallback;
   const value = /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN;
   if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+    throw new UsageError(
+      `--${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`,
+    );
   }
   return value;
 }

@@ -3,12 +3,12 @@
 // calls under the one retry policy, and main()'s exit handling: 0 done, 1 failed, 2 bad arguments
 // or configuration, 130 interrupted.
 import { createInterface } from 'node:readline/promises';
-import { ConfigError, loadConfig, type Config } from '../shared/config.ts';
-import { createLogger, redact, type Logger } from '../shared/logger.ts';
+import { type Config, ConfigError, loadConfig } from '../shared/config.ts';
+import { createLogger, type Logger, redact } from '../shared/logger.ts';
 import { RetryExhausted, type RetryPolicy } from '../shared/retry.ts';
 import type { RpcName, RpcResult } from '../shared/rpc-results.ts';
 import { LOCAL_API_URL, LOCAL_SECRET_KEY } from '../shared/local-stack.ts';
-import { callRpc as callSharedRpc, RpcError, type RpcArgs } from '../shared/rpc.ts';
+import { callRpc as callSharedRpc, type RpcArgs, RpcError } from '../shared/rpc.ts';
 import { createSupabaseClient, type SupabaseClient } from '../shared/supabase-client.ts';
 import { UsageError } from './cli-flags.ts';
 
@@ -73,12 +73,18 @@ export function targetNotice(target: Target): string {
 }
 
 export function createClient(config: Config): SupabaseClient {
-  return createSupabaseClient(config.supabaseUrl, config.serviceRoleKey, { timeoutMs: CLI_CALL_TIMEOUT_MS });
+  return createSupabaseClient(config.supabaseUrl, config.serviceRoleKey, {
+    timeoutMs: CLI_CALL_TIMEOUT_MS,
+  });
 }
 
 /** Structured logs of a CLI: pino JSON on stderr, redacted by the shared logger. */
 export function createCliLogger(config: Config, name: string): Logger {
-  return createLogger({ level: config.logLevel, bindings: { cli: name }, destination: process.stderr });
+  return createLogger({
+    level: config.logLevel,
+    bindings: { cli: name },
+    destination: process.stderr,
+  });
 }
 
 /** callRpc for a CLI: each retry logged, and a final failure as one RpcError whose message is one printable line. */
@@ -92,15 +98,32 @@ export async function callRpc<F extends RpcName>(
   try {
     return await callSharedRpc(supabase, fn, args, policy, {
       onRetry: ({ attempt, delayMs, error }) =>
-        log.warn({ fn, attempt, delay_ms: delayMs, code: (error as RpcError).code, status: (error as RpcError).status, err: (error as Error).message }, 'rpc failed, retrying'),
+        log.warn({
+          fn,
+          attempt,
+          delay_ms: delayMs,
+          code: (error as RpcError).code,
+          status: (error as RpcError).status,
+          err: (error as Error).message,
+        }, 'rpc failed, retrying'),
     });
   } catch (error) {
     if (error instanceof RetryExhausted) {
       const last = error.lastError;
-      const message = last instanceof RpcError ? `${last.code ? `${last.code} ` : ''}${last.message}` : last instanceof Error ? last.message : String(last);
-      const why = error.reason === 'permanent' ? 'not retryable' : `retries exhausted: ${error.reason}`;
-      throw new RpcError(fn, last instanceof RpcError ? last.code : '', last instanceof RpcError ? last.status : 0,
-        `${fn} failed after ${error.attempts} attempt(s) (${why}): ${message}`);
+      const message = last instanceof RpcError
+        ? `${last.code ? `${last.code} ` : ''}${last.message}`
+        : last instanceof Error
+        ? last.message
+        : String(last);
+      const why = error.reason === 'permanent'
+        ? 'not retryable'
+        : `retries exhausted: ${error.reason}`;
+      throw new RpcError(
+        fn,
+        last instanceof RpcError ? last.code : '',
+        last instanceof RpcError ? last.status : 0,
+        `${fn} failed after ${error.attempts} attempt(s) (${why}): ${message}`,
+      );
     }
     throw error;
   }
@@ -141,7 +164,9 @@ export function formatDuration(ms: number): string {
   if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
   const minutes = Math.floor(ms / 60_000);
   const seconds = Math.round((ms % 60_000) / 1000);
-  return minutes < 60 ? `${minutes} min ${seconds} s` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+  return minutes < 60
+    ? `${minutes} min ${seconds} s`
+    : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }
 
 /** Sleeps ms, or less when signal aborts (Ctrl-C should not wait out a rate limit). */
@@ -219,7 +244,11 @@ export function runMain(name: string, usage: string, main: () => Promise<number>
         process.stderr.write(`${scrub(error.message)}\n`);
         return exit(error.code);
       }
-      process.stderr.write(`npm run ${name} failed: ${scrub(error instanceof Error ? error.message : String(error))}\n`);
+      process.stderr.write(
+        `npm run ${name} failed: ${
+          scrub(error instanceof Error ? error.message : String(error))
+        }\n`,
+      );
       return exit(EXIT.failed);
     });
 }

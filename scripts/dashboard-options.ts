@@ -38,15 +38,25 @@ function functionsUrlFlag(raw: string | undefined): string {
   try {
     url = new URL(raw.trim());
   } catch {
-    throw new UsageError(`--functions-url must be an http(s) URL such as https://<project-ref>.supabase.co/functions/v1, got ${JSON.stringify(raw)}`);
+    throw new UsageError(
+      `--functions-url must be an http(s) URL such as https://<project-ref>.supabase.co/functions/v1, got ${
+        JSON.stringify(raw)
+      }`,
+    );
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
     throw new UsageError(`--functions-url must be an http(s) URL, got a ${url.protocol} URL`);
   }
-  if (url.username !== '' || url.password !== '') throw new UsageError('--functions-url must not carry a user name or password');
-  if (url.search !== '' || url.hash !== '') throw new UsageError('--functions-url must not have a query or fragment');
+  if (url.username !== '' || url.password !== '') {
+    throw new UsageError('--functions-url must not carry a user name or password');
+  }
+  if (url.search !== '' || url.hash !== '') {
+    throw new UsageError('--functions-url must not have a query or fragment');
+  }
   if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) {
-    throw new UsageError(`--functions-url must use https:// for ${url.hostname}: the health token is sent to it`);
+    throw new UsageError(
+      `--functions-url must use https:// for ${url.hostname}: the health token is sent to it`,
+    );
   }
   return url.toString().replace(/\/+$/, '');
 }

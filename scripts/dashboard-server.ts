@@ -50,9 +50,16 @@ export interface DashboardServer {
  * Every refusal and every problem on the way to profile-health, in the shape the page draws: a
  * `status` it shows as the verdict and an `error` code it spells out in its banner.
  */
-function answerError(response: ServerResponse, status: number, error: string, message: string): void {
+function answerError(
+  response: ServerResponse,
+  status: number,
+  error: string,
+  message: string,
+): void {
   const body = JSON.stringify({ status: 'unknown', error, message });
-  response.writeHead(status, { ...JSON_HEADERS, 'Content-Length': Buffer.byteLength(body) }).end(body);
+  response.writeHead(status, { ...JSON_HEADERS, 'Content-Length': Buffer.byteLength(body) }).end(
+    body,
+  );
 }
 
 /** The body, or null once it grows past limit (the rest is not read). */
@@ -68,26 +75,51 @@ async function readLimited(upstream: Response, limit: number): Promise<string | 
   return Buffer.concat(chunks).toString('utf8');
 }
 
-export async function startDashboardServer(options: DashboardServerOptions): Promise<DashboardServer> {
+export async function startDashboardServer(
+  options: DashboardServerOptions,
+): Promise<DashboardServer> {
   const healthUrl = `${options.functionsUrl.replace(/\/+$/, '')}/profile-health`;
   const timeoutMs = options.upstreamTimeoutMs ?? UPSTREAM_TIMEOUT_MS;
   const log = options.log ?? (() => undefined);
   let port = 0;
 
-  async function relay(request: IncomingMessage, response: ServerResponse, query: URLSearchParams): Promise<void> {
+  async function relay(
+    request: IncomingMessage,
+    response: ServerResponse,
+    query: URLSearchParams,
+  ): Promise<void> {
     // Only the request the page makes, rebuilt from checked parts: nothing else reaches the project.
     const keys = [...query.keys()].sort().join(',');
     const window = query.get('window') ?? '24h';
-    if ((keys !== 'format,include' && keys !== 'format,include,window') || query.get('include') !== 'operations' || !WINDOW.test(window)) {
-      return answerError(response, 400, 'unsupported_query', 'only format=json, include=operations and a window such as 1h, 24h or 7d are relayed');
+    if (
+      (keys !== 'format,include' && keys !== 'format,include,window') ||
+      query.get('include') !== 'operations' || !WINDOW.test(window)
+    ) {
+      return answerError(
+        response,
+        400,
+        'unsupported_query',
+        'only format=json, include=operations and a window such as 1h, 24h or 7d are relayed',
+      );
     }
     // A request from another site could not read the answer, but has no business here either.
     const site = request.headers['sec-fetch-site'];
-    if (site !== undefined && site !== 'same-origin') return answerError(response, 403, 'cross_site_request', 'only the dashboard page may ask');
+    if (site !== undefined && site !== 'same-origin') {
+      return answerError(response, 403, 'cross_site_request', 'only the dashboard page may ask');
+    }
     const token = request.headers['x-health-token'];
-    if (typeof token !== 'string' || !TOKEN.test(token)) return answerError(response, 401, 'health_token_required', 'send the health token in x-health-token');
+    if (typeof token !== 'string' || !TOKEN.test(token)) {
+      return answerError(
+        response,
+        401,
+        'health_token_required',
+        'send the health token in x-health-token',
+      );
+    }
 
-    const target = `${healthUrl}?format=json&include=operations&window=${encodeURIComponent(window)}`;
+    const target = `${healthUrl}?format=json&include=operations&window=${
+      encodeURIComponent(window)
+    }`;
     const started = Date.now();
     let upstream: Response;
     try {
@@ -99,42 +131,91 @@ export async function startDashboardServer(options: DashboardServerOptions): Pro
       });
     } catch (error) {
       const timedOut = (error as Error).name === 'TimeoutError';
-      log(`profile-health ${timedOut ? `gave no answer within ${timeoutMs} ms` : `could not be reached: ${causeOf(error)}`} (window ${window})`);
+      log(
+        `profile-health ${
+          timedOut
+            ? `gave no answer within ${timeoutMs} ms`
+            : `could not be reached: ${causeOf(error)}`
+        } (window ${window})`,
+      );
       return timedOut
-        ? answerError(response, 504, 'profile_health_timed_out', `profile-health gave no answer within ${timeoutMs / 1000} s`)
-        : answerError(response, 502, 'profile_health_unreachable', `profile-health could not be reached: ${causeOf(error)}`);
+        ? answerError(
+          response,
+          504,
+          'profile_health_timed_out',
+          `profile-health gave no answer within ${timeoutMs / 1000} s`,
+        )
+        : answerError(
+          response,
+          502,
+          'profile_health_unreachable',
+          `profile-health could not be reached: ${causeOf(error)}`,
+        );
     }
     if (upstream.status >= 300 && upstream.status < 400) {
       await upstream.body?.cancel();
       log(`profile-health answered with a redirect (HTTP ${upstream.status}), not followed`);
-      return answerError(response, 502, 'profile_health_redirected', `profile-health answered with a redirect (HTTP ${upstream.status}): give the address it leads to as --functions-url`);
+      return answerError(
+        response,
+        502,
+        'profile_health_redirected',
+        `profile-health answered with a redirect (HTTP ${upstream.status}): give the address it leads to as --functions-url`,
+      );
     }
     let text: string | null;
     try {
       text = await readLimited(upstream, MAX_UPSTREAM_BYTES);
     } catch (error) {
       log(`profile-health's answer broke off: ${causeOf(error)}`);
-      return answerError(response, 502, 'profile_health_unreachable', `profile-health's answer broke off: ${causeOf(error)}`);
+      return answerError(
+        response,
+        502,
+        'profile_health_unreachable',
+        `profile-health's answer broke off: ${causeOf(error)}`,
+      );
     }
-    if (text === null) return answerError(response, 502, 'profile_health_answer_too_large', `profile-health answered more than ${MAX_UPSTREAM_BYTES} bytes`);
+    if (text === null) {
+      return answerError(
+        response,
+        502,
+        'profile_health_answer_too_large',
+        `profile-health answered more than ${MAX_UPSTREAM_BYTES} bytes`,
+      );
+    }
     try {
       JSON.parse(text);
     } catch {
-      log(`profile-health answered HTTP ${upstream.status} with ${upstream.headers.get('content-type') ?? 'no type'}, not JSON (${Date.now() - started} ms)`);
-      return answerError(response, 502, 'profile_health_answer_not_json', `profile-health answered HTTP ${upstream.status} without JSON: is --functions-url right?`);
+      log(
+        `profile-health answered HTTP ${upstream.status} with ${
+          upstream.headers.get('content-type') ?? 'no type'
+        }, not JSON (${Date.now() - started} ms)`,
+      );
+      return answerError(
+        response,
+        502,
+        'profile_health_answer_not_json',
+        `profile-health answered HTTP ${upstream.status} without JSON: is --functions-url right?`,
+      );
     }
     // The status passes through (401 makes the page ask for the token again, 503 is a verdict);
     // the headers are this server's own, so the body is only ever read as JSON.
-    response.writeHead(upstream.status, { ...JSON_HEADERS, 'Content-Length': Buffer.byteLength(text) }).end(text);
+    response.writeHead(upstream.status, {
+      ...JSON_HEADERS,
+      'Content-Length': Buffer.byteLength(text),
+    }).end(text);
   }
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     // A page on another site that renames itself to 127.0.0.1 (DNS rebinding) still sends its own Host.
-    if (request.headers.host !== `127.0.0.1:${port}` && request.headers.host !== `localhost:${port}`) {
+    if (
+      request.headers.host !== `127.0.0.1:${port}` && request.headers.host !== `localhost:${port}`
+    ) {
       return answerError(response, 421, 'wrong_host', `open http://127.0.0.1:${port}/`);
     }
     const url = new URL(request.url ?? '/', `http://127.0.0.1:${port}`);
-    if (url.pathname !== '/') return answerError(response, 404, 'not_found', 'the dashboard is at /');
+    if (url.pathname !== '/') {
+      return answerError(response, 404, 'not_found', 'the dashboard is at /');
+    }
     const method = request.method ?? 'GET';
     const format = url.searchParams.get('format');
     if (format === 'json') {
@@ -142,21 +223,32 @@ export async function startDashboardServer(options: DashboardServerOptions): Pro
       return relay(request, response, url.searchParams);
     }
     if (url.search !== '' && !(format === 'html' && [...url.searchParams.keys()].length === 1)) {
-      return answerError(response, 400, 'unsupported_query', 'the page is at / (or /?format=html), its data at /?format=json&include=operations');
+      return answerError(
+        response,
+        400,
+        'unsupported_query',
+        'the page is at / (or /?format=html), its data at /?format=json&include=operations',
+      );
     }
-    if (method !== 'GET' && method !== 'HEAD') return answerError(response, 405, 'method_not_allowed', 'GET or HEAD only');
+    if (method !== 'GET' && method !== 'HEAD') {
+      return answerError(response, 405, 'method_not_allowed', 'GET or HEAD only');
+    }
     // A fresh nonce per answer, as profile-health does: the page's one script and one style run, nothing else.
     const nonce = cspNonce();
     const html = renderDashboardHtml(nonce);
-    response.writeHead(200, { ...dashboardHeaders(nonce), 'Content-Length': Buffer.byteLength(html) });
+    response.writeHead(200, {
+      ...dashboardHeaders(nonce),
+      'Content-Length': Buffer.byteLength(html),
+    });
     response.end(method === 'HEAD' ? undefined : html);
   }
 
   const server: Server = createServer((request, response) => {
     handle(request, response).catch((error: unknown) => {
       log(`dashboard request failed: ${causeOf(error)}`);
-      if (!response.headersSent) answerError(response, 500, 'internal_error', 'the dashboard server failed; see its output');
-      else response.destroy();
+      if (!response.headersSent) {
+        answerError(response, 500, 'internal_error', 'the dashboard server failed; see its output');
+      } else response.destroy();
     });
   });
   await new Promise<void>((resolve, reject) => {

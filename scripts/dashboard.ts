@@ -16,7 +16,12 @@ async function main(): Promise<number> {
     port: options.port,
     log: (line) => process.stderr.write(`${scrub(line)}\n`),
   }).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'EADDRINUSE') throw new CliExit(EXIT.failed, `port ${options.port} on 127.0.0.1 is taken: choose another with --port`);
+    if (error.code === 'EADDRINUSE') {
+      throw new CliExit(
+        EXIT.failed,
+        `port ${options.port} on 127.0.0.1 is taken: choose another with --port`,
+      );
+    }
     throw error;
   });
 
@@ -24,7 +29,9 @@ async function main(): Promise<number> {
   const interrupted = new Promise<void>((resolve) => (stopped = resolve));
   const removeInterrupt = onInterrupt(stopped, () => process.exit(EXIT.interrupted));
   try {
-    process.stderr.write(`relaying the dashboard's requests to ${displayUrl(options.functionsUrl)}/profile-health\n`);
+    process.stderr.write(
+      `relaying the dashboard's requests to ${displayUrl(options.functionsUrl)}/profile-health\n`,
+    );
     // A placeholder, never a token: this process is never given one.
     process.stdout.write(`open ${server.url}#token=<your PROFILE_HEALTH_TOKEN>\n`);
     process.stderr.write('Ctrl-C stops it.\n');

@@ -23,7 +23,10 @@ export interface Progress {
 }
 
 /** Users per second scanned by this process. */
-export function rate(state: Pick<ProgressState, 'scannedHere' | 'startedAt'>, now = Date.now()): number {
+export function rate(
+  state: Pick<ProgressState, 'scannedHere' | 'startedAt'>,
+  now = Date.now(),
+): number {
   const seconds = (now - state.startedAt) / 1000;
   return seconds > 0 ? state.scannedHere / seconds : 0;
 }
@@ -40,10 +43,17 @@ const ETA_BATCHES = 20;
 // Redraws per second: smooth to the eye, and cheap on a slow terminal or over SSH.
 const REDRAWS_PER_SECOND = 5;
 
-export function barProgress(total: number | null, initial: ProgressState, dryRun: boolean): Progress {
+export function barProgress(
+  total: number | null,
+  initial: ProgressState,
+  dryRun: boolean,
+): Progress {
   const bar = new cliProgress.SingleBar(
     {
-      format: `{bar} {percentage}% | {value}/{total} users scanned | {missing} missing | {created} ${dryRun ? 'would be created' : 'created'} | {failed} failed | {rate} users/s | ETA {eta_text}`,
+      format:
+        `{bar} {percentage}% | {value}/{total} users scanned | {missing} missing | {created} ${
+          dryRun ? 'would be created' : 'created'
+        } | {failed} failed | {rate} users/s | ETA {eta_text}`,
       stream: process.stderr,
       hideCursor: true,
       etaBuffer: ETA_BATCHES,
@@ -76,11 +86,19 @@ export function barProgress(total: number | null, initial: ProgressState, dryRun
 }
 
 /** One line every `every` batches to write (stdout, or stderr under --json). */
-export function lineProgress(total: number | null, every: number, write: (line: string) => void): Progress {
+export function lineProgress(
+  total: number | null,
+  every: number,
+  write: (line: string) => void,
+): Progress {
   return {
     update(state) {
       if (state.batches % every !== 0) return;
-      const of = total === null ? '' : `/${total} (${total === 0 ? 100 : Math.min(100, Math.floor((state.scanned / total) * 100))}%)`;
+      const of = total === null
+        ? ''
+        : `/${total} (${
+          total === 0 ? 100 : Math.min(100, Math.floor((state.scanned / total) * 100))
+        }%)`;
       write(
         `progress: ${state.scanned}${of} users scanned, missing ${state.missing}, created ${state.created}, failed ${state.failed}, ` +
           `${Math.round(rate(state))} users/s, ETA ${eta(state, total)}`,

@@ -5,7 +5,8 @@ import { intFlag, parseFlags, positiveNumberFlag } from './cli-flags.ts';
 const DEFAULT_BATCH_SIZE = 500;
 const MAX_BATCH_SIZE = 10_000;
 
-export const USAGE = `usage: npm run reconcile -- [--batch-size N] [--max-batches N] [--full-scan] [--loop SECONDS] [--json]
+export const USAGE =
+  `usage: npm run reconcile -- [--batch-size N] [--max-batches N] [--full-scan] [--loop SECONDS] [--json]
 
 Runs reconcile_profiles() over the Supabase API of SUPABASE_URL with SUPABASE_SERVICE_ROLE_KEY
 (or SUPABASE_SECRET_KEYS); without SUPABASE_URL, the local stack on http://127.0.0.1:54321.

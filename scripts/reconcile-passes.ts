@@ -14,7 +14,15 @@ const BUSY_STEP_POLL_MS = 200;
 type BatchResult = ReconcileBatch;
 
 export type ReconcileResult =
-  | (RepairCounts & { ran: true; batches: number; more: boolean; missing_profiles: number; queued: number; scanned: number | null; duration_ms: number })
+  | (RepairCounts & {
+    ran: true;
+    batches: number;
+    more: boolean;
+    missing_profiles: number;
+    queued: number;
+    scanned: number | null;
+    duration_ms: number;
+  })
   | { ran: false; reason: string };
 
 export interface ReconcileContext {
@@ -32,7 +40,13 @@ async function fullScan(ctx: ReconcileContext): Promise<{ scanned: number; found
   let found = 0;
   let restart = true;
   for (;;) {
-    const step = await callRpc(supabase, 'profile_census_step', { p_batch: FULL_SCAN_BATCH, p_restart: restart }, target.config.retry, log);
+    const step = await callRpc(
+      supabase,
+      'profile_census_step',
+      { p_batch: FULL_SCAN_BATCH, p_restart: restart },
+      target.config.retry,
+      log,
+    );
     if (!step.ran) {
       // The scheduled run is stepping right now; it is short.
       await sleep(BUSY_STEP_POLL_MS);
@@ -46,7 +60,9 @@ async function fullScan(ctx: ReconcileContext): Promise<{ scanned: number; found
 }
 
 /** Email drift: one step of sync_profile_emails_step, or with --full-scan a whole pass. */
-export async function syncEmails(ctx: ReconcileContext): Promise<{ checked: number; fixed: number }> {
+export async function syncEmails(
+  ctx: ReconcileContext,
+): Promise<{ checked: number; fixed: number }> {
   const { options, supabase, target, log } = ctx;
   let checked = 0;
   let fixed = 0;
@@ -78,7 +94,15 @@ export async function reconcileAll(ctx: ReconcileContext): Promise<ReconcileResu
   const started = Date.now();
   const scanned = options.fullScan ? (await fullScan(ctx)).scanned : null;
   const totals: RepairCounts = {
-    queue: { due: 0, repaired: 0, failed: 0, user_deleted: 0, probed: 0, recovered: 0, made_due: 0 },
+    queue: {
+      due: 0,
+      repaired: 0,
+      failed: 0,
+      user_deleted: 0,
+      probed: 0,
+      recovered: 0,
+      made_due: 0,
+    },
     sweep: { missing: 0, created: 0, failed: 0 },
   };
   let batches = 0;
@@ -99,8 +123,12 @@ export async function reconcileAll(ctx: ReconcileContext): Promise<ReconcileResu
     }
     batches++;
     lastRan = last;
-    for (const key of Object.keys(totals.queue) as Array<keyof RepairCounts['queue']>) totals.queue[key] += last.queue[key];
-    for (const key of Object.keys(totals.sweep) as Array<keyof RepairCounts['sweep']>) totals.sweep[key] += last.sweep[key];
+    for (const key of Object.keys(totals.queue) as Array<keyof RepairCounts['queue']>) {
+      totals.queue[key] += last.queue[key];
+    }
+    for (const key of Object.keys(totals.sweep) as Array<keyof RepairCounts['sweep']>) {
+      totals.sweep[key] += last.sweep[key];
+    }
   } while (last.more && (options.maxBatches === undefined || batches < options.maxBatches));
   return {
     ran: true,

@@ -47,32 +47,52 @@ async function post(deps: AlertDeps, delivery: AlertDelivery): Promise<void> {
         signal: AbortSignal.timeout(deps.timeoutMs ?? POST_TIMEOUT_MS),
       });
       await response.body?.cancel();
-      if (!response.ok) throw Object.assign(new Error(`alert webhook answered ${response.status}`), { status: response.status });
+      if (!response.ok) {
+        throw Object.assign(new Error(`alert webhook answered ${response.status}`), {
+          status: response.status,
+        });
+      }
     },
     deps.retry,
     // A receiver that rate-limits us (429) is worth retrying too.
-    { isRetryable: (e) => isTransient(e) || (e as { status?: number }).status === 429, ...(deps.sleep ? { sleep: deps.sleep } : {}) },
+    {
+      isRetryable: (e) => isTransient(e) || (e as { status?: number }).status === 429,
+      ...(deps.sleep ? { sleep: deps.sleep } : {}),
+    },
   );
 }
 
 /** Stores a delivery's result; if that fails the lease runs out and the alert is sent again, so say so. */
-async function record(deps: AlertDeps, delivery: AlertDelivery, delivered: boolean, message?: string): Promise<void> {
+async function record(
+  deps: AlertDeps,
+  delivery: AlertDelivery,
+  delivered: boolean,
+  message?: string,
+): Promise<void> {
   const { error } = await deps.supabase.rpc('alert_delivery_result', {
     p_id: delivery.id,
     p_delivered: delivered,
     ...(message !== undefined ? { p_error: message } : {}),
   });
   if (error) {
-    deps.log.error({ alert: delivery.alert, delivered, code: error.code }, 'could not record the alert delivery; it may be sent again');
+    deps.log.error(
+      { alert: delivery.alert, delivered, code: error.code },
+      'could not record the alert delivery; it may be sent again',
+    );
   }
 }
 
 /** Delivers every due alert transition; never throws for a delivery failure. */
-export async function deliverPendingAlerts(deps: AlertDeps): Promise<{ delivered: number; failed: number }> {
+export async function deliverPendingAlerts(
+  deps: AlertDeps,
+): Promise<{ delivered: number; failed: number }> {
   let delivered = 0;
   let failed = 0;
   if (!deps.webhookUrl) return { delivered, failed };
-  const { data, error } = await rpcOnce(deps.supabase, 'alert_deliveries_claim', { p_limit: CLAIM_LIMIT, p_lease_seconds: DELIVERY_LEASE_SECONDS });
+  const { data, error } = await rpcOnce(deps.supabase, 'alert_deliveries_claim', {
+    p_limit: CLAIM_LIMIT,
+    p_lease_seconds: DELIVERY_LEASE_SECONDS,
+  });
   if (error) {
     deps.log.error({ code: error.code }, 'could not claim alert deliveries');
     return { delivered, failed };
@@ -81,13 +101,21 @@ export async function deliverPendingAlerts(deps: AlertDeps): Promise<{ delivered
     try {
       await post(deps, delivery);
       delivered++;
-      deps.log.info({ alert: delivery.alert, state: delivery.state, attempt: delivery.attempt }, 'alert delivered');
+      deps.log.info(
+        { alert: delivery.alert, state: delivery.state, attempt: delivery.attempt },
+        'alert delivered',
+      );
       await record(deps, delivery, true);
     } catch (error) {
       failed++;
       const cause = error instanceof RetryExhausted ? error.lastError : error;
       const message = cause instanceof Error ? cause.message : String(cause);
-      deps.log.error({ alert: delivery.alert, state: delivery.state, attempt: delivery.attempt, err: message }, 'alert delivery failed');
+      deps.log.error({
+        alert: delivery.alert,
+        state: delivery.state,
+        attempt: delivery.attempt,
+        err: message,
+      }, 'alert delivery failed');
       await record(deps, delivery, false, message);
     }
   }
@@ -99,10 +127,24 @@ export async function evaluateAndDeliverAlerts(deps: AlertDeps): Promise<AlertRu
   const { data, error } = await rpcOnce(deps.supabase, 'evaluate_alerts', {});
   if (error) {
     deps.log.error({ code: error.code }, 'could not evaluate alerts');
-    return { status: null, transitions: [], delivered: 0, failed: 0, undelivered: !deps.webhookUrl };
+    return {
+      status: null,
+      transitions: [],
+      delivered: 0,
+      failed: 0,
+      undelivered: !deps.webhookUrl,
+    };
   }
   const evaluation = rpcResult('evaluate_alerts', data);
-  for (const t of evaluation.transitions) deps.log.warn({ alert: t.name, state: t.state }, 'alert transition');
+  for (const t of evaluation.transitions) {
+    deps.log.warn({ alert: t.name, state: t.state }, 'alert transition');
+  }
   const { delivered, failed } = await deliverPendingAlerts(deps);
-  return { status: evaluation.status, transitions: evaluation.transitions, delivered, failed, undelivered: !deps.webhookUrl };
+  return {
+    status: evaluation.status,
+    transitions: evaluation.transitions,
+    delivered,
+    failed,
+    undelivered: !deps.webhookUrl,
+  };
 }

@@ -41,7 +41,8 @@ export function createAnswerTiming(options: AnswerTimingOptions = {}): AnswerTim
   const initialMs = options.initialMs ?? DEFAULT_INITIAL_MS;
   const random = options.random ?? Math.random;
   const now = options.now ?? (() => performance.now());
-  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const sleep = options.sleep ??
+    ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const recent: number[] = [];
   let next = 0;
   return {
@@ -53,7 +54,9 @@ export function createAnswerTiming(options: AnswerTimingOptions = {}): AnswerTim
     },
     async pad(startedAt) {
       const sorted = [...recent].sort((a, b) => a - b);
-      const p90 = sorted.length > 0 ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * TARGET_PERCENTILE))]! : initialMs;
+      const p90 = sorted.length > 0
+        ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * TARGET_PERCENTILE))]!
+        : initialMs;
       const target = p90 * (1 + random() * MAX_JITTER);
       const wait = target - (now() - startedAt);
       if (wait > 0) await sleep(wait);

@@ -21,8 +21,16 @@ export const AUTH_RETRY_AFTER_SECONDS = 5;
 const AUTH_RATE_LIMIT_RETRY_AFTER_SECONDS = 60;
 
 const EMAIL_TAKEN = new Set(['email_exists', 'user_already_exists', 'phone_exists']);
-const RATE_LIMITED = new Set(['over_request_rate_limit', 'over_email_send_rate_limit', 'over_sms_send_rate_limit']);
-const BAD_EMAIL = new Set(['validation_failed', 'email_address_invalid', 'email_address_not_authorized']);
+const RATE_LIMITED = new Set([
+  'over_request_rate_limit',
+  'over_email_send_rate_limit',
+  'over_sms_send_rate_limit',
+]);
+const BAD_EMAIL = new Set([
+  'validation_failed',
+  'email_address_invalid',
+  'email_address_not_authorized',
+]);
 
 export function isEmailTaken(error: unknown): boolean {
   const e = error as AuthErrorLike | null;
@@ -54,23 +62,43 @@ export function authFailure(error: unknown): AppError {
     });
   }
   if (code === 'captcha_failed') {
-    return new AppError(400, 'captcha_failed', 'The CAPTCHA check failed', { fields: { captcha_token: 'was not accepted' }, cause: error });
+    return new AppError(400, 'captcha_failed', 'The CAPTCHA check failed', {
+      fields: { captcha_token: 'was not accepted' },
+      cause: error,
+    });
   }
   if (BAD_EMAIL.has(code)) {
-    return new AppError(400, 'validation_failed', 'The email address was not accepted', { fields: { email: e.message ?? 'is invalid' }, cause: error });
+    return new AppError(400, 'validation_failed', 'The email address was not accepted', {
+      fields: { email: e.message ?? 'is invalid' },
+      cause: error,
+    });
   }
   if (code === 'signup_disabled' || code === 'email_provider_disabled') {
-    return new AppError(403, 'signup_disabled', 'Sign-ups are disabled for this project', { cause: error });
+    return new AppError(403, 'signup_disabled', 'Sign-ups are disabled for this project', {
+      cause: error,
+    });
   }
   // A before-user-created hook that refuses the signup: Auth answers with the hook's http_code and
   // message, and no error code of its own ("unknown"). The message is the hook's, written for
   // the person signing up.
-  if (typeof e.status === 'number' && e.status >= 400 && e.status < 500 && (code === '' || code === 'unknown')) {
+  if (
+    typeof e.status === 'number' && e.status >= 400 && e.status < 500 &&
+    (code === '' || code === 'unknown')
+  ) {
     const status = e.status === 401 || e.status === 407 ? 403 : e.status;
-    return new AppError(status, 'signup_rejected', e.message || 'The sign-up was refused', { cause: error });
+    return new AppError(status, 'signup_rejected', e.message || 'The sign-up was refused', {
+      cause: error,
+    });
   }
-  if (e.name === 'AuthRetryableFetchError' || (typeof e.status === 'number' && e.status >= 500) || e.status === 0) {
-    return serviceUnavailable('Supabase Auth is unavailable; try again shortly', AUTH_RETRY_AFTER_SECONDS, error);
+  if (
+    e.name === 'AuthRetryableFetchError' || (typeof e.status === 'number' && e.status >= 500) ||
+    e.status === 0
+  ) {
+    return serviceUnavailable(
+      'Supabase Auth is unavailable; try again shortly',
+      AUTH_RETRY_AFTER_SECONDS,
+      error,
+    );
   }
   // Anything else is a misconfiguration (bad service key, 401/403 from Auth): ours, not the caller's.
   return new AppError(500, 'auth_rejected', 'Supabase Auth refused the request', { cause: error });

@@ -10,7 +10,11 @@ import type { SupabaseClient } from './supabase-client.ts';
 import { verifyAuthHook } from './webhooks.ts';
 
 /** Why the before-user-created hook refused a signup (the refused audit row's details.reason). */
-type RefusalReason = 'username_invalid' | 'full_name_too_long' | 'avatar_url_invalid' | 'username_taken';
+type RefusalReason =
+  | 'username_invalid'
+  | 'full_name_too_long'
+  | 'avatar_url_invalid'
+  | 'username_taken';
 
 /** How long the hook waits for its refusal's audit row before answering Auth regardless. */
 const REFUSAL_AUDIT_TIMEOUT_MS = 1_000;
@@ -34,7 +38,11 @@ export function createBeforeUserCreatedHook(
    * the profile; allow (204) everything else. OAuth metadata is never a reason to refuse a
    * signup: the database drops what does not fit.
    */
-  async function authHook(request: Request, rawBody: string, ctx: RequestContext): Promise<Response> {
+  async function authHook(
+    request: Request,
+    rawBody: string,
+    ctx: RequestContext,
+  ): Promise<Response> {
     const startedAt = performance.now();
     const payload = verifyAuthHook(request, rawBody, config.authHookSecret);
     const parsed = BeforeUserCreatedBody.safeParse(payload);
@@ -43,7 +51,9 @@ export function createBeforeUserCreatedHook(
     const appMetadata = (user.app_metadata ?? {}) as Record<string, unknown>;
     const provider = typeof appMetadata.provider === 'string' ? appMetadata.provider : 'email';
     const raw = user.user_metadata ?? user.raw_user_meta_data ?? {};
-    const metadata = raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
+    const metadata = raw !== null && typeof raw === 'object' && !Array.isArray(raw)
+      ? (raw as Record<string, unknown>)
+      : {};
     const reject = async (httpCode: number, reason: RefusalReason, message: string) => {
       ctx.annotate({ hook: 'before-user-created', hook_http_code: httpCode });
       ctx.log.debug({ message }, 'signup rejected by the profile hook');
@@ -55,13 +65,25 @@ export function createBeforeUserCreatedHook(
       const fullName = metadataText(metadata, ['full_name', 'name']);
       const avatarUrl = metadataText(metadata, ['avatar_url', 'picture']);
       if (username !== null && !isValidUsername(username)) {
-        return await reject(400, 'username_invalid', 'username must be 3-39 letters, digits, "_", "." or "-", not starting or ending with "." or "-"');
+        return await reject(
+          400,
+          'username_invalid',
+          'username must be 3-39 letters, digits, "_", "." or "-", not starting or ending with "." or "-"',
+        );
       }
       if (fullName !== null && [...fullName].length > FULL_NAME_MAX_LENGTH) {
-        return await reject(400, 'full_name_too_long', `full_name must be at most ${FULL_NAME_MAX_LENGTH} characters`);
+        return await reject(
+          400,
+          'full_name_too_long',
+          `full_name must be at most ${FULL_NAME_MAX_LENGTH} characters`,
+        );
       }
       if (avatarUrl !== null && !isValidAvatarUrl(avatarUrl)) {
-        return await reject(400, 'avatar_url_invalid', 'avatar_url must be an http(s) URL of at most 2048 characters');
+        return await reject(
+          400,
+          'avatar_url_invalid',
+          'avatar_url must be an http(s) URL of at most 2048 characters',
+        );
       }
       if (username !== null) {
         // Asks the database, which also releases the name when its holder never confirmed and
@@ -69,7 +91,10 @@ export function createBeforeUserCreatedHook(
         const available = await supabase.rpc('username_available', { p_username: username });
         if (available.error) {
           // Never block signups on our own outage: the database will drop a taken name anyway.
-          ctx.log.warn({ code: available.error.code }, 'could not check username availability in the hook; allowing');
+          ctx.log.warn(
+            { code: available.error.code },
+            'could not check username availability in the hook; allowing',
+          );
         } else if (available.data === false) {
           return await reject(409, 'username_taken', 'username is already taken');
         }
@@ -83,7 +108,13 @@ export function createBeforeUserCreatedHook(
    * user. Auth is waiting for the answer, so this waits at most REFUSAL_AUDIT_TIMEOUT_MS, once,
    * and a failure is only logged: the refusal stands either way.
    */
-  async function recordRefusal(userId: unknown, reason: RefusalReason, httpCode: number, startedAt: number, ctx: RequestContext) {
+  async function recordRefusal(
+    userId: unknown,
+    reason: RefusalReason,
+    httpCode: number,
+    startedAt: number,
+    ctx: RequestContext,
+  ) {
     const { error, status } = await supabase
       .rpc('record_signup_refusal', {
         p_user_id: typeof userId === 'string' && UUID.test(userId) ? userId : null,
@@ -93,7 +124,12 @@ export function createBeforeUserCreatedHook(
         p_duration_ms: Math.round((performance.now() - startedAt) * 1000) / 1000,
       })
       .abortSignal(AbortSignal.timeout(REFUSAL_AUDIT_TIMEOUT_MS));
-    if (error) ctx.log.warn({ code: error.code, status, err: error.message }, 'could not record the refused signup in the audit trail');
+    if (error) {
+      ctx.log.warn(
+        { code: error.code, status, err: error.message },
+        'could not record the refused signup in the audit trail',
+      );
+    }
   }
 
   return authHook;

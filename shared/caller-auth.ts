@@ -35,7 +35,10 @@ export function isServiceKey(token: string, serviceRoleKeys: readonly string[]):
   return serviceRoleKeys.reduce((matched, key) => constantTimeEqual(token, key) || matched, false);
 }
 
-export async function identifyCaller(request: Request, options: { serviceRoleKeys: readonly string[]; auth: SupabaseClient }): Promise<Caller> {
+export async function identifyCaller(
+  request: Request,
+  options: { serviceRoleKeys: readonly string[]; auth: SupabaseClient },
+): Promise<Caller> {
   const token = bearerOf(request);
   if (!token) throw unauthorized();
   if (isServiceKey(token, options.serviceRoleKeys)) return { kind: 'service' };
@@ -50,7 +53,13 @@ export async function identifyCaller(request: Request, options: { serviceRoleKey
   }
   const { data, error } = result;
   if (error) {
-    if (error.name === 'AuthRetryableFetchError') throw serviceUnavailable('Supabase Auth is unavailable; try again shortly', AUTH_RETRY_AFTER_SECONDS, error);
+    if (error.name === 'AuthRetryableFetchError') {
+      throw serviceUnavailable(
+        'Supabase Auth is unavailable; try again shortly',
+        AUTH_RETRY_AFTER_SECONDS,
+        error,
+      );
+    }
     throw new AppError(401, 'invalid_token', 'The access token is invalid or expired');
   }
   const claims = (data?.claims ?? {}) as Record<string, unknown>;
@@ -71,7 +80,11 @@ export async function identifyCaller(request: Request, options: { serviceRoleKey
     throw new AppError(401, 'invalid_token', 'The access token is not meant for signed-in users');
   }
   if (claims.role !== 'authenticated') {
-    throw new AppError(403, 'forbidden', 'Only signed-in users or the service role may call this function');
+    throw new AppError(
+      403,
+      'forbidden',
+      'Only signed-in users or the service role may call this function',
+    );
   }
   if (typeof claims.sub !== 'string' || !UUID.test(claims.sub)) {
     throw new AppError(401, 'invalid_token', 'The access token names no user');

@@ -24,21 +24,38 @@ const VERIFY_TIMEOUT_MS = 5_000;
 const PROVIDER_RETRY_AFTER_SECONDS = 5;
 
 function captchaFailed(message: string): AppError {
-  return new AppError(400, 'captcha_failed', message, { fields: { captcha_token: 'was not accepted' } });
+  return new AppError(400, 'captcha_failed', message, {
+    fields: { captcha_token: 'was not accepted' },
+  });
 }
 
 /** Resolves when the provider accepts the token; a 400 captcha_failed when not; 503 when it cannot be asked. */
-export async function verifyCaptcha(config: CaptchaConfig, token: string | undefined, clientAddress: string | null, fetchImpl: typeof fetch = fetch): Promise<void> {
-  if (token === undefined || token.trim() === '') throw captchaFailed('A CAPTCHA token is required');
+export async function verifyCaptcha(
+  config: CaptchaConfig,
+  token: string | undefined,
+  clientAddress: string | null,
+  fetchImpl: typeof fetch = fetch,
+): Promise<void> {
+  if (token === undefined || token.trim() === '') {
+    throw captchaFailed('A CAPTCHA token is required');
+  }
   const form = new URLSearchParams({ secret: config.secret, response: token });
   if (clientAddress !== null) form.set('remoteip', clientAddress);
   let answer: { success?: unknown };
   try {
-    const response = await fetchImpl(config.verifyUrl, { method: 'POST', body: form, signal: AbortSignal.timeout(VERIFY_TIMEOUT_MS) });
+    const response = await fetchImpl(config.verifyUrl, {
+      method: 'POST',
+      body: form,
+      signal: AbortSignal.timeout(VERIFY_TIMEOUT_MS),
+    });
     if (!response.ok) throw new Error(`CAPTCHA provider answered ${response.status}`);
     answer = (await response.json()) as { success?: unknown };
   } catch (cause) {
-    throw serviceUnavailable('The CAPTCHA provider is unavailable; try again shortly', PROVIDER_RETRY_AFTER_SECONDS, cause);
+    throw serviceUnavailable(
+      'The CAPTCHA provider is unavailable; try again shortly',
+      PROVIDER_RETRY_AFTER_SECONDS,
+      cause,
+    );
   }
   if (answer.success !== true) throw captchaFailed('The CAPTCHA check failed');
 }

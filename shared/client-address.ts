@@ -25,7 +25,9 @@ function ipv6Groups(text: string): number[] | null {
   if (v4) {
     if (!IPV4.test(v4[1]!)) return null;
     const [a, b, c, d] = v4[1]!.split('.').map(Number) as [number, number, number, number];
-    hex = `${text.slice(0, v4.index)}:${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+    hex = `${text.slice(0, v4.index)}:${((a << 8) | b).toString(16)}:${
+      ((c << 8) | d).toString(16)
+    }`;
   }
   const halves = hex.split('::');
   if (halves.length > 2) return null;
@@ -58,7 +60,9 @@ export function normalizeAddress(text: string): string | null {
 
 /** The configured header's chosen hop, exactly as sent, or null when absent or not an address. */
 export function clientAddressOf(request: Request, source: ClientAddressSource): string | null {
-  const hops = (request.headers.get(source.header) ?? '').split(',').map((h) => h.trim()).filter(Boolean);
+  const hops = (request.headers.get(source.header) ?? '').split(',').map((h) => h.trim()).filter(
+    Boolean,
+  );
   const hop = hops.at(-source.hop);
   if (hop === undefined || normalizeAddress(hop) === null) return null;
   return hop.replace(/^\[(.*)\]$/, '$1');

@@ -2,7 +2,11 @@
 // ensureProfile() with typed results, one typed error, and safe retries. A registration keeps
 // one Idempotency-Key across its retries, so a retry after a lost answer returns the first
 // answer instead of a 409 or a second user.
-import { FunctionsFetchError, FunctionsHttpError, FunctionsRelayError } from '@supabase/functions-js';
+import {
+  FunctionsFetchError,
+  FunctionsHttpError,
+  FunctionsRelayError,
+} from '@supabase/functions-js';
 import type { SupabaseClient } from '@supabase/supabase-js';
 import type { UserProfile } from './profile-contract.ts';
 import { retry, RetryExhausted, type RetryPolicy } from './retry.ts';
@@ -56,11 +60,17 @@ export class ProfileApiError extends Error {
 
   /** Worth trying again later with the same input (network, 503, rate limits, a key in use). */
   get transient(): boolean {
-    return this.status === 0 || this.status === 502 || this.status === 503 || this.status === 504 || this.code === 'idempotency_in_progress';
+    return this.status === 0 || this.status === 502 || this.status === 503 || this.status === 504 ||
+      this.code === 'idempotency_in_progress';
   }
 }
 
-export const CLIENT_RETRY: RetryPolicy = { maxAttempts: 4, baseDelayMs: 250, maxDelayMs: 4000, deadlineMs: 20_000 };
+export const CLIENT_RETRY: RetryPolicy = {
+  maxAttempts: 4,
+  baseDelayMs: 250,
+  maxDelayMs: 4000,
+  deadlineMs: 20_000,
+};
 
 async function toApiError(error: unknown): Promise<ProfileApiError> {
   if (error instanceof FunctionsHttpError) {
@@ -81,9 +91,21 @@ async function toApiError(error: unknown): Promise<ProfileApiError> {
     );
   }
   if (error instanceof FunctionsFetchError || error instanceof FunctionsRelayError) {
-    return new ProfileApiError(0, 'network_error', 'The function could not be reached', undefined, undefined);
+    return new ProfileApiError(
+      0,
+      'network_error',
+      'The function could not be reached',
+      undefined,
+      undefined,
+    );
   }
-  return new ProfileApiError(0, 'network_error', error instanceof Error ? error.message : 'Unknown failure', undefined, undefined);
+  return new ProfileApiError(
+    0,
+    'network_error',
+    error instanceof Error ? error.message : 'Unknown failure',
+    undefined,
+    undefined,
+  );
 }
 
 export interface ProfileClientOptions {
@@ -97,16 +119,30 @@ export interface ProfileClient {
   ensureProfile(): Promise<EnsureProfileAnswer>;
 }
 
-export function createProfileClient(supabase: SupabaseClient, options: ProfileClientOptions = {}): ProfileClient {
+export function createProfileClient(
+  supabase: SupabaseClient,
+  options: ProfileClientOptions = {},
+): ProfileClient {
   const policy = options.retry ?? CLIENT_RETRY;
 
-  async function call<T>(name: string, body: unknown, headers: Record<string, string>): Promise<{ data: T; replayed: boolean }> {
+  async function call<T>(
+    name: string,
+    body: unknown,
+    headers: Record<string, string>,
+  ): Promise<{ data: T; replayed: boolean }> {
     try {
       return await retry(
         async () => {
-          const { data, error, response } = await supabase.functions.invoke<T>(name, { method: 'POST', body: body as Record<string, unknown>, headers });
+          const { data, error, response } = await supabase.functions.invoke<T>(name, {
+            method: 'POST',
+            body: body as Record<string, unknown>,
+            headers,
+          });
           if (error) throw await toApiError(error);
-          return { data: data as T, replayed: response?.headers.get('idempotency-replayed') === 'true' };
+          return {
+            data: data as T,
+            replayed: response?.headers.get('idempotency-replayed') === 'true',
+          };
         },
         policy,
         {
@@ -122,7 +158,9 @@ export function createProfileClient(supabase: SupabaseClient, options: ProfileCl
   return {
     async register(input, callOptions = {}) {
       const key = callOptions.idempotencyKey ?? crypto.randomUUID();
-      const { data, replayed } = await call<Omit<RegisterResult, 'replayed'>>('register', input, { 'Idempotency-Key': key });
+      const { data, replayed } = await call<Omit<RegisterResult, 'replayed'>>('register', input, {
+        'Idempotency-Key': key,
+      });
       return { ...data, replayed };
     },
     async ensureProfile() {

@@ -11,7 +11,8 @@ const KEY_MAP = z.record(z.string(), z.string().min(1));
 const keyMapJson = z.string().refine((raw) => {
   try {
     const parsed: unknown = JSON.parse(raw);
-    return KEY_MAP.safeParse(parsed).success && typeof (parsed as Record<string, unknown>).default === 'string';
+    return KEY_MAP.safeParse(parsed).success &&
+      typeof (parsed as Record<string, unknown>).default === 'string';
   } catch {
     return false;
   }
@@ -48,7 +49,8 @@ const ENV = z
     ENSURE_RATE_LIMIT_MAX: int(1, 1_000_000).default(30),
     ENSURE_RATE_LIMIT_WINDOW_SECONDS: int(1, 86_400).default(60),
 
-    CLIENT_ADDRESS_HEADER: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'must be a header name').default('x-forwarded-for'),
+    CLIENT_ADDRESS_HEADER: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'must be a header name')
+      .default('x-forwarded-for'),
     CLIENT_ADDRESS_HOP: int(1, 10).default(1),
 
     CAPTCHA_PROVIDER: z.enum(['hcaptcha', 'turnstile', 'none']).optional(),
@@ -56,19 +58,25 @@ const ENV = z
     CAPTCHA_VERIFY_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
 
     PROFILE_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
-    AUTH_HOOK_SECRET: z.string().regex(/^v1,whsec_[A-Za-z0-9+/=]+$/, 'must look like v1,whsec_<base64>').optional(),
+    AUTH_HOOK_SECRET: z.string().regex(
+      /^v1,whsec_[A-Za-z0-9+/=]+$/,
+      'must look like v1,whsec_<base64>',
+    ).optional(),
     PROFILE_HEALTH_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
     ALERT_WEBHOOK_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
 
     MAX_BODY_BYTES: int(256, 1_048_576).default(16_384),
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default(
+      'info',
+    ),
   })
   .superRefine((env, ctx) => {
     if (env.REGISTER_FORWARD_CLIENT_ADDRESS && !env.SUPABASE_SECRET_KEYS) {
       ctx.addIssue({
         code: 'custom',
         path: ['REGISTER_FORWARD_CLIENT_ADDRESS'],
-        message: 'needs SUPABASE_SECRET_KEYS: Supabase Auth honours Sb-Forwarded-For only with a secret key, not the legacy service_role key',
+        message:
+          'needs SUPABASE_SECRET_KEYS: Supabase Auth honours Sb-Forwarded-For only with a secret key, not the legacy service_role key',
       });
     }
     // A signup made with a secret key skips Auth's CAPTCHA check, so forwarding must say who checks it.
@@ -76,11 +84,19 @@ const ENV = z
       ctx.addIssue({
         code: 'custom',
         path: ['CAPTCHA_PROVIDER'],
-        message: 'required with REGISTER_FORWARD_CLIENT_ADDRESS: hcaptcha or turnstile (register checks the token), or none',
+        message:
+          'required with REGISTER_FORWARD_CLIENT_ADDRESS: hcaptcha or turnstile (register checks the token), or none',
       });
     }
-    if ((env.CAPTCHA_PROVIDER === 'hcaptcha' || env.CAPTCHA_PROVIDER === 'turnstile') && !env.CAPTCHA_SECRET) {
-      ctx.addIssue({ code: 'custom', path: ['CAPTCHA_SECRET'], message: `required with CAPTCHA_PROVIDER=${env.CAPTCHA_PROVIDER}` });
+    if (
+      (env.CAPTCHA_PROVIDER === 'hcaptcha' || env.CAPTCHA_PROVIDER === 'turnstile') &&
+      !env.CAPTCHA_SECRET
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['CAPTCHA_SECRET'],
+        message: `required with CAPTCHA_PROVIDER=${env.CAPTCHA_PROVIDER}`,
+      });
     }
     if (!env.SUPABASE_SECRET_KEYS && !env.SUPABASE_SERVICE_ROLE_KEY) {
       ctx.addIssue({
@@ -147,21 +163,37 @@ export class ConfigError extends Error {
 /** Validates an environment (Deno.env.toObject() or process.env) into a Config, or throws ConfigError. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
   // Empty strings are what an unset secret looks like in many deploy tools: treat them as unset.
-  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const present = Object.fromEntries(
+    Object.entries(env).filter(([, v]) => v !== undefined && v !== ''),
+  );
   const result = ENV.safeParse(present);
   if (!result.success) {
-    throw new ConfigError(result.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`));
+    throw new ConfigError(
+      result.error.issues.map((issue) =>
+        `${issue.path.join('.') || 'environment'}: ${issue.message}`
+      ),
+    );
   }
   const e = result.data;
-  const secretKeys = e.SUPABASE_SECRET_KEYS ? (JSON.parse(e.SUPABASE_SECRET_KEYS) as Record<string, string>) : {};
-  const publishableKeys = e.SUPABASE_PUBLISHABLE_KEYS ? (JSON.parse(e.SUPABASE_PUBLISHABLE_KEYS) as Record<string, string>) : {};
-  const serviceRoleKeys = [...Object.values(secretKeys), ...(e.SUPABASE_SERVICE_ROLE_KEY ? [e.SUPABASE_SERVICE_ROLE_KEY] : [])];
+  const secretKeys = e.SUPABASE_SECRET_KEYS
+    ? (JSON.parse(e.SUPABASE_SECRET_KEYS) as Record<string, string>)
+    : {};
+  const publishableKeys = e.SUPABASE_PUBLISHABLE_KEYS
+    ? (JSON.parse(e.SUPABASE_PUBLISHABLE_KEYS) as Record<string, string>)
+    : {};
+  const serviceRoleKeys = [
+    ...Object.values(secretKeys),
+    ...(e.SUPABASE_SERVICE_ROLE_KEY ? [e.SUPABASE_SERVICE_ROLE_KEY] : []),
+  ];
   return {
     supabaseUrl: e.SUPABASE_URL.replace(/\/+$/, ''),
     serviceRoleKey: secretKeys.default ?? e.SUPABASE_SERVICE_ROLE_KEY!,
     serviceRoleKeys,
     anonKey: publishableKeys.default ?? e.SUPABASE_ANON_KEY,
-    publicKeys: [...Object.values(publishableKeys), ...(e.SUPABASE_ANON_KEY ? [e.SUPABASE_ANON_KEY] : [])],
+    publicKeys: [
+      ...Object.values(publishableKeys),
+      ...(e.SUPABASE_ANON_KEY ? [e.SUPABASE_ANON_KEY] : []),
+    ],
     retry: {
       maxAttempts: e.PROFILE_RETRY_MAX_ATTEMPTS,
       baseDelayMs: e.PROFILE_RETRY_BASE_DELAY_MS,
@@ -172,18 +204,29 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       mode: e.REGISTER_MODE,
       adminEmailConfirm: e.REGISTER_ADMIN_EMAIL_CONFIRM,
       emailRedirectTo: e.REGISTER_EMAIL_REDIRECT_TO,
-      rateLimit: { max: e.REGISTER_RATE_LIMIT_MAX, windowSeconds: e.REGISTER_RATE_LIMIT_WINDOW_SECONDS },
+      rateLimit: {
+        max: e.REGISTER_RATE_LIMIT_MAX,
+        windowSeconds: e.REGISTER_RATE_LIMIT_WINDOW_SECONDS,
+      },
       unattributedRateLimitMax: e.REGISTER_UNATTRIBUTED_RATE_LIMIT_MAX,
       revealTakenEmail: e.REGISTER_REVEAL_TAKEN_EMAIL,
       forwardClientAddress: e.REGISTER_FORWARD_CLIENT_ADDRESS,
       idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
     },
-    ensure: { rateLimit: { max: e.ENSURE_RATE_LIMIT_MAX, windowSeconds: e.ENSURE_RATE_LIMIT_WINDOW_SECONDS } },
+    ensure: {
+      rateLimit: {
+        max: e.ENSURE_RATE_LIMIT_MAX,
+        windowSeconds: e.ENSURE_RATE_LIMIT_WINDOW_SECONDS,
+      },
+    },
     clientAddress: { header: e.CLIENT_ADDRESS_HEADER.toLowerCase(), hop: e.CLIENT_ADDRESS_HOP },
-    captcha:
-      e.CAPTCHA_PROVIDER === 'hcaptcha' || e.CAPTCHA_PROVIDER === 'turnstile'
-        ? { provider: e.CAPTCHA_PROVIDER, secret: e.CAPTCHA_SECRET!, verifyUrl: e.CAPTCHA_VERIFY_URL ?? CAPTCHA_VERIFY_URLS[e.CAPTCHA_PROVIDER] }
-        : null,
+    captcha: e.CAPTCHA_PROVIDER === 'hcaptcha' || e.CAPTCHA_PROVIDER === 'turnstile'
+      ? {
+        provider: e.CAPTCHA_PROVIDER,
+        secret: e.CAPTCHA_SECRET!,
+        verifyUrl: e.CAPTCHA_VERIFY_URL ?? CAPTCHA_VERIFY_URLS[e.CAPTCHA_PROVIDER],
+      }
+      : null,
     webhookSecret: e.PROFILE_WEBHOOK_SECRET,
     authHookSecret: e.AUTH_HOOK_SECRET,
     healthToken: e.PROFILE_HEALTH_TOKEN,

@@ -7,7 +7,7 @@
 //       pending user's metadata will make a valid profile and rejects the signup if not, leaving
 //       a 'refused' audit row with the request id (before-user-created-hook.ts).
 import { createBeforeUserCreatedHook } from './before-user-created-hook.ts';
-import { identifyCaller, type Caller } from './caller-auth.ts';
+import { type Caller, identifyCaller } from './caller-auth.ts';
 import type { Config } from './config.ts';
 import { AppError } from './errors.ts';
 import { createHandler, json, parseJson, readText, type RequestContext } from './http.ts';
@@ -15,7 +15,7 @@ import { createLogger, type Logger } from './logger.ts';
 import type { EnsureSource } from './profile-contract.ts';
 import type { CallerVerdict } from './rpc-results.ts';
 import { rpcOnce, rpcResult } from './rpc.ts';
-import { ensureProfile, outcomeFields, type EnsureOutcome } from './profile-service.ts';
+import { type EnsureOutcome, ensureProfile, outcomeFields } from './profile-service.ts';
 import { DatabaseWebhookBody, EnsureProfileBody, invalidBody } from './schemas.ts';
 import { createSupabaseClient, type SupabaseClient } from './supabase-client.ts';
 import { DATABASE_WEBHOOK_HEADER, isAuthHook, verifyDatabaseWebhook } from './webhooks.ts';
@@ -36,28 +36,45 @@ function answer(userId: string, outcome: EnsureOutcome, ctx: RequestContext): Re
       profile_status: 'pending',
       // How it will be finished: from the repair queue, or by the reconciler's census.
       completion: outcome.queued ? 'repair_queued' : 'reconciler_sweep',
-      message: 'The profile could not be completed right now and will be finished automatically within minutes.',
+      message:
+        'The profile could not be completed right now and will be finished automatically within minutes.',
     });
   }
   return json(200, { user_id: userId, profile: outcome.profile, profile_status: outcome.status });
 }
 
-export function createEnsureProfileHandler(deps: EnsureProfileDeps): (request: Request) => Promise<Response> {
+export function createEnsureProfileHandler(
+  deps: EnsureProfileDeps,
+): (request: Request) => Promise<Response> {
   const { config } = deps;
-  const log = deps.log ?? createLogger({ level: config.logLevel, bindings: { function: 'ensure-profile' } });
+  const log = deps.log ??
+    createLogger({ level: config.logLevel, bindings: { function: 'ensure-profile' } });
   const supabase = deps.supabase ?? createSupabaseClient(config.supabaseUrl, config.serviceRoleKey);
 
   const authHook = createBeforeUserCreatedHook(config, supabase);
 
-  const ensure = (userId: string, source: EnsureSource, ctx: RequestContext, email?: string | null) =>
-    ensureProfile({ supabase, retry: config.retry, ...(deps.sleep ? { sleep: deps.sleep } : {}) }, userId, {
-      source,
-      requestId: ctx.requestId,
-      log: ctx.log,
-      ...(email !== undefined ? { email } : {}),
-    });
+  const ensure = (
+    userId: string,
+    source: EnsureSource,
+    ctx: RequestContext,
+    email?: string | null,
+  ) =>
+    ensureProfile(
+      { supabase, retry: config.retry, ...(deps.sleep ? { sleep: deps.sleep } : {}) },
+      userId,
+      {
+        source,
+        requestId: ctx.requestId,
+        log: ctx.log,
+        ...(email !== undefined ? { email } : {}),
+      },
+    );
 
-  async function databaseWebhook(request: Request, rawBody: string, ctx: RequestContext): Promise<Response> {
+  async function databaseWebhook(
+    request: Request,
+    rawBody: string,
+    ctx: RequestContext,
+  ): Promise<Response> {
     verifyDatabaseWebhook(request, config.webhookSecret);
     const payload = parseJson(rawBody);
     const parsed = DatabaseWebhookBody.safeParse(payload);
@@ -83,7 +100,12 @@ export function createEnsureProfileHandler(deps: EnsureProfileDeps): (request: R
     const verdict = await guardUser(who.userId, ctx);
     if (verdict?.profile) {
       ctx.annotate({ existed_repeat: verdict.repeat === true });
-      return answer(who.userId, { status: 'existed', profile: verdict.profile, attempts: 0, via: 'read' }, ctx);
+      return answer(who.userId, {
+        status: 'existed',
+        profile: verdict.profile,
+        attempts: 0,
+        via: 'read',
+      }, ctx);
     }
     return answer(who.userId, await ensure(who.userId, 'ensure', ctx, who.email), ctx);
   }
@@ -103,16 +125,26 @@ export function createEnsureProfileHandler(deps: EnsureProfileDeps): (request: R
       p_request_id: ctx.requestId,
     });
     if (error) {
-      ctx.log.warn({ code: error.code, status, err: error.message }, 'ensure_profile_for_caller failed; ensuring without the caller guard');
+      ctx.log.warn(
+        { code: error.code, status, err: error.message },
+        'ensure_profile_for_caller failed; ensuring without the caller guard',
+      );
       return null;
     }
     const verdict = rpcResult('ensure_profile_for_caller', data);
     if (!verdict.allowed) {
-      throw new AppError(429, 'rate_limited', 'Too many ensure-profile calls for this user; try again later', {
-        headers: { 'Retry-After': String(verdict.retry_after_seconds) },
-      });
+      throw new AppError(
+        429,
+        'rate_limited',
+        'Too many ensure-profile calls for this user; try again later',
+        {
+          headers: { 'Retry-After': String(verdict.retry_after_seconds) },
+        },
+      );
     }
-    if (verdict.standing === 'banned') throw new AppError(403, 'user_banned', 'This user is banned');
+    if (verdict.standing === 'banned') {
+      throw new AppError(403, 'user_banned', 'This user is banned');
+    }
     // Supabase Auth answers a token whose user is gone with 403 user_not_found; a soft-deleted
     // user has lost every session, so its token is refused there too.
     if (verdict.standing === 'deleted' || verdict.standing === 'missing') {
@@ -122,12 +154,17 @@ export function createEnsureProfileHandler(deps: EnsureProfileDeps): (request: R
   }
 
   return createHandler({ name: 'ensure-profile', methods: ['POST'], log }, async (request, ctx) => {
-    if (isAuthHook(request)) return await authHook(request, await readText(request, config.maxBodyBytes), ctx);
+    if (isAuthHook(request)) {
+      return await authHook(request, await readText(request, config.maxBodyBytes), ctx);
+    }
     if (request.headers.has(DATABASE_WEBHOOK_HEADER)) {
       return await databaseWebhook(request, await readText(request, config.maxBodyBytes), ctx);
     }
     // Authenticate before reading the body: an anonymous caller costs us no parsing.
-    const who = await identifyCaller(request, { serviceRoleKeys: config.serviceRoleKeys, auth: supabase });
+    const who = await identifyCaller(request, {
+      serviceRoleKeys: config.serviceRoleKeys,
+      auth: supabase,
+    });
     const hasBody = request.headers.get('content-length') !== '0' && request.body !== null;
     const rawBody = hasBody ? await readText(request, config.maxBodyBytes) : '';
     return await caller(rawBody, who, ctx);

@@ -33,4 +33,7 @@ export const unauthorized = (message = 'A valid Authorization header is required
   new AppError(401, 'unauthorized', message);
 
 export const serviceUnavailable = (message: string, retryAfterSeconds: number, cause?: unknown) =>
-  new AppError(503, 'service_unavailable', message, { headers: { 'Retry-After': String(retryAfterSeconds) }, cause });
+  new AppError(503, 'service_unavailable', message, {
+    headers: { 'Retry-After': String(retryAfterSeconds) },
+    cause,
+  });

@@ -7,7 +7,15 @@ const count = z.number().int().nonnegative();
 const timestamp = z.string();
 
 /** Every outcome an audit row may carry (private.is_valid_audit_row). */
-const AUDIT_OUTCOMES = ['created', 'existed', 'failed', 'skipped', 'released', 'refused', 'updated'] as const;
+const AUDIT_OUTCOMES = [
+  'created',
+  'existed',
+  'failed',
+  'skipped',
+  'released',
+  'refused',
+  'updated',
+] as const;
 // Keyed by outcome, and only outcomes: code walks these keys (Object.entries), and an outcome
 // added in SQL fails the check here rather than vanishing from an answer.
 const outcomeCounts = z.partialRecord(z.enum(AUDIT_OUTCOMES), count);
@@ -20,8 +28,20 @@ export const SystemStatsSchema = z.looseObject({
     by_source: z.record(z.string(), outcomeCounts),
   }),
   success_rate: z.number().nullable(),
-  failures_by_sqlstate: z.array(z.looseObject({ sqlstate: z.string(), count, example: z.string().nullable(), last_at: timestamp })),
-  latency_ms: z.looseObject({ p50: z.number().nullable(), p95: z.number().nullable(), p99: z.number().nullable(), max: z.number().nullable() }),
+  failures_by_sqlstate: z.array(
+    z.looseObject({
+      sqlstate: z.string(),
+      count,
+      example: z.string().nullable(),
+      last_at: timestamp,
+    }),
+  ),
+  latency_ms: z.looseObject({
+    p50: z.number().nullable(),
+    p95: z.number().nullable(),
+    p99: z.number().nullable(),
+    max: z.number().nullable(),
+  }),
   missing_profiles: count,
   repair_queue: z.looseObject({
     open: count,
@@ -44,8 +64,19 @@ export const SystemHealthSchema = z.looseObject({
      * open repair-queue entries (retried when due); last_full_scan_at: when the census's
      * safety-net scan last finished a pass over auth.users (null before the first).
      */
-    missing_profiles: check({ value: count, threshold: z.number(), queued: count, counted_at: timestamp, last_full_scan_at: timestamp.nullable() }),
-    success_rate: check({ value: z.number().nullable(), threshold: z.number(), attempts: count, window_seconds: z.number() }),
+    missing_profiles: check({
+      value: count,
+      threshold: z.number(),
+      queued: count,
+      counted_at: timestamp,
+      last_full_scan_at: timestamp.nullable(),
+    }),
+    success_rate: check({
+      value: z.number().nullable(),
+      threshold: z.number(),
+      attempts: count,
+      window_seconds: z.number(),
+    }),
     repair_queue_age: check({ value: z.number().nullable(), threshold: z.number(), open: count }),
   }),
 });
@@ -53,13 +84,27 @@ export const SystemHealthSchema = z.looseObject({
 export const OperationsStatsSchema = z.looseObject({
   bucket_seconds: z.number(),
   series: z.array(z.looseObject({
-    at: timestamp, created: count, existed: count, failed: count, skipped: count, success_rate: z.number().nullable(),
+    at: timestamp,
+    created: count,
+    existed: count,
+    failed: count,
+    skipped: count,
+    success_rate: z.number().nullable(),
   })),
   alerts: z.array(z.looseObject({
-    name: z.string(), firing: z.boolean(), since: timestamp.nullable(), value: z.unknown(), threshold: z.unknown(), evaluated_at: timestamp,
+    name: z.string(),
+    firing: z.boolean(),
+    since: timestamp.nullable(),
+    value: z.unknown(),
+    threshold: z.unknown(),
+    evaluated_at: timestamp,
   })),
   alert_deliveries: z.looseObject({
-    pending: count, undeliverable: count, last_error: z.string().nullable(), last_delivered_at: timestamp.nullable(),
+    pending: count,
+    undeliverable: count,
+    last_error: z.string().nullable(),
+    last_delivered_at: timestamp.nullable(),
   }),
-  reconciler: z.looseObject({ last_run_at: timestamp, last_run: z.record(z.string(), z.unknown()) }).nullable(),
+  reconciler: z.looseObject({ last_run_at: timestamp, last_run: z.record(z.string(), z.unknown()) })
+    .nullable(),
 });

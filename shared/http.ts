@@ -18,7 +18,8 @@ export const CORS_HEADERS: Readonly<Record<string, string>> = {
 // What an answer other than a preflight needs: browsers read Allow-Headers, Allow-Methods and
 // Max-Age only from the preflight, so sending them on every answer only makes it longer.
 const CORS_ENTRIES = Object.entries(CORS_HEADERS).filter(([name]) =>
-  ['Access-Control-Allow-Origin', 'Access-Control-Expose-Headers'].includes(name));
+  ['Access-Control-Allow-Origin', 'Access-Control-Expose-Headers'].includes(name)
+);
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -31,7 +32,11 @@ export interface RequestContext {
 
 type Route = (request: Request, context: RequestContext) => Promise<Response>;
 
-export function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+export function json(
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Response {
   return new Response(status === 204 ? null : JSON.stringify(body), {
     status,
     headers: { 'Content-Type': 'application/json; charset=utf-8', ...headers },
@@ -121,7 +126,11 @@ export async function readJson(request: Request, maxBytes: number): Promise<unkn
 }
 
 function tooLarge(maxBytes: number): AppError {
-  return new AppError(413, 'payload_too_large', `The request body must be at most ${maxBytes} bytes`);
+  return new AppError(
+    413,
+    'payload_too_large',
+    `The request body must be at most ${maxBytes} bytes`,
+  );
 }
 
 interface HandlerOptions {
@@ -131,10 +140,15 @@ interface HandlerOptions {
 }
 
 /** Wraps a route into the plain (Request) => Promise<Response> that Deno.serve and tests call. */
-export function createHandler(options: HandlerOptions, route: Route): (request: Request) => Promise<Response> {
+export function createHandler(
+  options: HandlerOptions,
+  route: Route,
+): (request: Request) => Promise<Response> {
   const allowed = new Set(options.methods);
   return async (request) => {
-    if (request.method === 'OPTIONS') return new Response(null, { status: 204, headers: CORS_HEADERS });
+    if (request.method === 'OPTIONS') {
+      return new Response(null, { status: 204, headers: CORS_HEADERS });
+    }
     const started = performance.now();
     const requestId = requestIdOf(request);
     const log = options.log.child({ request_id: requestId });
@@ -153,7 +167,12 @@ export function createHandler(options: HandlerOptions, route: Route): (request: 
     }
     // The one line every request leaves at info; what happened inside is logged at debug.
     log.info(
-      { method: request.method, status: response.status, duration_ms: Math.round((performance.now() - started) * 10) / 10, ...annotations },
+      {
+        method: request.method,
+        status: response.status,
+        duration_ms: Math.round((performance.now() - started) * 10) / 10,
+        ...annotations,
+      },
       'request',
     );
     return finish(request, response, requestId);
@@ -175,7 +194,10 @@ function finish(request: Request, response: Response, requestId: string): Respon
   const headers = new Headers(response.headers);
   for (const [key, value] of CORS_ENTRIES) headers.set(key, value);
   headers.set('x-request-id', requestId);
-  return new Response(request.method === 'HEAD' ? null : response.body, { status: response.status, headers });
+  return new Response(request.method === 'HEAD' ? null : response.body, {
+    status: response.status,
+    headers,
+  });
 }
 
 function errorResponse(error: unknown, log: Logger): Response {
@@ -184,5 +206,10 @@ function errorResponse(error: unknown, log: Logger): Response {
     return json(error.status, errorBody(error), error.headers);
   }
   log.error({ err: error }, 'unhandled error');
-  return json(500, { error: { code: 'internal_error', message: 'Something went wrong; the request id identifies it in our logs' } });
+  return json(500, {
+    error: {
+      code: 'internal_error',
+      message: 'Something went wrong; the request id identifies it in our logs',
+    },
+  });
 }

@@ -24,9 +24,14 @@ function idempotencyKeyOf(request: Request): string | null {
   const key = request.headers.get('idempotency-key');
   if (key === null) return null;
   if (!KEY.test(key)) {
-    throw new AppError(400, 'validation_failed', 'Idempotency-Key must be 1-255 printable ASCII characters', {
-      fields: { 'Idempotency-Key': 'must be 1-255 printable ASCII characters' },
-    });
+    throw new AppError(
+      400,
+      'validation_failed',
+      'Idempotency-Key must be 1-255 printable ASCII characters',
+      {
+        fields: { 'Idempotency-Key': 'must be 1-255 printable ASCII characters' },
+      },
+    );
   }
   return key;
 }
@@ -44,7 +49,13 @@ function canonicalJson(value: unknown): string {
 
 /** HMAC-SHA256 of the canonical body keyed with a server secret: comparable, not guessable. */
 export async function requestHash(secret: string, body: unknown): Promise<string> {
-  const key = await crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  const key = await crypto.subtle.importKey(
+    'raw',
+    new TextEncoder().encode(secret),
+    { name: 'HMAC', hash: 'SHA-256' },
+    false,
+    ['sign'],
+  );
   const mac = await crypto.subtle.sign('HMAC', key, new TextEncoder().encode(canonicalJson(body)));
   return [...new Uint8Array(mac)].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
@@ -52,7 +63,13 @@ export async function requestHash(secret: string, body: unknown): Promise<string
 export interface IdempotencyStore {
   /** deadlineAt: the request's deadline, within which a transient failure is retried. */
   claim(key: string, hash: string, deadlineAt?: number): Promise<Claim>;
-  complete(key: string, hash: string, status: number, response: unknown, deadlineAt?: number): Promise<void>;
+  complete(
+    key: string,
+    hash: string,
+    status: number,
+    response: unknown,
+    deadlineAt?: number,
+  ): Promise<void>;
   release(key: string, hash: string): Promise<void>;
 }
 
@@ -61,25 +78,62 @@ function asJson(value: unknown): Json {
   return JSON.parse(JSON.stringify(value ?? null));
 }
 
-export function databaseIdempotencyStore(supabase: SupabaseClient, scope: string, ttlSeconds: number, policy: RetryPolicy): IdempotencyStore {
-  const hooks = (deadlineAt: number | undefined) => (deadlineAt !== undefined ? { deadlineAt } : {});
+export function databaseIdempotencyStore(
+  supabase: SupabaseClient,
+  scope: string,
+  ttlSeconds: number,
+  policy: RetryPolicy,
+): IdempotencyStore {
+  const hooks = (
+    deadlineAt: number | undefined,
+  ) => (deadlineAt !== undefined ? { deadlineAt } : {});
   return {
     async claim(key, hash, deadlineAt) {
       try {
-        return await callRpc(supabase, 'idempotency_claim', { p_scope: scope, p_key: key, p_request_hash: hash, p_ttl_seconds: ttlSeconds }, policy, hooks(deadlineAt));
+        return await callRpc(
+          supabase,
+          'idempotency_claim',
+          { p_scope: scope, p_key: key, p_request_hash: hash, p_ttl_seconds: ttlSeconds },
+          policy,
+          hooks(deadlineAt),
+        );
       } catch (error) {
-        throw serviceUnavailable('Could not check the Idempotency-Key; try again shortly', STORE_RETRY_AFTER_SECONDS, error);
+        throw serviceUnavailable(
+          'Could not check the Idempotency-Key; try again shortly',
+          STORE_RETRY_AFTER_SECONDS,
+          error,
+        );
       }
     },
     async complete(key, hash, status, response, deadlineAt) {
       try {
-        await callRpc(supabase, 'idempotency_complete', { p_scope: scope, p_key: key, p_request_hash: hash, p_status: status, p_response: asJson(response) }, policy, hooks(deadlineAt));
+        await callRpc(
+          supabase,
+          'idempotency_complete',
+          {
+            p_scope: scope,
+            p_key: key,
+            p_request_hash: hash,
+            p_status: status,
+            p_response: asJson(response),
+          },
+          policy,
+          hooks(deadlineAt),
+        );
       } catch (error) {
-        throw serviceUnavailable('Could not store the answer for the Idempotency-Key', STORE_RETRY_AFTER_SECONDS, error);
+        throw serviceUnavailable(
+          'Could not store the answer for the Idempotency-Key',
+          STORE_RETRY_AFTER_SECONDS,
+          error,
+        );
       }
     },
     async release(key, hash) {
-      await rpcOnce(supabase, 'idempotency_release', { p_scope: scope, p_key: key, p_request_hash: hash });
+      await rpcOnce(supabase, 'idempotency_release', {
+        p_scope: scope,
+        p_key: key,
+        p_request_hash: hash,
+      });
     },
   };
 }
@@ -94,15 +148,29 @@ export interface Answer {
 function answerForClaim(claim: Exclude<Claim, { state: 'claimed' }>): Answer {
   switch (claim.state) {
     case 'replay':
-      return { status: claim.status, body: claim.response, headers: { 'Idempotency-Replayed': 'true' } };
+      return {
+        status: claim.status,
+        body: claim.response,
+        headers: { 'Idempotency-Replayed': 'true' },
+      };
     case 'in_progress':
-      throw new AppError(409, 'idempotency_in_progress', 'A request with this Idempotency-Key is still running; retry shortly', {
-        headers: { 'Retry-After': String(IN_PROGRESS_RETRY_AFTER_SECONDS) },
-      });
+      throw new AppError(
+        409,
+        'idempotency_in_progress',
+        'A request with this Idempotency-Key is still running; retry shortly',
+        {
+          headers: { 'Retry-After': String(IN_PROGRESS_RETRY_AFTER_SECONDS) },
+        },
+      );
     case 'mismatch':
-      throw new AppError(422, 'idempotency_key_reused', 'This Idempotency-Key was used for a different request', {
-        fields: { 'Idempotency-Key': 'was used for a different request body' },
-      });
+      throw new AppError(
+        422,
+        'idempotency_key_reused',
+        'This Idempotency-Key was used for a different request',
+        {
+          fields: { 'Idempotency-Key': 'was used for a different request body' },
+        },
+      );
   }
 }
 
@@ -133,7 +201,10 @@ export async function answerOncePerKey(
   const claim = await store.claim(key, hash, deadlineAt);
   if (claim.state !== 'claimed') return answerForClaim(claim);
   const notStored = (cause: unknown) =>
-    log.warn({ err: cause instanceof Error ? cause.message : String(cause) }, 'could not store the answer for the Idempotency-Key');
+    log.warn(
+      { err: cause instanceof Error ? cause.message : String(cause) },
+      'could not store the answer for the Idempotency-Key',
+    );
   let answer: Answer;
   try {
     answer = await run({ key, hash });

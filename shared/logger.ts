@@ -4,7 +4,8 @@ import type { DestinationStream, Logger } from 'pino';
 export type { Logger };
 
 // Keys whose values are secret wherever they appear, at any depth.
-const SECRET_KEY = /pass(word)?|secret|token|authorization|api_?key|service_?role|cookie|signature|captcha/i;
+const SECRET_KEY =
+  /pass(word)?|secret|token|authorization|api_?key|service_?role|cookie|signature|captcha/i;
 // Values that are secrets whatever their key: JWTs, Supabase secret keys, webhook secrets, bearer headers.
 const SECRET_VALUE = /eyJ[\w-]+\.[\w-]+\.[\w-]*|sb_secret_[\w-]+|whsec_[\w+/=-]+|Bearer\s+\S+/g;
 const REDACTED = '[Redacted]';
@@ -20,14 +21,19 @@ export function redact(value: unknown, seen = new WeakSet<object>()): unknown {
   if (seen.has(value)) return '[Circular]';
   seen.add(value);
   if (value instanceof Error) {
-    return { type: value.name, message: scrubString(value.message), ...(redact({ ...value }, seen) as object) };
+    return {
+      type: value.name,
+      message: scrubString(value.message),
+      ...(redact({ ...value }, seen) as object),
+    };
   }
   if (Array.isArray(value)) return value.map((item) => redact(item, seen));
   const out: Record<string, unknown> = {};
   for (const [key, item] of Object.entries(value)) {
-    out[key] = SECRET_KEY.test(key) && item !== null && item !== undefined && typeof item !== 'boolean'
-      ? REDACTED
-      : redact(item, seen);
+    out[key] =
+      SECRET_KEY.test(key) && item !== null && item !== undefined && typeof item !== 'boolean'
+        ? REDACTED
+        : redact(item, seen);
   }
   return out;
 }

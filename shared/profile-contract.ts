@@ -42,7 +42,9 @@ export function jsonDepth(value: unknown): number {
     if (item === null || typeof item !== 'object') continue;
     deepest = Math.max(deepest, depth + 1);
     if (deepest > METADATA_MAX_DEPTH) return deepest;
-    for (const child of Object.values(item as Record<string, unknown>)) stack.push([child, depth + 1]);
+    for (const child of Object.values(item as Record<string, unknown>)) {
+      stack.push([child, depth + 1]);
+    }
   }
   return deepest;
 }
@@ -64,7 +66,10 @@ const PLAIN_KEY = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
  * of the object holding it, starting at `root` (`metadata.a.list[2]`, `metadata["odd key"]`).
  * Null when there is none. Computed without recursion, like jsonDepth.
  */
-export function findReservedKey(value: unknown, root = 'metadata'): { key: ReservedMetadataKey; at: string } | null {
+export function findReservedKey(
+  value: unknown,
+  root = 'metadata',
+): { key: ReservedMetadataKey; at: string } | null {
   const stack: Array<[unknown, string]> = [[value, root]];
   while (stack.length > 0) {
     const [item, at] = stack.pop()!;
@@ -79,7 +84,10 @@ export function findReservedKey(value: unknown, root = 'metadata'): { key: Reser
     if (reserved !== undefined) return { key: reserved as ReservedMetadataKey, at };
     for (let i = keys.length - 1; i >= 0; i--) {
       const key = keys[i]!;
-      stack.push([(item as Record<string, unknown>)[key], PLAIN_KEY.test(key) ? `${at}.${key}` : `${at}[${JSON.stringify(key)}]`]);
+      stack.push([
+        (item as Record<string, unknown>)[key],
+        PLAIN_KEY.test(key) ? `${at}.${key}` : `${at}[${JSON.stringify(key)}]`,
+      ]);
     }
   }
   return null;
@@ -121,11 +129,17 @@ export function jsonbTextBytes(value: unknown): number {
     if (item === null || typeof item === 'boolean') return String(item).length;
     if (typeof item === 'number') return numericText(item).length;
     if (typeof item === 'string') return encoder.encode(JSON.stringify(item)).length;
-    if (Array.isArray(item)) return 2 + item.reduce<number>((sum, v, i) => sum + size(v) + (i > 0 ? 2 : 0), 0);
+    if (Array.isArray(item)) {
+      return 2 + item.reduce<number>((sum, v, i) => sum + size(v) + (i > 0 ? 2 : 0), 0);
+    }
     if (typeof item === 'object') {
       return 2 + Object.entries(item as Record<string, unknown>)
         .filter(([, v]) => v !== undefined)
-        .reduce<number>((sum, [k, v], i) => sum + encoder.encode(JSON.stringify(k)).length + 2 + size(v) + (i > 0 ? 2 : 0), 0);
+        .reduce<number>(
+          (sum, [k, v], i) =>
+            sum + encoder.encode(JSON.stringify(k)).length + 2 + size(v) + (i > 0 ? 2 : 0),
+          0,
+        );
     }
     return 0;
   };

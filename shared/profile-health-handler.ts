@@ -7,7 +7,7 @@
 // fetches the JSON itself with the token it is given.
 import { evaluateAndDeliverAlerts } from './alerts.ts';
 import { bearerOf, constantTimeEqual, isServiceKey } from './caller-auth.ts';
-import { clientAddressOf, clientKeyOf, type ClientAddressSource } from './client-address.ts';
+import { clientAddressOf, type ClientAddressSource, clientKeyOf } from './client-address.ts';
 import type { Config } from './config.ts';
 import { cspNonce, dashboardHeaders } from './dashboard/headers.ts';
 import { renderDashboardHtml } from './dashboard/page.ts';
@@ -39,11 +39,18 @@ function windowOf(url: URL): string {
   const raw = url.searchParams.get('window');
   if (raw === null) return '86400 seconds';
   const match = WINDOW.exec(raw);
-  const seconds = match ? Number(match[1]) * UNIT_SECONDS[match[2] as keyof typeof UNIT_SECONDS] : 0;
+  const seconds = match
+    ? Number(match[1]) * UNIT_SECONDS[match[2] as keyof typeof UNIT_SECONDS]
+    : 0;
   if (seconds < 1 || seconds > MAX_WINDOW_SECONDS) {
-    throw new AppError(400, 'validation_failed', 'window must look like 90s, 15m, 24h or 7d (at most 366d)', {
-      fields: { window: 'must look like 90s, 15m, 24h or 7d (at most 366d)' },
-    });
+    throw new AppError(
+      400,
+      'validation_failed',
+      'window must look like 90s, 15m, 24h or 7d (at most 366d)',
+      {
+        fields: { window: 'must look like 90s, 15m, 24h or 7d (at most 366d)' },
+      },
+    );
   }
   return `${seconds} seconds`;
 }
@@ -53,13 +60,22 @@ function includesOperations(url: URL): boolean {
   const raw = url.searchParams.get('include');
   if (raw === null) return false;
   if (raw !== 'operations') {
-    throw new AppError(400, 'validation_failed', 'include must be operations', { fields: { include: 'must be operations' } });
+    throw new AppError(400, 'validation_failed', 'include must be operations', {
+      fields: { include: 'must be operations' },
+    });
   }
   return true;
 }
 
 // Headers a proxy in front of a function may use to say who the client is.
-const ADDRESS_HEADERS = ['x-forwarded-for', 'cf-connecting-ip', 'x-real-ip', 'true-client-ip', 'x-envoy-external-address', 'forwarded'];
+const ADDRESS_HEADERS = [
+  'x-forwarded-for',
+  'cf-connecting-ip',
+  'x-real-ip',
+  'true-client-ip',
+  'x-envoy-external-address',
+  'forwarded',
+];
 
 /**
  * What this deployment sees of the caller's address, so an operator can check CLIENT_ADDRESS_HEADER
@@ -74,9 +90,12 @@ function clientAddressProbe(request: Request, source: ClientAddressSource) {
   };
 }
 
-export function createProfileHealthHandler(deps: ProfileHealthDeps): (request: Request) => Promise<Response> {
+export function createProfileHealthHandler(
+  deps: ProfileHealthDeps,
+): (request: Request) => Promise<Response> {
   const { config } = deps;
-  const log = deps.log ?? createLogger({ level: config.logLevel, bindings: { function: 'profile-health' } });
+  const log = deps.log ??
+    createLogger({ level: config.logLevel, bindings: { function: 'profile-health' } });
   const supabase = deps.supabase ?? createSupabaseClient(config.supabaseUrl, config.serviceRoleKey);
 
   /**
@@ -86,9 +105,11 @@ export function createProfileHealthHandler(deps: ProfileHealthDeps): (request: R
    */
   function privileged(request: Request): boolean {
     const bearer = bearerOf(request);
-    const token = request.headers.get('x-health-token') ?? (bearer !== null && !isServiceKey(bearer, config.publicKeys) ? bearer : null);
+    const token = request.headers.get('x-health-token') ??
+      (bearer !== null && !isServiceKey(bearer, config.publicKeys) ? bearer : null);
     if (!token) return false;
-    const isHealthToken = config.healthToken !== undefined && constantTimeEqual(token, config.healthToken);
+    const isHealthToken = config.healthToken !== undefined &&
+      constantTimeEqual(token, config.healthToken);
     if (isHealthToken || isServiceKey(token, config.serviceRoleKeys)) return true;
     throw unauthorized('The health token or service key is not valid');
   }
@@ -106,7 +127,14 @@ export function createProfileHealthHandler(deps: ProfileHealthDeps): (request: R
       retry: { ...config.retry, maxAttempts: 1, deadlineMs: ALERT_DELIVERY_TIMEOUT_MS },
       timeoutMs: ALERT_DELIVERY_TIMEOUT_MS,
     }).then(
-      (result) => (result.failed > 0 ? log.warn({ delivered: result.delivered, failed: result.failed }, 'alert deliveries failed; kept in the outbox') : undefined),
+      (
+        result,
+      ) => (result.failed > 0
+        ? log.warn(
+          { delivered: result.delivered, failed: result.failed },
+          'alert deliveries failed; kept in the outbox',
+        )
+        : undefined),
       (error: unknown) => log.error({ err: error }, 'alert evaluation failed'),
     );
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -115,72 +143,107 @@ export function createProfileHealthHandler(deps: ProfileHealthDeps): (request: R
     });
     try {
       if ((await Promise.race([run, budget])) === 'late') {
-        log.warn({ budget_ms: ALERT_BUDGET_MS }, 'alert delivery still running; answering without waiting');
+        log.warn(
+          { budget_ms: ALERT_BUDGET_MS },
+          'alert delivery still running; answering without waiting',
+        );
         // Supabase's edge runtime may end a worker's pending work once it has answered, unless told.
-        (globalThis as { EdgeRuntime?: { waitUntil?: (work: Promise<unknown>) => void } }).EdgeRuntime?.waitUntil?.(run);
+        (globalThis as { EdgeRuntime?: { waitUntil?: (work: Promise<unknown>) => void } })
+          .EdgeRuntime?.waitUntil?.(run);
       }
     } finally {
       clearTimeout(timer);
     }
   }
 
-  return createHandler({ name: 'profile-health', methods: ['GET', 'HEAD'], log }, async (request, ctx) => {
-    const url = new URL(request.url);
-    const format = url.searchParams.get('format') ?? 'json';
-    if (format === 'html') {
-      // The static shell: no token, no database, no data. Its script asks for the JSON.
-      const nonce = cspNonce();
-      return new Response(renderDashboardHtml(nonce), { status: 200, headers: dashboardHeaders(nonce) });
-    }
-    if (format !== 'json' && format !== 'prometheus') {
-      throw new AppError(400, 'validation_failed', 'format must be json, prometheus or html', { fields: { format: 'must be json, prometheus or html' } });
-    }
-    const full = privileged(request);
-    if (format === 'prometheus' && !full) throw unauthorized('Metrics need the health token or the service key');
-    const probe = url.searchParams.get('probe');
-    if (probe !== null) {
-      if (probe !== 'client-address') {
-        throw new AppError(400, 'validation_failed', 'probe must be client-address', { fields: { probe: 'must be client-address' } });
+  return createHandler(
+    { name: 'profile-health', methods: ['GET', 'HEAD'], log },
+    async (request, ctx) => {
+      const url = new URL(request.url);
+      const format = url.searchParams.get('format') ?? 'json';
+      if (format === 'html') {
+        // The static shell: no token, no database, no data. Its script asks for the JSON.
+        const nonce = cspNonce();
+        return new Response(renderDashboardHtml(nonce), {
+          status: 200,
+          headers: dashboardHeaders(nonce),
+        });
       }
-      if (!full) throw unauthorized('The client-address probe needs the health token or the service key');
-      return json(200, clientAddressProbe(request, config.clientAddress));
-    }
-    const window = full ? windowOf(url) : null;
-    const withOperations = full && format === 'json' && includesOperations(url);
+      if (format !== 'json' && format !== 'prometheus') {
+        throw new AppError(400, 'validation_failed', 'format must be json, prometheus or html', {
+          fields: { format: 'must be json, prometheus or html' },
+        });
+      }
+      const full = privileged(request);
+      if (format === 'prometheus' && !full) {
+        throw unauthorized(
+          'Metrics need the health token or the service key',
+        );
+      }
+      const probe = url.searchParams.get('probe');
+      if (probe !== null) {
+        if (probe !== 'client-address') {
+          throw new AppError(400, 'validation_failed', 'probe must be client-address', {
+            fields: { probe: 'must be client-address' },
+          });
+        }
+        if (!full) {
+          throw unauthorized(
+            'The client-address probe needs the health token or the service key',
+          );
+        }
+        return json(200, clientAddressProbe(request, config.clientAddress));
+      }
+      const window = full ? windowOf(url) : null;
+      const withOperations = full && format === 'json' && includesOperations(url);
 
-    if (full) await driveAlerts(ctx.log);
+      if (full) await driveAlerts(ctx.log);
 
-    const health = await rpcOnce(supabase, 'profile_system_health', {});
-    if (health.error) {
-      ctx.log.error({ code: health.error.code, status: health.status }, 'profile_system_health unavailable');
-      return json(503, { status: 'down', checked_at: new Date().toISOString(), error: 'database_unreachable' });
-    }
-    const verdict = rpcResult('profile_system_health', health.data);
-    const status = verdict.status === 'ok' ? 200 : 503;
-    if (!full) return json(status, { status: verdict.status, checked_at: verdict.checked_at });
+      const health = await rpcOnce(supabase, 'profile_system_health', {});
+      if (health.error) {
+        ctx.log.error(
+          { code: health.error.code, status: health.status },
+          'profile_system_health unavailable',
+        );
+        return json(503, {
+          status: 'down',
+          checked_at: new Date().toISOString(),
+          error: 'database_unreachable',
+        });
+      }
+      const verdict = rpcResult('profile_system_health', health.data);
+      const status = verdict.status === 'ok' ? 200 : 503;
+      if (!full) return json(status, { status: verdict.status, checked_at: verdict.checked_at });
 
-    const [stats, operations] = await Promise.all([
-      rpcOnce(supabase, 'profile_system_stats', { p_window: window ?? undefined }),
-      withOperations ? rpcOnce(supabase, 'profile_operations_stats', { p_window: window ?? undefined }) : null,
-    ]);
-    if (stats.error) {
-      ctx.log.error({ code: stats.error.code }, 'profile_system_stats unavailable');
-      return json(503, { ...verdict, status: 'down', error: 'stats_unavailable' });
-    }
-    const figures = rpcResult('profile_system_stats', stats.data);
-    if (format === 'prometheus') {
-      // Scrapers treat a non-200 as a failed scrape: the verdict is in the metrics instead.
-      return new Response(renderPrometheus(verdict, figures), {
-        status: 200,
-        headers: { 'Content-Type': 'application/openmetrics-text; version=1.0.0; charset=utf-8' },
+      const [stats, operations] = await Promise.all([
+        rpcOnce(supabase, 'profile_system_stats', { p_window: window ?? undefined }),
+        withOperations
+          ? rpcOnce(supabase, 'profile_operations_stats', { p_window: window ?? undefined })
+          : null,
+      ]);
+      if (stats.error) {
+        ctx.log.error({ code: stats.error.code }, 'profile_system_stats unavailable');
+        return json(503, { ...verdict, status: 'down', error: 'stats_unavailable' });
+      }
+      const figures = rpcResult('profile_system_stats', stats.data);
+      if (format === 'prometheus') {
+        // Scrapers treat a non-200 as a failed scrape: the verdict is in the metrics instead.
+        return new Response(renderPrometheus(verdict, figures), {
+          status: 200,
+          headers: { 'Content-Type': 'application/openmetrics-text; version=1.0.0; charset=utf-8' },
+        });
+      }
+      if (!operations) return json(status, { ...verdict, stats: figures });
+      if (operations.error) {
+        // The dashboard's extras never cost the verdict: it says they are unavailable.
+        ctx.log.error({ code: operations.error.code }, 'profile_operations_stats unavailable');
+        return json(status, { ...verdict, stats: figures, operations: null });
+      }
+      return json(status, {
+        ...verdict,
+        stats: figures,
+        operations: rpcResult('profile_operations_stats', operations.data),
       });
-    }
-    if (!operations) return json(status, { ...verdict, stats: figures });
-    if (operations.error) {
-      // The dashboard's extras never cost the verdict: it says they are unavailable.
-      ctx.log.error({ code: operations.error.code }, 'profile_operations_stats unavailable');
-      return json(status, { ...verdict, stats: figures, operations: null });
-    }
-    return json(status, { ...verdict, stats: figures, operations: rpcResult('profile_operations_stats', operations.data) });
-  });
+    },
+  );
 }

@@ -35,7 +35,12 @@ interface EnsureContext {
 }
 
 export type EnsureOutcome =
-  | { status: 'created' | 'existed'; profile: UserProfile; attempts: number; via: 'read' | 'rpc' | 'insert' }
+  | {
+    status: 'created' | 'existed';
+    profile: UserProfile;
+    attempts: number;
+    via: 'read' | 'rpc' | 'insert';
+  }
   | { status: 'pending'; attempts: number; queued: boolean; reason: string };
 
 /**
@@ -63,7 +68,11 @@ export function outcomeFields(outcome: EnsureOutcome): Record<string, unknown> {
     : { profile_status: outcome.status, attempts: outcome.attempts, via: outcome.via };
 }
 
-export async function ensureProfile(deps: ProfileServiceDeps, userId: string, ctx: EnsureContext): Promise<EnsureOutcome> {
+export async function ensureProfile(
+  deps: ProfileServiceDeps,
+  userId: string,
+  ctx: EnsureContext,
+): Promise<EnsureOutcome> {
   const log = ctx.log.child({ user_id: userId, source: ctx.source });
   let attempts = 0;
   let lastFailure: RpcError | undefined;
@@ -89,24 +98,41 @@ export async function ensureProfile(deps: ProfileServiceDeps, userId: string, ct
             throw new AppError(404, 'user_not_found', `No auth user has id ${userId}`);
           }
           // The database did not answer, so nothing recorded this attempt: the log does.
-          log.warn({ attempt, duration_ms, code: error.code, status, err: error.message }, 'ensure_user_profile call failed');
+          log.warn(
+            { attempt, duration_ms, code: error.code, status, err: error.message },
+            'ensure_user_profile call failed',
+          );
           throw (lastFailure = rpcErrorOf('ensure_user_profile', error, status));
         }
         const answer = rpcResult('ensure_user_profile', data);
         if (answer.outcome === 'failed') {
-          log.warn({ attempt, duration_ms, code: answer.error.sqlstate }, 'ensure_user_profile recorded a failure');
-          throw (lastFailure = new RpcError('ensure_user_profile', answer.error.sqlstate, 200, answer.error.message, true));
+          log.warn(
+            { attempt, duration_ms, code: answer.error.sqlstate },
+            'ensure_user_profile recorded a failure',
+          );
+          throw (lastFailure = new RpcError(
+            'ensure_user_profile',
+            answer.error.sqlstate,
+            200,
+            answer.error.message,
+            true,
+          ));
         }
         log.debug({ attempt, duration_ms, outcome: answer.outcome }, 'profile ensured');
         return answer;
       },
       deps.retry,
-      { ...(deps.sleep ? { sleep: deps.sleep } : {}), ...(deps.deadlineAt !== undefined ? { deadlineAt: deps.deadlineAt } : {}) },
+      {
+        ...(deps.sleep ? { sleep: deps.sleep } : {}),
+        ...(deps.deadlineAt !== undefined ? { deadlineAt: deps.deadlineAt } : {}),
+      },
     );
     return { status: result.outcome, profile: result.profile, attempts, via: 'rpc' };
   } catch (error) {
     if (error instanceof AppError) throw error;
-    if (error instanceof RetryExhausted && error.lastError instanceof AppError) throw error.lastError;
+    if (error instanceof RetryExhausted && error.lastError instanceof AppError) {
+      throw error.lastError;
+    }
     if (!(error instanceof RetryExhausted)) throw error;
   }
 
@@ -117,20 +143,30 @@ export async function ensureProfile(deps: ProfileServiceDeps, userId: string, ct
   // trigger that made it while the database was answering nothing else): look once more.
   const last = await readProfile(deps.supabase, userId, { retry: false });
   if (last.data) {
-    log.info({ outcome: 'existed' }, 'profile found by the last read after ensure_user_profile failed');
+    log.info(
+      { outcome: 'existed' },
+      'profile found by the last read after ensure_user_profile failed',
+    );
     return { status: 'existed', profile: last.data, attempts, via: 'read' };
   }
 
-  const reason = `ensure_user_profile failed after ${attempts} attempt(s): ${lastFailure?.message ?? 'unknown'}`;
+  const reason = `ensure_user_profile failed after ${attempts} attempt(s): ${
+    lastFailure?.message ?? 'unknown'
+  }`;
   // An RPC failure the database recorded is already queued; otherwise queue it now.
-  const queued = lastFailure?.recorded === true || (await enqueueRepair(deps.supabase, userId, ctx, reason, lastFailure, attempts, log));
-  log.error({ attempts, queued, code: lastFailure?.code }, 'profile pending: the reconciler will create it');
+  const queued = lastFailure?.recorded === true ||
+    (await enqueueRepair(deps.supabase, userId, ctx, reason, lastFailure, attempts, log));
+  log.error(
+    { attempts, queued, code: lastFailure?.code },
+    'profile pending: the reconciler will create it',
+  );
   return { status: 'pending', attempts, queued, reason };
 }
 
 /** The user's profile, null when there is none; an error when it could not be read. */
 async function readProfile(supabase: SupabaseClient, userId: string, options: { retry: boolean }) {
-  const { data, error } = await supabase.from('user_profiles').select().eq('user_id', userId).maybeSingle().retry(options.retry);
+  const { data, error } = await supabase.from('user_profiles').select().eq('user_id', userId)
+    .maybeSingle().retry(options.retry);
   return { data: data ? UserProfileSchema.parse(data) : null, error };
 }
 
@@ -163,12 +199,18 @@ async function insertDirectly(
     .select()
     .setHeader(AUDIT_REQUEST_ID_HEADER, ctx.requestId);
   if (insert.error) {
-    log.warn({ code: insert.error.code, status: insert.status, err: insert.error.message }, 'direct profile insert failed');
+    log.warn(
+      { code: insert.error.code, status: insert.status, err: insert.error.message },
+      'direct profile insert failed',
+    );
     return null;
   }
   const created = insert.data[0] ? UserProfileSchema.parse(insert.data[0]) : undefined;
   if (created) {
-    log.warn({ outcome: 'created' }, 'profile created by direct insert after ensure_user_profile failed');
+    log.warn(
+      { outcome: 'created' },
+      'profile created by direct insert after ensure_user_profile failed',
+    );
     return { status: 'created', profile: created };
   }
   const existing = await readProfile(supabase, userId, { retry: true });
@@ -189,7 +231,9 @@ async function enqueueRepair(
   attempts: number,
   log: Logger,
 ): Promise<boolean> {
-  const sqlstate = failure && /^[0-9A-Z]{5}$|^PGRST[0-9]{3}$/.test(failure.code) ? failure.code : null;
+  const sqlstate = failure && /^[0-9A-Z]{5}$|^PGRST[0-9]{3}$/.test(failure.code)
+    ? failure.code
+    : null;
   const { error } = await rpcOnce(supabase, 'enqueue_profile_repair', {
     p_user_id: userId,
     p_source: ctx.source,
@@ -199,7 +243,10 @@ async function enqueueRepair(
     p_attempt: Math.max(attempts, 1),
   });
   if (error) {
-    log.error({ code: error.code, err: error.message }, 'could not queue the profile repair; the backfill sweep will find the user');
+    log.error(
+      { code: error.code, err: error.message },
+      'could not queue the profile repair; the backfill sweep will find the user',
+    );
     return false;
   }
   return true;

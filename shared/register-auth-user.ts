@@ -27,7 +27,9 @@ const ATTEMPT_ID_HEX_DIGITS = 32;
 const OVER_EMAIL_SEND_RATE_LIMIT = 'over_email_send_rate_limit';
 
 /** Builds the client for one Auth /signup call (see RegisterDeps.newAuthClient). */
-export type NewAuthClient = (options: { serviceRole: boolean; headers: Record<string, string> }) => SupabaseClient;
+export type NewAuthClient = (
+  options: { serviceRole: boolean; headers: Record<string, string> },
+) => SupabaseClient;
 
 interface AuthUserDeps {
   config: Config;
@@ -74,9 +76,15 @@ interface AuthErrorLike {
  * The attempt id of a request: derived from its Idempotency-Key and body hash (the same ones
  * always give the same id), or random for a request without a key.
  */
-export async function attemptIdOf(secret: string, idempotency: { key: string; hash: string } | null): Promise<string> {
+export async function attemptIdOf(
+  secret: string,
+  idempotency: { key: string; hash: string } | null,
+): Promise<string> {
   if (idempotency === null) return crypto.randomUUID().replaceAll('-', '');
-  const derived = await requestHash(secret, { [REGISTRATION_ATTEMPT_KEY]: idempotency.key, request: idempotency.hash });
+  const derived = await requestHash(secret, {
+    [REGISTRATION_ATTEMPT_KEY]: idempotency.key,
+    request: idempotency.hash,
+  });
   return derived.slice(0, ATTEMPT_ID_HEX_DIGITS);
 }
 
@@ -91,13 +99,21 @@ function isRetryableAuthFailure(error: unknown): boolean {
 }
 
 /** Creates the user, retrying transient failures until the deadline; Auth's refusals as AppErrors. */
-export async function createAuthUser(deps: AuthUserDeps, request: AuthUserRequest): Promise<Creation> {
+export async function createAuthUser(
+  deps: AuthUserDeps,
+  request: AuthUserRequest,
+): Promise<Creation> {
   const { config, supabase } = deps;
   const { body, attemptId, forwardedFor, log, deadlineAt } = request;
   const hooks = { deadlineAt, ...(deps.sleep ? { sleep: deps.sleep } : {}) };
   const userMetadata = {
     ...Object.fromEntries(
-      Object.entries({ full_name: body.full_name, username: body.username, avatar_url: body.avatar_url, metadata: body.metadata })
+      Object.entries({
+        full_name: body.full_name,
+        username: body.username,
+        avatar_url: body.avatar_url,
+        metadata: body.metadata,
+      })
         .filter(([, v]) => v !== undefined),
     ),
     [REGISTRATION_ATTEMPT_KEY]: attemptId,
@@ -105,12 +121,17 @@ export async function createAuthUser(deps: AuthUserDeps, request: AuthUserReques
   const adminConcealable = config.register.mode === 'admin' && !config.register.adminEmailConfirm;
 
   const signUp = () =>
-    deps.newAuthClient({ serviceRole: forwardedFor !== null, headers: forwardedFor !== null ? { 'Sb-Forwarded-For': forwardedFor } : {} }).auth.signUp({
+    deps.newAuthClient({
+      serviceRole: forwardedFor !== null,
+      headers: forwardedFor !== null ? { 'Sb-Forwarded-For': forwardedFor } : {},
+    }).auth.signUp({
       email: body.email,
       password: body.password,
       options: {
         data: userMetadata,
-        ...(config.register.emailRedirectTo ? { emailRedirectTo: config.register.emailRedirectTo } : {}),
+        ...(config.register.emailRedirectTo
+          ? { emailRedirectTo: config.register.emailRedirectTo }
+          : {}),
         ...(body.captcha_token ? { captchaToken: body.captcha_token } : {}),
       },
     });
@@ -127,7 +148,13 @@ export async function createAuthUser(deps: AuthUserDeps, request: AuthUserReques
    * address has no user at all; 'other' when it is someone else's.
    */
   const ownerOf = async (): Promise<CreatedUser | null | 'other'> => {
-    const found = await callRpc(supabase, 'find_auth_user_by_email', { p_email: body.email }, config.retry, hooks);
+    const found = await callRpc(
+      supabase,
+      'find_auth_user_by_email',
+      { p_email: body.email },
+      config.retry,
+      hooks,
+    );
     if (!found) return null;
     if (found.registration_attempt !== attemptId) return 'other';
     return { id: found.id, email: body.email, confirmed: found.email_confirmed_at !== null };
@@ -159,25 +186,37 @@ export async function createAuthUser(deps: AuthUserDeps, request: AuthUserReques
           const error = result.error as AuthErrorLike;
           log.warn({ attempt, code: error.code, status: error.status }, 'Auth refused the user');
           if (isEmailTaken(error)) return await existing(adminConcealable, null);
-          if (error.code === OVER_EMAIL_SEND_RATE_LIMIT && config.register.mode === 'signup') return await existing(true, error);
+          if (error.code === OVER_EMAIL_SEND_RATE_LIMIT && config.register.mode === 'signup') {
+            return await existing(true, error);
+          }
           throw error;
         }
         const user = result.data.user;
         // With confirmation on, Auth answers a confirmed address with a look-alike user that
         // has no identities and exists nowhere (facts: signUp).
-        if (!user || (Array.isArray(user.identities) && user.identities.length === 0)) return await existing(true, null);
+        if (!user || (Array.isArray(user.identities) && user.identities.length === 0)) {
+          return await existing(true, null);
+        }
         if (user.user_metadata?.[REGISTRATION_ATTEMPT_KEY] !== attemptId) {
           // An unconfirmed address is answered with its existing user (confirmation on), or
           // confirmed and signed in (confirmation off): someone else's account either way.
           return { kind: 'taken', concealable: !user.email_confirmed_at };
         }
-        return { kind: 'created', user: { id: user.id, email: user.email ?? body.email, confirmed: Boolean(user.email_confirmed_at) } };
+        return {
+          kind: 'created',
+          user: {
+            id: user.id,
+            email: user.email ?? body.email,
+            confirmed: Boolean(user.email_confirmed_at),
+          },
+        };
       },
       config.retry,
       {
         ...hooks,
         isRetryable: isRetryableAuthFailure,
-        onRetry: ({ attempt, delayMs }) => log.info({ attempt, delay_ms: delayMs }, 'retrying user creation'),
+        onRetry: ({ attempt, delayMs }) =>
+          log.info({ attempt, delay_ms: delayMs }, 'retrying user creation'),
       },
     );
   } catch (error) {

@@ -13,13 +13,18 @@
 // The Auth stage and the attempt ids are in register-auth-user.ts, the Idempotency-Key protocol
 // in idempotency.ts; this module wires them to the guard, the profile stage and the answer.
 import { emailTaken } from './auth-errors.ts';
-import { createAnswerTiming, type AnswerTiming } from './answer-timing.ts';
+import { type AnswerTiming, createAnswerTiming } from './answer-timing.ts';
 import { verifyCaptcha } from './captcha.ts';
 import { clientAddressOf, clientKeyOf } from './client-address.ts';
 import type { Config } from './config.ts';
 import { AppError } from './errors.ts';
 import { createHandler, json, readJson, type RequestContext } from './http.ts';
-import { answerOncePerKey, databaseIdempotencyStore, type Answer, type IdempotencyStore } from './idempotency.ts';
+import {
+  type Answer,
+  answerOncePerKey,
+  databaseIdempotencyStore,
+  type IdempotencyStore,
+} from './idempotency.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { ensureProfile, outcomeFields } from './profile-service.ts';
 import { attemptIdOf, createAuthUser, type NewAuthClient } from './register-auth-user.ts';
@@ -49,49 +54,87 @@ const CONFIRM_MESSAGE = 'Check your email for a confirmation link to finish sign
 
 export function createRegisterHandler(deps: RegisterDeps): (request: Request) => Promise<Response> {
   const { config } = deps;
-  const log = deps.log ?? createLogger({ level: config.logLevel, bindings: { function: 'register' } });
+  const log = deps.log ??
+    createLogger({ level: config.logLevel, bindings: { function: 'register' } });
   const supabase = deps.supabase ?? createSupabaseClient(config.supabaseUrl, config.serviceRoleKey);
-  const newAuthClient: NewAuthClient =
-    deps.newAuthClient ??
+  const newAuthClient: NewAuthClient = deps.newAuthClient ??
     (({ serviceRole, headers }) =>
-      createSupabaseClient(config.supabaseUrl, serviceRole ? config.serviceRoleKey : (config.anonKey ?? config.serviceRoleKey), { headers }));
-  const idempotency = deps.idempotency ?? databaseIdempotencyStore(supabase, 'register', config.register.idempotencyTtlSeconds, config.retry);
+      createSupabaseClient(
+        config.supabaseUrl,
+        serviceRole ? config.serviceRoleKey : (config.anonKey ?? config.serviceRoleKey),
+        { headers },
+      ));
+  const idempotency = deps.idempotency ??
+    databaseIdempotencyStore(
+      supabase,
+      'register',
+      config.register.idempotencyTtlSeconds,
+      config.retry,
+    );
   const timing = deps.answerTiming ?? createAnswerTiming();
-  const authUser = { config, supabase, newAuthClient, ...(deps.sleep ? { sleep: deps.sleep } : {}) };
-  const retryHooks = (deadlineAt: number) => ({ deadlineAt, ...(deps.sleep ? { sleep: deps.sleep } : {}) });
+  const authUser = {
+    config,
+    supabase,
+    newAuthClient,
+    ...(deps.sleep ? { sleep: deps.sleep } : {}),
+  };
+  const retryHooks = (deadlineAt: number) => ({
+    deadlineAt,
+    ...(deps.sleep ? { sleep: deps.sleep } : {}),
+  });
 
   /** Refuses the attempt (switched off, rate limited, email or username taken). */
   async function guard(request: Request, body: RegisterBody, deadlineAt: number): Promise<void> {
     const client = clientKeyOf(request, config.clientAddress);
     let verdict: RpcResult<'register_preflight'>;
     try {
-      verdict = await callRpc(supabase, 'register_preflight', {
-        // Requests with no trustworthy address share one larger ceiling rather than one
-        // person's budget (see CLIENT_ADDRESS_HEADER in the README).
-        p_client: client ?? 'unattributed',
-        p_limit: client === null ? config.register.unattributedRateLimitMax : config.register.rateLimit.max,
-        p_window_seconds: config.register.rateLimit.windowSeconds,
-        p_username: body.username ?? null,
-        // Asked only when the project chose to reveal taken addresses: otherwise the answer,
-        // and its timing, must not depend on it.
-        p_email: config.register.revealTakenEmail ? body.email : null,
-      }, config.retry, retryHooks(deadlineAt));
+      verdict = await callRpc(
+        supabase,
+        'register_preflight',
+        {
+          // Requests with no trustworthy address share one larger ceiling rather than one
+          // person's budget (see CLIENT_ADDRESS_HEADER in the README).
+          p_client: client ?? 'unattributed',
+          p_limit: client === null
+            ? config.register.unattributedRateLimitMax
+            : config.register.rateLimit.max,
+          p_window_seconds: config.register.rateLimit.windowSeconds,
+          p_username: body.username ?? null,
+          // Asked only when the project chose to reveal taken addresses: otherwise the answer,
+          // and its timing, must not depend on it.
+          p_email: config.register.revealTakenEmail ? body.email : null,
+        },
+        config.retry,
+        retryHooks(deadlineAt),
+      );
     } catch (error) {
       throw databaseUnavailable(error);
     }
     if (!verdict.enabled) {
-      throw new AppError(503, 'registration_disabled', 'Registration is switched off for now; try again later', {
-        headers: { 'Retry-After': String(verdict.retry_after_seconds) },
-      });
+      throw new AppError(
+        503,
+        'registration_disabled',
+        'Registration is switched off for now; try again later',
+        {
+          headers: { 'Retry-After': String(verdict.retry_after_seconds) },
+        },
+      );
     }
     if (!verdict.allowed) {
-      throw new AppError(429, 'rate_limited', 'Too many registrations from this client; try again later', {
-        headers: { 'Retry-After': String(verdict.retry_after_seconds) },
-      });
+      throw new AppError(
+        429,
+        'rate_limited',
+        'Too many registrations from this client; try again later',
+        {
+          headers: { 'Retry-After': String(verdict.retry_after_seconds) },
+        },
+      );
     }
     if (verdict.email_registered === true) throw emailTaken();
     if (verdict.username_available === false) {
-      throw new AppError(409, 'username_taken', 'This username is already taken', { fields: { username: 'is already taken' } });
+      throw new AppError(409, 'username_taken', 'This username is already taken', {
+        fields: { username: 'is already taken' },
+      });
     }
   }
 
@@ -122,13 +165,24 @@ export function createRegisterHandler(deps: RegisterDeps): (request: Request) =>
     await guard(request, body, deadlineAt);
     // A request without a trustworthy address goes to Auth as it always did (publishable key,
     // Auth checks the CAPTCHA), counted against the function's own address there.
-    const forwarded =
-      config.register.mode === 'signup' && config.register.forwardClientAddress ? clientAddressOf(request, config.clientAddress) : null;
-    if (forwarded !== null && config.captcha) await verifyCaptcha(config.captcha, body.captcha_token, forwarded);
-    const creation = await createAuthUser(authUser, { body, attemptId, forwardedFor: forwarded, log: ctx.log, deadlineAt });
+    const forwarded = config.register.mode === 'signup' && config.register.forwardClientAddress
+      ? clientAddressOf(request, config.clientAddress)
+      : null;
+    if (forwarded !== null && config.captcha) {
+      await verifyCaptcha(config.captcha, body.captcha_token, forwarded);
+    }
+    const creation = await createAuthUser(authUser, {
+      body,
+      attemptId,
+      forwardedFor: forwarded,
+      log: ctx.log,
+      deadlineAt,
+    });
     if (creation.kind === 'taken') {
       ctx.annotate({ email_taken: true });
-      if (creation.concealable && !config.register.revealTakenEmail) return await concealed(body, startedAt);
+      if (creation.concealable && !config.register.revealTakenEmail) {
+        return await concealed(body, startedAt);
+      }
       throw emailTaken();
     }
     const user = creation.user;
@@ -175,7 +229,15 @@ export function createRegisterHandler(deps: RegisterDeps): (request: Request) =>
         },
       };
     }
-    return { status: 201, body: { user: userJson, profile: outcome.profile, profile_status: outcome.status, ...confirmation } };
+    return {
+      status: 201,
+      body: {
+        user: userJson,
+        profile: outcome.profile,
+        profile_status: outcome.status,
+        ...confirmation,
+      },
+    };
   }
 
   return createHandler({ name: 'register', methods: ['POST'], log }, async (request, ctx) => {
@@ -184,7 +246,9 @@ export function createRegisterHandler(deps: RegisterDeps): (request: Request) =>
     const raw = await readJson(request, config.maxBodyBytes);
     const parsed = RegisterBody.safeParse(raw);
     if (!parsed.success) {
-      throw new AppError(400, 'validation_failed', 'The request body is invalid', { fields: fieldErrors(parsed.error, raw) });
+      throw new AppError(400, 'validation_failed', 'The request body is invalid', {
+        fields: fieldErrors(parsed.error, raw),
+      });
     }
     const body = parsed.data;
     if ([...body.password].length < PASSWORD_MIN_LENGTH) {
@@ -199,7 +263,15 @@ export function createRegisterHandler(deps: RegisterDeps): (request: Request) =>
       request,
       body,
       { store: idempotency, secret: config.serviceRoleKey, deadlineAt, log: ctx.log },
-      async (keyed) => await registerOnce(request, body, await attemptIdOf(config.serviceRoleKey, keyed), ctx, startedAt, deadlineAt),
+      async (keyed) =>
+        await registerOnce(
+          request,
+          body,
+          await attemptIdOf(config.serviceRoleKey, keyed),
+          ctx,
+          startedAt,
+          deadlineAt,
+        ),
     );
     return json(answer.status, answer.body, answer.headers);
   });

@@ -13,7 +13,11 @@ export interface RetryPolicy {
  * The sleep after the n-th failed attempt, with full jitter (AWS architecture blog):
  * uniform in [0, min(maxDelay, base * 2^(n-1))).
  */
-export function backoffDelay(failures: number, policy: RetryPolicy, random: () => number = Math.random): number {
+export function backoffDelay(
+  failures: number,
+  policy: RetryPolicy,
+  random: () => number = Math.random,
+): number {
   const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (failures - 1));
   return Math.floor(random() * ceiling);
 }
@@ -44,7 +48,10 @@ export function isTransient(error: unknown, depth = 0): boolean {
   const e = error as ErrorLike;
   if (e.name === 'AuthRetryableFetchError' || e.name === 'FunctionsFetchError') return true;
   if (e.name === 'AbortError' || e.name === 'TimeoutError') return true;
-  if (typeof e.code === 'string' && (TRANSIENT_SQLSTATE.test(e.code) || TRANSIENT_PGRST.test(e.code) || NETWORK_CODE.test(e.code))) {
+  if (
+    typeof e.code === 'string' &&
+    (TRANSIENT_SQLSTATE.test(e.code) || TRANSIENT_PGRST.test(e.code) || NETWORK_CODE.test(e.code))
+  ) {
     return true;
   }
   if (typeof e.status === 'number' && TRANSIENT_STATUS.has(e.status)) return true;
@@ -52,7 +59,10 @@ export function isTransient(error: unknown, depth = 0): boolean {
   // socket error is flattened into a string): no HTTP answer at all.
   if (e.status === 0 && (e.code === undefined || e.code === '')) return true;
   // fetch() rejects with TypeError("fetch failed") and the socket error as its cause.
-  if (e.name === 'TypeError' && typeof e.message === 'string' && /fetch failed|network|connection/i.test(e.message)) return true;
+  if (
+    e.name === 'TypeError' && typeof e.message === 'string' &&
+    /fetch failed|network|connection/i.test(e.message)
+  ) return true;
   return e.cause !== undefined && isTransient(e.cause, depth + 1);
 }
 
@@ -70,7 +80,11 @@ export interface RetryHooks {
 }
 
 export class RetryExhausted extends Error {
-  constructor(readonly attempts: number, readonly lastError: unknown, readonly reason: 'attempts' | 'deadline' | 'permanent') {
+  constructor(
+    readonly attempts: number,
+    readonly lastError: unknown,
+    readonly reason: 'attempts' | 'deadline' | 'permanent',
+  ) {
     super(`gave up after ${attempts} attempt(s) (${reason})`, { cause: lastError });
     this.name = 'RetryExhausted';
   }
@@ -79,12 +93,16 @@ export class RetryExhausted extends Error {
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Runs fn(attempt) until it resolves, a failure is permanent, attempts run out, or the deadline passes. */
-export async function retry<T>(fn: (attempt: number) => Promise<T>, policy: RetryPolicy, hooks: RetryHooks = {}): Promise<T> {
+export async function retry<T>(
+  fn: (attempt: number) => Promise<T>,
+  policy: RetryPolicy,
+  hooks: RetryHooks = {},
+): Promise<T> {
   const isRetryable = hooks.isRetryable ?? isTransient;
   const sleep = hooks.sleep ?? defaultSleep;
   const now = hooks.now ?? Date.now;
   const deadlineAt = hooks.deadlineAt ?? now() + policy.deadlineMs;
-  for (let attempt = 1; ; attempt++) {
+  for (let attempt = 1;; attempt++) {
     try {
       return await fn(attempt);
     } catch (error) {

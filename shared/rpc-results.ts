@@ -24,7 +24,11 @@ export const UserProfileSchema = z.looseObject({
 
 const EnsureProfileResultSchema = z.discriminatedUnion('outcome', [
   z.looseObject({ outcome: z.enum(['created', 'existed']), profile: UserProfileSchema }),
-  z.looseObject({ outcome: z.literal('failed'), error: z.object({ sqlstate: z.string(), message: z.string() }), queued: z.literal(true) }),
+  z.looseObject({
+    outcome: z.literal('failed'),
+    error: z.object({ sqlstate: z.string(), message: z.string() }),
+    queued: z.literal(true),
+  }),
 ]);
 
 const CallerVerdictSchema = z.looseObject({
@@ -76,7 +80,13 @@ const RepairCountsSchema = z.looseObject({
    * succeeded; made_due: waiting entries made due because an entry with their SQLSTATE was repaired.
    */
   queue: z.object({
-    due: count, repaired: count, failed: count, user_deleted: count, probed: count, recovered: count, made_due: count,
+    due: count,
+    repaired: count,
+    failed: count,
+    user_deleted: count,
+    probed: count,
+    recovered: count,
+    made_due: count,
   }),
   sweep: z.object({ missing: count, created: count, failed: count }),
 });
@@ -97,10 +107,20 @@ const ReconcileBatchSchema = z.discriminatedUnion('ran', [
   NotRunSchema,
 ]);
 
-const CensusStepSchema = z.looseObject({ ran: z.boolean(), scanned: count, found: count, pass_completed: z.boolean() });
+const CensusStepSchema = z.looseObject({
+  ran: z.boolean(),
+  scanned: count,
+  found: count,
+  pass_completed: z.boolean(),
+});
 
 const EmailStepSchema = z.looseObject({
-  ran: z.boolean(), noted: count, scanned: count, fixed: count, pass_completed: z.boolean(), duration_ms: z.number(),
+  ran: z.boolean(),
+  noted: count,
+  scanned: count,
+  fixed: count,
+  pass_completed: z.boolean(),
+  duration_ms: z.number(),
 });
 
 const AlertDeliverySchema = z.looseObject({
@@ -155,7 +175,8 @@ export const RPC_RESULTS = {
   username_available: null,
 } as const satisfies { [F in RpcName]: z.ZodType | null };
 
-export type RpcResult<F extends RpcName> = (typeof RPC_RESULTS)[F] extends z.ZodType<infer T> ? T : Functions[F]['Returns'];
+export type RpcResult<F extends RpcName> = (typeof RPC_RESULTS)[F] extends z.ZodType<infer T> ? T
+  : Functions[F]['Returns'];
 
 export type UserProfile = z.output<typeof UserProfileSchema>;
 export type CallerVerdict = RpcResult<'ensure_profile_for_caller'>;

@@ -29,7 +29,11 @@ const DATABASE_RETRY_AFTER_SECONDS = 5;
 /** The 503 for a database call that failed past its retries, with the last failure as its cause. */
 export function databaseUnavailable(error: unknown): AppError {
   const cause = error instanceof RetryExhausted ? error.lastError : error;
-  return serviceUnavailable('The database is unavailable; try again shortly', DATABASE_RETRY_AFTER_SECONDS, cause);
+  return serviceUnavailable(
+    'The database is unavailable; try again shortly',
+    DATABASE_RETRY_AFTER_SECONDS,
+    cause,
+  );
 }
 
 interface PostgrestErrorLike {
@@ -41,19 +45,33 @@ interface PostgrestErrorLike {
 export function rpcErrorOf(fn: string, error: PostgrestErrorLike, status: number): RpcError {
   const code = error.code ?? '';
   // A network failure's reason (ECONNREFUSED, a timeout…) is only in postgrest-js's details.
-  const cause = status === 0 ? /Caused by: [^:\n]*: ([^\n]+)/.exec(error.details ?? '')?.[1] : undefined;
-  return new RpcError(fn, code, status, `${error.message ?? 'unknown error'}${cause ? ` (${cause})` : ''}`);
+  const cause = status === 0
+    ? /Caused by: [^:\n]*: ([^\n]+)/.exec(error.details ?? '')?.[1]
+    : undefined;
+  return new RpcError(
+    fn,
+    code,
+    status,
+    `${error.message ?? 'unknown error'}${cause ? ` (${cause})` : ''}`,
+  );
 }
 
 type Functions = Database['public']['Functions'];
 /** A function's arguments as the generated Database names them; none for a function without. */
-export type RpcArgs<F extends RpcName> = [Functions[F]['Args']] extends [never] ? Record<string, never> : Functions[F]['Args'];
+export type RpcArgs<F extends RpcName> = [Functions[F]['Args']] extends [never]
+  ? Record<string, never>
+  : Functions[F]['Args'];
 
 function parsed<S extends z.ZodType>(schema: S, fn: string, data: unknown): z.output<S> {
   const result = schema.safeParse(data);
   if (result.success) return result.data;
   // Not transient: the SQL and this code disagree, and retrying cannot change that.
-  throw new RpcError(fn, 'unexpected_answer', 200, `${fn} answered an unexpected shape: ${z.prettifyError(result.error)}`);
+  throw new RpcError(
+    fn,
+    'unexpected_answer',
+    200,
+    `${fn} answered an unexpected shape: ${z.prettifyError(result.error)}`,
+  );
 }
 
 /** The answer of `fn`, checked against its schema in RPC_RESULTS when it has one. */
@@ -74,17 +92,29 @@ export async function callRpc<F extends RpcName>(
   policy: RetryPolicy,
   hooks: RetryHooks = {},
 ): Promise<RpcResult<F>> {
-  return await retry(async () => {
-    const { data, error, status } = await rpcOnce(supabase, fn, args);
-    if (error) throw rpcErrorOf(fn, error, status);
-    return rpcResult(fn, data);
-  }, policy, hooks);
+  return await retry(
+    async () => {
+      const { data, error, status } = await rpcOnce(supabase, fn, args);
+      if (error) throw rpcErrorOf(fn, error, status);
+      return rpcResult(fn, data);
+    },
+    policy,
+    hooks,
+  );
 }
 
 /** One supabase.rpc call with the generated types; no retry, no check of the answer. */
-export async function rpcOnce<F extends RpcName>(supabase: SupabaseClient, fn: F, args: RpcArgs<F>) {
+export async function rpcOnce<F extends RpcName>(
+  supabase: SupabaseClient,
+  fn: F,
+  args: RpcArgs<F>,
+) {
   // supabase-js resolves its overloads per literal name; a generic name needs its wide signature.
-  const rpc: (fn: RpcName, args: object) => PromiseLike<{ data: Functions[F]['Returns'] | null; error: PostgrestErrorLike | null; status: number }> =
-    supabase.rpc.bind(supabase);
+  const rpc: (
+    fn: RpcName,
+    args: object,
+  ) => PromiseLike<
+    { data: Functions[F]['Returns'] | null; error: PostgrestErrorLike | null; status: number }
+  > = supabase.rpc.bind(supabase);
   return await rpc(fn, args);
 }

@@ -39,12 +39,18 @@ const fullName = z
   .string({ error: 'must be a string' })
   .trim()
   .min(1, 'must not be empty')
-  .refine((v) => [...v].length <= FULL_NAME_MAX_LENGTH, `must be at most ${FULL_NAME_MAX_LENGTH} characters`)
+  .refine(
+    (v) => [...v].length <= FULL_NAME_MAX_LENGTH,
+    `must be at most ${FULL_NAME_MAX_LENGTH} characters`,
+  )
   .refine(isStorableText, UNSTORABLE_MESSAGE);
 
 const username = z
   .string({ error: 'must be a string' })
-  .refine(isValidUsername, 'must be 3-39 letters, digits, "_", "." or "-", not starting or ending with "." or "-"');
+  .refine(
+    isValidUsername,
+    'must be 3-39 letters, digits, "_", "." or "-", not starting or ending with "." or "-"',
+  );
 
 const avatarUrl = z
   .string({ error: 'must be a string' })
@@ -55,22 +61,39 @@ const avatarUrl = z
 // (here it is refused, with the other reserved keys, at any depth).
 const metadata = z
   // A request body is parsed JSON, so an object here holds only JSON values.
-  .custom<{ [key: string]: Json }>((v) => v !== null && typeof v === 'object' && !Array.isArray(v), { error: 'must be a JSON object' })
+  .custom<{ [key: string]: Json }>(
+    (v) => v !== null && typeof v === 'object' && !Array.isArray(v),
+    { error: 'must be a JSON object' },
+  )
   // First, and aborting: the checks after it recurse into the value.
-  .refine((v) => jsonDepth(v) <= METADATA_MAX_DEPTH, { message: `must be nested at most ${METADATA_MAX_DEPTH} levels deep`, abort: true })
+  .refine((v) => jsonDepth(v) <= METADATA_MAX_DEPTH, {
+    message: `must be nested at most ${METADATA_MAX_DEPTH} levels deep`,
+    abort: true,
+  })
   .superRefine((v, ctx) => {
     const reserved = findReservedKey(v);
-    if (reserved) ctx.addIssue({ code: 'custom', message: `must not contain the key "${reserved.key}" (at ${reserved.at})` });
+    if (reserved) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `must not contain the key "${reserved.key}" (at ${reserved.at})`,
+      });
+    }
   })
   .refine(isStorableJson, UNSTORABLE_MESSAGE)
-  .refine((v) => jsonbTextBytes(v) <= METADATA_MAX_BYTES, `must be at most ${METADATA_MAX_BYTES} bytes of JSON`);
+  .refine(
+    (v) => jsonbTextBytes(v) <= METADATA_MAX_BYTES,
+    `must be at most ${METADATA_MAX_BYTES} bytes of JSON`,
+  );
 
 export const RegisterBody = z
   .object({
     email,
     password: z
       .string({ error: 'must be a string' })
-      .refine((v) => new TextEncoder().encode(v).length <= PASSWORD_MAX_BYTES, `must be at most ${PASSWORD_MAX_BYTES} bytes`),
+      .refine(
+        (v) => new TextEncoder().encode(v).length <= PASSWORD_MAX_BYTES,
+        `must be at most ${PASSWORD_MAX_BYTES} bytes`,
+      ),
     full_name: fullName.optional(),
     username: username.optional(),
     avatar_url: avatarUrl.optional(),
@@ -95,7 +118,8 @@ export const DatabaseWebhookBody = z.object({
 
 /** Supabase Auth's before-user-created hook payload. */
 export const BeforeUserCreatedBody = z.object({
-  metadata: z.object({ uuid: z.string(), time: z.string(), name: z.literal('before-user-created') }).passthrough(),
+  metadata: z.object({ uuid: z.string(), time: z.string(), name: z.literal('before-user-created') })
+    .passthrough(),
   user: z
     .object({
       id: z.string().optional(),
@@ -123,7 +147,9 @@ export function fieldErrors(error: z.ZodError, input: unknown): FieldErrors {
   const fields: FieldErrors = {};
   for (const issue of error.issues) {
     if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) fields[[...issue.path, key].join('.')] ??= 'is not a known field';
+      for (const key of issue.keys) {
+        fields[[...issue.path, key].join('.')] ??= 'is not a known field';
+      }
       continue;
     }
     if (issue.path.length === 0) {
@@ -137,5 +163,7 @@ export function fieldErrors(error: z.ZodError, input: unknown): FieldErrors {
 
 /** The 400 for a body its schema refuses, with fieldErrors' message per field. */
 export function invalidBody(error: z.ZodError, input: unknown): AppError {
-  return new AppError(400, 'validation_failed', 'The request body is invalid', { fields: fieldErrors(error, input) });
+  return new AppError(400, 'validation_failed', 'The request body is invalid', {
+    fields: fieldErrors(error, input),
+  });
 }

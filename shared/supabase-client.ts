@@ -1,4 +1,8 @@
-import { createClient, type SupabaseClient as SupabaseClientOf, type WebSocketLikeConstructor } from '@supabase/supabase-js';
+import {
+  createClient,
+  type SupabaseClient as SupabaseClientOf,
+  type WebSocketLikeConstructor,
+} from '@supabase/supabase-js';
 import type { Database } from './database.types.ts';
 
 /** A client typed by the generated Database: table columns and every RPC's arguments and result. */
@@ -11,7 +15,9 @@ export type SupabaseClient = SupabaseClientOf<Database>;
  */
 class RealtimeUnavailable {
   constructor() {
-    throw new Error('Realtime is not used by the profile backend and this runtime has no WebSocket');
+    throw new Error(
+      'Realtime is not used by the profile backend and this runtime has no WebSocket',
+    );
   }
 }
 export const REALTIME_OPTIONS: { transport?: WebSocketLikeConstructor } =
@@ -40,12 +46,19 @@ interface ClientOptions {
 }
 
 /** A supabase-js client acting with the given key; it never stores or refreshes a session. */
-export function createSupabaseClient(url: string, key: string, options: ClientOptions = {}): SupabaseClient {
+export function createSupabaseClient(
+  url: string,
+  key: string,
+  options: ClientOptions = {},
+): SupabaseClient {
   return createClient<Database>(url, key, {
     auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
     realtime: REALTIME_OPTIONS,
     global: {
-      fetch: fetchWithTimeout(options.fetch ?? fetch, options.timeoutMs ?? SUPABASE_CALL_TIMEOUT_MS),
+      fetch: fetchWithTimeout(
+        options.fetch ?? fetch,
+        options.timeoutMs ?? SUPABASE_CALL_TIMEOUT_MS,
+      ),
       headers: {
         'x-client-info': 'supabase-profile-guard/0.1',
         ...(options.requestId ? { 'x-request-id': options.requestId } : {}),

@@ -8,9 +8,17 @@ import { AppError } from './errors.ts';
 export const DATABASE_WEBHOOK_HEADER = 'x-webhook-secret';
 
 export function verifyDatabaseWebhook(request: Request, secret: string | undefined): void {
-  if (!secret) throw new AppError(401, 'webhook_not_configured', 'Database webhooks are not configured for this function');
+  if (!secret) {
+    throw new AppError(
+      401,
+      'webhook_not_configured',
+      'Database webhooks are not configured for this function',
+    );
+  }
   const given = request.headers.get(DATABASE_WEBHOOK_HEADER) ?? '';
-  if (!constantTimeEqual(given, secret)) throw new AppError(401, 'invalid_webhook_secret', 'The webhook secret does not match');
+  if (!constantTimeEqual(given, secret)) {
+    throw new AppError(401, 'invalid_webhook_secret', 'The webhook secret does not match');
+  }
 }
 
 export function isAuthHook(request: Request): boolean {
@@ -18,8 +26,18 @@ export function isAuthHook(request: Request): boolean {
 }
 
 /** Verifies a Standard Webhooks signature over the raw body; returns the parsed payload. */
-export function verifyAuthHook(request: Request, rawBody: string, secret: string | undefined): unknown {
-  if (!secret) throw new AppError(401, 'hook_not_configured', 'Auth hooks are not configured for this function');
+export function verifyAuthHook(
+  request: Request,
+  rawBody: string,
+  secret: string | undefined,
+): unknown {
+  if (!secret) {
+    throw new AppError(
+      401,
+      'hook_not_configured',
+      'Auth hooks are not configured for this function',
+    );
+  }
   // Supabase shows the secret as "v1,whsec_<base64>"; the library takes "whsec_<base64>".
   const webhook = new Webhook(secret.replace(/^v1,/, ''));
   try {
@@ -29,6 +47,8 @@ export function verifyAuthHook(request: Request, rawBody: string, secret: string
       'webhook-signature': request.headers.get('webhook-signature') ?? '',
     });
   } catch (error) {
-    throw new AppError(401, 'invalid_signature', 'The webhook signature or timestamp is invalid', { cause: error });
+    throw new AppError(401, 'invalid_signature', 'The webhook signature or timestamp is invalid', {
+      cause: error,
+    });
   }
 }

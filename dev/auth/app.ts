@@ -32,7 +32,11 @@ function faultFor(config: AuthConfig, path: string): AuthFault | null {
 
 function injectedError(c: Context, status: number): Response {
   return renderError(
-    new AuthError(status, status === 503 ? 'service_unavailable' : 'unexpected_failure', 'Injected fault: Auth is unavailable'),
+    new AuthError(
+      status,
+      status === 503 ? 'service_unavailable' : 'unexpected_failure',
+      'Injected fault: Auth is unavailable',
+    ),
     c.req.header(API_VERSION_HEADER),
   );
 }
@@ -40,7 +44,11 @@ function injectedError(c: Context, status: number): Response {
 /** Closes the client's connection with no answer at all, as a crash after the commit would. */
 function dropConnection(c: Context): Response {
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
-  if (!incoming) throw new Error('dropping the connection needs @hono/node-server bindings: serve with fetch: (request, env) => app.fetch(request, env)');
+  if (!incoming) {
+    throw new Error(
+      'dropping the connection needs @hono/node-server bindings: serve with fetch: (request, env) => app.fetch(request, env)',
+    );
+  }
   incoming.socket.destroy();
   return RESPONSE_ALREADY_SENT;
 }
@@ -58,7 +66,9 @@ export function createAuthApp(options: AuthOptions): Hono {
     if (fault.delayMs) await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
     if (fault.afterCommit) {
       await next();
-      const replacement = fault.status === undefined ? dropConnection(c) : injectedError(c, fault.status);
+      const replacement = fault.status === undefined
+        ? dropConnection(c)
+        : injectedError(c, fault.status);
       // Hono copies the old answer's headers onto a replacement; none of them may survive.
       c.res = undefined;
       c.res = replacement;

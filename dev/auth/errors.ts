@@ -38,22 +38,30 @@ export const forbidden = (code: string, message: string) => new AuthError(403, c
 export const notFound = (code: string, message: string) => new AuthError(404, code, message);
 export const unprocessable = (code: string, message: string) => new AuthError(422, code, message);
 export const tooManyRequests = (code: string, message: string) => new AuthError(429, code, message);
-export const internalError = (message: string, cause?: unknown) => new AuthError(500, 'unexpected_failure', message, cause);
+export const internalError = (message: string, cause?: unknown) =>
+  new AuthError(500, 'unexpected_failure', message, cause);
 
 /** The version GoTrue settles on: 2024-01-01 for that date or later, else the initial (legacy) one. */
 function apiVersion(header: string | undefined): typeof API_VERSION_2024 | null {
-  return header !== undefined && /^\d{4}-\d{2}-\d{2}$/.test(header) && header >= API_VERSION_2024 ? API_VERSION_2024 : null;
+  return header !== undefined && /^\d{4}-\d{2}-\d{2}$/.test(header) && header >= API_VERSION_2024
+    ? API_VERSION_2024
+    : null;
 }
 
 // One line per server error: the Postgres message and SQLSTATE say what a trigger did.
 function describeCause(cause: unknown): string {
-  if (cause instanceof pg.DatabaseError) return `${cause.message} (SQLSTATE ${cause.code}${cause.where ? `, ${cause.where}` : ''})`;
+  if (cause instanceof pg.DatabaseError) {
+    return `${cause.message} (SQLSTATE ${cause.code}${cause.where ? `, ${cause.where}` : ''})`;
+  }
   if (cause instanceof Error) return cause.stack ?? cause.message;
   return String(cause ?? 'no cause recorded');
 }
 
 function json(status: number, body: unknown, headers: Record<string, string>): Response {
-  return new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json', ...headers } });
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { 'Content-Type': 'application/json', ...headers },
+  });
 }
 
 /** The one place every error of the stand-in becomes a response. */
@@ -62,10 +70,16 @@ export function renderError(error: unknown, versionHeader: string | undefined): 
   const headers: Record<string, string> = version ? { [API_VERSION_HEADER]: version } : {};
 
   if (error instanceof AuthError) {
-    if (error.status >= 500) console.error(`[auth] ${error.status} ${error.message}: ${describeCause(error.cause)}`);
+    if (error.status >= 500) {
+      console.error(`[auth] ${error.status} ${error.message}: ${describeCause(error.cause)}`);
+    }
     if (!(error instanceof UncodedAuthError)) headers['x-sb-error-code'] = error.code;
     if (version) return json(error.status, { code: error.code, message: error.message }, headers);
-    const body: Record<string, unknown> = { code: error.status, error_code: error.code, msg: error.message };
+    const body: Record<string, unknown> = {
+      code: error.status,
+      error_code: error.code,
+      msg: error.message,
+    };
     if (error.status >= 500) body.error_id = randomUUID();
     return json(error.status, body, headers);
   }

@@ -11,9 +11,15 @@ import { isUuid } from './validation.ts';
 
 // golang-jwt's wording for the failures a client can provoke, so messages read like GoTrue's.
 function goJwtReason(message: string): string {
-  if (message.includes('"exp" claim timestamp check failed')) return 'token has invalid claims: token is expired';
-  if (message.includes('"nbf" claim timestamp check failed')) return 'token has invalid claims: token is not valid yet';
-  if (message.includes('signature verification failed')) return 'token signature is invalid: signature is invalid';
+  if (message.includes('"exp" claim timestamp check failed')) {
+    return 'token has invalid claims: token is expired';
+  }
+  if (message.includes('"nbf" claim timestamp check failed')) {
+    return 'token has invalid claims: token is not valid yet';
+  }
+  if (message.includes('signature verification failed')) {
+    return 'token signature is invalid: signature is invalid';
+  }
   if (message === 'malformed JWT') return 'token is malformed: could not parse the token';
   return message.replace(/^invalid JWT: /, '');
 }
@@ -25,7 +31,10 @@ async function verifiedClaims(c: Context, config: AuthConfig): Promise<JWTPayloa
     return await verifyJwt(token, config.keys);
   } catch (error) {
     if (error instanceof JwtRejected) {
-      throw forbidden('bad_jwt', `invalid JWT: unable to parse or verify signature, ${goJwtReason(error.message)}`);
+      throw forbidden(
+        'bad_jwt',
+        `invalid JWT: unable to parse or verify signature, ${goJwtReason(error.message)}`,
+      );
     }
     throw error;
   }
@@ -34,7 +43,9 @@ async function verifiedClaims(c: Context, config: AuthConfig): Promise<JWTPayloa
 /** requireAuthentication: a valid token naming an existing user. Sessions are not stored, so not checked. */
 export async function requireUser(c: Context, config: AuthConfig): Promise<StoredUser> {
   const claims = await verifiedClaims(c, config);
-  if (!claims.sub || !isUuid(claims.sub)) throw forbidden('bad_jwt', 'invalid claim: missing sub claim');
+  if (!claims.sub || !isUuid(claims.sub)) {
+    throw forbidden('bad_jwt', 'invalid claim: missing sub claim');
+  }
   const user = await findUserById(config.pool, claims.sub);
   if (!user) throw forbidden('user_not_found', 'User from sub claim in JWT does not exist');
   return user;

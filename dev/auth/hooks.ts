@@ -7,7 +7,7 @@
 // hooks here (the project's ensure-profile function, a test's server) never need them.
 import { randomUUID } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
-import { AuthError, internalError, unprocessable, UncodedAuthError } from './errors.ts';
+import { AuthError, internalError, UncodedAuthError, unprocessable } from './errors.ts';
 
 export interface HttpHookOptions {
   url: string;
@@ -23,18 +23,25 @@ export interface HttpHook {
 const TIMEOUT_MS = 5_000;
 
 export function resolveHttpHook(options: HttpHookOptions): HttpHook {
-  return { url: options.url, secrets: options.secrets.split('|').filter((secret) => secret !== '') };
+  return {
+    url: options.url,
+    secrets: options.secrets.split('|').filter((secret) => secret !== ''),
+  };
 }
 
 function sign(secrets: string[], id: string, at: Date, payload: string): string {
-  return secrets.map((secret) => new Webhook(secret.slice('v1,'.length)).sign(id, at, payload)).join(', ');
+  return secrets.map((secret) => new Webhook(secret.slice('v1,'.length)).sign(id, at, payload))
+    .join(', ');
 }
 
 /** hookserrors.Check: a refusal has a non-empty message; http_code 0 or absent means 500. */
 function refusal(body: unknown): UncodedAuthError | null {
   const error = (body as { error?: { http_code?: unknown; message?: unknown } } | null)?.error;
   if (typeof error?.message !== 'string' || error.message === '') return null;
-  const status = typeof error.http_code === 'number' && error.http_code >= 200 && error.http_code <= 599 ? error.http_code : 500;
+  const status =
+    typeof error.http_code === 'number' && error.http_code >= 200 && error.http_code <= 599
+      ? error.http_code
+      : 500;
   return new UncodedAuthError(status, error.message);
 }
 
@@ -60,7 +67,10 @@ export async function invokeHttpHook(hook: HttpHook, payload: unknown): Promise<
   } catch (error) {
     // GoTrue retries a connection failure twice within the same deadline; one attempt does here.
     if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
-      throw unprocessable('hook_timeout', `Failed to reach hook within maximum time of ${(TIMEOUT_MS / 1000).toFixed(6)} seconds`);
+      throw unprocessable(
+        'hook_timeout',
+        `Failed to reach hook within maximum time of ${(TIMEOUT_MS / 1000).toFixed(6)} seconds`,
+      );
     }
     throw unprocessable('hook_timeout_after_retry', 'Failed to reach hook after maximum retries');
   }
@@ -72,7 +82,11 @@ export async function invokeHttpHook(hook: HttpHook, payload: unknown): Promise<
   const contentType = response.headers.get('content-type') ?? '';
   if (!/^application\/json\s*(;|$)/i.test(contentType)) {
     await response.body?.cancel();
-    throw new AuthError(400, 'hook_payload_invalid_content_type', `Invalid JSON response. Received content-type: ${contentType}`);
+    throw new AuthError(
+      400,
+      'hook_payload_invalid_content_type',
+      `Invalid JSON response. Received content-type: ${contentType}`,
+    );
   }
   let decoded: unknown;
   try {

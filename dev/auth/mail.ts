@@ -26,5 +26,7 @@ export function newConfirmation(email: string): Confirmation {
 
 /** GoTrue's {{ .ConfirmationURL }}: the public Auth URL, the hashed token, and where to land. */
 export function confirmationLink(authUrl: string, hash: string, redirectTo: string): string {
-  return `${authUrl}/verify?token=${hash}&type=signup&redirect_to=${encodeURIComponent(redirectTo)}`;
+  return `${authUrl}/verify?token=${hash}&type=signup&redirect_to=${
+    encodeURIComponent(redirectTo)
+  }`;
 }

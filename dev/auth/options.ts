@@ -101,7 +101,9 @@ export function resolveOptions(options: AuthOptions): AuthConfig {
     captchaToken: options.captchaToken,
     onEmail: options.onEmail,
     mailIntervalMs: (options.mailIntervalSeconds ?? 60) * 1000,
-    beforeUserCreatedHook: options.beforeUserCreatedHook ? resolveHttpHook(options.beforeUserCreatedHook) : null,
+    beforeUserCreatedHook: options.beforeUserCreatedHook
+      ? resolveHttpHook(options.beforeUserCreatedHook)
+      : null,
     signupLimiter: new AddressLimiter(options.signupRateLimit ?? DEFAULT_SIGNUP_RATE_LIMIT),
     rateLimitHeader: options.rateLimitHeader ? options.rateLimitHeader.toLowerCase() : null,
     sbForwardedForEnabled: options.sbForwardedForEnabled ?? false,

@@ -15,5 +15,6 @@ const PASSWORD_ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0
 
 /** What GoTrue gives an admin-created user sent without a password: 64 random characters. */
 export function randomPassword(): string {
-  return Array.from({ length: 64 }, () => PASSWORD_ALPHABET[randomInt(PASSWORD_ALPHABET.length)]).join('');
+  return Array.from({ length: 64 }, () => PASSWORD_ALPHABET[randomInt(PASSWORD_ALPHABET.length)])
+    .join('');
 }

@@ -42,8 +42,13 @@ export class AddressLimiter {
     const at = this.now();
     this.sweep(at);
     const known = this.buckets.get(key);
-    const bucket = known && at - known.createdAt < KEY_TTL_MS ? known : { tokens: this.limit.max, createdAt: at, updatedAt: at };
-    bucket.tokens = Math.min(this.limit.max, bucket.tokens + (at - bucket.updatedAt) * this.refillPerMs);
+    const bucket = known && at - known.createdAt < KEY_TTL_MS
+      ? known
+      : { tokens: this.limit.max, createdAt: at, updatedAt: at };
+    bucket.tokens = Math.min(
+      this.limit.max,
+      bucket.tokens + (at - bucket.updatedAt) * this.refillPerMs,
+    );
     bucket.updatedAt = at;
     this.buckets.set(key, bucket);
     if (bucket.tokens < 1) return false;
@@ -55,6 +60,8 @@ export class AddressLimiter {
   private sweep(at: number): void {
     if (at - this.lastSweep < 60_000) return;
     this.lastSweep = at;
-    for (const [key, bucket] of this.buckets) if (at - bucket.createdAt >= KEY_TTL_MS) this.buckets.delete(key);
+    for (const [key, bucket] of this.buckets) {
+      if (at - bucket.createdAt >= KEY_TTL_MS) this.buckets.delete(key);
+    }
   }
 }

@@ -11,7 +11,12 @@ export function encodeSorted(values: Record<string, string>): string {
 }
 
 /** The error redirect GoTrue sends from GET /verify: the error in the fragment, the query kept. */
-export function errorRedirect(target: string, status: number, code: string, description: string): string {
+export function errorRedirect(
+  target: string,
+  status: number,
+  code: string,
+  description: string,
+): string {
   const oauthError: Record<number, string> = {
     400: 'invalid_request',
     401: 'unauthorized_client',
@@ -19,7 +24,11 @@ export function errorRedirect(target: string, status: number, code: string, desc
     500: 'server_error',
     503: 'temporarily_unavailable',
   };
-  const fragment: Record<string, string> = { error_code: code, error_description: description, sb: '' };
+  const fragment: Record<string, string> = {
+    error_code: code,
+    error_description: description,
+    sb: '',
+  };
   if (oauthError[status]) fragment.error = oauthError[status];
   // Go re-serialises the URL unchanged apart from the fragment; WHATWG URL would add a '/'.
   return `${target.split('#')[0]}#${encodeSorted(fragment)}`;
@@ -32,6 +41,7 @@ export function errorRedirect(target: string, status: number, code: string, desc
  */
 export function referrer(c: Context, config: AuthConfig): string {
   const requested = c.req.query('redirect_to');
-  const allowed = requested !== undefined && URL.canParse(requested) && new URL(requested).origin === new URL(config.siteUrl).origin;
+  const allowed = requested !== undefined && URL.canParse(requested) &&
+    new URL(requested).origin === new URL(config.siteUrl).origin;
   return allowed ? requested : config.siteUrl;
 }

@@ -10,10 +10,18 @@ export async function readBody<S extends z.ZodType>(c: Context, schema: S): Prom
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw badRequest('bad_json', `Could not parse request body as JSON: ${(error as Error).message}`);
+    throw badRequest(
+      'bad_json',
+      `Could not parse request body as JSON: ${(error as Error).message}`,
+    );
   }
   // Go decodes a JSON null into a struct as a no-op.
   const parsed = schema.safeParse(value ?? {});
-  if (!parsed.success) throw badRequest('bad_json', `Could not parse request body as JSON: ${parsed.error.issues[0]!.message}`);
+  if (!parsed.success) {
+    throw badRequest(
+      'bad_json',
+      `Could not parse request body as JSON: ${parsed.error.issues[0]!.message}`,
+    );
+  }
   return parsed.data;
 }

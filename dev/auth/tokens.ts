@@ -21,7 +21,11 @@ export interface SessionJson {
   user: UserJson;
 }
 
-export async function signAccessToken(config: AuthConfig, user: UserRow, method: AuthenticationMethod): Promise<{ token: string; expiresAt: number }> {
+export async function signAccessToken(
+  config: AuthConfig,
+  user: UserRow,
+  method: AuthenticationMethod,
+): Promise<{ token: string; expiresAt: number }> {
   const issuedAt = Math.floor(Date.now() / 1000);
   const expiresAt = issuedAt + config.jwtExpirySeconds;
   const token = await signEs256(
@@ -47,7 +51,12 @@ export async function signAccessToken(config: AuthConfig, user: UserRow, method:
 }
 
 /** IssueRefreshToken: records the sign-in, then answers with the user as it now is. */
-export async function issueSession(config: AuthConfig, db: Queryable, userId: string, method: AuthenticationMethod): Promise<SessionJson> {
+export async function issueSession(
+  config: AuthConfig,
+  db: Queryable,
+  userId: string,
+  method: AuthenticationMethod,
+): Promise<SessionJson> {
   await recordSignIn(db, userId);
   const user = await findUserById(db, userId);
   if (!user) throw new Error(`user ${userId} vanished while signing in`);

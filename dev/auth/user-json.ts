@@ -10,8 +10,14 @@ function optional(target: UserJson, key: string, value: string | null | undefine
 }
 
 export function renderIdentity(identity: IdentityRow): UserJson {
-  const json: UserJson = { identity_id: identity.id, id: identity.provider_id, user_id: identity.user_id };
-  if (identity.identity_data && Object.keys(identity.identity_data).length > 0) json.identity_data = identity.identity_data;
+  const json: UserJson = {
+    identity_id: identity.id,
+    id: identity.provider_id,
+    user_id: identity.user_id,
+  };
+  if (identity.identity_data && Object.keys(identity.identity_data).length > 0) {
+    json.identity_data = identity.identity_data;
+  }
   json.provider = identity.provider;
   optional(json, 'last_sign_in_at', identity.last_sign_in_at);
   json.created_at = identity.created_at;
@@ -21,7 +27,12 @@ export function renderIdentity(identity: IdentityRow): UserJson {
 }
 
 export function renderUser(row: UserRow, identities: IdentityRow[]): UserJson {
-  const json: UserJson = { id: row.id, aud: row.aud ?? '', role: row.role ?? '', email: row.email ?? '' };
+  const json: UserJson = {
+    id: row.id,
+    aud: row.aud ?? '',
+    role: row.role ?? '',
+    email: row.email ?? '',
+  };
   optional(json, 'email_confirmed_at', row.email_confirmed_at);
   optional(json, 'invited_at', row.invited_at);
   json.phone = row.phone ?? '';
@@ -54,7 +65,11 @@ export function renderStoredUser(user: StoredUser): UserJson {
  * signup.go sanitizeUser: what a repeated signup of a confirmed address gets when confirmations
  * are on, so the response does not reveal that the address is registered. Nothing is written.
  */
-export function lookAlikeUser(existing: UserRow, data: Record<string, unknown>, aud: string): UserJson {
+export function lookAlikeUser(
+  existing: UserRow,
+  data: Record<string, unknown>,
+  aud: string,
+): UserJson {
   const now = new Date().toISOString();
   return renderUser(
     {
@@ -86,7 +101,15 @@ const GO_ZERO_TIME = '0001-01-01T00:00:00Z';
  * The models.User that signup.go builds (ToUserModel) and hands the before-user-created hook
  * before anything is written: role '', no identities, no timestamps.
  */
-export function unsavedUser(user: { id: string; aud: string; email: string; userMetadata: Record<string, unknown>; provider: string }): UserJson {
+export function unsavedUser(
+  user: {
+    id: string;
+    aud: string;
+    email: string;
+    userMetadata: Record<string, unknown>;
+    provider: string;
+  },
+): UserJson {
   return renderUser(
     {
       id: user.id,

@@ -50,7 +50,11 @@ function withoutNulls(data: Record<string, unknown>): Record<string, unknown> {
 const AUDIENCE = 'authenticated';
 const ROLE = 'authenticated';
 
-async function insertUserRow(client: pg.ClientBase, user: NewAuthUser, providers: string[]): Promise<void> {
+async function insertUserRow(
+  client: pg.ClientBase,
+  user: NewAuthUser,
+  providers: string[],
+): Promise<void> {
   await client.query(
     `insert into users (instance_id, id, aud, role, email, phone, encrypted_password, raw_app_meta_data,
                         raw_user_meta_data, is_sso_user, is_anonymous, confirmation_token,
@@ -69,7 +73,11 @@ async function insertUserRow(client: pg.ClientBase, user: NewAuthUser, providers
   );
 }
 
-async function insertIdentity(client: pg.ClientBase, userId: string, identity: NewAuthIdentity): Promise<void> {
+async function insertIdentity(
+  client: pg.ClientBase,
+  userId: string,
+  identity: NewAuthIdentity,
+): Promise<void> {
   await client.query(
     `insert into identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at)
      values ($1, $2, $3, $4, now(), now(), now())`,
@@ -91,11 +99,18 @@ async function insertIdentity(client: pg.ClientBase, userId: string, identity: N
  * So an AFTER INSERT trigger sees only the request data; sub, email, email_verified and
  * phone_verified arrive in a later UPDATE of the same transaction.
  */
-async function insertSignupUser(client: pg.ClientBase, user: NewAuthUser, providers: string[]): Promise<void> {
+async function insertSignupUser(
+  client: pg.ClientBase,
+  user: NewAuthUser,
+  providers: string[],
+): Promise<void> {
   // A signup has exactly one identity, and no app metadata or metadata update of its own.
   const identity = user.identities[0]!;
   await insertUserRow(client, user, providers);
-  await client.query(`update users set role = $2, updated_at = now() where id = $1`, [user.id, ROLE]);
+  await client.query(`update users set role = $2, updated_at = now() where id = $1`, [
+    user.id,
+    ROLE,
+  ]);
   await insertIdentity(client, user.id, identity);
   await client.query(`update users set raw_user_meta_data = $2, updated_at = now() where id = $1`, [
     user.id,
@@ -106,7 +121,10 @@ async function insertSignupUser(client: pg.ClientBase, user: NewAuthUser, provid
     [user.id, JSON.stringify({ provider: providers[0], providers })],
   );
   if (user.emailConfirmed) {
-    await client.query(`update users set confirmation_token = '', email_confirmed_at = now(), updated_at = now() where id = $1`, [user.id]);
+    await client.query(
+      `update users set confirmation_token = '', email_confirmed_at = now(), updated_at = now() where id = $1`,
+      [user.id],
+    );
     await client.query(
       `update users set raw_user_meta_data = coalesce(raw_user_meta_data, '{}'::jsonb) || '{"email_verified": true}'::jsonb,
                         updated_at = now()
@@ -114,10 +132,13 @@ async function insertSignupUser(client: pg.ClientBase, user: NewAuthUser, provid
       [user.id],
     );
   } else if (user.confirmationToken) {
-    await client.query(`update users set confirmation_token = $2, confirmation_sent_at = now(), updated_at = now() where id = $1`, [
-      user.id,
-      user.confirmationToken,
-    ]);
+    await client.query(
+      `update users set confirmation_token = $2, confirmation_sent_at = now(), updated_at = now() where id = $1`,
+      [
+        user.id,
+        user.confirmationToken,
+      ],
+    );
   }
 }
 

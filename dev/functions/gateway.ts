@@ -26,7 +26,15 @@ export const FUNCTIONS_PREFIX = '/functions/v1/';
 // Expect among them: Node's server has already answered 100 Continue and the body is read here,
 // so the expectation is met; passed on, undici's fetch refuses the whole request ("expect header
 // not supported"), turning every curl upload over 1 MiB into a WORKER_ERROR.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'expect', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'expect',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
 // fetch sets these from the worker's URL and the body it is given.
 const SET_BY_FETCH = new Set(['host', 'content-length']);
 // These statuses may carry no body at all, not even an empty one.
@@ -49,7 +57,10 @@ const NO_BODY_STATUSES = new Set([101, 204, 205, 304]);
  */
 export type ClientAddressShape = 'append-xff' | 'cloudflare' | 'kong' | 'envoy' | 'none';
 
-const SHAPES: Record<ClientAddressShape, { appendXff: boolean; setToPeer: readonly string[]; remove: readonly string[] }> = {
+const SHAPES: Record<
+  ClientAddressShape,
+  { appendXff: boolean; setToPeer: readonly string[]; remove: readonly string[] }
+> = {
   'append-xff': { appendXff: true, setToPeer: [], remove: [] },
   cloudflare: { appendXff: true, setToPeer: ['cf-connecting-ip'], remove: ['x-real-ip'] },
   kong: { appendXff: true, setToPeer: ['x-real-ip'], remove: [] },
@@ -64,14 +75,21 @@ function hopByHop(name: string, nominated: ReadonlySet<string>): boolean {
 
 /** The field names a Connection header lists (its connection options), lower-cased. */
 function connectionOptions(values: readonly string[]): Set<string> {
-  return new Set(values.flatMap((value) => value.split(',')).map((option) => option.trim().toLowerCase()).filter(Boolean));
+  return new Set(
+    values.flatMap((value) => value.split(',')).map((option) => option.trim().toLowerCase()).filter(
+      Boolean,
+    ),
+  );
 }
 
 export type Gateway = (request: IncomingMessage, response: ServerResponse) => void;
 
 function answer(response: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  response.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  response.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+  });
   response.end(text);
 }
 
@@ -86,13 +104,18 @@ function forwardedHeaders(request: IncomingMessage, shape: ClientAddressShape): 
   const { appendXff, setToPeer, remove } = SHAPES[shape];
   const raw = request.rawHeaders;
   const connection: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'connection') connection.push(raw[i + 1]!);
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.toLowerCase() === 'connection') connection.push(raw[i + 1]!);
+  }
   const nominated = connectionOptions(connection);
   const headers: [string, string][] = [];
   const forwardedFor: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
-    if (hopByHop(name, nominated) || SET_BY_FETCH.has(name) || setToPeer.includes(name) || remove.includes(name)) continue;
+    if (
+      hopByHop(name, nominated) || SET_BY_FETCH.has(name) || setToPeer.includes(name) ||
+      remove.includes(name)
+    ) continue;
     if (name === 'x-forwarded-for' && appendXff) forwardedFor.push(raw[i + 1]!);
     else headers.push([name, raw[i + 1]!]);
   }
@@ -128,8 +151,18 @@ export function createFunctionsGateway(options: GatewayOptions): Gateway {
     const target = (request.url ?? '/').slice(FUNCTIONS_PREFIX.length - 1);
     const name = /^\/([^/?#]+)/.exec(target)?.[1] ?? '';
     const worker = options.pool.workers.get(name);
-    if (!worker) return answer(response, 404, { code: 'NOT_FOUND', message: 'Requested function was not found' });
-    if (worker.exited() !== null) return answer(response, 503, { code: 'BOOT_ERROR', message: 'Function failed to start (please check logs)' });
+    if (!worker) {
+      return answer(response, 404, {
+        code: 'NOT_FOUND',
+        message: 'Requested function was not found',
+      });
+    }
+    if (worker.exited() !== null) {
+      return answer(response, 503, {
+        code: 'BOOT_ERROR',
+        message: 'Function failed to start (please check logs)',
+      });
+    }
     if (options.verifyJwt(name)) {
       const token = bearerToken(request.headers.authorization);
       try {
@@ -156,7 +189,10 @@ export function createFunctionsGateway(options: GatewayOptions): Gateway {
       const nominated = connectionOptions([upstream.headers.get('connection') ?? '']);
       for (const [key, value] of upstream.headers) {
         if (hopByHop(key, nominated) || key === 'content-length' || key === 'set-cookie') continue;
-        headers.push([key, key === 'content-type' && options.htmlAsPlainText ? plainInsteadOfHtml(value) : value]);
+        headers.push([
+          key,
+          key === 'content-type' && options.htmlAsPlainText ? plainInsteadOfHtml(value) : value,
+        ]);
       }
       const cookies = upstream.headers.getSetCookie();
       if (cookies.length > 0) headers.push(['set-cookie', cookies]);
@@ -164,7 +200,10 @@ export function createFunctionsGateway(options: GatewayOptions): Gateway {
       payload = noBody ? undefined : Buffer.from(await upstream.arrayBuffer());
     } catch {
       // The worker died mid-request: the edge runtime's answer.
-      return answer(response, 500, { code: 'WORKER_ERROR', message: 'Function exited due to an error (please check logs)' });
+      return answer(response, 500, {
+        code: 'WORKER_ERROR',
+        message: 'Function exited due to an error (please check logs)',
+      });
     }
     response.statusCode = status;
     for (const [key, value] of headers) response.setHeader(key, value);

@@ -44,11 +44,13 @@ export async function listFunctions(root: string): Promise<string[]> {
 export function listening(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ port, host: '127.0.0.1' });
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
     socket.once('error', () => resolve(false));
   });
 }
-
 
 function prefixLines(name: string, log: (line: string) => void) {
   let buffered = '';
@@ -75,7 +77,12 @@ export async function startWorkers(options: WorkerOptions): Promise<WorkerPool> 
       const port = await freePort();
       const child = spawnWithLifeline(
         DENO,
-        ['run', ...FUNCTION_PERMISSIONS, ...LOCAL_DENO_FLAGS, `supabase/functions/${name}/index.ts`],
+        [
+          'run',
+          ...FUNCTION_PERMISSIONS,
+          ...LOCAL_DENO_FLAGS,
+          `supabase/functions/${name}/index.ts`,
+        ],
         {
           name: `function-${name}`,
           cwd: options.root,
@@ -91,7 +98,9 @@ export async function startWorkers(options: WorkerOptions): Promise<WorkerPool> 
       );
       children.push(child);
       let exit: string | null = null;
-      child.once('exit', (code, signal) => { exit = signal ?? String(code); });
+      child.once('exit', (code, signal) => {
+        exit = signal ?? String(code);
+      });
       child.stdout?.on('data', prefixLines(name, options.log));
       child.stderr?.on('data', prefixLines(name, options.log));
       workers.set(name, { name, port, exited: () => exit });
@@ -99,8 +108,12 @@ export async function startWorkers(options: WorkerOptions): Promise<WorkerPool> 
     const deadline = Date.now() + (options.bootTimeoutMs ?? 30_000);
     for (const worker of workers.values()) {
       while (!(await listening(worker.port))) {
-        if (worker.exited() !== null) throw new Error(`function ${worker.name} exited during boot (${worker.exited()})`);
-        if (Date.now() > deadline) throw new Error(`function ${worker.name} did not start listening in time`);
+        if (worker.exited() !== null) {
+          throw new Error(`function ${worker.name} exited during boot (${worker.exited()})`);
+        }
+        if (Date.now() > deadline) {
+          throw new Error(`function ${worker.name} did not start listening in time`);
+        }
         await new Promise((r) => setTimeout(r, 50));
       }
     }

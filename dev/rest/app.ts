@@ -25,7 +25,11 @@ export function createRestApp(options: RestOptions): Hono {
 
   app.onError((error) =>
     // Database errors are RestErrors by now; anything else is a bug in the stand-in itself.
-    errorResponse(error instanceof RestError ? error : new RestError(500, { code: 'PGRSTX00', message: error.message })),
+    errorResponse(
+      error instanceof RestError
+        ? error
+        : new RestError(500, { code: 'PGRSTX00', message: error.message }),
+    )
   );
   return app;
 }

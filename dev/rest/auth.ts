@@ -21,12 +21,17 @@ function rejectionMessage(token: string, error: JwtRejected): string {
   if (reason.includes('"exp" claim')) return 'JWT expired';
   if (reason.includes('"nbf" claim')) return 'JWT not yet valid';
   if (reason.includes('signature verification failed')) return 'JWT cryptographic operation failed';
-  if (reason.startsWith('unsupported JWT algorithm')) return 'Wrong or unsupported encoding algorithm';
+  if (reason.startsWith('unsupported JWT algorithm')) {
+    return 'Wrong or unsupported encoding algorithm';
+  }
   if (reason === 'malformed JWT') return "JWT couldn't be decoded";
   return reason;
 }
 
-export async function authenticate(authorization: string | undefined, keys: Pick<LocalKeys, 'jwtSecret' | 'signingKey'>): Promise<AuthResult> {
+export async function authenticate(
+  authorization: string | undefined,
+  keys: Pick<LocalKeys, 'jwtSecret' | 'signingKey'>,
+): Promise<AuthResult> {
   const token = bearerToken(authorization);
   if (token === null) return { role: ANON_ROLE, claims: { role: ANON_ROLE } };
 

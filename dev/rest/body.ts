@@ -12,8 +12,11 @@ export interface JsonObjectBody {
 
 /** Reads a JSON object body; `emptyAs` stands in for an empty body (RPC calls without arguments). */
 export async function readJsonObject(c: Context, emptyAs: string | null): Promise<JsonObjectBody> {
-  const contentType = (c.req.header('content-type') ?? 'application/json').split(';')[0]!.trim().toLowerCase();
-  if (contentType !== 'application/json') throw invalidBody(`Content-Type not acceptable: ${contentType}`);
+  const contentType = (c.req.header('content-type') ?? 'application/json').split(';')[0]!.trim()
+    .toLowerCase();
+  if (contentType !== 'application/json') {
+    throw invalidBody(`Content-Type not acceptable: ${contentType}`);
+  }
   const text = await c.req.text();
   const raw = text.trim() === '' && emptyAs !== null ? emptyAs : text;
   let value: unknown;
@@ -23,7 +26,13 @@ export async function readJsonObject(c: Context, emptyAs: string | null): Promis
     // PostgREST drops the parser's message in favour of a generic one (PostgREST issue #2344).
     throw invalidBody('Empty or invalid json');
   }
-  if (Array.isArray(value)) throw notImplemented('a JSON array body (several rows, or one call per element) is not supported by the local PostgREST stand-in');
-  if (typeof value !== 'object' || value === null) throw invalidBody('Empty or invalid json', 'The body must be a JSON object.');
+  if (Array.isArray(value)) {
+    throw notImplemented(
+      'a JSON array body (several rows, or one call per element) is not supported by the local PostgREST stand-in',
+    );
+  }
+  if (typeof value !== 'object' || value === null) {
+    throw invalidBody('Empty or invalid json', 'The body must be a JSON object.');
+  }
   return { raw, keys: Object.keys(value) };
 }

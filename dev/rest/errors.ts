@@ -93,9 +93,16 @@ const POOL_WAIT_TIMEOUT = 'timeout exceeded when trying to connect';
 export function fromConnectError(error: unknown): RestError {
   const message = error instanceof Error ? error.message : String(error);
   if (message === POOL_WAIT_TIMEOUT) {
-    return new RestError(504, { code: 'PGRST003', message: 'Timed out acquiring connection from connection pool.' });
+    return new RestError(504, {
+      code: 'PGRST003',
+      message: 'Timed out acquiring connection from connection pool.',
+    });
   }
-  return new RestError(503, { code: 'PGRST000', message: 'Database connection error.', details: message || null });
+  return new RestError(503, {
+    code: 'PGRST000',
+    message: 'Database connection error.',
+    details: message || null,
+  });
 }
 
 /** Any error thrown while serving a request, as the response PostgREST would give. */
@@ -103,18 +110,31 @@ export function toRestError(error: unknown, authenticated: boolean): RestError {
   if (error instanceof RestError) return error;
   if (isDatabaseError(error)) return fromDatabaseError(error, authenticated);
   const message = error instanceof Error ? error.message : String(error);
-  return new RestError(503, { code: 'PGRST001', message: 'Database client error. Retrying the connection.', details: message || null });
+  return new RestError(503, {
+    code: 'PGRST001',
+    message: 'Database client error. Retrying the connection.',
+    details: message || null,
+  });
 }
 
 export function schemaCacheUnavailable(): RestError {
-  return new RestError(503, { code: 'PGRST002', message: 'Could not query the database for the schema cache. Retrying.' });
+  return new RestError(503, {
+    code: 'PGRST002',
+    message: 'Could not query the database for the schema cache. Retrying.',
+  });
 }
 
 export function jwtRejected(message: string): RestError {
   return new RestError(
     401,
     { code: 'PGRST301', message },
-    { headers: { 'WWW-Authenticate': `Bearer error="invalid_token", error_description=${JSON.stringify(message)}` } },
+    {
+      headers: {
+        'WWW-Authenticate': `Bearer error="invalid_token", error_description=${
+          JSON.stringify(message)
+        }`,
+      },
+    },
   );
 }
 
@@ -139,13 +159,20 @@ export function notImplemented(details: string): RestError {
 }
 
 export function mediaTypeError(accepted: string[]): RestError {
-  return new RestError(406, { code: 'PGRST107', message: `None of these media types are available: ${accepted.join(', ')}` });
+  return new RestError(406, {
+    code: 'PGRST107',
+    message: `None of these media types are available: ${accepted.join(', ')}`,
+  });
 }
 
 export function tableNotFound(schema: string, table: string, hint: string | null): RestError {
   return new RestError(
     404,
-    { code: 'PGRST205', message: `Could not find the table '${schema}.${table}' in the schema cache`, hint },
+    {
+      code: 'PGRST205',
+      message: `Could not find the table '${schema}.${table}' in the schema cache`,
+      hint,
+    },
     { cacheMiss: true },
   );
 }
@@ -154,7 +181,10 @@ export function tableNotFound(schema: string, table: string, hint: string | null
 export function columnNotFound(table: string, column: string): RestError {
   return new RestError(
     400,
-    { code: 'PGRST204', message: `Could not find the '${column}' column of '${table}' in the schema cache` },
+    {
+      code: 'PGRST204',
+      message: `Could not find the '${column}' column of '${table}' in the schema cache`,
+    },
     { cacheMiss: true },
   );
 }

@@ -19,7 +19,11 @@ function similarity(a: string, b: string): number {
 }
 
 /** The candidate most similar to `target`, if at least `minScore` similar (and not `target` itself). */
-export function closest(target: string, candidates: Iterable<string>, minScore: number): string | null {
+export function closest(
+  target: string,
+  candidates: Iterable<string>,
+  minScore: number,
+): string | null {
   let best: string | null = null;
   let bestScore = minScore;
   for (const candidate of candidates) {

@@ -26,14 +26,19 @@ export function parseQuery(query: URLSearchParams): ParsedQuery {
   for (const [key, value] of query) {
     if (key === 'select' || key === 'on_conflict') continue;
     if (!value.startsWith('eq.')) {
-      throw queryParamError(`"failed to parse filter (${value})"`, 'the local PostgREST stand-in implements the eq operator only');
+      throw queryParamError(
+        `"failed to parse filter (${value})"`,
+        'the local PostgREST stand-in implements the eq operator only',
+      );
     }
     filters.push({ column: key, value: value.slice('eq.'.length) });
   }
   const select = query.get('select');
   const onConflict = query.get('on_conflict');
   return {
-    select: select === null || select.trim() === '' || select.trim() === '*' ? null : columnList(select),
+    select: select === null || select.trim() === '' || select.trim() === '*'
+      ? null
+      : columnList(select),
     filters,
     onConflict: onConflict === null ? null : columnList(onConflict),
   };

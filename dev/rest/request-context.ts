@@ -3,7 +3,7 @@
 // media type, and the headers it exposes to SQL as request.headers (the audit trail reads the
 // request id from them).
 import type { Context } from 'hono';
-import { authenticate, ANON_ROLE } from './auth.ts';
+import { ANON_ROLE, authenticate } from './auth.ts';
 import { mediaTypeError, notImplemented, unacceptableSchema } from './errors.ts';
 import type { RestDeps } from './deps.ts';
 
@@ -39,10 +39,25 @@ function parsePrefer(header: string | undefined): Preferences {
     const [rawKey = '', rawValue = ''] = item.split('=', 2);
     const key = rawKey.trim().toLowerCase();
     const value = rawValue.trim().toLowerCase();
-    if (key === 'return' && (value === 'representation' || value === 'minimal')) prefer.return ??= value;
-    else if (key === 'resolution' && value === 'ignore-duplicates') prefer.resolution ??= value;
-    else if (['return', 'resolution', 'count', 'missing', 'handling', 'tx', 'max-affected', 'params', 'timezone'].includes(key)) {
-      throw notImplemented(`Prefer: ${item.trim()} is not supported by the local PostgREST stand-in`);
+    if (key === 'return' && (value === 'representation' || value === 'minimal')) {
+      prefer.return ??= value;
+    } else if (key === 'resolution' && value === 'ignore-duplicates') prefer.resolution ??= value;
+    else if (
+      [
+        'return',
+        'resolution',
+        'count',
+        'missing',
+        'handling',
+        'tx',
+        'max-affected',
+        'params',
+        'timezone',
+      ].includes(key)
+    ) {
+      throw notImplemented(
+        `Prefer: ${item.trim()} is not supported by the local PostgREST stand-in`,
+      );
     }
   }
   return prefer;
@@ -55,10 +70,13 @@ function parsePrefer(header: string | undefined): Preferences {
  */
 function checkAccept(accept: string | undefined): void {
   if (!accept || accept.trim() === '') return;
-  const offered = accept.split(',').map((entry) => entry.split(';')[0]!.trim().toLowerCase()).filter((type) => type !== '');
+  const offered = accept.split(',').map((entry) => entry.split(';')[0]!.trim().toLowerCase())
+    .filter((type) => type !== '');
   for (const type of offered) {
     if (type === 'application/json' || type === 'application/*' || type === '*/*') return;
-    if (type.startsWith('application/vnd.pgrst.')) throw notImplemented(`Accept: ${type} is not supported by the local PostgREST stand-in`);
+    if (type.startsWith('application/vnd.pgrst.')) {
+      throw notImplemented(`Accept: ${type} is not supported by the local PostgREST stand-in`);
+    }
   }
   throw mediaTypeError(offered);
 }
@@ -69,8 +87,12 @@ export async function requestContext(c: Context, deps: RestDeps): Promise<Reques
 
   const method = c.req.method.toUpperCase();
   // Reads name the schema in Accept-Profile, writes in Content-Profile (PostgREST's getSchema).
-  const profileHeader = method === 'GET' || method === 'HEAD' ? headers['accept-profile'] : headers['content-profile'];
-  if (profileHeader !== undefined && profileHeader !== EXPOSED_SCHEMA) throw unacceptableSchema(profileHeader, EXPOSED_SCHEMA);
+  const profileHeader = method === 'GET' || method === 'HEAD'
+    ? headers['accept-profile']
+    : headers['content-profile'];
+  if (profileHeader !== undefined && profileHeader !== EXPOSED_SCHEMA) {
+    throw unacceptableSchema(profileHeader, EXPOSED_SCHEMA);
+  }
   checkAccept(headers['accept']);
 
   // PostgREST exposes cookies apart, as request.cookies, which nothing here reads.

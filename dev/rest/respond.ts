@@ -12,12 +12,20 @@ export function contentRange(lower: number, upper: number): string {
 }
 
 /** The preferences that shaped the answer, named as the request named them. */
-export function prefAppliedHeader(ctx: RequestContext, applied: (keyof RequestContext['prefer'])[]): Record<string, string> {
+export function prefAppliedHeader(
+  ctx: RequestContext,
+  applied: (keyof RequestContext['prefer'])[],
+): Record<string, string> {
   const values = applied.flatMap((key) => (ctx.prefer[key] ? [`${key}=${ctx.prefer[key]}`] : []));
   return values.length > 0 ? { 'Preference-Applied': values.join(', ') } : {};
 }
 
-export function respond(ctx: RequestContext, status: number, body: string | null, headers: Record<string, string>): Response {
+export function respond(
+  ctx: RequestContext,
+  status: number,
+  body: string | null,
+  headers: Record<string, string>,
+): Response {
   const all = new Headers(headers);
   if (body !== null) {
     all.set('Content-Type', JSON_CONTENT_TYPE);
@@ -27,7 +35,10 @@ export function respond(ctx: RequestContext, status: number, body: string | null
 }
 
 export function errorResponse(error: RestError): Response {
-  const headers = new Headers({ 'Content-Type': JSON_CONTENT_TYPE, 'Proxy-Status': `PostgREST; error=${error.code}` });
+  const headers = new Headers({
+    'Content-Type': JSON_CONTENT_TYPE,
+    'Proxy-Status': `PostgREST; error=${error.code}`,
+  });
   for (const [key, value] of Object.entries(error.headers)) headers.set(key, value);
   return new Response(JSON.stringify(error.toBody()), { status: error.status, headers });
 }

@@ -99,13 +99,24 @@ async function queryCatalog(client: pg.PoolClient): Promise<SchemaCacheData> {
   await client.query('begin read only');
   try {
     await client.query(`set local search_path to ''`);
-    const tables = await client.query<{ name: string; columns: Record<string, string> }>(TABLES_SQL, [EXPOSED_SCHEMA]);
+    const tables = await client.query<{ name: string; columns: Record<string, string> }>(
+      TABLES_SQL,
+      [EXPOSED_SCHEMA],
+    );
     const routines = await client.query<RoutineRow>(ROUTINES_SQL, [EXPOSED_SCHEMA]);
-    const settings = await client.query<{ role: string; key: string; value: string }>(ROLE_SETTINGS_SQL);
+    const settings = await client.query<{ role: string; key: string; value: string }>(
+      ROLE_SETTINGS_SQL,
+    );
     await client.query('commit');
 
-    const data: SchemaCacheData = { tables: new Map(), routines: new Map(), roleSettings: new Map() };
-    for (const row of tables.rows) data.tables.set(row.name, { name: row.name, columns: new Map(Object.entries(row.columns)) });
+    const data: SchemaCacheData = {
+      tables: new Map(),
+      routines: new Map(),
+      roleSettings: new Map(),
+    };
+    for (const row of tables.rows) {
+      data.tables.set(row.name, { name: row.name, columns: new Map(Object.entries(row.columns)) });
+    }
     for (const row of routines.rows) {
       const routine: Routine = {
         name: row.name,
@@ -116,7 +127,10 @@ async function queryCatalog(client: pg.PoolClient): Promise<SchemaCacheData> {
       data.routines.set(row.name, [...(data.routines.get(row.name) ?? []), routine]);
     }
     for (const row of settings.rows) {
-      data.roleSettings.set(row.role, [...(data.roleSettings.get(row.role) ?? []), [row.key, row.value]]);
+      data.roleSettings.set(row.role, [...(data.roleSettings.get(row.role) ?? []), [
+        row.key,
+        row.value,
+      ]]);
     }
     return data;
   } catch (error) {

@@ -6,7 +6,8 @@ import pg from 'pg';
 import type { Filter } from './query-params.ts';
 
 export const ident = (name: string): string => pg.escapeIdentifier(name);
-export const qualified = (schema: string, name: string): string => `${ident(schema)}.${ident(name)}`;
+export const qualified = (schema: string, name: string): string =>
+  `${ident(schema)}.${ident(name)}`;
 
 export class Params {
   readonly values: unknown[] = [];
@@ -18,12 +19,16 @@ export class Params {
 
 export function whereSql(filters: Filter[], qualifier: string, params: Params): string {
   if (filters.length === 0) return '';
-  return ` where ${filters.map((f) => `${qualifier}.${ident(f.column)} = ${params.add(f.value)}`).join(' and ')}`;
+  return ` where ${
+    filters.map((f) => `${qualifier}.${ident(f.column)} = ${params.add(f.value)}`).join(' and ')
+  }`;
 }
 
 /** The select list: every column for `*` (null), else the named ones. */
 export function selectListSql(columns: string[] | null, qualifier: string): string {
-  return columns === null ? `${qualifier}.*` : columns.map((c) => `${qualifier}.${ident(c)}`).join(', ');
+  return columns === null
+    ? `${qualifier}.*`
+    : columns.map((c) => `${qualifier}.${ident(c)}`).join(', ');
 }
 
 /**
@@ -31,7 +36,9 @@ export function selectListSql(columns: string[] | null, qualifier: string): stri
  * it: an array of the _postgrest_t rows, or (`scalar`) the one value a function returned.
  */
 export function bodySql(scalar: boolean): string {
-  return scalar ? `coalesce(json_agg(_postgrest_t.pgrst_scalar)->0, 'null')` : `coalesce(json_agg(_postgrest_t), '[]')`;
+  return scalar
+    ? `coalesce(json_agg(_postgrest_t.pgrst_scalar)->0, 'null')`
+    : `coalesce(json_agg(_postgrest_t), '[]')`;
 }
 
 export interface ResultRow {

@@ -14,7 +14,10 @@ export interface Planned<T> {
   run(client: pg.PoolClient): Promise<T>;
 }
 
-function setConfigStatement(ctx: RequestContext, cache: SchemaCacheData): { text: string; values: string[] } {
+function setConfigStatement(
+  ctx: RequestContext,
+  cache: SchemaCacheData,
+): { text: string; values: string[] } {
   const values: string[] = [];
   const calls: string[] = [];
   const set = (name: string, value: string) => {
@@ -31,7 +34,11 @@ function setConfigStatement(ctx: RequestContext, cache: SchemaCacheData): { text
 }
 
 /** Plans against the schema cache (reloading it once on a miss), then runs the plan in the request's transaction. */
-export async function execute<T>(deps: RestDeps, ctx: RequestContext, planner: (cache: SchemaCacheData) => Planned<T>): Promise<T> {
+export async function execute<T>(
+  deps: RestDeps,
+  ctx: RequestContext,
+  planner: (cache: SchemaCacheData) => Planned<T>,
+): Promise<T> {
   let client: pg.PoolClient;
   try {
     client = await deps.pool.connect();
@@ -52,7 +59,11 @@ export async function execute<T>(deps: RestDeps, ctx: RequestContext, planner: (
       planned = planner(cache);
     }
 
-    await client.query(planned.readOnly ? 'begin isolation level read committed read only' : 'begin isolation level read committed');
+    await client.query(
+      planned.readOnly
+        ? 'begin isolation level read committed read only'
+        : 'begin isolation level read committed',
+    );
     inTransaction = true;
     const prelude = setConfigStatement(ctx, cache);
     await client.query(prelude.text, prelude.values);

@@ -13,7 +13,11 @@ export function dashboardClient(dom: DashboardDom, render: DashboardPanels): voi
   const WINDOWS = ['1h', '24h', '7d'];
   // profile_operations_stats' finest bucket is a minute: redrawing more often shows the same figures.
   const REFRESH_MS = 60_000;
-  const state: { window: string; token: string | null; loading: boolean } = { window: '24h', token: null, loading: false };
+  const state: { window: string; token: string | null; loading: boolean } = {
+    window: '24h',
+    token: null,
+    loading: false,
+  };
 
   // sessionStorage throws where storage is off (some privacy modes): the page then asks for the
   // token on every load instead of failing.
@@ -66,7 +70,9 @@ export function dashboardClient(dom: DashboardDom, render: DashboardPanels): voi
   }
 
   function healthBody(data: unknown): DashboardBody | null {
-    return typeof data === 'object' && data !== null && 'status' in data && data.status ? (data as DashboardBody) : null;
+    return typeof data === 'object' && data !== null && 'status' in data && data.status
+      ? (data as DashboardBody)
+      : null;
   }
 
   function load(): void {
@@ -80,7 +86,11 @@ export function dashboardClient(dom: DashboardDom, render: DashboardPanels): voi
     const url = new URL(location.href);
     url.hash = '';
     url.search = `?format=json&include=operations&window=${encodeURIComponent(state.window)}`;
-    fetch(url.toString(), { headers: { 'x-health-token': state.token, accept: 'application/json' }, cache: 'no-store', credentials: 'omit' })
+    fetch(url.toString(), {
+      headers: { 'x-health-token': state.token, accept: 'application/json' },
+      cache: 'no-store',
+      credentials: 'omit',
+    })
       .then((response) =>
         response.text().then((text) => {
           let data: unknown = null;
@@ -90,7 +100,8 @@ export function dashboardClient(dom: DashboardDom, render: DashboardPanels): voi
             data = null;
           }
           return { status: response.status, body: healthBody(data) };
-        }))
+        })
+      )
       .then((answer) => {
         state.loading = false;
         if (answer.status === 401 || answer.status === 403) {
@@ -107,7 +118,11 @@ export function dashboardClient(dom: DashboardDom, render: DashboardPanels): voi
       })
       .catch((error: unknown) => {
         state.loading = false;
-        showError(`Could not reach profile-health: ${error instanceof Error && error.message ? error.message : String(error)}`);
+        showError(
+          `Could not reach profile-health: ${
+            error instanceof Error && error.message ? error.message : String(error)
+          }`,
+        );
       });
   }
 

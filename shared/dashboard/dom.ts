@@ -21,16 +21,28 @@ export function dashboardDom() {
   /** Null, undefined and false leave an attribute out. */
   function setAll(node: Element, attrs: Attributes, children: Children): void {
     for (const [key, value] of Object.entries(attrs)) {
-      if (value !== null && value !== undefined && value !== false) node.setAttribute(key, String(value));
+      if (value !== null && value !== undefined && value !== false) {
+        node.setAttribute(key, String(value));
+      }
     }
-    for (const child of children) node.appendChild(typeof child === 'string' ? document.createTextNode(child) : child);
+    for (const child of children) {
+      node.appendChild(typeof child === 'string' ? document.createTextNode(child) : child);
+    }
   }
-  function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attributes = {}, children: Children = []): HTMLElementTagNameMap[K] {
+  function el<K extends keyof HTMLElementTagNameMap>(
+    tag: K,
+    attrs: Attributes = {},
+    children: Children = [],
+  ): HTMLElementTagNameMap[K] {
     const node = document.createElement(tag);
     setAll(node, attrs, children);
     return node;
   }
-  function svg<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Attributes = {}, children: Children = []): SVGElementTagNameMap[K] {
+  function svg<K extends keyof SVGElementTagNameMap>(
+    tag: K,
+    attrs: Attributes = {},
+    children: Children = [],
+  ): SVGElementTagNameMap[K] {
     const node = document.createElementNS(SVG_NS, tag);
     setAll(node, attrs, children);
     return node;
@@ -46,14 +58,18 @@ export function dashboardDom() {
   function rows(testid: string, list: readonly Node[], empty: string, columns: number): void {
     const table = byTestId<HTMLTableElement>(testid);
     const body = clear(table.tBodies[0] ?? table.createTBody());
-    if (!list.length) body.appendChild(el('tr', {}, [el('td', { colspan: columns, class: 'empty' }, [empty])]));
+    if (!list.length) {
+      body.appendChild(el('tr', {}, [el('td', { colspan: columns, class: 'empty' }, [empty])]));
+    }
     for (const row of list) body.appendChild(row);
   }
   function facts(testid: string, pairs: readonly Fact[]): void {
     const list = clear(byTestId(testid));
     for (const [label, valueTestid, value, bad] of pairs) {
       list.appendChild(el('dt', {}, [label]));
-      list.appendChild(el('dd', { 'data-testid': valueTestid, class: bad ? 'bad' : null }, [value]));
+      list.appendChild(
+        el('dd', { 'data-testid': valueTestid, class: bad ? 'bad' : null }, [value]),
+      );
     }
   }
   return { byTestId, el, svg, clear, text, rows, facts };

@@ -27,7 +27,10 @@ export function dashboardFormat() {
   function age(seconds: unknown): string {
     if (seconds === null || seconds === undefined) return '—';
     const s = Math.floor(Number(seconds));
-    const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+    const d = Math.floor(s / 86400),
+      h = Math.floor((s % 86400) / 3600),
+      m = Math.floor((s % 3600) / 60),
+      r = s % 60;
     if (d > 0) return `${d}d ${pad(h)}h ${pad(m)}m`;
     if (h > 0) return `${h}h ${pad(m)}m ${pad(r)}s`;
     if (m > 0) return `${m}m ${pad(r)}s`;

@@ -25,37 +25,79 @@ export interface DashboardBody {
   operations?: OperationsStats | null;
 }
 
-export function dashboardPanels(dom: DashboardDom, format: DashboardFormat, renderChart: DashboardChart, renderStats: DashboardStats) {
+export function dashboardPanels(
+  dom: DashboardDom,
+  format: DashboardFormat,
+  renderChart: DashboardChart,
+  renderStats: DashboardStats,
+) {
   const { byTestId, el, facts, rows } = dom;
   const { count, measure, plain, shortTime, utc, words } = format;
 
   /** Failing items first, then by name, so trouble is at the top of a table. */
-  function failingFirst<T extends { name: string }>(list: readonly T[], failing: (item: T) => boolean): T[] {
-    return list.slice().sort((a, b) => (failing(b) ? 1 : 0) - (failing(a) ? 1 : 0) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  function failingFirst<T extends { name: string }>(
+    list: readonly T[],
+    failing: (item: T) => boolean,
+  ): T[] {
+    return list.slice().sort((a, b) =>
+      (failing(b) ? 1 : 0) - (failing(a) ? 1 : 0) ||
+      (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+    );
   }
 
   function renderChecks(checks: Checks | null): void {
     const list = checks ? Object.entries(checks).map(([name, check]) => ({ name, check })) : [];
-    rows('checks', failingFirst(list, (item) => !item.check.ok).map(({ name, check }) =>
-      el('tr', { 'data-testid': `check-${name}`, 'data-ok': String(!!check.ok), class: check.ok ? '' : 'failing' }, [
-        el('td', {}, [words(name)]),
-        el('td', { class: check.ok ? 'status-ok' : 'status-bad' }, [check.ok ? 'ok' : 'failing']),
-        el('td', { class: 'num', 'data-testid': `check-${name}-value` }, [measure(name, check.value)]),
-        el('td', { class: 'num' }, [measure(name, 'threshold' in check ? check.threshold : undefined)]),
-      ])), 'No checks: the database could not be asked.', 4);
+    rows(
+      'checks',
+      failingFirst(list, (item) => !item.check.ok).map(({ name, check }) =>
+        el('tr', {
+          'data-testid': `check-${name}`,
+          'data-ok': String(!!check.ok),
+          class: check.ok ? '' : 'failing',
+        }, [
+          el('td', {}, [words(name)]),
+          el('td', { class: check.ok ? 'status-ok' : 'status-bad' }, [check.ok ? 'ok' : 'failing']),
+          el('td', { class: 'num', 'data-testid': `check-${name}-value` }, [
+            measure(name, check.value),
+          ]),
+          el('td', { class: 'num' }, [
+            measure(name, 'threshold' in check ? check.threshold : undefined),
+          ]),
+        ])
+      ),
+      'No checks: the database could not be asked.',
+      4,
+    );
   }
 
   function renderAlerts(operations: OperationsStats | null): void {
     const alerts = operations ? operations.alerts || [] : [];
-    rows('alerts', failingFirst(alerts, (alert) => alert.firing).map((alert) =>
-      el('tr', { 'data-testid': `alert-${alert.name}`, 'data-firing': String(!!alert.firing), class: alert.firing ? 'firing' : '' }, [
-        el('td', { 'data-testid': 'alert-name' }, [alert.name]),
-        el('td', { 'data-testid': 'alert-state' }, [alert.firing ? 'FIRING' : 'ok']),
-        el('td', { class: 'time', 'data-testid': 'alert-since', title: alert.firing ? utc(alert.since) : null },
-          [alert.firing && alert.since ? `${shortTime(Date.parse(alert.since), true)} UTC` : '—']),
-        el('td', { class: 'num' }, [measure(alert.name, alert.value)]),
-        el('td', { class: 'num' }, [alert.threshold === null ? '—' : measure(alert.name, alert.threshold)]),
-      ])), operations ? 'No alert has been evaluated yet.' : 'Unavailable.', 5);
+    rows(
+      'alerts',
+      failingFirst(alerts, (alert) => alert.firing).map((alert) =>
+        el('tr', {
+          'data-testid': `alert-${alert.name}`,
+          'data-firing': String(!!alert.firing),
+          class: alert.firing ? 'firing' : '',
+        }, [
+          el('td', { 'data-testid': 'alert-name' }, [alert.name]),
+          el('td', { 'data-testid': 'alert-state' }, [alert.firing ? 'FIRING' : 'ok']),
+          el('td', {
+            class: 'time',
+            'data-testid': 'alert-since',
+            title: alert.firing ? utc(alert.since) : null,
+          }, [
+            alert.firing && alert.since ? `${shortTime(Date.parse(alert.since), true)} UTC` : '—',
+          ]),
+          el('td', { class: 'num' }, [measure(alert.name, alert.value)]),
+          el('td', { class: 'num' }, [
+            alert.threshold === null ? '—' : measure(alert.name, alert.threshold),
+          ]),
+        ])
+      ),
+      operations ? 'No alert has been evaluated yet.' : 'Unavailable.',
+      5,
+    );
   }
 
   function renderOutbox(operations: OperationsStats | null): void {
@@ -66,16 +108,36 @@ export function dashboardPanels(dom: DashboardDom, format: DashboardFormat, rend
     }
     facts('outbox', [
       ['Pending', 'outbox-pending', count(d.pending)],
-      ['Undeliverable', 'outbox-undeliverable', count(d.undeliverable), Number(d.undeliverable) > 0],
-      ['Last error', 'outbox-last-error', d.last_error === null || d.last_error === undefined ? 'none' : String(d.last_error), !!d.last_error],
-      ['Last delivered', 'outbox-last-delivered', d.last_delivered_at ? utc(d.last_delivered_at) : 'never'],
+      [
+        'Undeliverable',
+        'outbox-undeliverable',
+        count(d.undeliverable),
+        Number(d.undeliverable) > 0,
+      ],
+      [
+        'Last error',
+        'outbox-last-error',
+        d.last_error === null || d.last_error === undefined ? 'none' : String(d.last_error),
+        !!d.last_error,
+      ],
+      [
+        'Last delivered',
+        'outbox-last-delivered',
+        d.last_delivered_at ? utc(d.last_delivered_at) : 'never',
+      ],
     ]);
   }
 
   /** A nested object as [label, text] pairs, labels being the key path in words. */
-  function flatten(prefix: string, value: unknown, out: Array<[string, string]>): Array<[string, string]> {
+  function flatten(
+    prefix: string,
+    value: unknown,
+    out: Array<[string, string]>,
+  ): Array<[string, string]> {
     if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
-      for (const [key, inner] of Object.entries(value)) flatten(prefix ? `${prefix} ${key}` : key, inner, out);
+      for (const [key, inner] of Object.entries(value)) {
+        flatten(prefix ? `${prefix} ${key}` : key, inner, out);
+      }
     } else {
       out.push([words(prefix), plain(value)]);
     }
@@ -94,7 +156,13 @@ export function dashboardPanels(dom: DashboardDom, format: DashboardFormat, rend
     }
     facts('reconciler', [
       ['Last run', 'reconciler-last-run-at', utc(r.last_run_at)],
-      ...flatten('', r.last_run || {}, []).map(([label, value]): [string, string, string] => [label, `reconciler-${label.replace(/[^a-z0-9]+/gi, '-')}`, value]),
+      ...flatten('', r.last_run || {}, []).map((
+        [label, value],
+      ): [string, string, string] => [
+        label,
+        `reconciler-${label.replace(/[^a-z0-9]+/gi, '-')}`,
+        value,
+      ]),
     ]);
   }
 
@@ -104,7 +172,9 @@ export function dashboardPanels(dom: DashboardDom, format: DashboardFormat, rend
     byTestId('dashboard').hidden = false;
     const verdict = byTestId('verdict');
     verdict.textContent = data.status;
-    verdict.className = `pill ${['ok', 'degraded', 'down'].includes(data.status) ? data.status : ''}`;
+    verdict.className = `pill ${
+      ['ok', 'degraded', 'down'].includes(data.status) ? data.status : ''
+    }`;
     const checked = byTestId('checked-at');
     checked.textContent = utc(data.checked_at);
     checked.setAttribute('datetime', data.checked_at || '');
@@ -116,7 +186,8 @@ export function dashboardPanels(dom: DashboardDom, format: DashboardFormat, rend
       banner.textContent = `profile-health answered HTTP ${httpStatus}: ${words(data.error)}.`;
     } else if (!data.operations) {
       banner.hidden = false;
-      banner.textContent = 'Operations figures (series, alerts, outbox, reconciler) are unavailable: is profile_operations_stats deployed?';
+      banner.textContent =
+        'Operations figures (series, alerts, outbox, reconciler) are unavailable: is profile_operations_stats deployed?';
     } else {
       banner.hidden = true;
       banner.textContent = '';

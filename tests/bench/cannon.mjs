@@ -14,10 +14,21 @@ const failures = [];
 
 function body() {
   const n = counter++;
-  if (config.mode === 'ensure') return JSON.stringify({ user_id: config.ids[n % config.ids.length], ...(config.table ? { created_via: 'ensure' } : {}) });
-  if (config.mode === 'ensure-rpc') return JSON.stringify({ p_user_id: config.ids[n % config.ids.length], p_source: 'ensure' });
+  if (config.mode === 'ensure') {
+    return JSON.stringify({
+      user_id: config.ids[n % config.ids.length],
+      ...(config.table ? { created_via: 'ensure' } : {}),
+    });
+  }
+  if (config.mode === 'ensure-rpc') {
+    return JSON.stringify({ p_user_id: config.ids[n % config.ids.length], p_source: 'ensure' });
+  }
   if (config.mode === 'register') {
-    return JSON.stringify({ email: `${config.prefix}-${n}@example.test`, password: 'correct-horse-battery-staple', full_name: `Bench ${n}` });
+    return JSON.stringify({
+      email: `${config.prefix}-${n}@example.test`,
+      password: 'correct-horse-battery-staple',
+      full_name: `Bench ${n}`,
+    });
   }
   return undefined;
 }
@@ -35,7 +46,9 @@ const instance = autocannon({
       return b === undefined ? request : { ...request, body: b };
     },
     onResponse: (status, responseBody) => {
-      if (status >= 300 && failures.length < 3) failures.push(`${status} ${String(responseBody).slice(0, 300)}`);
+      if (status >= 300 && failures.length < 3) {
+        failures.push(`${status} ${String(responseBody).slice(0, 300)}`);
+      }
     },
   }],
 });
@@ -46,16 +59,26 @@ instance.on('response', (_client, statusCode, _bytes, responseTime) => {
 const r1 = (v) => (v === null ? null : Math.round(v * 10) / 10);
 instance.on('done', (result) => {
   latencies.sort((a, b) => a - b);
-  const pct = (p) => latencies.length ? latencies[Math.min(latencies.length - 1, Math.ceil((p / 100) * latencies.length) - 1)] : null;
+  const pct = (p) =>
+    latencies.length
+      ? latencies[Math.min(latencies.length - 1, Math.ceil((p / 100) * latencies.length) - 1)]
+      : null;
   const seconds = result.duration;
-  process.stdout.write(`${JSON.stringify({
-    requests: latencies.length,
-    seconds,
-    rps: Math.round((latencies.length / seconds) * 10) / 10,
-    p50: r1(pct(50)), p95: r1(pct(95)), p99: r1(pct(99)), max: r1(latencies[latencies.length - 1] ?? null),
-    failures,
-    statuses,
-    errors: result.errors, timeouts: result.timeouts, non2xx: result.non2xx,
-    requests_built: counter,
-  })}\n`);
+  process.stdout.write(`${
+    JSON.stringify({
+      requests: latencies.length,
+      seconds,
+      rps: Math.round((latencies.length / seconds) * 10) / 10,
+      p50: r1(pct(50)),
+      p95: r1(pct(95)),
+      p99: r1(pct(99)),
+      max: r1(latencies[latencies.length - 1] ?? null),
+      failures,
+      statuses,
+      errors: result.errors,
+      timeouts: result.timeouts,
+      non2xx: result.non2xx,
+      requests_built: counter,
+    })
+  }\n`);
 });

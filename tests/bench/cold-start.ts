@@ -30,10 +30,14 @@ import { spawnWithLifeline, stopProcess } from '../../dev/lifeline.ts';
 import { startManagementApi } from '../../dev/management-api.ts';
 import { freePort } from '../../dev/postgres.ts';
 import { LOCAL_FUNCTION_SECRETS } from '../../dev/stack.ts';
-import { deployWithSupabaseCli, TEST_ACCESS_TOKEN, TEST_PROJECT_REF } from '../helpers/functions-deploy.ts';
+import {
+  deployWithSupabaseCli,
+  TEST_ACCESS_TOKEN,
+  TEST_PROJECT_REF,
+} from '../helpers/functions-deploy.ts';
 import { moduleGraphFiles } from '../helpers/module-graph.ts';
 import { writeFilesUnder } from '../helpers/uploaded-function.ts';
-import { envInt, log, percentile, round, type ResultRow } from './lib.ts';
+import { envInt, log, percentile, type ResultRow, round } from './lib.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BASELINE = 'cold-start-baseline';
@@ -51,7 +55,10 @@ export type ShippedFileSource = (functionName: string) => Promise<ShippedFile[]>
 
 async function readShipped(root: string, relativePaths: string[]): Promise<ShippedFile[]> {
   return await Promise.all(
-    [...new Set(relativePaths)].sort().map(async (p) => ({ path: p.split(path.sep).join('/'), content: await readFile(path.join(root, p)) })),
+    [...new Set(relativePaths)].sort().map(async (p) => ({
+      path: p.split(path.sep).join('/'),
+      content: await readFile(path.join(root, p)),
+    })),
   );
 }
 
@@ -62,7 +69,10 @@ async function readShipped(root: string, relativePaths: string[]): Promise<Shipp
  */
 export function filesFromModuleGraph(root: string = ROOT): ShippedFileSource {
   return async (functionName) =>
-    await readShipped(root, ['deno.json', ...(await moduleGraphFiles(`supabase/functions/${functionName}/index.ts`, root))]);
+    await readShipped(root, [
+      'deno.json',
+      ...(await moduleGraphFiles(`supabase/functions/${functionName}/index.ts`, root)),
+    ]);
 }
 
 /**
@@ -72,11 +82,22 @@ export function filesFromModuleGraph(root: string = ROOT): ShippedFileSource {
 export function filesFromCliDeploy(names: readonly string[]): ShippedFileSource {
   let deployed: Promise<ReadonlyMap<string, ShippedFile[]>> | undefined;
   const deployAll = async () => {
-    const api = await startManagementApi({ accessToken: TEST_ACCESS_TOKEN, projectRef: TEST_PROJECT_REF });
+    const api = await startManagementApi({
+      accessToken: TEST_ACCESS_TOKEN,
+      projectRef: TEST_PROJECT_REF,
+    });
     try {
       const result = await deployWithSupabaseCli(names, { api });
-      if (result.code !== 0) throw new Error(`supabase functions deploy exited ${result.code}: ${result.stderr.slice(-1000)}`);
-      return new Map([...result.live].map(([slug, deployment]) => [slug, deployment.files.map((f) => ({ path: f.path, content: f.content }))]));
+      if (result.code !== 0) {
+        throw new Error(
+          `supabase functions deploy exited ${result.code}: ${result.stderr.slice(-1000)}`,
+        );
+      }
+      return new Map(
+        [...result.live].map((
+          [slug, deployment],
+        ) => [slug, deployment.files.map((f) => ({ path: f.path, content: f.content }))]),
+      );
     } finally {
       await api.close();
     }
@@ -90,7 +111,10 @@ export function filesFromCliDeploy(names: readonly string[]): ShippedFileSource 
 
 /** The baseline laid out like a shipped function, with the same deno.json. */
 async function baselineFiles(): Promise<ShippedFile[]> {
-  const [config, entry] = await readShipped(ROOT, ['deno.json', path.join('tests', 'bench', BASELINE, 'index.ts')]);
+  const [config, entry] = await readShipped(ROOT, [
+    'deno.json',
+    path.join('tests', 'bench', BASELINE, 'index.ts'),
+  ]);
   return [config!, { path: `supabase/functions/${BASELINE}/index.ts`, content: entry!.content }];
 }
 
@@ -122,17 +146,46 @@ const PREFLIGHT_HEADERS = {
 };
 
 /** Requests each function answers meaningfully with no database behind it. */
-function probesFor(name: string, keys: { anonKey: string; serviceRoleKey: string }): { preflight: Probe; real: Probe } {
-  const preflight: Probe = { label: 'OPTIONS preflight', method: 'OPTIONS', path: '/', headers: PREFLIGHT_HEADERS, status: name === BASELINE ? 200 : 204 };
-  const asJson = (key: string) => ({ 'content-type': 'application/json', authorization: `Bearer ${key}`, apikey: key });
+function probesFor(
+  name: string,
+  keys: { anonKey: string; serviceRoleKey: string },
+): { preflight: Probe; real: Probe } {
+  const preflight: Probe = {
+    label: 'OPTIONS preflight',
+    method: 'OPTIONS',
+    path: '/',
+    headers: PREFLIGHT_HEADERS,
+    status: name === BASELINE ? 200 : 204,
+  };
+  const asJson = (key: string) => ({
+    'content-type': 'application/json',
+    authorization: `Bearer ${key}`,
+    apikey: key,
+  });
   const real: Record<string, Probe> = {
     [BASELINE]: { label: 'GET', method: 'GET', path: '/', status: 200 },
-    register: { label: 'POST {} → 400 validation_failed', method: 'POST', path: '/', headers: asJson(keys.anonKey), body: '{}', status: 400 },
-    'ensure-profile': {
-      label: 'POST {"user_id": "not-a-uuid"} as service → 400', method: 'POST', path: '/',
-      headers: asJson(keys.serviceRoleKey), body: '{"user_id":"not-a-uuid"}', status: 400,
+    register: {
+      label: 'POST {} → 400 validation_failed',
+      method: 'POST',
+      path: '/',
+      headers: asJson(keys.anonKey),
+      body: '{}',
+      status: 400,
     },
-    'profile-health': { label: 'GET ?format=html → 200 dashboard', method: 'GET', path: '/?format=html', status: 200 },
+    'ensure-profile': {
+      label: 'POST {"user_id": "not-a-uuid"} as service → 400',
+      method: 'POST',
+      path: '/',
+      headers: asJson(keys.serviceRoleKey),
+      body: '{"user_id":"not-a-uuid"}',
+      status: 400,
+    },
+    'profile-health': {
+      label: 'GET ?format=html → 200 dashboard',
+      method: 'GET',
+      path: '/?format=html',
+      status: 200,
+    },
   };
   if (!real[name]) throw new Error(`cold-start: no probe for function ${name}`);
   return { preflight, real: real[name]! };
@@ -150,8 +203,12 @@ interface BootTiming {
 
 /** The Deno process under the lifeline guard (a shell): its child named deno. */
 function denoPid(guardPid: number): number {
-  const children = readFileSync(`/proc/${guardPid}/task/${guardPid}/children`, 'utf8').trim().split(/\s+/).map(Number);
-  const pid = children.find((child) => readFileSync(`/proc/${child}/comm`, 'utf8').trim() === 'deno');
+  const children = readFileSync(`/proc/${guardPid}/task/${guardPid}/children`, 'utf8').trim().split(
+    /\s+/,
+  ).map(Number);
+  const pid = children.find((child) =>
+    readFileSync(`/proc/${child}/comm`, 'utf8').trim() === 'deno'
+  );
   if (pid === undefined) throw new Error(`no deno process under ${guardPid}`);
   return pid;
 }
@@ -159,7 +216,9 @@ function denoPid(guardPid: number): number {
 /** CPU time of all of a process's threads so far, in ms (schedstat: nanoseconds on the CPU). */
 function cpuMs(pid: number): number {
   let ns = 0;
-  for (const task of readdirSync(`/proc/${pid}/task`)) ns += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    ns += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
+  }
   return ns / 1e6;
 }
 
@@ -173,8 +232,20 @@ async function boot(target: Target, env: Record<string, string>): Promise<BootTi
   const started = performance.now();
   const child = spawnWithLifeline(
     DENO,
-    ['run', ...FUNCTION_PERMISSIONS, '--config', 'deno.json', '--node-modules-dir=none', '--cached-only', `supabase/functions/${target.name}/index.ts`],
-    { name: `cold-start-${target.name}`, cwd: target.dir, env: { ...env, DENO_SERVE_ADDRESS: `tcp:127.0.0.1:${port}` } },
+    [
+      'run',
+      ...FUNCTION_PERMISSIONS,
+      '--config',
+      'deno.json',
+      '--node-modules-dir=none',
+      '--cached-only',
+      `supabase/functions/${target.name}/index.ts`,
+    ],
+    {
+      name: `cold-start-${target.name}`,
+      cwd: target.dir,
+      env: { ...env, DENO_SERVE_ADDRESS: `tcp:127.0.0.1:${port}` },
+    },
   );
   const collect = (chunk: Buffer) => {
     output = (output + chunk.toString('utf8')).slice(-8000);
@@ -190,16 +261,32 @@ async function boot(target: Target, env: Record<string, string>): Promise<BootTi
   const answered = async (probe: Probe): Promise<number> => {
     for (;;) {
       try {
-        const response = await fetch(`${base}${probe.path}`, { method: probe.method, headers: probe.headers ?? {}, body: probe.body ?? null });
+        const response = await fetch(`${base}${probe.path}`, {
+          method: probe.method,
+          headers: probe.headers ?? {},
+          body: probe.body ?? null,
+        });
         const text = await response.text();
         if (response.status !== probe.status) {
-          throw new WrongAnswer(`${target.label}: ${probe.label} answered ${response.status}, expected ${probe.status}: ${text.slice(0, 300)}`);
+          throw new WrongAnswer(
+            `${target.label}: ${probe.label} answered ${response.status}, expected ${probe.status}: ${
+              text.slice(0, 300)
+            }`,
+          );
         }
         return performance.now() - started;
       } catch (error) {
         if (error instanceof WrongAnswer) throw error;
-        if (child.exitCode !== null) throw new Error(`${target.label} exited during boot (${child.exitCode}): ${output.slice(-2000)}`);
-        if (performance.now() - started > BOOT_TIMEOUT_MS) throw new Error(`${target.label} did not answer within ${BOOT_TIMEOUT_MS} ms: ${output.slice(-2000)}`);
+        if (child.exitCode !== null) {
+          throw new Error(
+            `${target.label} exited during boot (${child.exitCode}): ${output.slice(-2000)}`,
+          );
+        }
+        if (performance.now() - started > BOOT_TIMEOUT_MS) {
+          throw new Error(
+            `${target.label} did not answer within ${BOOT_TIMEOUT_MS} ms: ${output.slice(-2000)}`,
+          );
+        }
         await new Promise<void>((resolve) => {
           wake = resolve;
           setTimeout(resolve, 10);
@@ -225,13 +312,19 @@ function summary(values: number[]): { median: number; p90: number } {
 
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').trim();
 
-export async function coldStartBench(): Promise<{ rows: ResultRow[]; details: Record<string, unknown> }> {
+export async function coldStartBench(): Promise<
+  { rows: ResultRow[]; details: Record<string, unknown> }
+> {
   const boots = envInt('BENCH_COLD_START_BOOTS', 12);
   const fileSource = process.env.BENCH_COLD_START_FILES ?? 'cli';
-  if (fileSource !== 'cli' && fileSource !== 'module-graph') throw new Error('BENCH_COLD_START_FILES must be cli or module-graph');
+  if (fileSource !== 'cli' && fileSource !== 'module-graph') {
+    throw new Error('BENCH_COLD_START_FILES must be cli or module-graph');
+  }
   // e.g. `git archive` of an older commit with node_modules linked in; its sets come from its
   // module graph, as the CLI helper deploys only this checkout.
-  const compare = process.env.BENCH_COLD_START_COMPARE ? path.resolve(process.env.BENCH_COLD_START_COMPARE) : null;
+  const compare = process.env.BENCH_COLD_START_COMPARE
+    ? path.resolve(process.env.BENCH_COLD_START_COMPARE)
+    : null;
   const work = await mkdtemp(path.join(tmpdir(), 'profile-cold-start-'));
   const denoDir = process.env.BENCH_DENO_DIR || path.join(work, 'deno-dir');
   try {
@@ -241,7 +334,13 @@ export async function coldStartBench(): Promise<{ rows: ResultRow[]; details: Re
     const sets: Array<{ name: string; label: string; files: () => Promise<ShippedFile[]> }> = [
       { name: BASELINE, label: BASELINE, files: baselineFiles },
       ...names.map((name) => ({ name, label: name, files: () => source(name) })),
-      ...(compare ? names.map((name) => ({ name, label: `${name} (${path.basename(compare)})`, files: () => filesFromModuleGraph(compare)(name) })) : []),
+      ...(compare
+        ? names.map((name) => ({
+          name,
+          label: `${name} (${path.basename(compare)})`,
+          files: () => filesFromModuleGraph(compare)(name),
+        }))
+        : []),
     ];
     const targets: Target[] = [];
     for (const [i, set] of sets.entries()) {
@@ -249,12 +348,21 @@ export async function coldStartBench(): Promise<{ rows: ResultRow[]; details: Re
       const dir = path.join(work, 'sets', String(i));
       await writeFilesUnder(dir, files);
       targets.push({
-        name: set.name, label: set.label, dir, files: files.map((f) => f.path), bytes: files.reduce((sum, f) => sum + f.content.byteLength, 0),
+        name: set.name,
+        label: set.label,
+        dir,
+        files: files.map((f) => f.path),
+        bytes: files.reduce((sum, f) => sum + f.content.byteLength, 0),
         ...probesFor(set.name, keys),
       });
     }
     const denoEnv = {
-      PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DENO_DIR: denoDir, DENO_NO_UPDATE_CHECK: '1', NO_COLOR: '1', ...DENO_REGISTRY_ENV,
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      DENO_DIR: denoDir,
+      DENO_NO_UPDATE_CHECK: '1',
+      NO_COLOR: '1',
+      ...DENO_REGISTRY_ENV,
     };
     // What Supabase injects into every function, as the local stack passes it; the URL points
     // at nothing, because no probe needs Supabase.
@@ -272,13 +380,22 @@ export async function coldStartBench(): Promise<{ rows: ResultRow[]; details: Re
 
     const fillStarted = performance.now();
     for (const target of targets) {
-      await promisify(execFile)(DENO, ['cache', '--config', 'deno.json', '--node-modules-dir=none', `supabase/functions/${target.name}/index.ts`], {
-        cwd: target.dir, env: { ...process.env, ...denoEnv },
+      await promisify(execFile)(DENO, [
+        'cache',
+        '--config',
+        'deno.json',
+        '--node-modules-dir=none',
+        `supabase/functions/${target.name}/index.ts`,
+      ], {
+        cwd: target.dir,
+        env: { ...process.env, ...denoEnv },
       });
     }
     for (const target of targets) await boot(target, env);
     const fillSeconds = round((performance.now() - fillStarted) / 1000);
-    log(`cold-start: DENO_DIR ${denoDir} filled and warmed in ${fillSeconds} s; ${boots} timed boots per function, load ${loadavg()}`);
+    log(
+      `cold-start: DENO_DIR ${denoDir} filled and warmed in ${fillSeconds} s; ${boots} timed boots per function, load ${loadavg()}`,
+    );
 
     const loadAtStart = loadavg();
     const timings = new Map<string, BootTiming[]>(targets.map((t) => [t.label, []]));
@@ -308,7 +425,9 @@ export async function coldStartBench(): Promise<{ rows: ResultRow[]; details: Re
         const probe = kind === 'ready' ? target.preflight : target.real;
         rows.push({
           benchmark: `cold start ${target.label}`,
-          metric: `spawn → ${kind === 'ready' ? 'first answer' : 'first real answer'} (${probe.label}), ms median / p90`,
+          metric: `spawn → ${
+            kind === 'ready' ? 'first answer' : 'first real answer'
+          } (${probe.label}), ms median / p90`,
           baseline: `${base[kind].median} / ${base[kind].p90}`,
           ours: `${ours[kind].median} / ${ours[kind].p90}`,
           ratio: `${round(ratio, 2)}×`,
@@ -330,16 +449,35 @@ export async function coldStartBench(): Promise<{ rows: ResultRow[]; details: Re
       rows,
       details: {
         boots_per_function: boots,
-        files: fileSource === 'cli' ? 'uploaded by supabase functions deploy --use-api (local Management API stand-in)' : 'Deno module graph of each entry point',
-        deno_dir: process.env.BENCH_DENO_DIR ? denoDir : 'fresh temp dir, filled from the npm registry',
+        files: fileSource === 'cli'
+          ? 'uploaded by supabase functions deploy --use-api (local Management API stand-in)'
+          : 'Deno module graph of each entry point',
+        deno_dir: process.env.BENCH_DENO_DIR
+          ? denoDir
+          : 'fresh temp dir, filled from the npm registry',
         fill_and_warm_seconds: fillSeconds,
         load_at_start: loadAtStart,
         load_at_end: loadAtEnd,
-        sets: Object.fromEntries(targets.map((t) => [t.label, { files: t.files, bytes: t.bytes, preflight: t.preflight.label, real: t.real.label }])),
+        sets: Object.fromEntries(
+          targets.map((
+            t,
+          ) => [t.label, {
+            files: t.files,
+            bytes: t.bytes,
+            preflight: t.preflight.label,
+            real: t.real.label,
+          }]),
+        ),
         stats,
-        timings_ms: Object.fromEntries([...timings].map(([name, runs]) => [name, runs.map((r) => ({
-          ready: round(r.readyMs), real: round(r.realMs), ready_cpu: round(r.readyCpuMs), real_cpu: round(r.realCpuMs),
-        }))])),
+        timings_ms: Object.fromEntries([...timings].map(([name, runs]) => [
+          name,
+          runs.map((r) => ({
+            ready: round(r.readyMs),
+            real: round(r.realMs),
+            ready_cpu: round(r.readyCpuMs),
+            real_cpu: round(r.realCpuMs),
+          })),
+        ])),
       },
     };
   } finally {

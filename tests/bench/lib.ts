@@ -16,7 +16,9 @@ export function envInt(name: string, fallback: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw.trim() === '') return fallback;
   const value = Number(raw.replace(/_/g, ''));
-  if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got ${raw}`);
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new Error(`${name} must be a positive integer, got ${raw}`);
+  }
   return value;
 }
 
@@ -66,7 +68,10 @@ export async function startBenchCluster(): Promise<BenchCluster> {
   };
 }
 
-export async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+export async function withClient<T>(
+  url: string,
+  work: (client: pg.Client) => Promise<T>,
+): Promise<T> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
@@ -89,7 +94,8 @@ export function percentile(values: number[], p: number): number {
   return sorted[rank]!;
 }
 
-export const round = (value: number, digits = 1): number => Math.round(value * 10 ** digits) / 10 ** digits;
+export const round = (value: number, digits = 1): number =>
+  Math.round(value * 10 ** digits) / 10 ** digits;
 
 /** Users created the way bulkSignUpAsSupabaseAuth does, set-based, in chunks, with no trigger. */
 const PLACEHOLDER_BCRYPT = '$2a$10$abcdefghijklmnopqrstuuJ4tvbhS2Ycv6mJ3L2oMgUs5p0Z5C3eS';
@@ -108,7 +114,10 @@ export async function bulkUsersWithoutProfiles(
   options: { prefix?: string; chunk?: number; createdAgo?: string } = {},
 ): Promise<void> {
   const chunk = options.chunk ?? 100_000;
-  await withClient(cluster.url, (c) => c.query('alter table auth.users disable trigger users_ensure_profile'));
+  await withClient(
+    cluster.url,
+    (c) => c.query('alter table auth.users disable trigger users_ensure_profile'),
+  );
   try {
     await withClient(cluster.authUrl, async (client) => {
       for (let done = 0; done < count; done += chunk) {
@@ -135,12 +144,17 @@ export async function bulkUsersWithoutProfiles(
           `insert into identities (provider_id, user_id, identity_data, provider, created_at, updated_at)
            select i.id::text, i.id, jsonb_build_object('sub', i.id, 'email', i.email), 'email', now(), now() from new_ids i`,
         );
-        await client.query(`update users u set role = 'authenticated', updated_at = now() from new_ids i where u.id = i.id`);
+        await client.query(
+          `update users u set role = 'authenticated', updated_at = now() from new_ids i where u.id = i.id`,
+        );
         await client.query('commit');
       }
     });
   } finally {
-    await withClient(cluster.url, (c) => c.query('alter table auth.users enable trigger users_ensure_profile'));
+    await withClient(
+      cluster.url,
+      (c) => c.query('alter table auth.users enable trigger users_ensure_profile'),
+    );
   }
   await withClient(cluster.url, async (c) => {
     await c.query('vacuum analyze auth.users');
@@ -159,8 +173,10 @@ export interface ResultRow {
 }
 
 export function machine(): Record<string, string> {
-  const cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model ?? 'unknown';
-  const os = /PRETTY_NAME="([^"]*)"/.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] ?? process.platform;
+  const cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ??
+    cpus()[0]?.model ?? 'unknown';
+  const os = /PRETTY_NAME="([^"]*)"/.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] ??
+    process.platform;
   return {
     cpu,
     cores: String(cpus().length),
@@ -172,6 +188,12 @@ export function machine(): Record<string, string> {
 }
 
 export function markdownTable(rows: ResultRow[]): string {
-  const head = '| benchmark | metric | baseline | ours | ratio | target | verdict |\n|---|---|---|---|---|---|---|';
-  return [head, ...rows.map((r) => `| ${r.benchmark} | ${r.metric} | ${r.baseline} | ${r.ours} | ${r.ratio} | ${r.target} | ${r.verdict} |`)].join('\n');
+  const head =
+    '| benchmark | metric | baseline | ours | ratio | target | verdict |\n|---|---|---|---|---|---|---|';
+  return [
+    head,
+    ...rows.map((r) =>
+      `| ${r.benchmark} | ${r.metric} | ${r.baseline} | ${r.ours} | ${r.ratio} | ${r.target} | ${r.verdict} |`
+    ),
+  ].join('\n');
 }

@@ -5,7 +5,8 @@ import { appendFileSync } from 'node:fs';
 
 const file = process.env.BENCH_RPC_LOG;
 if (file) {
-  const write = (event) => appendFileSync(file, `${JSON.stringify({ pid: process.pid, t: Date.now(), ...event })}\n`);
+  const write = (event) =>
+    appendFileSync(file, `${JSON.stringify({ pid: process.pid, t: Date.now(), ...event })}\n`);
   const original = globalThis.fetch;
   globalThis.fetch = async (input, init) => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
@@ -14,7 +15,13 @@ if (file) {
     try {
       return await original(input, init);
     } finally {
-      if (rpc) write({ rpc, ms: Math.round((performance.now() - started) * 10) / 10, rss: process.memoryUsage().rss });
+      if (rpc) {
+        write({
+          rpc,
+          ms: Math.round((performance.now() - started) * 10) / 10,
+          rss: process.memoryUsage().rss,
+        });
+      }
     }
   };
   const timer = setInterval(() => write({ rss: process.memoryUsage().rss }), 250);

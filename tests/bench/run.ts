@@ -14,26 +14,43 @@ import { signupBench } from './signup.ts';
 
 type Bench = () => Promise<{ rows: ResultRow[]; details: Record<string, unknown> }>;
 const BENCHES: Record<string, Bench> = {
-  signup: signupBench, 'signup-instructions': signupInstructionsBench, backfill: backfillBench, http: httpBench, health: healthBench, census: censusBench, 'cold-start': coldStartBench,
+  signup: signupBench,
+  'signup-instructions': signupInstructionsBench,
+  backfill: backfillBench,
+  http: httpBench,
+  health: healthBench,
+  census: censusBench,
+  'cold-start': coldStartBench,
 };
 
 async function main(): Promise<void> {
   const asked = process.argv.slice(2).filter((a) => a !== '--');
   const unknown = asked.filter((name) => !(name in BENCHES));
   if (unknown.length > 0) {
-    process.stderr.write(`unknown benchmark(s): ${unknown.join(', ')}; choose from ${Object.keys(BENCHES).join(', ')}\n`);
+    process.stderr.write(
+      `unknown benchmark(s): ${unknown.join(', ')}; choose from ${
+        Object.keys(BENCHES).join(', ')
+      }\n`,
+    );
     process.exit(2);
   }
   const names = asked.length > 0 ? asked : Object.keys(BENCHES);
   const started = Date.now();
-  const report: Record<string, unknown> = { started_at: new Date(started).toISOString(), machine: machine(), benchmarks: {} };
+  const report: Record<string, unknown> = {
+    started_at: new Date(started).toISOString(),
+    machine: machine(),
+    benchmarks: {},
+  };
   const rows: ResultRow[] = [];
   for (const name of names) {
     const t0 = Date.now();
     log(`== ${name}`);
     const result = await BENCHES[name]!();
     rows.push(...result.rows);
-    (report.benchmarks as Record<string, unknown>)[name] = { seconds: Math.round((Date.now() - t0) / 1000), ...result.details };
+    (report.benchmarks as Record<string, unknown>)[name] = {
+      seconds: Math.round((Date.now() - t0) / 1000),
+      ...result.details,
+    };
     log(`== ${name} done in ${Math.round((Date.now() - t0) / 1000)} s`);
     process.stdout.write(`\n### ${name}\n\n${markdownTable(result.rows)}\n`);
   }
@@ -41,9 +58,14 @@ async function main(): Promise<void> {
   report.rows = rows;
   const dir = path.join('.data', 'bench');
   await mkdir(dir, { recursive: true });
-  const file = path.join(dir, `results-${new Date(started).toISOString().replace(/[:.]/g, '-')}.json`);
+  const file = path.join(
+    dir,
+    `results-${new Date(started).toISOString().replace(/[:.]/g, '-')}.json`,
+  );
   await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
-  process.stdout.write(`\n### all\n\n${markdownTable(rows)}\n\ntotal ${report.seconds} s; details in ${file}\n`);
+  process.stdout.write(
+    `\n### all\n\n${markdownTable(rows)}\n\ntotal ${report.seconds} s; details in ${file}\n`,
+  );
 }
 
 main().catch((error: unknown) => {

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { insertAuthUser } from '../../dev/auth/user-store.ts';
-import { envInt, log, round, startBenchCluster, withClient, type ResultRow } from './lib.ts';
+import { envInt, log, type ResultRow, round, startBenchCluster, withClient } from './lib.ts';
 
 const PLACEHOLDER_BCRYPT = '$2a$10$abcdefghijklmnopqrstuuJ4tvbhS2Ycv6mJ3L2oMgUs5p0Z5C3eS';
 
@@ -41,8 +41,16 @@ type Variant = 'none' | 'naive' | 'ours';
 
 async function setVariant(url: string, variant: Variant): Promise<void> {
   await withClient(url, async (c) => {
-    await c.query(`alter table auth.users ${variant === 'naive' ? 'enable' : 'disable'} trigger bench_on_auth_user_created`);
-    await c.query(`alter table auth.users ${variant === 'ours' ? 'enable' : 'disable'} trigger users_ensure_profile`);
+    await c.query(
+      `alter table auth.users ${
+        variant === 'naive' ? 'enable' : 'disable'
+      } trigger bench_on_auth_user_created`,
+    );
+    await c.query(
+      `alter table auth.users ${
+        variant === 'ours' ? 'enable' : 'disable'
+      } trigger users_ensure_profile`,
+    );
   });
 }
 
@@ -56,8 +64,15 @@ export async function signUpOne(pool: pg.Pool, n: number): Promise<void> {
       id,
       email,
       encryptedPassword: PLACEHOLDER_BCRYPT,
-      userMetadata: { full_name: `Bench User ${n}`, avatar_url: `https://example.test/avatars/${n}.png` },
-      identities: [{ provider: 'email', providerId: id, identityData: { sub: id, email, email_verified: false, phone_verified: false } }],
+      userMetadata: {
+        full_name: `Bench User ${n}`,
+        avatar_url: `https://example.test/avatars/${n}.png`,
+      },
+      identities: [{
+        provider: 'email',
+        providerId: id,
+        identityData: { sub: id, email, email_verified: false, phone_verified: false },
+      }],
       emailConfirmed: false,
     });
     await client.query('commit');
@@ -69,7 +84,12 @@ export async function signUpOne(pool: pg.Pool, n: number): Promise<void> {
   }
 }
 
-export async function run(pool: pg.Pool, users: number, connections: number, offset: number): Promise<number> {
+export async function run(
+  pool: pg.Pool,
+  users: number,
+  connections: number,
+  offset: number,
+): Promise<number> {
   let next = 0;
   const started = performance.now();
   await Promise.all(Array.from({ length: connections }, async () => {
@@ -82,9 +102,12 @@ export async function run(pool: pg.Pool, users: number, connections: number, off
   return users / ((performance.now() - started) / 1000);
 }
 
-const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const median = (values: number[]): number =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
-export async function signupBench(): Promise<{ rows: ResultRow[]; details: Record<string, unknown> }> {
+export async function signupBench(): Promise<
+  { rows: ResultRow[]; details: Record<string, unknown> }
+> {
   const users = envInt('BENCH_SIGNUP_USERS', 4000);
   const connections = envInt('BENCH_SIGNUP_CONNECTIONS', 8);
   const rounds = envInt('BENCH_SIGNUP_ROUNDS', 3);
@@ -115,26 +138,39 @@ export async function signupBench(): Promise<{ rows: ResultRow[]; details: Recor
     } finally {
       await pool.end();
     }
-    const counts = await withClient(cluster.url, async (c) => (await c.query(
-      `select (select count(*) from auth.users) as users, (select count(*) from public.user_profiles) as ours,
+    const counts = await withClient(cluster.url, async (c) =>
+      (await c.query(
+        `select (select count(*) from auth.users) as users, (select count(*) from public.user_profiles) as ours,
               (select count(*) from public.bench_naive_profiles) as naive,
-              (select count(*) from private.audit_logs where outcome = 'failed') as failed`)).rows[0]);
+              (select count(*) from private.audit_logs where outcome = 'failed') as failed`,
+      )).rows[0]);
     const none = median(results.none);
     const naive = median(results.naive);
     const ours = median(results.ours);
     const rows: ResultRow[] = [
       {
-        benchmark: 'signup', metric: `users/s, ${connections} conns (median of ${rounds})`,
-        baseline: `no trigger ${round(none)}`, ours: `${round(ours)}`, ratio: `${round(ours / none, 2)}×`,
-        target: '≥ 0.70× no trigger', verdict: ours / none >= 0.7 ? 'met' : 'missed',
+        benchmark: 'signup',
+        metric: `users/s, ${connections} conns (median of ${rounds})`,
+        baseline: `no trigger ${round(none)}`,
+        ours: `${round(ours)}`,
+        ratio: `${round(ours / none, 2)}×`,
+        target: '≥ 0.70× no trigger',
+        verdict: ours / none >= 0.7 ? 'met' : 'missed',
       },
       {
-        benchmark: 'signup', metric: `users/s, ${connections} conns (median of ${rounds})`,
-        baseline: `naive trigger ${round(naive)}`, ours: `${round(ours)}`, ratio: `${round(ours / naive, 2)}×`,
-        target: '≥ 0.90× naive', verdict: ours / naive >= 0.9 ? 'met' : 'missed',
+        benchmark: 'signup',
+        metric: `users/s, ${connections} conns (median of ${rounds})`,
+        baseline: `naive trigger ${round(naive)}`,
+        ours: `${round(ours)}`,
+        ratio: `${round(ours / naive, 2)}×`,
+        target: '≥ 0.90× naive',
+        verdict: ours / naive >= 0.9 ? 'met' : 'missed',
       },
     ];
-    return { rows, details: { users_per_round: users, connections, rounds, rates: results, counts } };
+    return {
+      rows,
+      details: { users_per_round: users, connections, rounds, rates: results, counts },
+    };
   } finally {
     await cluster.stop();
   }

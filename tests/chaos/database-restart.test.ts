@@ -12,8 +12,8 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateDatabase } from '../../dev/migrate.ts';
-import { freePort, startEmbeddedCluster, type EmbeddedCluster } from '../../dev/postgres.ts';
-import { startStack, type Stack } from '../../dev/stack.ts';
+import { type EmbeddedCluster, freePort, startEmbeddedCluster } from '../../dev/postgres.ts';
+import { type Stack, startStack } from '../../dev/stack.ts';
 import { loadConfig } from '../../shared/config.ts';
 import { createRegisterHandler } from '../../shared/register-handler.ts';
 import type { ReconcileBatch } from '../../shared/rpc-results.ts';
@@ -37,7 +37,13 @@ beforeAll(async () => {
   port = await freePort();
   cluster = await startEmbeddedCluster({ dataDir, persistent: true, port, unsafeFast: true });
   await migrateDatabase(cluster.url);
-  stack = await startStack({ databaseUrl: cluster.url, port: 0, functions: false, bcryptCost: 4, log: (line) => logs.push(line) });
+  stack = await startStack({
+    databaseUrl: cluster.url,
+    port: 0,
+    functions: false,
+    bcryptCost: 4,
+    log: (line) => logs.push(line),
+  });
 }, 120_000);
 
 afterAll(async () => {
@@ -72,13 +78,21 @@ function registerHandler() {
 async function send(handler: (r: Request) => Promise<Response>, email: string): Promise<Outcome> {
   const request = new Request('http://functions.local/register', {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-forwarded-for': '198.51.100.7', 'idempotency-key': randomUUID() },
+    headers: {
+      'content-type': 'application/json',
+      'x-forwarded-for': '198.51.100.7',
+      'idempotency-key': randomUUID(),
+    },
     body: JSON.stringify({ email, password: `pw-${randomUUID()}` }),
   });
   const started = performance.now();
   try {
     const response = await within(HANG_MS, 'register', handler(request));
-    const json = (await response.json()) as { user?: { id: string }; profile_status?: string; error?: { code: string } };
+    const json = (await response.json()) as {
+      user?: { id: string };
+      profile_status?: string;
+      error?: { code: string };
+    };
     return {
       email,
       status: response.status,
@@ -88,78 +102,116 @@ async function send(handler: (r: Request) => Promise<Response>, email: string): 
       ms: performance.now() - started,
     };
   } catch (error) {
-    if ((error as Error).name === 'Hung') return { email, status: 'hung', code: null, userId: null, profileStatus: null, ms: HANG_MS };
+    if ((error as Error).name === 'Hung') {
+      return { email, status: 'hung', code: null, userId: null, profileStatus: null, ms: HANG_MS };
+    }
     throw error;
   }
 }
 
 describe('a database restart in the middle of 2,000 registrations at concurrency 16', () => {
-  it('answers every registration 201 or 202 within the deadline, and one reconcile leaves every user with one profile', async () => {
-    const handler = registerHandler();
-    const run = randomUUID().slice(0, 8);
-    let done = 0;
-    const load = pool(REGISTRATIONS, WORKERS, async (i) => {
-      const outcome = await send(handler, `restart-${run}-${i}@example.test`);
-      done++;
-      return outcome;
-    });
+  it(
+    'answers every registration 201 or 202 within the deadline, and one reconcile leaves every user with one profile',
+    async () => {
+      const handler = registerHandler();
+      const run = randomUUID().slice(0, 8);
+      let done = 0;
+      const load = pool(REGISTRATIONS, WORKERS, async (i) => {
+        const outcome = await send(handler, `restart-${run}-${i}@example.test`);
+        done++;
+        return outcome;
+      });
 
-    let restartedAt = 0;
-    let downMs = 0;
-    // Restart once a sixth of the load is done, so that it lands in the middle.
-    await within(60_000, 'the load getting going', (async () => {
-      while (done < REGISTRATIONS / 6) await sleep(20);
-    })());
-    const doneBefore = done;
-    await within(30_000, 'stopping PostgreSQL', cluster!.stop());
-    cluster = undefined;
-    restartedAt = Date.now();
-    await sleep(1000); // down for a while: connections are refused
-    cluster = await within(60_000, 'starting PostgreSQL', startEmbeddedCluster({ dataDir, persistent: true, port, unsafeFast: true }));
-    downMs = Date.now() - restartedAt;
-    const doneAtRecovery = done;
-    const outcomes = await within(300_000, 'the load', load);
+      let restartedAt = 0;
+      let downMs = 0;
+      // Restart once a sixth of the load is done, so that it lands in the middle.
+      await within(
+        60_000,
+        'the load getting going',
+        (async () => {
+          while (done < REGISTRATIONS / 6) await sleep(20);
+        })(),
+      );
+      const doneBefore = done;
+      await within(30_000, 'stopping PostgreSQL', cluster!.stop());
+      cluster = undefined;
+      restartedAt = Date.now();
+      await sleep(1000); // down for a while: connections are refused
+      cluster = await within(
+        60_000,
+        'starting PostgreSQL',
+        startEmbeddedCluster({ dataDir, persistent: true, port, unsafeFast: true }),
+      );
+      downMs = Date.now() - restartedAt;
+      const doneAtRecovery = done;
+      const outcomes = await within(300_000, 'the load', load);
 
-    const byStatus = outcomes.reduce<Record<string, number>>((acc, o) => ({ ...acc, [`${o.status}${o.code ? ` ${o.code}` : ''}`]: (acc[`${o.status}${o.code ? ` ${o.code}` : ''}`] ?? 0) + 1 }), {});
-    const slowest = Math.max(...outcomes.map((o) => o.ms));
-    console.log(`restart: down ${downMs} ms with ${doneBefore}/${REGISTRATIONS} done (${doneAtRecovery} at recovery); answers ${JSON.stringify(byStatus)}; slowest ${Math.round(slowest)} ms`);
-    // The restart did land in the middle of the load.
-    expect(downMs).toBeGreaterThanOrEqual(1000);
-    expect(doneBefore).toBeLessThan(REGISTRATIONS);
-    // No 5xx, no hang, nobody told "taken" or "failed" for the account it was creating.
-    expect(outcomes.filter((o) => o.status !== 201 && o.status !== 202).map((o) => ({ status: o.status, code: o.code }))).toEqual([]);
-    // Nobody waited past the deadline (plus the profile stage's last single calls).
-    expect(slowest).toBeLessThan(DEADLINE_MS + 2000);
+      const byStatus = outcomes.reduce<Record<string, number>>(
+        (acc, o) => ({
+          ...acc,
+          [`${o.status}${o.code ? ` ${o.code}` : ''}`]:
+            (acc[`${o.status}${o.code ? ` ${o.code}` : ''}`] ?? 0) + 1,
+        }),
+        {},
+      );
+      const slowest = Math.max(...outcomes.map((o) => o.ms));
+      console.log(
+        `restart: down ${downMs} ms with ${doneBefore}/${REGISTRATIONS} done (${doneAtRecovery} at recovery); answers ${
+          JSON.stringify(byStatus)
+        }; slowest ${Math.round(slowest)} ms`,
+      );
+      // The restart did land in the middle of the load.
+      expect(downMs).toBeGreaterThanOrEqual(1000);
+      expect(doneBefore).toBeLessThan(REGISTRATIONS);
+      // No 5xx, no hang, nobody told "taken" or "failed" for the account it was creating.
+      expect(
+        outcomes.filter((o) => o.status !== 201 && o.status !== 202).map((o) => ({
+          status: o.status,
+          code: o.code,
+        })),
+      ).toEqual([]);
+      // Nobody waited past the deadline (plus the profile stage's last single calls).
+      expect(slowest).toBeLessThan(DEADLINE_MS + 2000);
 
-    const admin = new pg.Client({ connectionString: cluster!.url });
-    await admin.connect();
-    try {
-      // Every answer names the user made for its email, and a 201 one with its profile.
-      const { rows: users } = await admin.query<{ id: string; email: string; has_profile: boolean }>(
-        `select u.id, u.email, exists (select 1 from public.user_profiles p where p.user_id = u.id) as has_profile
-         from auth.users u where u.email like $1`, [`restart-${run}-%`]);
-      expect(users).toHaveLength(REGISTRATIONS);
-      const byId = new Map(users.map((u) => [u.id, u]));
-      for (const o of outcomes) {
-        expect(byId.get(o.userId!)?.email).toBe(o.email);
-        if (o.status === 201) expect(byId.get(o.userId!)?.has_profile).toBe(true);
-        // A 202 only for a profile that was truly not there when it answered.
-        if (o.status === 202) expect(o.profileStatus).toBe('pending');
+      const admin = new pg.Client({ connectionString: cluster!.url });
+      await admin.connect();
+      try {
+        // Every answer names the user made for its email, and a 201 one with its profile.
+        const { rows: users } = await admin.query<
+          { id: string; email: string; has_profile: boolean }
+        >(
+          `select u.id, u.email, exists (select 1 from public.user_profiles p where p.user_id = u.id) as has_profile
+         from auth.users u where u.email like $1`,
+          [`restart-${run}-%`],
+        );
+        expect(users).toHaveLength(REGISTRATIONS);
+        const byId = new Map(users.map((u) => [u.id, u]));
+        for (const o of outcomes) {
+          expect(byId.get(o.userId!)?.email).toBe(o.email);
+          if (o.status === 201) expect(byId.get(o.userId!)?.has_profile).toBe(true);
+          // A 202 only for a profile that was truly not there when it answered.
+          if (o.status === 202) expect(o.profileStatus).toBe('pending');
+        }
+
+        // Reconciling until nothing more is due (what one scheduled tick does) finishes what the outage left undone.
+        let summary: ReconcileBatch;
+        do {
+          summary = (await admin.query<{ s: ReconcileBatch }>(
+            'select public.reconcile_profiles(10000) as s',
+          )).rows[0]!.s;
+          expect(summary).toMatchObject({ ran: true, queue: { failed: 0 }, sweep: { failed: 0 } });
+        } while (summary.more);
+        expect(await usersWithoutProfile(admin)).toEqual([]);
+        expect(await duplicateEmails(admin)).toEqual([]);
+        const { rows: profiles } = await admin.query<{ n: number }>(
+          `select count(*)::int as n from public.user_profiles p join auth.users u on u.id = p.user_id where u.email like $1`,
+          [`restart-${run}-%`],
+        );
+        expect(profiles[0]!.n).toBe(REGISTRATIONS);
+      } finally {
+        await admin.end();
       }
-
-      // Reconciling until nothing more is due (what one scheduled tick does) finishes what the outage left undone.
-      let summary: ReconcileBatch;
-      do {
-        summary = (await admin.query<{ s: ReconcileBatch }>('select public.reconcile_profiles(10000) as s')).rows[0]!.s;
-        expect(summary).toMatchObject({ ran: true, queue: { failed: 0 }, sweep: { failed: 0 } });
-      } while (summary.more);
-      expect(await usersWithoutProfile(admin)).toEqual([]);
-      expect(await duplicateEmails(admin)).toEqual([]);
-      const { rows: profiles } = await admin.query<{ n: number }>(
-        `select count(*)::int as n from public.user_profiles p join auth.users u on u.id = p.user_id where u.email like $1`, [`restart-${run}-%`]);
-      expect(profiles[0]!.n).toBe(REGISTRATIONS);
-    } finally {
-      await admin.end();
-    }
-  }, 400_000);
+    },
+    400_000,
+  );
 });

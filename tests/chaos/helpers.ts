@@ -7,7 +7,9 @@ export function envCount(name: string, fallback: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer (got ${raw})`);
+  if (!Number.isInteger(value) || value < 1) {
+    throw new Error(`${name} must be a positive integer (got ${raw})`);
+  }
   return value;
 }
 
@@ -34,7 +36,11 @@ export async function within<T>(ms: number, label: string, work: Promise<T>): Pr
 }
 
 /** Runs `task(i)` for i in [0, count) on `workers` concurrent loops; results in index order. */
-export async function pool<T>(count: number, workers: number, task: (i: number, worker: number) => Promise<T>): Promise<T[]> {
+export async function pool<T>(
+  count: number,
+  workers: number,
+  task: (i: number, worker: number) => Promise<T>,
+): Promise<T[]> {
   const results = new Array<T>(count);
   let next = 0;
   await Promise.all(
@@ -48,7 +54,10 @@ export async function pool<T>(count: number, workers: number, task: (i: number, 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Auth users (optionally only those with the given email prefix) that have no profile. */
-export async function usersWithoutProfile(db: pg.Pool | pg.Client, emailLike = '%'): Promise<string[]> {
+export async function usersWithoutProfile(
+  db: pg.Pool | pg.Client,
+  emailLike = '%',
+): Promise<string[]> {
   const { rows } = await db.query<{ id: string }>(
     `select u.id from auth.users u
      where u.email like $1 and not exists (select 1 from public.user_profiles p where p.user_id = u.id)
@@ -68,6 +77,8 @@ export async function duplicateEmails(db: pg.Pool | pg.Client): Promise<string[]
 
 /** Repair-queue entries still open. */
 export async function openRepairs(db: pg.Pool | pg.Client): Promise<string[]> {
-  const { rows } = await db.query<{ user_id: string }>('select user_id from private.repair_queue where resolved_at is null order by user_id');
+  const { rows } = await db.query<{ user_id: string }>(
+    'select user_id from private.repair_queue where resolved_at is null order by user_id',
+  );
   return rows.map((r) => r.user_id);
 }

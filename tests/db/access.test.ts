@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { useTestDatabase, type ApiRole, type Claims } from '../helpers/database.ts';
+import { type ApiRole, type Claims, useTestDatabase } from '../helpers/database.ts';
 import { signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
 
 // The grants and RLS matrix, exercised the way PostgREST runs a request: log in as
@@ -18,7 +18,10 @@ interface Attempt {
 }
 
 const affects = (rowCount: number): Outcome => ({ rowCount });
-const deniedOn = (object: string): Outcome => ({ code: '42501', message: `permission denied for ${object}` });
+const deniedOn = (object: string): Outcome => ({
+  code: '42501',
+  message: `permission denied for ${object}`,
+});
 const DENIED_ON_PROFILES = deniedOn('table user_profiles');
 const DENIED_ON_PRIVATE = deniedOn('schema private');
 
@@ -33,7 +36,12 @@ function claimsFor(role: ApiRole, sub: string): Claims | null {
 }
 
 /** Runs one statement as an API role, the way PostgREST does, and reports what happened. */
-async function attempt(role: ApiRole, claims: Claims | null, sql: string, params: unknown[] = []): Promise<Attempt> {
+async function attempt(
+  role: ApiRole,
+  claims: Claims | null,
+  sql: string,
+  params: unknown[] = [],
+): Promise<Attempt> {
   try {
     return await db().asRole(role, claims, async (client) => {
       const result = await client.query(sql, params);
@@ -54,8 +62,12 @@ let other = '';
 let orphan = '';
 
 beforeAll(async () => {
-  me = await signUpAsSupabaseAuth(db(), { userMetadata: { full_name: 'Me Myself', username: 'me_myself' } });
-  other = await signUpAsSupabaseAuth(db(), { userMetadata: { full_name: 'Someone Else', username: 'Other_User' } });
+  me = await signUpAsSupabaseAuth(db(), {
+    userMetadata: { full_name: 'Me Myself', username: 'me_myself' },
+  });
+  other = await signUpAsSupabaseAuth(db(), {
+    userMetadata: { full_name: 'Someone Else', username: 'Other_User' },
+  });
   orphan = await signUpAsSupabaseAuth(db(), { userMetadata: { full_name: 'No Profile' } });
   await db().query('delete from public.user_profiles where user_id = $1', [orphan]);
 });
@@ -119,35 +131,59 @@ const TABLE_OPERATIONS: TableOperation[] = [
     sql: `insert into public.user_profiles (user_id, email, created_via)
           values ($1, 'orphan@example.test', 'ensure') returning user_id`,
     insert: true,
-    expected: { anon: DENIED_ON_PROFILES, own: DENIED_ON_PROFILES, other: DENIED_ON_PROFILES, service: affects(1) },
+    expected: {
+      anon: DENIED_ON_PROFILES,
+      own: DENIED_ON_PROFILES,
+      other: DENIED_ON_PROFILES,
+      service: affects(1),
+    },
   },
   ...Object.entries(EDITABLE_COLUMNS).map(
     ([column, value]): TableOperation => ({
       verb: `updating ${column} of`,
-      sql: `update public.user_profiles set ${column} = ${value} where user_id = $1 returning user_id`,
-      expected: { anon: DENIED_ON_PROFILES, own: affects(1), other: affects(0), service: affects(1) },
+      sql:
+        `update public.user_profiles set ${column} = ${value} where user_id = $1 returning user_id`,
+      expected: {
+        anon: DENIED_ON_PROFILES,
+        own: affects(1),
+        other: affects(0),
+        service: affects(1),
+      },
     }),
   ),
   ...Object.entries(NON_EDITABLE_COLUMNS).map(
     ([column, value]): TableOperation => ({
       verb: `updating ${column} of`,
-      sql: `update public.user_profiles set ${column} = ${value} where user_id = $1 returning user_id`,
-      expected: { anon: DENIED_ON_PROFILES, own: DENIED_ON_PROFILES, other: DENIED_ON_PROFILES, service: affects(1) },
+      sql:
+        `update public.user_profiles set ${column} = ${value} where user_id = $1 returning user_id`,
+      expected: {
+        anon: DENIED_ON_PROFILES,
+        own: DENIED_ON_PROFILES,
+        other: DENIED_ON_PROFILES,
+        service: affects(1),
+      },
     }),
   ),
   {
     verb: 'deleting',
     sql: 'delete from public.user_profiles where user_id = $1 returning user_id',
-    expected: { anon: DENIED_ON_PROFILES, own: DENIED_ON_PROFILES, other: DENIED_ON_PROFILES, service: affects(1) },
+    expected: {
+      anon: DENIED_ON_PROFILES,
+      own: DENIED_ON_PROFILES,
+      other: DENIED_ON_PROFILES,
+      service: affects(1),
+    },
   },
 ];
 
 const TABLE_CASES = TABLE_OPERATIONS.flatMap((operation) =>
   (Object.keys(ACTORS) as Actor[]).map((actor) => ({
-    sentence: `${ACTORS[actor].role} ${operation.verb} ${ACTORS[actor].row} ${describeOutcome(operation.expected[actor])}`,
+    sentence: `${ACTORS[actor].role} ${operation.verb} ${ACTORS[actor].row} ${
+      describeOutcome(operation.expected[actor])
+    }`,
     actor,
     operation,
-  })),
+  }))
 );
 
 describe('public.user_profiles as each API role', () => {
@@ -156,7 +192,9 @@ describe('public.user_profiles as each API role', () => {
       const target = operation.insert ? orphan : actor === 'other' ? other : me;
       const subject = operation.insert && actor === 'own' ? orphan : me;
       const { role } = ACTORS[actor];
-      const { outcome, rows } = await attempt(role, claimsFor(role, subject), operation.sql, [target]);
+      const { outcome, rows } = await attempt(role, claimsFor(role, subject), operation.sql, [
+        target,
+      ]);
       expect(outcome).toEqual(operation.expected[actor]);
       if ('rowCount' in outcome) {
         expect(rows).toEqual(outcome.rowCount === 0 ? [] : [{ user_id: target }]);
@@ -194,20 +232,24 @@ describe('public.user_profiles as each API role', () => {
   });
 
   it('lets an authenticated user change all its editable fields at once and read the new values back', async () => {
-    const rows = await db().asRole('authenticated', claimsFor('authenticated', me), async (client) => {
-      await client.query(
-        `update public.user_profiles
+    const rows = await db().asRole(
+      'authenticated',
+      claimsFor('authenticated', me),
+      async (client) => {
+        await client.query(
+          `update public.user_profiles
             set full_name = 'Renamed User', username = 'renamed_user',
                 avatar_url = 'https://example.test/avatar.png', metadata = '{"theme": "dark"}'
           where user_id = $1`,
-        [me],
-      );
-      const result = await client.query(
-        'select full_name, username, avatar_url, metadata from public.user_profiles where user_id = $1',
-        [me],
-      );
-      return result.rows;
-    });
+          [me],
+        );
+        const result = await client.query(
+          'select full_name, username, avatar_url, metadata from public.user_profiles where user_id = $1',
+          [me],
+        );
+        return result.rows;
+      },
+    );
     expect(rows).toEqual([
       {
         full_name: 'Renamed User',
@@ -236,12 +278,16 @@ const PUBLIC_FUNCTIONS: PublicFunction[] = [
     name: 'ensure_user_profile',
     signature: 'ensure_user_profile(uuid, ...)',
     call: () => ({ sql: 'select public.ensure_user_profile($1) as result', params: [me] }),
-    check: (result) => expect(result).toMatchObject({ outcome: 'existed', profile: { user_id: me } }),
+    check: (result) =>
+      expect(result).toMatchObject({ outcome: 'existed', profile: { user_id: me } }),
   },
   {
     name: 'backfill_missing_profiles',
     signature: 'backfill_missing_profiles(integer, uuid, boolean)',
-    call: () => ({ sql: 'select public.backfill_missing_profiles(10, null, true) as result', params: [] }),
+    call: () => ({
+      sql: 'select public.backfill_missing_profiles(10, null, true) as result',
+      params: [],
+    }),
     check: (result) =>
       expect(result).toEqual({
         scanned: 3,
@@ -256,7 +302,10 @@ const PUBLIC_FUNCTIONS: PublicFunction[] = [
   {
     name: 'profile_system_stats',
     signature: 'profile_system_stats(interval)',
-    call: () => ({ sql: `select public.profile_system_stats(interval '1 hour') as result`, params: [] }),
+    call: () => ({
+      sql: `select public.profile_system_stats(interval '1 hour') as result`,
+      params: [],
+    }),
     check: (result) =>
       expect(Object.keys(result as object).sort()).toEqual([
         'attempts',
@@ -274,19 +323,21 @@ const PUBLIC_FUNCTIONS: PublicFunction[] = [
     call: () => ({ sql: 'select public.profile_system_health() as result', params: [] }),
     // The orphan's profile was deleted while its user remains: it counts as missing at once.
     check: (result) =>
-      expect(result).toMatchObject({ status: 'down', checks: { missing_profiles: { ok: false, value: 1, threshold: 0, queued: 0 } } }),
+      expect(result).toMatchObject({
+        status: 'down',
+        checks: { missing_profiles: { ok: false, value: 1, threshold: 0, queued: 0 } },
+      }),
   },
 ];
 
 const FUNCTION_CASES = PUBLIC_FUNCTIONS.flatMap((fn) =>
   (['anon', 'authenticated', 'service_role'] as const).map((role) => {
     const expected = role === 'service_role' ? affects(1) : deniedOn(`function ${fn.name}`);
-    const sentence =
-      role === 'service_role'
-        ? `service_role executes ${fn.signature}`
-        : `${role} is denied execute on ${fn.signature} (42501)`;
+    const sentence = role === 'service_role'
+      ? `service_role executes ${fn.signature}`
+      : `${role} is denied execute on ${fn.signature} (42501)`;
     return { sentence, role, fn, expected };
-  }),
+  })
 );
 
 describe('the public functions as each API role', () => {
@@ -313,7 +364,7 @@ const PRIVATE_CASES = [
       role,
       sql: `select * from private.${table}`,
       params: (): unknown[] => [],
-    })),
+    }))
   ),
   ...API_ROLES.map((role) => ({
     sentence: `${role} is denied calling private.ensure_profile directly (42501)`,
@@ -339,10 +390,13 @@ describe('schema private as each API role', () => {
 async function updateOwnUsername(username: string): Promise<Outcome & { constraint?: string }> {
   try {
     return await db().asRole('authenticated', claimsFor('authenticated', me), async (client) => {
-      const result = await client.query('update public.user_profiles set username = $2 where user_id = $1', [
-        me,
-        username,
-      ]);
+      const result = await client.query(
+        'update public.user_profiles set username = $2 where user_id = $1',
+        [
+          me,
+          username,
+        ],
+      );
       return { rowCount: result.rowCount ?? 0 };
     });
   } catch (error) {
@@ -361,12 +415,15 @@ describe('an authenticated user editing its own profile', () => {
     ['starting with a dot', '.dotted'],
     ['ending with a hyphen', 'hyphen-'],
     ['containing a non-ASCII letter', 'zoë_user'],
-  ])('is refused a username %s with 23514 from user_profiles_username_check', async (_label, username) => {
-    expect(await updateOwnUsername(username)).toMatchObject({
-      code: '23514',
-      constraint: 'user_profiles_username_check',
-    });
-  });
+  ])(
+    'is refused a username %s with 23514 from user_profiles_username_check',
+    async (_label, username) => {
+      expect(await updateOwnUsername(username)).toMatchObject({
+        code: '23514',
+        constraint: 'user_profiles_username_check',
+      });
+    },
+  );
 
   it.each(['Other_User', 'other_user', 'OTHER_USER'])(
     'is refused the username %s, which another profile has case-insensitively, with 23505',
@@ -383,19 +440,23 @@ describe('an authenticated user editing its own profile', () => {
   });
 
   it('gets updated_at bumped to the transaction time by the trigger', async () => {
-    const result = await db().asRole('authenticated', claimsFor('authenticated', me), async (client) => {
-      const before = await client.query<{ updated_at: string }>(
-        'select updated_at::text as updated_at from public.user_profiles where user_id = $1',
-        [me],
-      );
-      const after = await client.query(
-        `update public.user_profiles set full_name = 'Bumped'
+    const result = await db().asRole(
+      'authenticated',
+      claimsFor('authenticated', me),
+      async (client) => {
+        const before = await client.query<{ updated_at: string }>(
+          'select updated_at::text as updated_at from public.user_profiles where user_id = $1',
+          [me],
+        );
+        const after = await client.query(
+          `update public.user_profiles set full_name = 'Bumped'
           where user_id = $1
           returning updated_at = now() as is_now, updated_at > $2::timestamptz as is_later`,
-        [me, before.rows[0]?.updated_at],
-      );
-      return { found: before.rowCount, updated: after.rows };
-    });
+          [me, before.rows[0]?.updated_at],
+        );
+        return { found: before.rowCount, updated: after.rows };
+      },
+    );
     expect(result).toEqual({ found: 1, updated: [{ is_now: true, is_later: true }] });
   });
 });

@@ -19,11 +19,20 @@ async function clearOfHourEdge(): Promise<void> {
 const userWithoutProfile = () => withTriggerOff(db(), () => signUpAsSupabaseAuth(db()));
 
 /** ensure_user_profile as PostgREST calls it for a service-role request, committing. */
-async function ensure(userId: string, source: string, requestId: string): Promise<{ outcome: string }> {
+async function ensure(
+  userId: string,
+  source: string,
+  requestId: string,
+): Promise<{ outcome: string }> {
   return await db().asRole(
     'service_role',
     {},
-    async (c) => (await c.query('select public.ensure_user_profile($1, $2, $3) as r', [userId, source, requestId])).rows[0].r,
+    async (c) =>
+      (await c.query('select public.ensure_user_profile($1, $2, $3) as r', [
+        userId,
+        source,
+        requestId,
+      ])).rows[0].r,
     { commit: true },
   );
 }
@@ -33,12 +42,18 @@ async function ensure(userId: string, source: string, requestId: string): Promis
  * request.headers, `INSERT … ON CONFLICT (user_id) DO NOTHING RETURNING`. Returns the inserted
  * user ids.
  */
-async function directInsert(userId: string, createdVia: string, headers: string | null): Promise<string[]> {
+async function directInsert(
+  userId: string,
+  createdVia: string,
+  headers: string | null,
+): Promise<string[]> {
   return await db().asRole(
     'service_role',
     {},
     async (c) => {
-      if (headers !== null) await c.query(`select set_config('request.headers', $1, true)`, [headers]);
+      if (headers !== null) {
+        await c.query(`select set_config('request.headers', $1, true)`, [headers]);
+      }
       const { rows } = await c.query<{ user_id: string }>(
         `insert into public.user_profiles (user_id, email, metadata, created_via) values ($1, null, '{}', $2)
          on conflict (user_id) do nothing returning user_id`,
@@ -50,7 +65,8 @@ async function directInsert(userId: string, createdVia: string, headers: string 
   );
 }
 
-const requestHeaders = (requestId: string) => JSON.stringify({ 'x-profile-request-id': requestId, 'content-type': 'application/json' });
+const requestHeaders = (requestId: string) =>
+  JSON.stringify({ 'x-profile-request-id': requestId, 'content-type': 'application/json' });
 
 async function auditRows(userId: string) {
   const { rows } = await db().query(
@@ -73,9 +89,18 @@ describe('existed answers of ensure_user_profile', () => {
   it('stores every existed answer of register as a row with its own request id, and counts none of them', async () => {
     await clearOfHourEdge();
     const id = await signUpAsSupabaseAuth(db());
-    for (const requestId of ['reg-1', 'reg-2', 'reg-3']) expect(await ensure(id, 'register', requestId)).toMatchObject({ outcome: 'existed' });
+    for (const requestId of ['reg-1', 'reg-2', 'reg-3']) {
+      expect(await ensure(id, 'register', requestId)).toMatchObject({ outcome: 'existed' });
+    }
     expect(await auditRows(id)).toEqual(
-      ['reg-1', 'reg-2', 'reg-3'].map((requestId) => ({ source: 'register', outcome: 'existed', attempt: 1, request_id: requestId, details: {}, timed: true })),
+      ['reg-1', 'reg-2', 'reg-3'].map((requestId) => ({
+        source: 'register',
+        outcome: 'existed',
+        attempt: 1,
+        request_id: requestId,
+        details: {},
+        timed: true,
+      })),
     );
     expect(await repeats(id)).toEqual([]);
   });
@@ -86,8 +111,22 @@ describe('existed answers of ensure_user_profile', () => {
     for (let i = 1; i <= 4; i++) await ensure(id, 'ensure', `ens-${i}`);
     for (let i = 1; i <= 3; i++) await ensure(id, 'webhook', `hook-${i}`);
     expect(await auditRows(id)).toEqual([
-      { source: 'ensure', outcome: 'existed', attempt: 1, request_id: 'ens-1', details: {}, timed: true },
-      { source: 'webhook', outcome: 'existed', attempt: 1, request_id: 'hook-1', details: {}, timed: true },
+      {
+        source: 'ensure',
+        outcome: 'existed',
+        attempt: 1,
+        request_id: 'ens-1',
+        details: {},
+        timed: true,
+      },
+      {
+        source: 'webhook',
+        outcome: 'existed',
+        attempt: 1,
+        request_id: 'hook-1',
+        details: {},
+        timed: true,
+      },
     ]);
     expect(await repeats(id)).toEqual([
       { source: 'ensure', repeats: 3 },
@@ -102,7 +141,11 @@ describe('existed answers of ensure_user_profile', () => {
     const verdict = await db().asRole(
       'service_role',
       {},
-      async (c) => (await c.query('select public.ensure_profile_for_caller($1, 30, 3600, $2) as r', [id, 'guard-1'])).rows[0].r,
+      async (c) =>
+        (await c.query('select public.ensure_profile_for_caller($1, 30, 3600, $2) as r', [
+          id,
+          'guard-1',
+        ])).rows[0].r,
       { commit: true },
     );
     expect(verdict).toMatchObject({ standing: 'active', repeat: true });
@@ -113,7 +156,9 @@ describe('existed answers of ensure_user_profile', () => {
   it('gives twenty concurrent ensure calls for a user without a profile one created row and one existed row, counting the other eighteen answers', async () => {
     await clearOfHourEdge();
     const id = await userWithoutProfile();
-    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => ensure(id, 'ensure', `race-${i}`)));
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => ensure(id, 'ensure', `race-${i}`)),
+    );
     expect(answers.map((a) => a.outcome).sort()).toEqual(['created', ...Array(19).fill('existed')]);
     const { rows } = await db().query(
       `select outcome, count(*)::int as n from private.audit_logs where user_id = $1 group by outcome order by outcome`,
@@ -127,7 +172,7 @@ describe('existed answers of ensure_user_profile', () => {
     expect(await repeats(id)).toEqual([{ source: 'ensure', repeats: 18 }]);
   });
 
-  it('leaves the database functions\' own inserts to their own audit rows: no direct_insert row for the trigger or ensure_user_profile', async () => {
+  it("leaves the database functions' own inserts to their own audit rows: no direct_insert row for the trigger or ensure_user_profile", async () => {
     const viaTrigger = await signUpAsSupabaseAuth(db());
     const viaRpc = await userWithoutProfile();
     await ensure(viaRpc, 'register', 'reg-own');
@@ -146,12 +191,27 @@ describe('existed answers of ensure_user_profile', () => {
 describe('the direct-insert fallback', () => {
   it('leaves one created row with the request id from x-profile-request-id, the layer from created_via, and via direct_insert, resolving the open repair', async () => {
     const id = await userWithoutProfile();
-    await db().query(`insert into private.repair_queue (user_id, source, reason) values ($1, 'register', 'ensure_user_profile is missing')`, [id]);
+    await db().query(
+      `insert into private.repair_queue (user_id, source, reason) values ($1, 'register', 'ensure_user_profile is missing')`,
+      [id],
+    );
     expect(await directInsert(id, 'register', requestHeaders('req-fallback'))).toEqual([id]);
     expect(await auditRows(id)).toEqual([
-      { source: 'register', outcome: 'created', attempt: 1, request_id: 'req-fallback', details: { via: 'direct_insert' }, timed: true },
+      {
+        source: 'register',
+        outcome: 'created',
+        attempt: 1,
+        request_id: 'req-fallback',
+        details: { via: 'direct_insert' },
+        timed: true,
+      },
     ]);
-    expect(await db().one('select resolution, resolved_at is not null as resolved from private.repair_queue where user_id = $1', [id])).toEqual({
+    expect(
+      await db().one(
+        'select resolution, resolved_at is not null as resolved from private.repair_queue where user_id = $1',
+        [id],
+      ),
+    ).toEqual({
       resolution: 'register',
       resolved: true,
     });
@@ -165,19 +225,48 @@ describe('the direct-insert fallback', () => {
     expect(await directInsert(id, 'ensure', requestHeaders('req-c'))).toEqual([]);
     expect(await directInsert(id, 'ensure', requestHeaders('req-d'))).toEqual([]);
     expect(await auditRows(id)).toEqual([
-      { source: 'register', outcome: 'existed', attempt: 1, request_id: 'req-a', details: { via: 'direct_insert' }, timed: true },
-      { source: 'register', outcome: 'existed', attempt: 1, request_id: 'req-b', details: { via: 'direct_insert' }, timed: true },
-      { source: 'ensure', outcome: 'existed', attempt: 1, request_id: 'req-c', details: { via: 'direct_insert' }, timed: true },
+      {
+        source: 'register',
+        outcome: 'existed',
+        attempt: 1,
+        request_id: 'req-a',
+        details: { via: 'direct_insert' },
+        timed: true,
+      },
+      {
+        source: 'register',
+        outcome: 'existed',
+        attempt: 1,
+        request_id: 'req-b',
+        details: { via: 'direct_insert' },
+        timed: true,
+      },
+      {
+        source: 'ensure',
+        outcome: 'existed',
+        attempt: 1,
+        request_id: 'req-c',
+        details: { via: 'direct_insert' },
+        timed: true,
+      },
     ]);
     expect(await repeats(id)).toEqual([{ source: 'ensure', repeats: 1 }]);
-    expect(await db().one('select created_via from public.user_profiles where user_id = $1', [id])).toEqual({ created_via: 'trigger' });
+    expect(await db().one('select created_via from public.user_profiles where user_id = $1', [id]))
+      .toEqual({ created_via: 'trigger' });
   });
 
   it('records a null request id when the request named none', async () => {
     const id = await userWithoutProfile();
     await directInsert(id, 'webhook', null);
     expect(await auditRows(id)).toEqual([
-      { source: 'webhook', outcome: 'created', attempt: 1, request_id: null, details: { via: 'direct_insert' }, timed: true },
+      {
+        source: 'webhook',
+        outcome: 'created',
+        attempt: 1,
+        request_id: null,
+        details: { via: 'direct_insert' },
+        timed: true,
+      },
     ]);
   });
 
@@ -189,14 +278,22 @@ describe('the direct-insert fallback', () => {
 
   it('writes nothing when the insert itself fails', async () => {
     const id = await userWithoutProfile();
-    await db().query(`alter table public.user_profiles add constraint hostile_fallback check (user_id <> '${id}') not valid`);
+    await db().query(
+      `alter table public.user_profiles add constraint hostile_fallback check (user_id <> '${id}') not valid`,
+    );
     try {
-      await expect(directInsert(id, 'ensure', requestHeaders('req-refused'))).rejects.toMatchObject({ code: '23514' });
+      await expect(directInsert(id, 'ensure', requestHeaders('req-refused'))).rejects.toMatchObject(
+        { code: '23514' },
+      );
     } finally {
       await db().query('alter table public.user_profiles drop constraint hostile_fallback');
     }
     expect(await auditRows(id)).toEqual([]);
-    expect(await db().one('select count(*)::int as n from public.user_profiles where user_id = $1', [id])).toEqual({ n: 0 });
+    expect(
+      await db().one('select count(*)::int as n from public.user_profiles where user_id = $1', [
+        id,
+      ]),
+    ).toEqual({ n: 0 });
   });
 });
 
@@ -228,26 +325,57 @@ describe('record_signup_refusal', () => {
 
   it('leaves the success rate and the attempt totals as they were', async () => {
     const stats = () =>
-      db().asRole('service_role', {}, async (c) => (await c.query(`select public.profile_system_stats(interval '1 hour') as r`)).rows[0].r);
+      db().asRole(
+        'service_role',
+        {},
+        async (c) =>
+          (await c.query(`select public.profile_system_stats(interval '1 hour') as r`)).rows[0].r,
+      );
     const before = await stats();
     await refuse([randomUUID(), 'username_invalid', 400, 'req-rate', 1]);
     const after = await stats();
     expect(after.success_rate).toBe(before.success_rate);
     expect(after.attempts.total).toBe(before.attempts.total);
     expect(after.attempts.by_outcome).toEqual(before.attempts.by_outcome);
-    expect(after.attempts.by_source.hook).toEqual({ refused: (before.attempts.by_source.hook?.refused ?? 0) + 1 });
+    expect(after.attempts.by_source.hook).toEqual({
+      refused: (before.attempts.by_source.hook?.refused ?? 0) + 1,
+    });
   });
 
   it.each([
-    ['an empty reason', [null, '', 400, null, null], 'p_reason must be 1-64 lower-case letters and "_"'],
-    ['a reason that is not a code', [null, 'Username taken!', 400, null, null], 'p_reason must be 1-64 lower-case letters and "_"'],
-    ['a success status', [null, 'username_taken', 200, null, null], 'p_http_code must be an HTTP error status (400-599)'],
-    ['a request id over 200 characters', [null, 'username_taken', 409, 'r'.repeat(201), null], 'p_request_id must be at most 200 characters'],
-    ['a negative duration', [null, 'username_taken', 409, null, -1], 'p_duration_ms must be between 0 and 999999999.999'],
+    [
+      'an empty reason',
+      [null, '', 400, null, null],
+      'p_reason must be 1-64 lower-case letters and "_"',
+    ],
+    [
+      'a reason that is not a code',
+      [null, 'Username taken!', 400, null, null],
+      'p_reason must be 1-64 lower-case letters and "_"',
+    ],
+    [
+      'a success status',
+      [null, 'username_taken', 200, null, null],
+      'p_http_code must be an HTTP error status (400-599)',
+    ],
+    [
+      'a request id over 200 characters',
+      [null, 'username_taken', 409, 'r'.repeat(201), null],
+      'p_request_id must be at most 200 characters',
+    ],
+    [
+      'a negative duration',
+      [null, 'username_taken', 409, null, -1],
+      'p_duration_ms must be between 0 and 999999999.999',
+    ],
   ])('refuses %s with 22023 and writes nothing', async (_label, args, message) => {
-    const before = await db().one<{ n: number }>(`select count(*)::int as n from private.audit_logs where source = 'hook'`);
+    const before = await db().one<{ n: number }>(
+      `select count(*)::int as n from private.audit_logs where source = 'hook'`,
+    );
     await expect(refuse(args)).rejects.toMatchObject({ code: '22023', message });
-    expect(await db().one(`select count(*)::int as n from private.audit_logs where source = 'hook'`)).toEqual(before);
+    expect(
+      await db().one(`select count(*)::int as n from private.audit_logs where source = 'hook'`),
+    ).toEqual(before);
   });
 
   it.each(['anon', 'authenticated'] as const)('may not be called by %s (42501)', async (role) => {

@@ -16,14 +16,20 @@ describe('the Database type in shared/database.types.ts', () => {
     const types = await db().withTransaction(async (c) => {
       await c.query('alter table public.user_profiles add column website text');
       await c.query('alter function public.username_available(text) rename to username_is_free');
-      await c.query(`create function public.profile_count(p_since timestamptz, p_limit integer default 10)
-                     returns table (day date, profiles bigint) language sql as $$ select null::date, 0::bigint $$`);
+      await c.query(
+        `create function public.profile_count(p_since timestamptz, p_limit integer default 10)
+                     returns table (day date, profiles bigint) language sql as $$ select null::date, 0::bigint $$`,
+      );
       return await generateDatabaseTypes(c);
     });
     expect(types).toContain('          website: string | null\n');
     expect(types).toContain('          website?: string | null\n');
     expect(types).not.toContain('      username_available:');
-    expect(types).toContain('      username_is_free: { Args: { p_username: string | null }; Returns: boolean }\n');
-    expect(types).toContain('      profile_count: { Args: { p_since: string | null; p_limit?: number | null }; Returns: { day: string; profiles: number }[] }\n');
+    expect(types).toContain(
+      '      username_is_free: { Args: { p_username: string | null }; Returns: boolean }\n',
+    );
+    expect(types).toContain(
+      '      profile_count: { Args: { p_since: string | null; p_limit?: number | null }; Returns: { day: string; profiles: number }[] }\n',
+    );
   });
 });

@@ -32,13 +32,16 @@ import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { catalogEntries, type CatalogEntry } from '../helpers/catalog.ts';
 import { diffCatalogs } from '../helpers/catalog-diff.ts';
-import { useTestDatabase, type TestDatabase } from '../helpers/database.ts';
-import { applySchemaFiles, SCHEMAS_DIR, schemaFiles } from '../helpers/schema-files.ts';
+import { type TestDatabase, useTestDatabase } from '../helpers/database.ts';
+import { applySchemaFiles, schemaFiles, SCHEMAS_DIR } from '../helpers/schema-files.ts';
 
 const migrated = useTestDatabase();
 const declared = useTestDatabase('bare');
 
-const LABELS = { expected: 'supabase/migrations (applied in order)', actual: 'supabase/schemas (schema_paths)' };
+const LABELS = {
+  expected: 'supabase/migrations (applied in order)',
+  actual: 'supabase/schemas (schema_paths)',
+};
 
 let files: string[] = [];
 
@@ -46,7 +49,9 @@ beforeAll(async () => {
   files = await schemaFiles();
   // A clone of the template loses database-level grants (see applyBootstrap): give `postgres`
   // what a project's postgres has, so it can create the private schema.
-  await declared().query(`grant create, connect on database ${pg.escapeIdentifier(declared().name)} to postgres`);
+  await declared().query(
+    `grant create, connect on database ${pg.escapeIdentifier(declared().name)} to postgres`,
+  );
   await declared().withClient((client) => applySchemaFiles(client, files));
 });
 
@@ -71,8 +76,13 @@ describe('the declarative schema (supabase/schemas)', () => {
   });
 
   it('builds a database whose catalog equals the migrated one, definition for definition', async () => {
-    const [fromMigrations, fromSchemas] = await Promise.all([entries(migrated()), entries(declared())]);
-    expect(fromMigrations.some((e) => e.key.startsWith('function private.ensure_profile('))).toBe(true);
+    const [fromMigrations, fromSchemas] = await Promise.all([
+      entries(migrated()),
+      entries(declared()),
+    ]);
+    expect(fromMigrations.some((e) => e.key.startsWith('function private.ensure_profile('))).toBe(
+      true,
+    );
     failWithDiff(diffCatalogs(fromMigrations, fromSchemas, LABELS));
   });
 
@@ -80,7 +90,10 @@ describe('the declarative schema (supabase/schemas)', () => {
     const rows = `
       select (select to_jsonb(s) - 'updated_at' from private.settings s) as settings,
              (select to_jsonb(c) from private.profile_census c) as census`;
-    const [fromMigrations, fromSchemas] = await Promise.all([migrated().one(rows), declared().one(rows)]);
+    const [fromMigrations, fromSchemas] = await Promise.all([
+      migrated().one(rows),
+      declared().one(rows),
+    ]);
     expect(fromSchemas.settings).not.toBeNull();
     expect(fromSchemas).toEqual(fromMigrations);
   });
@@ -100,15 +113,23 @@ describe('the declarative schema (supabase/schemas)', () => {
           return new;
         end;
         $$`);
-      await client.query('grant execute on function public.profile_system_health() to authenticated');
-      await client.query('alter table public.user_profiles validate constraint user_profiles_metadata_check');
+      await client.query(
+        'grant execute on function public.profile_system_health() to authenticated',
+      );
+      await client.query(
+        'alter table public.user_profiles validate constraint user_profiles_metadata_check',
+      );
       return diffCatalogs(fromMigrations, await catalogEntries(client), LABELS);
     });
     expect(diff).toContain('~ function private.set_updated_at()\n');
     expect(diff).toMatch(/^ {2}- +new\.updated_at := now\(\);$/m);
     expect(diff).toMatch(/^ {2}\+ +new\.updated_at := clock_timestamp\(\);$/m);
-    expect(diff).toMatch(/^ {2}\+ owner=postgres acl=\{authenticated=X\/postgres,postgres=X\/postgres,service_role=X\/postgres\}$/m);
+    expect(diff).toMatch(
+      /^ {2}\+ owner=postgres acl=\{authenticated=X\/postgres,postgres=X\/postgres,service_role=X\/postgres\}$/m,
+    );
     expect(diff).toMatch(/^- constraint user_profiles user_profiles_metadata_check .* NOT VALID$/m);
-    expect(diff).toMatch(/^\+ constraint user_profiles user_profiles_metadata_check CHECK \(private\.is_valid_profile_metadata\(metadata\)\)$/m);
+    expect(diff).toMatch(
+      /^\+ constraint user_profiles user_profiles_metadata_check CHECK \(private\.is_valid_profile_metadata\(metadata\)\)$/m,
+    );
   });
 });

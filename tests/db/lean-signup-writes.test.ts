@@ -24,8 +24,17 @@ describe('the audit trail check', () => {
   });
 
   it('refuses an unknown source, an unknown outcome and an attempt below 1 with audit_logs_row_check', async () => {
-    for (const [source, outcome, attempt] of [['browser', 'created', 1], ['trigger', 'bogus', 1], ['trigger', 'created', 0]] as const) {
-      await expect(insert(source, outcome, attempt)).rejects.toMatchObject({ code: '23514', constraint: 'audit_logs_row_check' });
+    for (
+      const [source, outcome, attempt] of [['browser', 'created', 1], ['trigger', 'bogus', 1], [
+        'trigger',
+        'created',
+        0,
+      ]] as const
+    ) {
+      await expect(insert(source, outcome, attempt)).rejects.toMatchObject({
+        code: '23514',
+        constraint: 'audit_logs_row_check',
+      });
     }
   });
 
@@ -34,7 +43,10 @@ describe('the audit trail check', () => {
       `select conname as name, pg_get_constraintdef(oid) as def from pg_constraint
        where conrelid = 'private.audit_logs'::regclass and contype = 'c'`,
     );
-    expect(rows).toEqual([{ name: 'audit_logs_row_check', def: 'CHECK (private.is_valid_audit_row(source, outcome, attempt)) NOT VALID' }]);
+    expect(rows).toEqual([{
+      name: 'audit_logs_row_check',
+      def: 'CHECK (private.is_valid_audit_row(source, outcome, attempt)) NOT VALID',
+    }]);
   });
 });
 
@@ -49,8 +61,14 @@ describe('the profile checks', () => {
         `insert into public.user_profiles (user_id, created_via, metadata) values ($1, $2, $3::jsonb)`,
         [userId, createdVia, metadata],
       );
-    await expect(insert('browser', '{}')).rejects.toMatchObject({ code: '23514', constraint: 'user_profiles_created_via_check' });
-    await expect(insert('ensure', '[]')).rejects.toMatchObject({ code: '23514', constraint: 'user_profiles_metadata_check' });
+    await expect(insert('browser', '{}')).rejects.toMatchObject({
+      code: '23514',
+      constraint: 'user_profiles_created_via_check',
+    });
+    await expect(insert('ensure', '[]')).rejects.toMatchObject({
+      code: '23514',
+      constraint: 'user_profiles_metadata_check',
+    });
     await expect(insert('ensure', JSON.stringify({ note: 'x'.repeat(16_384) })))
       .rejects.toMatchObject({ code: '23514', constraint: 'user_profiles_metadata_check' });
     await insert('ensure', JSON.stringify({ note: 'x'.repeat(16_000) }));
@@ -59,11 +77,25 @@ describe('the profile checks', () => {
   it('run as the signed-in user who edits their own profile through RLS: an object is kept, an array refused', async () => {
     const userId = await signUpAsSupabaseAuth(db(), {});
     const update = (metadata: string) =>
-      db().asRole('authenticated', { sub: userId, role: 'authenticated' }, (c) =>
-        c.query(`update public.user_profiles set metadata = $1::jsonb where user_id = $2`, [metadata, userId]), { commit: true });
+      db().asRole(
+        'authenticated',
+        { sub: userId, role: 'authenticated' },
+        (c) =>
+          c.query(`update public.user_profiles set metadata = $1::jsonb where user_id = $2`, [
+            metadata,
+            userId,
+          ]),
+        { commit: true },
+      );
     expect((await update('{"theme": "dark"}')).rowCount).toBe(1);
-    await expect(update('[1]')).rejects.toMatchObject({ code: '23514', constraint: 'user_profiles_metadata_check' });
-    const { metadata } = await db().one('select metadata from public.user_profiles where user_id = $1', [userId]);
+    await expect(update('[1]')).rejects.toMatchObject({
+      code: '23514',
+      constraint: 'user_profiles_metadata_check',
+    });
+    const { metadata } = await db().one(
+      'select metadata from public.user_profiles where user_id = $1',
+      [userId],
+    );
     expect(metadata).toEqual({ theme: 'dark' });
   });
 });

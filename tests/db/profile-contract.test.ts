@@ -26,19 +26,45 @@ async function sqlVerdicts(fn: string, values: string[]): Promise<boolean[]> {
 const usernameLike = fc.oneof(
   fc.stringMatching(/^[A-Za-z0-9_.\- ]{0,42}$/),
   fc.string({ unit: 'grapheme', maxLength: 41 }),
-  fc.constantFrom('ab', 'abc', '.abc', 'abc.', '-ab', 'ab-', '_a_', 'a'.repeat(39), 'a'.repeat(40), 'ÄÖÜ', 'jürgen'),
+  fc.constantFrom(
+    'ab',
+    'abc',
+    '.abc',
+    'abc.',
+    '-ab',
+    'ab-',
+    '_a_',
+    'a'.repeat(39),
+    'a'.repeat(40),
+    'ÄÖÜ',
+    'jürgen',
+  ),
 );
 
 const urlLike = fc.oneof(
   fc.webUrl({ withQueryParameters: true, withFragments: true }),
   fc.string({ unit: 'grapheme', maxLength: 60 }).map((s) => `https://${s}`),
-  fc.constantFrom('http://', 'https://a b', 'javascript:alert(1)', 'HTTPS://x', `https://${'x'.repeat(2040)}`, `https://${'x'.repeat(2041)}`),
+  fc.constantFrom(
+    'http://',
+    'https://a b',
+    'javascript:alert(1)',
+    'HTTPS://x',
+    `https://${'x'.repeat(2040)}`,
+    `https://${'x'.repeat(2041)}`,
+  ),
 );
 
 /** An object with these entries as own properties, "__proto__" included (a literal would set the prototype). */
 function objectOf(entries: Array<[string, unknown]>): Record<string, unknown> {
   const object: Record<string, unknown> = {};
-  for (const [key, value] of entries) Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
+  for (const [key, value] of entries) {
+    Object.defineProperty(object, key, {
+      value,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
   return object;
 }
 
@@ -47,9 +73,22 @@ function objectOf(entries: Array<[string, unknown]>): Record<string, unknown> {
 const keyLike = fc.oneof(
   { arbitrary: fc.string({ maxLength: 6 }), weight: 5 },
   { arbitrary: fc.constantFrom(...RESERVED_METADATA_KEYS), weight: 2 },
-  { arbitrary: fc.constantFrom('Constructor', 'PROTOTYPE', '__proto', '__proto__ ', 'constructors', 'proto', '$constructor'), weight: 1 },
+  {
+    arbitrary: fc.constantFrom(
+      'Constructor',
+      'PROTOTYPE',
+      '__proto',
+      '__proto__ ',
+      'constructors',
+      'proto',
+      '$constructor',
+    ),
+    weight: 1,
+  },
 );
-const { value: jsonWithReservedKeys } = fc.letrec<{ value: unknown; scalar: unknown; array: unknown[]; object: Record<string, unknown> }>((tie) => ({
+const { value: jsonWithReservedKeys } = fc.letrec<
+  { value: unknown; scalar: unknown; array: unknown[]; object: Record<string, unknown> }
+>((tie) => ({
   value: fc.oneof({ depthSize: 'small' }, tie('scalar'), tie('array'), tie('object')),
   scalar: fc.oneof(
     fc.constant(null),
@@ -76,13 +115,23 @@ function withoutReservedKeys(value: unknown): unknown {
 
 describe('the TypeScript contract agrees with the database', () => {
   it('on which usernames are valid, for 3,000 generated strings', async () => {
-    const values = fc.sample(usernameLike.filter((s) => !s.includes('\u0000')), { numRuns: 3000, seed: 20261121 });
-    expect(values.map(isValidUsername)).toEqual(await sqlVerdicts('private.is_valid_username', values));
+    const values = fc.sample(usernameLike.filter((s) => !s.includes('\u0000')), {
+      numRuns: 3000,
+      seed: 20261121,
+    });
+    expect(values.map(isValidUsername)).toEqual(
+      await sqlVerdicts('private.is_valid_username', values),
+    );
   });
 
   it('on which avatar URLs are valid, for 3,000 generated strings', async () => {
-    const values = fc.sample(urlLike.filter((s) => !s.includes('\u0000')), { numRuns: 3000, seed: 20261121 });
-    expect(values.map(isValidAvatarUrl)).toEqual(await sqlVerdicts('private.is_valid_avatar_url', values));
+    const values = fc.sample(urlLike.filter((s) => !s.includes('\u0000')), {
+      numRuns: 3000,
+      seed: 20261121,
+    });
+    expect(values.map(isValidAvatarUrl)).toEqual(
+      await sqlVerdicts('private.is_valid_avatar_url', values),
+    );
   });
 
   it('on how many bytes metadata takes as jsonb text, for 2,000 generated JSON values', async () => {
@@ -117,11 +166,15 @@ describe('the TypeScript contract agrees with the database', () => {
     );
     expect(rows.map((r) => r.has)).toEqual(found.map((f) => f !== null));
     // Through JSON text, as the database received them (-0 arrives as 0).
-    expect(rows.map((r) => r.stripped)).toEqual(values.map((v) => JSON.parse(JSON.stringify(withoutReservedKeys(v)))));
+    expect(rows.map((r) => r.stripped)).toEqual(
+      values.map((v) => JSON.parse(JSON.stringify(withoutReservedKeys(v)))),
+    );
   });
 
   it('rejects the edge cases it should and accepts the ones it should', () => {
     expect(['abc', 'a_b', 'a.b-c_', '_x_', 'a'.repeat(39)].every(isValidUsername)).toBe(true);
-    expect(['ab', '.abc', 'abc-', 'a b', 'a'.repeat(40), 'jürgen'].some(isValidUsername)).toBe(false);
+    expect(['ab', '.abc', 'abc-', 'a b', 'a'.repeat(40), 'jürgen'].some(isValidUsername)).toBe(
+      false,
+    );
   });
 });

@@ -25,11 +25,20 @@ describe('the README Quick start', () => {
       return out;
     });
     const selects = results.slice(-3);
-    expect(selects[0]).toEqual([{ full_name: 'Ada Lovelace', username: 'ada', created_via: 'trigger' }]);
+    expect(selects[0]).toEqual([{
+      full_name: 'Ada Lovelace',
+      username: 'ada',
+      created_via: 'trigger',
+    }]);
     expect(selects[1]).toEqual([
       {
         backfill_missing_profiles: {
-          scanned: 1, missing: 0, created: 0, failed: 0, done: true, dry_run: true,
+          scanned: 1,
+          missing: 0,
+          created: 0,
+          failed: 0,
+          done: true,
+          dry_run: true,
           last_user_id: expect.any(String),
         },
       },

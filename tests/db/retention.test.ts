@@ -2,12 +2,16 @@ import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../helpers/database.ts';
 
 const db = useTestDatabase();
-const prune = async (batch = 10000) => (await db().one('select public.prune_audit_logs($1) as r', [batch])).r;
-const count = async (sql: string) => (await db().one<{ n: number }>(`select count(*)::int as n from ${sql}`)).n;
+const prune = async (batch = 10000) =>
+  (await db().one('select public.prune_audit_logs($1) as r', [batch])).r;
+const count = async (sql: string) =>
+  (await db().one<{ n: number }>(`select count(*)::int as n from ${sql}`)).n;
 
 describe('prune_audit_logs', () => {
   it('deletes audit rows, resolved queue entries and delivered alerts past the retention, and keeps the rest', async () => {
-    await db().query(`delete from private.audit_logs; delete from private.repair_queue; delete from private.alert_deliveries`);
+    await db().query(
+      `delete from private.audit_logs; delete from private.repair_queue; delete from private.alert_deliveries`,
+    );
     await db().query(`
       insert into private.audit_logs (occurred_at, operation, source, outcome)
       select now() - make_interval(days => d), 'ensure_profile', 'trigger', 'created' from generate_series(1, 120) d;
@@ -21,12 +25,24 @@ describe('prune_audit_logs', () => {
              ('y', 'firing', '{}', null);`);
     const result = await prune();
     // Days 90..120: the day-90 row was written a moment before this call's now(), so it is past too.
-    expect(result).toMatchObject({ audit_logs: 31, repair_queue: 1, alert_deliveries: 1, done: true });
+    expect(result).toMatchObject({
+      audit_logs: 31,
+      repair_queue: 1,
+      alert_deliveries: 1,
+      done: true,
+    });
     expect(await count(`private.audit_logs`)).toBe(89);
-    expect(await count(`private.audit_logs where occurred_at < now() - interval '90 days'`)).toBe(0);
+    expect(await count(`private.audit_logs where occurred_at < now() - interval '90 days'`)).toBe(
+      0,
+    );
     // Open entries are never pruned, however old: they are work still to do.
-    expect((await db().query(`select reason from private.repair_queue order by reason`)).rows.map((r) => r.reason)).toEqual([
-      'open for long', 'recent',
+    expect(
+      (await db().query(`select reason from private.repair_queue order by reason`)).rows.map((r) =>
+        r.reason
+      ),
+    ).toEqual([
+      'open for long',
+      'recent',
     ]);
     expect(await count(`private.alert_deliveries`)).toBe(2);
   });
@@ -53,7 +69,8 @@ describe('prune_audit_logs', () => {
   });
 
   it('refuses a retention under a day and a batch size out of range', async () => {
-    await expect(db().query(`update private.settings set audit_retention = interval '1 hour'`)).rejects.toMatchObject({ code: '23514' });
+    await expect(db().query(`update private.settings set audit_retention = interval '1 hour'`))
+      .rejects.toMatchObject({ code: '23514' });
     await expect(prune(0)).rejects.toMatchObject({ code: '22023' });
   });
 

@@ -23,7 +23,8 @@ async function column(client: Queryable, sql: string, params: unknown[] = []): P
 }
 
 /** schema.name(identity arguments) of a pg_proc row aliased p, in pg_namespace n. */
-const FUNCTION_NAME = `format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid))`;
+const FUNCTION_NAME =
+  `format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid))`;
 
 /** Functions that belong to an extension are the extension's business, not this lint's. */
 const NOT_FROM_EXTENSION = `not exists (
@@ -35,7 +36,10 @@ const NOT_FROM_EXTENSION = `not exists (
 // ============================================================================
 
 /** Functions whose search_path is not pinned to empty (splinter: function_search_path_mutable). */
-function functionsWithMutableSearchPath(client: Queryable, options: { securityDefinerOnly?: boolean } = {}) {
+function functionsWithMutableSearchPath(
+  client: Queryable,
+  options: { securityDefinerOnly?: boolean } = {},
+) {
   return column(
     client,
     `select ${FUNCTION_NAME} as item
@@ -141,7 +145,9 @@ function unneededPrivateFunctionGrants(client: Queryable) {
         and has_function_privilege(r.rolname, p.oid, 'execute')
         and not (
           not p.prosecdef
-          and exists (select 1 from write_expression_functions e where e.fn = p.oid and ${ROLE_WRITES('e.relid')})
+          and exists (select 1 from write_expression_functions e where e.fn = p.oid and ${
+      ROLE_WRITES('e.relid')
+    })
         )
       order by 1`,
     [API_ROLES],
@@ -296,7 +302,10 @@ function withBadObjects<T>(ddl: string, lint: (client: Queryable) => Promise<T>)
  * transaction that always rolls back: the control then holds whether or not the real schema is
  * clean (the real check reports that).
  */
-function newFindings(ddl: string, lint: (client: Queryable) => Promise<string[]>): Promise<string[]> {
+function newFindings(
+  ddl: string,
+  lint: (client: Queryable) => Promise<string[]>,
+): Promise<string[]> {
   return db().withTransaction(async (client) => {
     const before = new Set(await lint(client));
     await client.query(ddl);
@@ -316,7 +325,9 @@ describe('functions pin search_path to empty', () => {
 
   it('every SECURITY DEFINER function in public and private has search_path="" in its configuration', async () => {
     expect(await functionCount(db().admin, { securityDefinerOnly: true })).toBeGreaterThan(0);
-    expect(await functionsWithMutableSearchPath(db().admin, { securityDefinerOnly: true })).toEqual([]);
+    expect(await functionsWithMutableSearchPath(db().admin, { securityDefinerOnly: true })).toEqual(
+      [],
+    );
   });
 
   it('flags a function without search_path and one with a non-empty search_path (control)', async () => {
@@ -326,7 +337,10 @@ describe('functions pin search_path to empty', () => {
          set search_path = public as 'select a';`,
       (client) => functionsWithMutableSearchPath(client),
     );
-    expect(offenders).toEqual(['private.lint_public_search_path(a text)', 'public.lint_no_search_path()']);
+    expect(offenders).toEqual([
+      'private.lint_public_search_path(a text)',
+      'public.lint_no_search_path()',
+    ]);
   });
 
   it('flags only the SECURITY DEFINER one when asked for SECURITY DEFINER functions (control)', async () => {
@@ -351,7 +365,11 @@ describe('functions pin search_path to empty', () => {
           where e.extname = 'citext' and d.classid = 'pg_proc'::regclass and d.deptype = 'e'
             and p.pronamespace = 'public'::regnamespace and p.proconfig is null`,
       );
-      return { unpinnedExtensionFunctions: rows[0]?.n ?? 0, before, after: await functionsWithMutableSearchPath(client) };
+      return {
+        unpinnedExtensionFunctions: rows[0]?.n ?? 0,
+        before,
+        after: await functionsWithMutableSearchPath(client),
+      };
     });
     expect(result.unpinnedExtensionFunctions).toBeGreaterThan(0);
     expect(result.after).toEqual(result.before);
@@ -369,7 +387,10 @@ describe('function privileges', () => {
          set search_path = '' as 'select 1';`,
       securityDefinerFunctionsExecutableByClients,
     );
-    expect(offenders).toEqual(['public.lint_definer() by anon', 'public.lint_definer() by authenticated']);
+    expect(offenders).toEqual([
+      'public.lint_definer() by anon',
+      'public.lint_definer() by authenticated',
+    ]);
   });
 
   it('no function in private is executable by an API role unless a write-time expression of a table that role writes needs it', async () => {
@@ -461,7 +482,10 @@ describe('row level security', () => {
   });
 
   it('flags a table created without RLS (control)', async () => {
-    const offenders = await newFindings('create table public.lint_no_rls (id int)', tablesWithoutRls);
+    const offenders = await newFindings(
+      'create table public.lint_no_rls (id int)',
+      tablesWithoutRls,
+    );
     expect(offenders).toEqual(['public.lint_no_rls']);
   });
 
@@ -491,7 +515,10 @@ describe('row level security', () => {
                              where u.id = auth.uid() and u.raw_user_meta_data ->> 'role' = 'admin'));`,
       policiesReferencingUserMetadata,
     );
-    expect(offenders).toEqual(['public.user_profiles: jwt says admin', 'public.user_profiles: table says admin']);
+    expect(offenders).toEqual([
+      'public.user_profiles: jwt says admin',
+      'public.user_profiles: table says admin',
+    ]);
   });
 });
 
@@ -567,7 +594,10 @@ describe('the layer-1 trigger on auth.users', () => {
   });
 
   it('reports no trigger when users_ensure_profile has been dropped (control)', async () => {
-    const shape = await withBadObjects('drop trigger users_ensure_profile on auth.users', describeAuthUsersTrigger);
+    const shape = await withBadObjects(
+      'drop trigger users_ensure_profile on auth.users',
+      describeAuthUsersTrigger,
+    );
     expect(shape).toEqual([]);
   });
 });

@@ -17,16 +17,21 @@ async function clearHistory(c: PoolClient): Promise<void> {
 }
 
 async function statsOf(c: PoolClient, window: string): Promise<Json> {
-  const { rows } = await c.query<{ stats: Json }>('select public.profile_system_stats($1::interval) as stats', [
-    window,
-  ]);
+  const { rows } = await c.query<{ stats: Json }>(
+    'select public.profile_system_stats($1::interval) as stats',
+    [
+      window,
+    ],
+  );
   const row = rows[0];
   if (!row) throw new Error('profile_system_stats returned no row');
   return row.stats;
 }
 
 async function healthOf(c: PoolClient): Promise<Json> {
-  const { rows } = await c.query<{ health: Json }>('select public.profile_system_health() as health');
+  const { rows } = await c.query<{ health: Json }>(
+    'select public.profile_system_health() as health',
+  );
   const row = rows[0];
   if (!row) throw new Error('profile_system_health returned no row');
   return row.health;
@@ -34,7 +39,10 @@ async function healthOf(c: PoolClient): Promise<Json> {
 
 /** How PostgreSQL renders `now() - <ago>` inside jsonb (the transaction's now(), so exact). */
 async function jsonTimeAgo(c: PoolClient, ago: string): Promise<string> {
-  const { rows } = await c.query<{ at: string }>(`select to_jsonb(now() - $1::interval) #>> '{}' as at`, [ago]);
+  const { rows } = await c.query<{ at: string }>(
+    `select to_jsonb(now() - $1::interval) #>> '{}' as at`,
+    [ago],
+  );
   const row = rows[0];
   if (!row) throw new Error('no row');
   return row.at;
@@ -74,7 +82,13 @@ async function seedAudit(
 /** One failed audit row with an explicit time, SQLSTATE, message and duration. */
 async function seedFailure(
   c: PoolClient,
-  failure: { ago: string; source: string; sqlstate: string | null; message: string; duration: number | null },
+  failure: {
+    ago: string;
+    source: string;
+    sqlstate: string | null;
+    message: string;
+    duration: number | null;
+  },
 ): Promise<void> {
   await c.query(
     `insert into private.audit_logs (occurred_at, operation, source, outcome, sqlstate, message, duration_ms)
@@ -105,7 +119,9 @@ async function expectSqlState(promise: Promise<unknown>, sqlstate: string): Prom
 /** Every check passing; the missing-profile count was taken in the caller's transaction. */
 /** When the census's scan last finished a pass (JSON text, as health reports it), or null. */
 async function lastFullScan(c: PoolClient): Promise<string | null> {
-  const { rows } = await c.query<{ at: string | null }>(`select to_jsonb(last_pass_completed_at) #>> '{}' as at from private.profile_census`);
+  const { rows } = await c.query<{ at: string | null }>(
+    `select to_jsonb(last_pass_completed_at) #>> '{}' as at from private.profile_census`,
+  );
   return rows[0]?.at ?? null;
 }
 
@@ -114,7 +130,14 @@ async function cleanChecks(c: PoolClient, queued = 0): Promise<Json> {
   return {
     trigger_installed: { ok: true, value: true },
     trigger_enabled: { ok: true, value: true },
-    missing_profiles: { ok: true, value: 0, threshold: 0, queued, counted_at: await jsonTimeAgo(c, '0'), last_full_scan_at: await lastFullScan(c) },
+    missing_profiles: {
+      ok: true,
+      value: 0,
+      threshold: 0,
+      queued,
+      counted_at: await jsonTimeAgo(c, '0'),
+      last_full_scan_at: await lastFullScan(c),
+    },
     success_rate: { ok: true, value: null, threshold: 0.99, attempts: 0, window_seconds: 900 },
     repair_queue_age: { ok: true, value: null, threshold: 900, open: 0 },
   };
@@ -127,34 +150,152 @@ describe('profile_system_stats', () => {
 
       // Failures in the last hour: 23505 and 57014 three times each (a tie broken by SQLSTATE),
       // 42501 and a missing SQLSTATE once each. Durations 1..8.
-      await seedFailure(c, { ago: '50 minutes', source: 'register', sqlstate: '23505', message: 'duplicate A', duration: 1 });
-      await seedFailure(c, { ago: '10 minutes', source: 'register', sqlstate: '23505', message: 'duplicate B', duration: 2 });
-      await seedFailure(c, { ago: '30 minutes', source: 'register', sqlstate: '23505', message: 'duplicate C', duration: 3 });
-      await seedFailure(c, { ago: '40 minutes', source: 'trigger', sqlstate: '57014', message: 'timeout A', duration: 4 });
-      await seedFailure(c, { ago: '5 minutes', source: 'trigger', sqlstate: '57014', message: 'timeout B', duration: 5 });
-      await seedFailure(c, { ago: '20 minutes', source: 'trigger', sqlstate: '57014', message: 'timeout C', duration: 6 });
-      await seedFailure(c, { ago: '15 minutes', source: 'ensure', sqlstate: null, message: 'mystery', duration: 7 });
-      await seedFailure(c, { ago: '25 minutes', source: 'webhook', sqlstate: '42501', message: 'denied', duration: 8 });
+      await seedFailure(c, {
+        ago: '50 minutes',
+        source: 'register',
+        sqlstate: '23505',
+        message: 'duplicate A',
+        duration: 1,
+      });
+      await seedFailure(c, {
+        ago: '10 minutes',
+        source: 'register',
+        sqlstate: '23505',
+        message: 'duplicate B',
+        duration: 2,
+      });
+      await seedFailure(c, {
+        ago: '30 minutes',
+        source: 'register',
+        sqlstate: '23505',
+        message: 'duplicate C',
+        duration: 3,
+      });
+      await seedFailure(c, {
+        ago: '40 minutes',
+        source: 'trigger',
+        sqlstate: '57014',
+        message: 'timeout A',
+        duration: 4,
+      });
+      await seedFailure(c, {
+        ago: '5 minutes',
+        source: 'trigger',
+        sqlstate: '57014',
+        message: 'timeout B',
+        duration: 5,
+      });
+      await seedFailure(c, {
+        ago: '20 minutes',
+        source: 'trigger',
+        sqlstate: '57014',
+        message: 'timeout C',
+        duration: 6,
+      });
+      await seedFailure(c, {
+        ago: '15 minutes',
+        source: 'ensure',
+        sqlstate: null,
+        message: 'mystery',
+        duration: 7,
+      });
+      await seedFailure(c, {
+        ago: '25 minutes',
+        source: 'webhook',
+        sqlstate: '42501',
+        message: 'denied',
+        duration: 8,
+      });
       // Successes and skips in the last hour, durations 9..100 (so all durations are exactly 1..100).
-      await seedAudit(c, { count: 50, ago: '1 minute', source: 'trigger', outcome: 'created', firstDuration: 9 });
-      await seedAudit(c, { count: 10, ago: '2 minutes', source: 'register', outcome: 'created', firstDuration: 59 });
-      await seedAudit(c, { count: 20, ago: '3 minutes', source: 'ensure', outcome: 'existed', firstDuration: 69 });
-      await seedAudit(c, { count: 4, ago: '4 minutes', source: 'webhook', outcome: 'existed', firstDuration: 89 });
-      await seedAudit(c, { count: 8, ago: '6 minutes', source: 'trigger', outcome: 'skipped', firstDuration: 93 });
+      await seedAudit(c, {
+        count: 50,
+        ago: '1 minute',
+        source: 'trigger',
+        outcome: 'created',
+        firstDuration: 9,
+      });
+      await seedAudit(c, {
+        count: 10,
+        ago: '2 minutes',
+        source: 'register',
+        outcome: 'created',
+        firstDuration: 59,
+      });
+      await seedAudit(c, {
+        count: 20,
+        ago: '3 minutes',
+        source: 'ensure',
+        outcome: 'existed',
+        firstDuration: 69,
+      });
+      await seedAudit(c, {
+        count: 4,
+        ago: '4 minutes',
+        source: 'webhook',
+        outcome: 'existed',
+        firstDuration: 89,
+      });
+      await seedAudit(c, {
+        count: 8,
+        ago: '6 minutes',
+        source: 'trigger',
+        outcome: 'skipped',
+        firstDuration: 93,
+      });
       // In the window without a duration: counted as attempts, ignored by the latency figures.
-      await seedAudit(c, { count: 2, ago: '7 minutes', source: 'backfill', outcome: 'created', firstDuration: null });
+      await seedAudit(c, {
+        count: 2,
+        ago: '7 minutes',
+        source: 'backfill',
+        outcome: 'created',
+        firstDuration: null,
+      });
       // Exactly on the window's lower bound: inside.
-      await seedAudit(c, { count: 1, ago: '1 hour', source: 'reconcile', outcome: 'existed', firstDuration: null });
+      await seedAudit(c, {
+        count: 1,
+        ago: '1 hour',
+        source: 'reconcile',
+        outcome: 'existed',
+        firstDuration: null,
+      });
 
       // Outside the window: just past the bound, and two days old. None of it may count.
-      await seedFailure(c, { ago: '1 hour 1 second', source: 'reconcile', sqlstate: '23505', message: 'too old', duration: 5000 });
-      await seedFailure(c, { ago: '2 days', source: 'register', sqlstate: 'XX000', message: 'ancient', duration: 9000 });
-      await seedAudit(c, { count: 30, ago: '2 days', source: 'trigger', outcome: 'created', firstDuration: 1000 });
-      await seedAudit(c, { count: 5, ago: '2 days', source: 'webhook', outcome: 'skipped', firstDuration: 2000 });
+      await seedFailure(c, {
+        ago: '1 hour 1 second',
+        source: 'reconcile',
+        sqlstate: '23505',
+        message: 'too old',
+        duration: 5000,
+      });
+      await seedFailure(c, {
+        ago: '2 days',
+        source: 'register',
+        sqlstate: 'XX000',
+        message: 'ancient',
+        duration: 9000,
+      });
+      await seedAudit(c, {
+        count: 30,
+        ago: '2 days',
+        source: 'trigger',
+        outcome: 'created',
+        firstDuration: 1000,
+      });
+      await seedAudit(c, {
+        count: 5,
+        ago: '2 days',
+        source: 'webhook',
+        outcome: 'skipped',
+        firstDuration: 2000,
+      });
 
       const stats = await statsOf(c, '1 hour');
       expect(stats).toEqual({
-        window: { from: await jsonTimeAgo(c, '1 hour'), to: await jsonTimeAgo(c, '0'), seconds: 3600 },
+        window: {
+          from: await jsonTimeAgo(c, '1 hour'),
+          to: await jsonTimeAgo(c, '0'),
+          seconds: 3600,
+        },
         attempts: {
           total: 103,
           by_outcome: { created: 62, existed: 25, failed: 8, skipped: 8 },
@@ -170,15 +311,40 @@ describe('profile_system_stats', () => {
         // (62 + 25) / (62 + 25 + 8) = 87 / 95 = 0.91578...
         success_rate: 0.9158,
         failures_by_sqlstate: [
-          { sqlstate: '23505', count: 3, example: 'duplicate B', last_at: await jsonTimeAgo(c, '10 minutes') },
-          { sqlstate: '57014', count: 3, example: 'timeout B', last_at: await jsonTimeAgo(c, '5 minutes') },
-          { sqlstate: '42501', count: 1, example: 'denied', last_at: await jsonTimeAgo(c, '25 minutes') },
-          { sqlstate: 'unknown', count: 1, example: 'mystery', last_at: await jsonTimeAgo(c, '15 minutes') },
+          {
+            sqlstate: '23505',
+            count: 3,
+            example: 'duplicate B',
+            last_at: await jsonTimeAgo(c, '10 minutes'),
+          },
+          {
+            sqlstate: '57014',
+            count: 3,
+            example: 'timeout B',
+            last_at: await jsonTimeAgo(c, '5 minutes'),
+          },
+          {
+            sqlstate: '42501',
+            count: 1,
+            example: 'denied',
+            last_at: await jsonTimeAgo(c, '25 minutes'),
+          },
+          {
+            sqlstate: 'unknown',
+            count: 1,
+            example: 'mystery',
+            last_at: await jsonTimeAgo(c, '15 minutes'),
+          },
         ],
         // percentile_cont over 1..100: p50 = 50.5, p95 = 95 + 0.05, p99 = 99 + 0.01.
         latency_ms: { p50: 50.5, p95: 95.05, p99: 99.01, max: 100 },
         missing_profiles: 0,
-        repair_queue: { open: 0, oldest_failed_at: null, oldest_age_seconds: null, max_attempts: 0 },
+        repair_queue: {
+          open: 0,
+          oldest_failed_at: null,
+          oldest_age_seconds: null,
+          max_attempts: 0,
+        },
       });
     });
   });
@@ -186,8 +352,20 @@ describe('profile_system_stats', () => {
   it('counts the older rows once the window is wide enough to include them', async () => {
     await db().withTransaction(async (c) => {
       await clearHistory(c);
-      await seedAudit(c, { count: 3, ago: '10 minutes', source: 'trigger', outcome: 'created', firstDuration: 1 });
-      await seedFailure(c, { ago: '2 days', source: 'trigger', sqlstate: '23505', message: 'old duplicate', duration: 4 });
+      await seedAudit(c, {
+        count: 3,
+        ago: '10 minutes',
+        source: 'trigger',
+        outcome: 'created',
+        firstDuration: 1,
+      });
+      await seedFailure(c, {
+        ago: '2 days',
+        source: 'trigger',
+        sqlstate: '23505',
+        message: 'old duplicate',
+        duration: 4,
+      });
 
       const hour = await statsOf(c, '1 hour');
       expect(hour.attempts).toEqual({
@@ -207,7 +385,12 @@ describe('profile_system_stats', () => {
       });
       expect(week.success_rate).toBe(0.75);
       expect(week.failures_by_sqlstate).toEqual([
-        { sqlstate: '23505', count: 1, example: 'old duplicate', last_at: await jsonTimeAgo(c, '2 days') },
+        {
+          sqlstate: '23505',
+          count: 1,
+          example: 'old duplicate',
+          last_at: await jsonTimeAgo(c, '2 days'),
+        },
       ]);
       expect(week.latency_ms).toEqual({ p50: 2.5, p95: 3.85, p99: 3.97, max: 4 });
     });
@@ -216,11 +399,21 @@ describe('profile_system_stats', () => {
   it('reports zeros for every outcome, an empty breakdown and a null success rate for an empty window', async () => {
     await db().withTransaction(async (c) => {
       await clearHistory(c);
-      await seedAudit(c, { count: 5, ago: '2 days', source: 'trigger', outcome: 'created', firstDuration: 1 });
+      await seedAudit(c, {
+        count: 5,
+        ago: '2 days',
+        source: 'trigger',
+        outcome: 'created',
+        firstDuration: 1,
+      });
 
       const stats = await statsOf(c, '15 minutes');
       expect(stats).toEqual({
-        window: { from: await jsonTimeAgo(c, '15 minutes'), to: await jsonTimeAgo(c, '0'), seconds: 900 },
+        window: {
+          from: await jsonTimeAgo(c, '15 minutes'),
+          to: await jsonTimeAgo(c, '0'),
+          seconds: 900,
+        },
         attempts: {
           total: 0,
           by_outcome: { created: 0, existed: 0, failed: 0, skipped: 0 },
@@ -230,7 +423,12 @@ describe('profile_system_stats', () => {
         failures_by_sqlstate: [],
         latency_ms: { p50: null, p95: null, p99: null, max: null },
         missing_profiles: 0,
-        repair_queue: { open: 0, oldest_failed_at: null, oldest_age_seconds: null, max_attempts: 0 },
+        repair_queue: {
+          open: 0,
+          oldest_failed_at: null,
+          oldest_age_seconds: null,
+          max_attempts: 0,
+        },
       });
     });
   });
@@ -238,7 +436,13 @@ describe('profile_system_stats', () => {
   it('leaves the success rate null when the window holds only skipped attempts', async () => {
     await db().withTransaction(async (c) => {
       await clearHistory(c);
-      await seedAudit(c, { count: 4, ago: '1 minute', source: 'trigger', outcome: 'skipped', firstDuration: 10 });
+      await seedAudit(c, {
+        count: 4,
+        ago: '1 minute',
+        source: 'trigger',
+        outcome: 'skipped',
+        firstDuration: 10,
+      });
 
       const stats = await statsOf(c, '1 hour');
       expect(stats.attempts).toEqual({
@@ -255,9 +459,27 @@ describe('profile_system_stats', () => {
     await db().withTransaction(async (c) => {
       await clearHistory(c);
       // 2 / 3 = 0.66666...
-      await seedAudit(c, { count: 1, ago: '1 minute', source: 'register', outcome: 'created', firstDuration: null });
-      await seedAudit(c, { count: 1, ago: '1 minute', source: 'ensure', outcome: 'existed', firstDuration: null });
-      await seedFailure(c, { ago: '1 minute', source: 'ensure', sqlstate: '23503', message: 'fk', duration: null });
+      await seedAudit(c, {
+        count: 1,
+        ago: '1 minute',
+        source: 'register',
+        outcome: 'created',
+        firstDuration: null,
+      });
+      await seedAudit(c, {
+        count: 1,
+        ago: '1 minute',
+        source: 'ensure',
+        outcome: 'existed',
+        firstDuration: null,
+      });
+      await seedFailure(c, {
+        ago: '1 minute',
+        source: 'ensure',
+        sqlstate: '23503',
+        message: 'fk',
+        duration: null,
+      });
 
       const stats = await statsOf(c, '1 hour');
       expect(stats.success_rate).toBe(0.6667);
@@ -271,10 +493,28 @@ describe('profile_system_stats', () => {
       // 22 SQLSTATEs seen once each (inserted in reverse order) and one seen twice.
       for (let n = 22; n >= 1; n -= 1) {
         const sqlstate = `S${String(n).padStart(4, '0')}`;
-        await seedFailure(c, { ago: '1 minute', source: 'trigger', sqlstate, message: `failure ${sqlstate}`, duration: n });
+        await seedFailure(c, {
+          ago: '1 minute',
+          source: 'trigger',
+          sqlstate,
+          message: `failure ${sqlstate}`,
+          duration: n,
+        });
       }
-      await seedFailure(c, { ago: '2 minutes', source: 'trigger', sqlstate: 'ZZZZZ', message: 'older', duration: 1 });
-      await seedFailure(c, { ago: '1 minute', source: 'trigger', sqlstate: 'ZZZZZ', message: 'newer', duration: 1 });
+      await seedFailure(c, {
+        ago: '2 minutes',
+        source: 'trigger',
+        sqlstate: 'ZZZZZ',
+        message: 'older',
+        duration: 1,
+      });
+      await seedFailure(c, {
+        ago: '1 minute',
+        source: 'trigger',
+        sqlstate: 'ZZZZZ',
+        message: 'newer',
+        duration: 1,
+      });
 
       const stats = await statsOf(c, '1 hour');
       const at = await jsonTimeAgo(c, '1 minute');
@@ -306,7 +546,9 @@ describe('profile_system_stats', () => {
         max_attempts: 5,
       });
 
-      await c.query(`update private.repair_queue set first_failed_at = now() - interval '1 hour 0.5 seconds' where attempts = 1`);
+      await c.query(
+        `update private.repair_queue set first_failed_at = now() - interval '1 hour 0.5 seconds' where attempts = 1`,
+      );
       expect((await statsOf(c, '1 hour')).repair_queue).toEqual({
         open: 3,
         oldest_failed_at: await jsonTimeAgo(c, '1 hour 0.5 seconds'),
@@ -319,9 +561,18 @@ describe('profile_system_stats', () => {
   it('rejects a null, zero, negative or longer-than-366-days window with SQLSTATE 22023', async () => {
     await expectSqlState(db().query('select public.profile_system_stats(null)'), '22023');
     await expectSqlState(db().query(`select public.profile_system_stats(interval '0')`), '22023');
-    await expectSqlState(db().query(`select public.profile_system_stats(interval '-1 hour')`), '22023');
-    await expectSqlState(db().query(`select public.profile_system_stats(interval '1 hour' - interval '2 hours')`), '22023');
-    await expectSqlState(db().query(`select public.profile_system_stats(interval '367 days')`), '22023');
+    await expectSqlState(
+      db().query(`select public.profile_system_stats(interval '-1 hour')`),
+      '22023',
+    );
+    await expectSqlState(
+      db().query(`select public.profile_system_stats(interval '1 hour' - interval '2 hours')`),
+      '22023',
+    );
+    await expectSqlState(
+      db().query(`select public.profile_system_stats(interval '367 days')`),
+      '22023',
+    );
     const { rows } = await db().query<{ seconds: string }>(
       `select public.profile_system_stats(interval '1 second') #>> '{window,seconds}' as seconds`,
     );
@@ -369,8 +620,15 @@ describe('missing profiles', () => {
   it('counts a user the moment its signup commits with the trigger switched off, in stats and health, with no grace period', async () => {
     const [first, second] = await usersWithTriggerOff(2);
     try {
-      expect((await db().query('select user_id, found_by from private.missing_profiles where user_id = any($1) order by user_id', [[first, second]])).rows)
-        .toEqual([first!, second!].sort().map((user_id) => ({ user_id, found_by: 'trigger_disabled' })));
+      expect(
+        (await db().query(
+          'select user_id, found_by from private.missing_profiles where user_id = any($1) order by user_id',
+          [[first, second]],
+        )).rows,
+      )
+        .toEqual(
+          [first!, second!].sort().map((user_id) => ({ user_id, found_by: 'trigger_disabled' })),
+        );
       await db().withTransaction(async (c) => {
         await clearHistory(c);
         expect((await statsOf(c, '1 hour')).missing_profiles).toBe(2);
@@ -379,7 +637,14 @@ describe('missing profiles', () => {
           checked_at: await jsonTimeAgo(c, '0'),
           checks: {
             ...(await cleanChecks(c)),
-            missing_profiles: { ok: false, value: 2, threshold: 0, queued: 0, counted_at: await jsonTimeAgo(c, '0'), last_full_scan_at: await lastFullScan(c) },
+            missing_profiles: {
+              ok: false,
+              value: 2,
+              threshold: 0,
+              queued: 0,
+              counted_at: await jsonTimeAgo(c, '0'),
+              last_full_scan_at: await lastFullScan(c),
+            },
           },
         });
 
@@ -388,7 +653,11 @@ describe('missing profiles', () => {
         expect((await missingOf(c)).missing_profiles).toMatchObject({ ok: false, value: 1 });
         await c.query(`select private.ensure_profile($1, 'ensure')`, [second]);
         await c.query('delete from private.audit_logs');
-        expect(await healthOf(c)).toEqual({ status: 'ok', checked_at: await jsonTimeAgo(c, '0'), checks: await cleanChecks(c) });
+        expect(await healthOf(c)).toEqual({
+          status: 'ok',
+          checked_at: await jsonTimeAgo(c, '0'),
+          checks: await cleanChecks(c),
+        });
       });
     } finally {
       await removeUsers([first!, second!]);
@@ -402,7 +671,11 @@ describe('missing profiles', () => {
         await clearHistory(c);
         await c.query('update private.settings set alert_max_missing_profiles = 5');
         expect((await healthOf(c)).status).toBe('ok');
-        expect((await missingOf(c)).missing_profiles).toMatchObject({ ok: true, value: 2, threshold: 5 });
+        expect((await missingOf(c)).missing_profiles).toMatchObject({
+          ok: true,
+          value: 2,
+          threshold: 5,
+        });
         await c.query('update private.settings set alert_max_missing_profiles = 2');
         expect((await healthOf(c)).status).toBe('ok');
         await c.query('update private.settings set alert_max_missing_profiles = 1');
@@ -418,8 +691,15 @@ describe('missing profiles', () => {
     try {
       await db().withTransaction(async (c) => {
         await clearHistory(c);
-        await c.query(`select private.record_profile_failure($1, 'reconcile', 'XX000', 'boom', clock_timestamp())`, [userId]);
-        expect((await missingOf(c)).missing_profiles).toMatchObject({ ok: true, value: 0, queued: 1 });
+        await c.query(
+          `select private.record_profile_failure($1, 'reconcile', 'XX000', 'boom', clock_timestamp())`,
+          [userId],
+        );
+        expect((await missingOf(c)).missing_profiles).toMatchObject({
+          ok: true,
+          value: 0,
+          queued: 1,
+        });
         expect((await statsOf(c, '1 hour')).missing_profiles).toBe(0);
       });
     } finally {
@@ -433,7 +713,12 @@ describe('missing profiles', () => {
     try {
       await db().query('delete from public.user_profiles where user_id = $1', [kept]);
       await db().query('delete from auth.users where id = $1', [gone]);
-      expect((await db().query('select user_id, found_by from private.missing_profiles where user_id = any($1)', [[kept, gone]])).rows)
+      expect(
+        (await db().query(
+          'select user_id, found_by from private.missing_profiles where user_id = any($1)',
+          [[kept, gone]],
+        )).rows,
+      )
         .toEqual([{ user_id: kept, found_by: 'profile_deleted' }]);
       await db().withTransaction(async (c) => {
         await clearHistory(c);
@@ -463,36 +748,66 @@ describe('missing profiles', () => {
 });
 
 async function step(c: PoolClient, batch: number, restart = false): Promise<Json> {
-  return (await c.query<{ r: Json }>('select public.profile_census_step($1, $2) as r', [batch, restart])).rows[0]!.r;
+  return (await c.query<{ r: Json }>('select public.profile_census_step($1, $2) as r', [
+    batch,
+    restart,
+  ])).rows[0]!.r;
 }
 
 describe('the census scan (the safety net for users the trigger never saw)', () => {
   it('checks a slice of auth.users per step in primary-key order, adds the users without a profile, and records the pass at the end', async () => {
     await db().query('delete from auth.users');
     await db().query('delete from private.missing_profiles');
-    await db().query('update private.profile_census set scan_cursor = null, pass_scanned = 0, pass_found = 0, last_pass_completed_at = null');
+    await db().query(
+      'update private.profile_census set scan_cursor = null, pass_scanned = 0, pass_found = 0, last_pass_completed_at = null',
+    );
     const withProfiles = [await signUpAsSupabaseAuth(db()), await signUpAsSupabaseAuth(db())];
     const unseen = await unseenUsers(3);
     const all = [...withProfiles, ...unseen].sort();
     try {
       await db().withTransaction(async (c) => {
         await clearHistory(c);
-        expect((await missingOf(c)).missing_profiles).toMatchObject({ value: 0, last_full_scan_at: null });
+        expect((await missingOf(c)).missing_profiles).toMatchObject({
+          value: 0,
+          last_full_scan_at: null,
+        });
 
         expect(await step(c, 2)).toEqual({
-          ran: true, pruned: 0, scanned: 2, found: all.slice(0, 2).filter((id) => unseen.includes(id)).length,
-          pass_completed: false, duration_ms: expect.any(Number),
+          ran: true,
+          pruned: 0,
+          scanned: 2,
+          found: all.slice(0, 2).filter((id) => unseen.includes(id)).length,
+          pass_completed: false,
+          duration_ms: expect.any(Number),
         });
-        expect((await c.query('select scan_cursor from private.profile_census')).rows).toEqual([{ scan_cursor: all[1] }]);
+        expect((await c.query('select scan_cursor from private.profile_census')).rows).toEqual([{
+          scan_cursor: all[1],
+        }]);
         expect(await step(c, 2)).toMatchObject({ scanned: 2, pass_completed: false });
         expect(await step(c, 2)).toMatchObject({ scanned: 1, pass_completed: true });
 
-        const census = (await c.query(`select scan_cursor, pass_scanned::int, last_pass_scanned::int, last_pass_found::int,
-                                              last_pass_completed_at = now() as just_now from private.profile_census`)).rows;
-        expect(census).toEqual([{ scan_cursor: null, pass_scanned: 0, last_pass_scanned: 5, last_pass_found: 3, just_now: true }]);
-        expect((await c.query(`select user_id from private.missing_profiles where found_by = 'scan' order by user_id`)).rows)
+        const census = (await c.query(
+          `select scan_cursor, pass_scanned::int, last_pass_scanned::int, last_pass_found::int,
+                                              last_pass_completed_at = now() as just_now from private.profile_census`,
+        )).rows;
+        expect(census).toEqual([{
+          scan_cursor: null,
+          pass_scanned: 0,
+          last_pass_scanned: 5,
+          last_pass_found: 3,
+          just_now: true,
+        }]);
+        expect(
+          (await c.query(
+            `select user_id from private.missing_profiles where found_by = 'scan' order by user_id`,
+          )).rows,
+        )
           .toEqual([...unseen].sort().map((user_id) => ({ user_id })));
-        expect((await missingOf(c)).missing_profiles).toMatchObject({ ok: false, value: 3, last_full_scan_at: await jsonTimeAgo(c, '0') });
+        expect((await missingOf(c)).missing_profiles).toMatchObject({
+          ok: false,
+          value: 3,
+          last_full_scan_at: await jsonTimeAgo(c, '0'),
+        });
 
         // The next step starts a new pass from the beginning; the users found are not found twice.
         expect(await step(c, 10)).toMatchObject({ scanned: 5, found: 0, pass_completed: true });
@@ -505,13 +820,26 @@ describe('the census scan (the safety net for users the trigger never saw)', () 
   it('prunes the members that have a profile or are gone, and restarts a pass on request', async () => {
     const unseen = await unseenUsers(3);
     try {
-      await db().query(`insert into private.missing_profiles (user_id, found_by) select unnest($1::uuid[]), 'scan'`, [unseen]);
+      await db().query(
+        `insert into private.missing_profiles (user_id, found_by) select unnest($1::uuid[]), 'scan'`,
+        [unseen],
+      );
       await db().query(`select private.ensure_profile($1, 'ensure')`, [unseen[0]]);
       await db().query('delete from auth.users where id = $1', [unseen[1]]);
       await db().withTransaction(async (c) => {
-        await c.query(`update private.profile_census set scan_cursor = 'ffffffff-ffff-ffff-ffff-ffffffffffff'`);
-        expect(await step(c, 100_000, true)).toMatchObject({ pruned: 2, found: 0, pass_completed: true });
-        expect((await c.query('select user_id from private.missing_profiles where user_id = any($1)', [unseen])).rows)
+        await c.query(
+          `update private.profile_census set scan_cursor = 'ffffffff-ffff-ffff-ffff-ffffffffffff'`,
+        );
+        expect(await step(c, 100_000, true)).toMatchObject({
+          pruned: 2,
+          found: 0,
+          pass_completed: true,
+        });
+        expect(
+          (await c.query('select user_id from private.missing_profiles where user_id = any($1)', [
+            unseen,
+          ])).rows,
+        )
           .toEqual([{ user_id: unseen[2] }]);
       });
     } finally {
@@ -542,7 +870,8 @@ describe('the census scan (the safety net for users the trigger never saw)', () 
 
   it('refuses a batch outside 1-1000000 with SQLSTATE 22023', async () => {
     for (const batch of [0, -1, 1_000_001]) {
-      await expect(db().query('select public.profile_census_step($1)', [batch])).rejects.toMatchObject({ code: '22023' });
+      await expect(db().query('select public.profile_census_step($1)', [batch])).rejects
+        .toMatchObject({ code: '22023' });
     }
   });
 });
@@ -575,12 +904,43 @@ describe('profile_system_health', () => {
     await db().withTransaction(async (c) => {
       await clearHistory(c);
       // In the 15-minute health window: 98 created, 2 failed = 0.98 < 0.99.
-      await seedAudit(c, { count: 98, ago: '5 minutes', source: 'trigger', outcome: 'created', firstDuration: 1 });
-      await seedFailure(c, { ago: '1 minute', source: 'trigger', sqlstate: '23505', message: 'dup', duration: 1 });
-      await seedFailure(c, { ago: '14 minutes', source: 'trigger', sqlstate: '23505', message: 'dup', duration: 1 });
+      await seedAudit(c, {
+        count: 98,
+        ago: '5 minutes',
+        source: 'trigger',
+        outcome: 'created',
+        firstDuration: 1,
+      });
+      await seedFailure(c, {
+        ago: '1 minute',
+        source: 'trigger',
+        sqlstate: '23505',
+        message: 'dup',
+        duration: 1,
+      });
+      await seedFailure(c, {
+        ago: '14 minutes',
+        source: 'trigger',
+        sqlstate: '23505',
+        message: 'dup',
+        duration: 1,
+      });
       // Skips are not attempts; failures outside the window do not count.
-      await seedAudit(c, { count: 50, ago: '2 minutes', source: 'trigger', outcome: 'skipped', firstDuration: 1 });
-      await seedAudit(c, { count: 30, ago: '20 minutes', source: 'trigger', outcome: 'failed', firstDuration: 1, sqlstate: '57014' });
+      await seedAudit(c, {
+        count: 50,
+        ago: '2 minutes',
+        source: 'trigger',
+        outcome: 'skipped',
+        firstDuration: 1,
+      });
+      await seedAudit(c, {
+        count: 30,
+        ago: '20 minutes',
+        source: 'trigger',
+        outcome: 'failed',
+        firstDuration: 1,
+        sqlstate: '57014',
+      });
 
       expect(await healthOf(c)).toEqual({
         status: 'degraded',
@@ -588,8 +948,21 @@ describe('profile_system_health', () => {
         checks: {
           trigger_installed: { ok: true, value: true },
           trigger_enabled: { ok: true, value: true },
-          missing_profiles: { ok: true, value: 0, threshold: 0, queued: 0, counted_at: await jsonTimeAgo(c, '0'), last_full_scan_at: await lastFullScan(c) },
-          success_rate: { ok: false, value: 0.98, threshold: 0.99, attempts: 100, window_seconds: 900 },
+          missing_profiles: {
+            ok: true,
+            value: 0,
+            threshold: 0,
+            queued: 0,
+            counted_at: await jsonTimeAgo(c, '0'),
+            last_full_scan_at: await lastFullScan(c),
+          },
+          success_rate: {
+            ok: false,
+            value: 0.98,
+            threshold: 0.99,
+            attempts: 100,
+            window_seconds: 900,
+          },
           repair_queue_age: { ok: true, value: null, threshold: 900, open: 0 },
         },
       });
@@ -623,9 +996,27 @@ describe('profile_system_health', () => {
   it('is ok when the success rate equals the threshold', async () => {
     await db().withTransaction(async (c) => {
       await clearHistory(c);
-      await seedAudit(c, { count: 90, ago: '5 minutes', source: 'trigger', outcome: 'created', firstDuration: 1 });
-      await seedAudit(c, { count: 9, ago: '6 minutes', source: 'ensure', outcome: 'existed', firstDuration: 1 });
-      await seedFailure(c, { ago: '1 minute', source: 'trigger', sqlstate: '23505', message: 'dup', duration: 1 });
+      await seedAudit(c, {
+        count: 90,
+        ago: '5 minutes',
+        source: 'trigger',
+        outcome: 'created',
+        firstDuration: 1,
+      });
+      await seedAudit(c, {
+        count: 9,
+        ago: '6 minutes',
+        source: 'ensure',
+        outcome: 'existed',
+        firstDuration: 1,
+      });
+      await seedFailure(c, {
+        ago: '1 minute',
+        source: 'trigger',
+        sqlstate: '23505',
+        message: 'dup',
+        duration: 1,
+      });
 
       const health = await healthOf(c);
       expect(health.status).toBe('ok');
@@ -648,7 +1039,10 @@ describe('profile_system_health', () => {
       expect(await healthOf(c)).toEqual({
         status: 'degraded',
         checked_at: await jsonTimeAgo(c, '0'),
-        checks: { ...(await cleanChecks(c, 2)), repair_queue_age: { ok: false, value: 960, threshold: 900, open: 2 } },
+        checks: {
+          ...(await cleanChecks(c, 2)),
+          repair_queue_age: { ok: false, value: 960, threshold: 900, open: 2 },
+        },
       });
 
       // The threshold is read from settings at each call.
@@ -656,7 +1050,10 @@ describe('profile_system_health', () => {
       expect(await healthOf(c)).toEqual({
         status: 'ok',
         checked_at: await jsonTimeAgo(c, '0'),
-        checks: { ...(await cleanChecks(c, 2)), repair_queue_age: { ok: true, value: 960, threshold: 3600, open: 2 } },
+        checks: {
+          ...(await cleanChecks(c, 2)),
+          repair_queue_age: { ok: true, value: 960, threshold: 3600, open: 2 },
+        },
       });
     });
   });
@@ -670,7 +1067,10 @@ describe('profile_system_health', () => {
       expect(await healthOf(c)).toEqual({
         status: 'ok',
         checked_at: await jsonTimeAgo(c, '0'),
-        checks: { ...(await cleanChecks(c, 1)), repair_queue_age: { ok: true, value: 840, threshold: 900, open: 1 } },
+        checks: {
+          ...(await cleanChecks(c, 1)),
+          repair_queue_age: { ok: true, value: 840, threshold: 900, open: 1 },
+        },
       });
     });
   });
@@ -741,7 +1141,13 @@ describe('cost of the window queries', () => {
          select now() - interval '2 days' - i * interval '1 second', 'ensure_profile', 'trigger', 'created', 1
          from generate_series(1, 200000) as i`,
       );
-      await seedAudit(c, { count: 10, ago: '1 minute', source: 'trigger', outcome: 'created', firstDuration: 1 });
+      await seedAudit(c, {
+        count: 10,
+        ago: '1 minute',
+        source: 'trigger',
+        outcome: 'created',
+        firstDuration: 1,
+      });
       await c.query('analyze private.audit_logs');
 
       const windowQueries = [
@@ -751,7 +1157,9 @@ describe('cost of the window queries', () => {
           where a.occurred_at >= now() - interval '15 minutes' and a.duration_ms is not null`,
       ];
       for (const query of windowQueries) {
-        const { rows } = await c.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(`explain (format json) ${query}`);
+        const { rows } = await c.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(
+          `explain (format json) ${query}`,
+        );
         const plan = rows[0]?.['QUERY PLAN'][0].Plan;
         if (!plan) throw new Error('no plan');
         const nodes = planNodes(plan);
@@ -760,7 +1168,9 @@ describe('cost of the window queries', () => {
           .map((node) => ({ type: node['Node Type'], index: node['Index Name'] }));
         expect(indexScans).toHaveLength(1);
         expect(indexScans[0]?.index).toBe('audit_logs_occurred_at_idx');
-        expect(['Index Scan', 'Index Only Scan', 'Bitmap Index Scan']).toContain(indexScans[0]?.type);
+        expect(['Index Scan', 'Index Only Scan', 'Bitmap Index Scan']).toContain(
+          indexScans[0]?.type,
+        );
         expect(nodes.map((node) => node['Node Type'])).not.toContain('Seq Scan');
       }
 

@@ -8,7 +8,9 @@ import { githubMetadata, googleMetadata, signUpAsSupabaseAuth } from '../helpers
 const db = useTestDatabase();
 
 async function profileOf(userId: string) {
-  const { rows } = await db().query('select * from public.user_profiles where user_id = $1', [userId]);
+  const { rows } = await db().query('select * from public.user_profiles where user_id = $1', [
+    userId,
+  ]);
   return rows[0];
 }
 
@@ -81,7 +83,10 @@ describe('the auth.users trigger in Supabase Auth context', () => {
   });
 
   it('runs as supabase_auth_admin with search_path auth, the context Supabase Auth gives it', async () => {
-    const { rows } = await db().auth.query('select current_user, current_setting($1) as search_path', ['search_path']);
+    const { rows } = await db().auth.query(
+      'select current_user, current_setting($1) as search_path',
+      ['search_path'],
+    );
     expect(rows).toEqual([{ current_user: 'supabase_auth_admin', search_path: 'auth' }]);
     const { rows: roles } = await db().query(
       `select rolinherit, rolsuper from pg_roles where rolname = 'supabase_auth_admin'`,
@@ -99,12 +104,22 @@ describe('the auth.users trigger in Supabase Auth context', () => {
                       for each row execute function public.record_what_trigger_saw()`);
     try {
       const id = await signUpAsSupabaseAuth(db(), { emailConfirmed: true });
-      expect((await db().query('select * from public.trigger_saw')).rows).toEqual([{ role: '', email_confirmed_at: null }]);
-      expect((await db().query('select role, email_confirmed_at is not null as confirmed from auth.users where id = $1', [id])).rows)
+      expect((await db().query('select * from public.trigger_saw')).rows).toEqual([{
+        role: '',
+        email_confirmed_at: null,
+      }]);
+      expect(
+        (await db().query(
+          'select role, email_confirmed_at is not null as confirmed from auth.users where id = $1',
+          [id],
+        )).rows,
+      )
         .toEqual([{ role: 'authenticated', confirmed: true }]);
       expect(await profileOf(id)).toMatchObject({ created_via: 'trigger' });
     } finally {
-      await db().query('drop trigger users_zz_observe on auth.users; drop function public.record_what_trigger_saw(); drop table public.trigger_saw');
+      await db().query(
+        'drop trigger users_zz_observe on auth.users; drop function public.record_what_trigger_saw(); drop table public.trigger_saw',
+      );
     }
   });
 });
@@ -114,34 +129,59 @@ describe('metadata that cannot make a valid profile', () => {
     ['an array', ['not', 'an', 'object']],
     ['a string', 'just a string'],
     ['null', null],
-    ['fields of the wrong types', { full_name: 42, username: { nested: true }, avatar_url: ['x'], metadata: 'nope' }],
+    ['fields of the wrong types', {
+      full_name: 42,
+      username: { nested: true },
+      avatar_url: ['x'],
+      metadata: 'nope',
+    }],
   ])('still creates a profile when user metadata is %s', async (_label, userMetadata) => {
     const id = await signUpAsSupabaseAuth(db(), { userMetadata });
-    expect(await profileOf(id)).toMatchObject({ full_name: null, username: null, avatar_url: null, metadata: {} });
+    expect(await profileOf(id)).toMatchObject({
+      full_name: null,
+      username: null,
+      avatar_url: null,
+      metadata: {},
+    });
     expect(await auditOf(id)).toMatchObject([{ source: 'trigger', outcome: 'created' }]);
   });
 
   it('drops an invalid username, an over-long name and a non-http avatar, and notes each in the audit', async () => {
     const id = await signUpAsSupabaseAuth(db(), {
-      userMetadata: { full_name: 'x'.repeat(201), username: 'no spaces allowed', avatar_url: 'javascript:alert(1)' },
+      userMetadata: {
+        full_name: 'x'.repeat(201),
+        username: 'no spaces allowed',
+        avatar_url: 'javascript:alert(1)',
+      },
     });
-    expect(await profileOf(id)).toMatchObject({ full_name: null, username: null, avatar_url: null });
+    expect(await profileOf(id)).toMatchObject({
+      full_name: null,
+      username: null,
+      avatar_url: null,
+    });
     expect(await auditOf(id)).toEqual([
       {
         source: 'trigger',
         outcome: 'created',
         sqlstate: null,
         message: null,
-        details: { dropped: { full_name: 'too_long', username: 'invalid_format', avatar_url: 'invalid_url' } },
+        details: {
+          dropped: { full_name: 'too_long', username: 'invalid_format', avatar_url: 'invalid_url' },
+        },
       },
     ]);
   });
 
   it('drops a username another profile already has, case-insensitively, and keeps the rest', async () => {
     await signUpAsSupabaseAuth(db(), { userMetadata: { username: 'TakenName' } });
-    const id = await signUpAsSupabaseAuth(db(), { userMetadata: { username: 'takenname', full_name: 'Second' } });
+    const id = await signUpAsSupabaseAuth(db(), {
+      userMetadata: { username: 'takenname', full_name: 'Second' },
+    });
     expect(await profileOf(id)).toMatchObject({ username: null, full_name: 'Second' });
-    expect(await auditOf(id)).toMatchObject([{ outcome: 'created', details: { dropped: { username: 'taken' } } }]);
+    expect(await auditOf(id)).toMatchObject([{
+      outcome: 'created',
+      details: { dropped: { username: 'taken' } },
+    }]);
   });
 
   it('drops a username a concurrent signup holds uncommitted, once that signup commits, and fails neither', async () => {
@@ -156,19 +196,33 @@ describe('metadata that cannot make a valid profile', () => {
         identities: [{ provider: 'email', providerId: firstId, identityData: { sub: firstId } }],
       });
       // The second signup's insert waits on the first one's uncommitted username.
-      second = signUpAsSupabaseAuth(db(), { userMetadata: { username: 'contested', full_name: 'Second' } });
+      second = signUpAsSupabaseAuth(db(), {
+        userMetadata: { username: 'contested', full_name: 'Second' },
+      });
       await untilASessionWaitsForALock();
     });
     const secondId = await second!;
     expect(await profileOf(firstId)).toMatchObject({ username: 'Contested' });
-    expect(await profileOf(secondId)).toMatchObject({ username: null, full_name: 'Second', created_via: 'trigger' });
+    expect(await profileOf(secondId)).toMatchObject({
+      username: null,
+      full_name: 'Second',
+      created_via: 'trigger',
+    });
     expect(await auditOf(secondId)).toEqual([
-      { source: 'trigger', outcome: 'created', sqlstate: null, message: null, details: { dropped: { username: 'taken' } } },
+      {
+        source: 'trigger',
+        outcome: 'created',
+        sqlstate: null,
+        message: null,
+        details: { dropped: { username: 'taken' } },
+      },
     ]);
   });
 
   it('keeps metadata.metadata as the profile metadata when it is an object', async () => {
-    const id = await signUpAsSupabaseAuth(db(), { userMetadata: { metadata: { plan: 'pro', locale: 'de-CH' } } });
+    const id = await signUpAsSupabaseAuth(db(), {
+      userMetadata: { metadata: { plan: 'pro', locale: 'de-CH' } },
+    });
     expect(await profileOf(id)).toMatchObject({ metadata: { plan: 'pro', locale: 'de-CH' } });
   });
 });
@@ -181,14 +235,17 @@ describe('when creating the profile fails inside the trigger', () => {
     let id: string;
     try {
       id = await signUpAsSupabaseAuth(db(), { email: 'doomed@example.test' });
-      expect((await db().query('select count(*)::int as n from auth.users where id = $1', [id])).rows).toEqual([{ n: 1 }]);
+      expect(
+        (await db().query('select count(*)::int as n from auth.users where id = $1', [id])).rows,
+      ).toEqual([{ n: 1 }]);
       expect(await profileOf(id)).toBeUndefined();
       expect(await auditOf(id)).toEqual([
         {
           source: 'trigger',
           outcome: 'failed',
           sqlstate: '23514',
-          message: 'new row for relation "user_profiles" violates check constraint "hostile_no_doomed"',
+          message:
+            'new row for relation "user_profiles" violates check constraint "hostile_no_doomed"',
           details: {},
         },
       ]);
@@ -196,7 +253,12 @@ describe('when creating the profile fails inside the trigger', () => {
         'select source, sqlstate, attempts, resolved_at from private.repair_queue where user_id = $1',
         [id],
       );
-      expect(queue).toEqual([{ source: 'trigger', sqlstate: '23514', attempts: 1, resolved_at: null }]);
+      expect(queue).toEqual([{
+        source: 'trigger',
+        sqlstate: '23514',
+        attempts: 1,
+        resolved_at: null,
+      }]);
     } finally {
       await db().query('alter table public.user_profiles drop constraint hostile_no_doomed');
     }
@@ -210,7 +272,11 @@ describe('when creating the profile fails inside the trigger', () => {
       after = batch.last_user_id;
       if (batch.done) break;
     }
-    expect(await profileOf(id)).toMatchObject({ user_id: id, email: 'doomed@example.test', created_via: 'backfill' });
+    expect(await profileOf(id)).toMatchObject({
+      user_id: id,
+      email: 'doomed@example.test',
+      created_via: 'backfill',
+    });
     const { rows: resolved } = await db().query(
       'select resolution, resolved_at is not null as resolved from private.repair_queue where user_id = $1',
       [id],
@@ -218,12 +284,16 @@ describe('when creating the profile fails inside the trigger', () => {
     expect(resolved).toEqual([{ resolution: 'backfill', resolved: true }]);
   });
 
-  it('records a row that a unique index of the project\'s own refuses as a failure, not as an existing profile', async () => {
-    await db().query('create unique index hostile_unique_full_name on public.user_profiles (full_name) where full_name = \'Only Once\'');
+  it("records a row that a unique index of the project's own refuses as a failure, not as an existing profile", async () => {
+    await db().query(
+      "create unique index hostile_unique_full_name on public.user_profiles (full_name) where full_name = 'Only Once'",
+    );
     try {
       await signUpAsSupabaseAuth(db(), { userMetadata: { full_name: 'Only Once' } });
       const id = await signUpAsSupabaseAuth(db(), { userMetadata: { full_name: 'Only Once' } });
-      expect((await db().query('select count(*)::int as n from auth.users where id = $1', [id])).rows).toEqual([{ n: 1 }]);
+      expect(
+        (await db().query('select count(*)::int as n from auth.users where id = $1', [id])).rows,
+      ).toEqual([{ n: 1 }]);
       expect(await profileOf(id)).toBeUndefined();
       expect(await auditOf(id)).toEqual([
         {
@@ -234,7 +304,12 @@ describe('when creating the profile fails inside the trigger', () => {
           details: {},
         },
       ]);
-      expect((await db().query('select source, sqlstate, resolved_at from private.repair_queue where user_id = $1', [id])).rows)
+      expect(
+        (await db().query(
+          'select source, sqlstate, resolved_at from private.repair_queue where user_id = $1',
+          [id],
+        )).rows,
+      )
         .toEqual([{ source: 'trigger', sqlstate: '23505', resolved_at: null }]);
     } finally {
       await db().query('drop index public.hostile_unique_full_name');
@@ -242,13 +317,17 @@ describe('when creating the profile fails inside the trigger', () => {
   });
 
   it('lets the signup succeed even when the audit table itself rejects writes', async () => {
-    await db().query(`alter table private.audit_logs add constraint hostile_no_audit check (false) not valid`);
+    await db().query(
+      `alter table private.audit_logs add constraint hostile_no_audit check (false) not valid`,
+    );
     try {
       const id = await signUpAsSupabaseAuth(db());
       // The profile insert and its audit row share a subtransaction: both roll back, the
       // failure record fails too, and the trigger still returns.
       expect(await profileOf(id)).toBeUndefined();
-      expect((await db().query('select count(*)::int as n from auth.users where id = $1', [id])).rows).toEqual([{ n: 1 }]);
+      expect(
+        (await db().query('select count(*)::int as n from auth.users where id = $1', [id])).rows,
+      ).toEqual([{ n: 1 }]);
     } finally {
       await db().query('alter table private.audit_logs drop constraint hostile_no_audit');
     }
@@ -259,16 +338,27 @@ describe('when creating the profile fails inside the trigger', () => {
                       check (email is distinct from 'twice@example.test') not valid`);
     try {
       const id = await signUpAsSupabaseAuth(db(), { email: 'twice@example.test' });
-      await db().query(`update private.repair_queue set resolved_at = now(), resolution = 'manual' where user_id = $1`, [id]);
+      await db().query(
+        `update private.repair_queue set resolved_at = now(), resolution = 'manual' where user_id = $1`,
+        [id],
+      );
       const { r } = await db().one(`select public.ensure_user_profile($1, 'ensure') as r`, [id]);
       expect(r).toMatchObject({ outcome: 'failed', error: { sqlstate: '23514' }, queued: true });
       const { rows: queue } = await db().query(
         'select attempts, resolved_at, resolution, source from private.repair_queue where user_id = $1',
         [id],
       );
-      expect(queue).toEqual([{ attempts: 1, resolved_at: null, resolution: null, source: 'ensure' }]);
+      expect(queue).toEqual([{
+        attempts: 1,
+        resolved_at: null,
+        resolution: null,
+        source: 'ensure',
+      }]);
       await db().query(`select public.ensure_user_profile($1, 'ensure')`, [id]);
-      expect((await db().query('select attempts from private.repair_queue where user_id = $1', [id])).rows).toEqual([
+      expect(
+        (await db().query('select attempts from private.repair_queue where user_id = $1', [id]))
+          .rows,
+      ).toEqual([
         { attempts: 2 },
       ]);
     } finally {
@@ -289,11 +379,19 @@ describe('a new auth user and the repair queue', () => {
     expect(await profileOf(id)).toMatchObject({ created_via: 'trigger' });
     expect(await auditOf(id)).toMatchObject([{ source: 'trigger', outcome: 'created' }]);
     // A new user cannot have an open entry, so the trigger does not look; a reused id can.
-    expect((await db().one('select resolved_at from private.repair_queue where user_id = $1', [id])).resolved_at).toBeNull();
+    expect(
+      (await db().one('select resolved_at from private.repair_queue where user_id = $1', [id]))
+        .resolved_at,
+    ).toBeNull();
 
     const { r } = await db().one(`select public.reconcile_profiles() as r`);
     expect(r).toMatchObject({ ran: true, queue: { failed: 0 } });
-    expect(await db().one('select resolution, resolved_at is not null as resolved from private.repair_queue where user_id = $1', [id]))
+    expect(
+      await db().one(
+        'select resolution, resolved_at is not null as resolved from private.repair_queue where user_id = $1',
+        [id],
+      ),
+    )
       .toEqual({ resolution: 'reconcile', resolved: true });
   });
 });
@@ -305,7 +403,13 @@ describe('the runtime switch', () => {
       const skipped = await signUpAsSupabaseAuth(db());
       expect(await profileOf(skipped)).toBeUndefined();
       expect(await auditOf(skipped)).toEqual([
-        { source: 'trigger', outcome: 'skipped', sqlstate: null, message: null, details: { reason: 'trigger_disabled' } },
+        {
+          source: 'trigger',
+          outcome: 'skipped',
+          sqlstate: null,
+          message: null,
+          details: { reason: 'trigger_disabled' },
+        },
       ]);
     } finally {
       await db().query('update private.settings set trigger_enabled = true');

@@ -9,9 +9,20 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { databaseUrl, LOCAL_ROLE_PASSWORD } from '../../dev/database-url.ts';
-import { applyBootstrap, applyMigrations, applyRollback, listMigrations } from '../../dev/migrate.ts';
-import { createTestDatabase, useTestDatabase, type TestDatabase } from '../helpers/database.ts';
-import { cliArgv, createCliSandbox, SUPABASE_CLI_FORMS, type CliForm, type CliSandbox } from '../helpers/supabase-cli.ts';
+import {
+  applyBootstrap,
+  applyMigrations,
+  applyRollback,
+  listMigrations,
+} from '../../dev/migrate.ts';
+import { createTestDatabase, type TestDatabase, useTestDatabase } from '../helpers/database.ts';
+import {
+  cliArgv,
+  type CliForm,
+  type CliSandbox,
+  createCliSandbox,
+  SUPABASE_CLI_FORMS,
+} from '../helpers/supabase-cli.ts';
 import { githubMetadata, signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -105,7 +116,9 @@ async function runOurRunner(db: TestDatabase, options: { upTo?: string } = {}) {
 }
 
 async function profilesOf(db: TestDatabase, ids: string[]) {
-  const { rows } = await db.query<{ user_id: string; username: string | null; full_name: string | null; created_via: string }>(
+  const { rows } = await db.query<
+    { user_id: string; username: string | null; full_name: string | null; created_via: string }
+  >(
     'select user_id, username, full_name, created_via from public.user_profiles where user_id = any($1) order by user_id',
     [ids],
   );
@@ -139,13 +152,18 @@ describe('supabase db push --db-url on a Supabase project that has none of our m
     const result = await runForm(cli, db(), SUPABASE_CLI_FORMS.migrationList);
 
     expect(result.code).toBe(0);
-    expect(listedVersions(result.stdout)).toEqual((await listMigrations()).map((m) => ({ local: m.version, remote: '' })));
+    expect(listedVersions(result.stdout)).toEqual(
+      (await listMigrations()).map((m) => ({ local: m.version, remote: '' })),
+    );
   });
 
   it('db push --dry-run lists every file of supabase/migrations in file-name order and applies nothing', async () => {
     const result = await runForm(cli, db(), SUPABASE_CLI_FORMS.dbPushDryRun);
 
-    expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 0, stdout: 'Finished supabase db push.\n' });
+    expect({ code: result.code, stdout: result.stdout }).toEqual({
+      code: 0,
+      stdout: 'Finished supabase db push.\n',
+    });
     expect(result.stderr).toContain('DRY RUN: migrations will *not* be pushed to the database.');
     expect(wouldPush(result.stderr)).toEqual(await migrationFiles());
     expect(appliedFiles(result.stderr)).toEqual([]);
@@ -156,7 +174,10 @@ describe('supabase db push --db-url on a Supabase project that has none of our m
   it('applies every file of supabase/migrations in file-name order and finishes', async () => {
     const result = await push(cli, db());
 
-    expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 0, stdout: 'Finished supabase db push.\n' });
+    expect({ code: result.code, stdout: result.stdout }).toEqual({
+      code: 0,
+      stdout: 'Finished supabase db push.\n',
+    });
     expect(appliedFiles(result.stderr)).toEqual(await migrationFiles());
   });
 
@@ -168,21 +189,36 @@ describe('supabase db push --db-url on a Supabase project that has none of our m
     const result = await runForm(cli, db(), SUPABASE_CLI_FORMS.migrationList);
 
     expect(result.code).toBe(0);
-    expect(listedVersions(result.stdout)).toEqual((await listMigrations()).map((m) => ({ local: m.version, remote: m.version })));
+    expect(listedVersions(result.stdout)).toEqual(
+      (await listMigrations()).map((m) => ({ local: m.version, remote: m.version })),
+    );
   });
 
   it('gives a user who then signs up through Supabase Auth a profile, made by the trigger', async () => {
-    const id = await signUpAsSupabaseAuth(db(), { userMetadata: { full_name: 'Ada Lovelace', username: 'ada' } });
+    const id = await signUpAsSupabaseAuth(db(), {
+      userMetadata: { full_name: 'Ada Lovelace', username: 'ada' },
+    });
 
-    expect(await profilesOf(db(), [id])).toEqual([{ user_id: id, username: 'ada', full_name: 'Ada Lovelace', created_via: 'trigger' }]);
-    const { rows } = await db().query('select source, outcome from private.audit_logs where user_id = $1', [id]);
+    expect(await profilesOf(db(), [id])).toEqual([{
+      user_id: id,
+      username: 'ada',
+      full_name: 'Ada Lovelace',
+      created_via: 'trigger',
+    }]);
+    const { rows } = await db().query(
+      'select source, outcome from private.audit_logs where user_id = $1',
+      [id],
+    );
     expect(rows).toEqual([{ source: 'trigger', outcome: 'created' }]);
   });
 
   it('applies nothing on a second push and says the database is up to date', async () => {
     const result = await push(cli, db());
 
-    expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 0, stdout: 'Remote database is up to date.\n' });
+    expect({ code: result.code, stdout: result.stdout }).toEqual({
+      code: 0,
+      stdout: 'Remote database is up to date.\n',
+    });
     expect(appliedFiles(result.stderr)).toEqual([]);
     expect(await history(db())).toEqual(await expectedHistory());
   });
@@ -222,7 +258,9 @@ describe('supabase db push on a project that already has users', () => {
   });
 
   it('lets the backfill give the users a profile from their metadata', async () => {
-    const { batch } = await db().one('select public.backfill_missing_profiles(1, null, false) as batch');
+    const { batch } = await db().one(
+      'select public.backfill_missing_profiles(1, null, false) as batch',
+    );
 
     expect(batch).toMatchObject({ scanned: 1, created: 1, failed: 0, done: false });
     expect(await usersWithoutProfile(db())).toBe(2);
@@ -236,7 +274,12 @@ describe('supabase db push on a project that already has users', () => {
     expect(await usersWithoutProfile(db())).toBe(0);
     expect(await profilesOf(db(), [users.old, users.recent])).toEqual(expect.arrayContaining([
       { user_id: users.old, username: 'grace', full_name: 'Grace Hopper', created_via: 'backfill' },
-      { user_id: users.recent, username: 'octocat', full_name: 'The Octocat', created_via: 'backfill' },
+      {
+        user_id: users.recent,
+        username: 'octocat',
+        full_name: 'The Octocat',
+        created_via: 'backfill',
+      },
     ]));
   });
 });
@@ -255,10 +298,13 @@ describe('supabase db push refusing, and the way out DEPLOYMENT.md §4.2 gives',
   /** A migration of the project's own, applied (from another repository or the SQL editor) and recorded. */
   const theirMigration = async (db: TestDatabase, version: string) => {
     await db.query('create table public.theirs (id integer)');
-    await db.query(`insert into supabase_migrations.schema_migrations (version, name, statements) values ($1, 'their-table', $2)`, [
-      version,
-      ['create table public.theirs (id integer)'],
-    ]);
+    await db.query(
+      `insert into supabase_migrations.schema_migrations (version, name, statements) values ($1, 'their-table', $2)`,
+      [
+        version,
+        ['create table public.theirs (id integer)'],
+      ],
+    );
   };
 
   it('history has a version the checkout lacks: the push refuses, migration fetch writes that file from the history and leaves ours, and the push then applies ours', async () => {
@@ -267,38 +313,59 @@ describe('supabase db push refusing, and the way out DEPLOYMENT.md §4.2 gives',
 
     const refused = await push(sandbox, db);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain('Remote migration versions not found in local migrations directory.');
+    expect(refused.stderr).toContain(
+      'Remote migration versions not found in local migrations directory.',
+    );
     expect(await history(db)).toHaveLength(1);
 
     const fetched = await runForm(sandbox, db, SUPABASE_CLI_FORMS.migrationFetch);
     expect(fetched.code).toBe(0);
-    expect((await readdir(migrations)).sort()).toEqual(['20250101000000_their-table.sql', ...(await migrationFiles())].sort());
-    expect(await readFile(path.join(migrations, '20250101000000_their-table.sql'), 'utf8')).toBe('create table public.theirs (id integer);\n');
+    expect((await readdir(migrations)).sort()).toEqual(
+      ['20250101000000_their-table.sql', ...(await migrationFiles())].sort(),
+    );
+    expect(await readFile(path.join(migrations, '20250101000000_their-table.sql'), 'utf8')).toBe(
+      'create table public.theirs (id integer);\n',
+    );
     for (const migration of await listMigrations()) {
-      expect(await readFile(path.join(migrations, path.basename(migration.file)), 'utf8')).toBe(await readFile(migration.file, 'utf8'));
+      expect(await readFile(path.join(migrations, path.basename(migration.file)), 'utf8')).toBe(
+        await readFile(migration.file, 'utf8'),
+      );
     }
 
     const pushed = await push(sandbox, db);
     expect(pushed.code).toBe(0);
     expect(appliedFiles(pushed.stderr)).toEqual(await migrationFiles());
-    expect(await history(db)).toEqual([{ version: '20250101000000', name: 'their-table' }, ...(await expectedHistory())]);
+    expect(await history(db)).toEqual([
+      { version: '20250101000000', name: 'their-table' },
+      ...(await expectedHistory()),
+    ]);
   });
 
   it('history has a version newer than ours: the push refuses and names --include-all, and db push --include-all applies ours', async () => {
     const { db, sandbox, migrations } = await project();
-    await writeFile(path.join(migrations, '20270101000000_their-table.sql'), 'create table public.theirs (id integer);\n');
+    await writeFile(
+      path.join(migrations, '20270101000000_their-table.sql'),
+      'create table public.theirs (id integer);\n',
+    );
     await theirMigration(db, '20270101000000');
 
     const refused = await push(sandbox, db);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain('Found local migration files to be inserted before the last migration on remote database.');
-    expect(refused.stderr).toContain('Rerun the command with --include-all flag to apply these migrations:');
+    expect(refused.stderr).toContain(
+      'Found local migration files to be inserted before the last migration on remote database.',
+    );
+    expect(refused.stderr).toContain(
+      'Rerun the command with --include-all flag to apply these migrations:',
+    );
     expect(await history(db)).toHaveLength(1);
 
     const pushed = await runForm(sandbox, db, SUPABASE_CLI_FORMS.dbPushIncludeAll);
     expect(pushed.code).toBe(0);
     expect(appliedFiles(pushed.stderr)).toEqual(await migrationFiles());
-    expect(await history(db)).toEqual([...(await expectedHistory()), { version: '20270101000000', name: 'their-table' }]);
+    expect(await history(db)).toEqual([...(await expectedHistory()), {
+      version: '20270101000000',
+      name: 'their-table',
+    }]);
   });
 });
 
@@ -307,7 +374,9 @@ describe('supabase db push after the rollback script, as ROLLBACK.md §4.1 re-en
 
   it('the dry run lists every migration again and the push applies them all, keeping the profiles', async () => {
     expect((await push(cli, db())).code).toBe(0);
-    const id = await signUpAsSupabaseAuth(db(), { userMetadata: { full_name: 'Ada Lovelace', username: 'ada' } });
+    const id = await signUpAsSupabaseAuth(db(), {
+      userMetadata: { full_name: 'Ada Lovelace', username: 'ada' },
+    });
     await db().withClient((client) => applyRollback(client));
     expect(await history(db())).toEqual([]);
 
@@ -319,7 +388,12 @@ describe('supabase db push after the rollback script, as ROLLBACK.md §4.1 re-en
     expect(pushed.code).toBe(0);
     expect(appliedFiles(pushed.stderr)).toEqual(await migrationFiles());
     expect(await history(db())).toEqual(await expectedHistory());
-    expect(await profilesOf(db(), [id])).toEqual([{ user_id: id, username: 'ada', full_name: 'Ada Lovelace', created_via: 'trigger' }]);
+    expect(await profilesOf(db(), [id])).toEqual([{
+      user_id: id,
+      username: 'ada',
+      full_name: 'Ada Lovelace',
+      created_via: 'trigger',
+    }]);
   });
 });
 
@@ -337,7 +411,10 @@ describe('supabase db push meeting a migration that fails', () => {
 
       expect(result.code).toBe(1);
       expect(result.stderr).toContain('ERROR: division by zero (SQLSTATE 22012)');
-      expect(appliedFiles(result.stderr)).toEqual([...(await migrationFiles()), '20991231000000_fails-halfway.sql']);
+      expect(appliedFiles(result.stderr)).toEqual([
+        ...(await migrationFiles()),
+        '20991231000000_fails-halfway.sql',
+      ]);
     } finally {
       await failing.dispose();
     }
@@ -364,7 +441,10 @@ describe('the migration history dev/migrate.ts and the Supabase CLI share', () =
 
     const result = await push(cli, db);
 
-    expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 0, stdout: 'Remote database is up to date.\n' });
+    expect({ code: result.code, stdout: result.stdout }).toEqual({
+      code: 0,
+      stdout: 'Remote database is up to date.\n',
+    });
   });
 
   it('a push after dev/migrate.ts stopped halfway applies exactly the rest', async () => {
@@ -394,25 +474,33 @@ describe('the migration history dev/migrate.ts and the Supabase CLI share', () =
     // A checkout that only had the first half of the files.
     const partial = await createCliSandbox({ loopbackPorts: [serverPort()] });
     try {
-      for (const migration of all.slice(half)) await rm(path.join(partial.workdir, 'supabase', 'migrations', path.basename(migration.file)));
+      for (const migration of all.slice(half)) {
+        await rm(
+          path.join(partial.workdir, 'supabase', 'migrations', path.basename(migration.file)),
+        );
+      }
       expect((await push(partial, db)).code).toBe(0);
     } finally {
       await partial.dispose();
     }
 
-    expect((await runOurRunner(db)).map((m) => m.version)).toEqual(all.slice(half).map((m) => m.version));
+    expect((await runOurRunner(db)).map((m) => m.version)).toEqual(
+      all.slice(half).map((m) => m.version),
+    );
     expect(await history(db)).toEqual(await expectedHistory());
   });
 
   it('the CLI creates the history table with exactly the columns dev/migrate.ts creates', async () => {
     const columns = async (db: TestDatabase) =>
       (
-        await db.query(`select a.attname as name, format_type(a.atttypid, a.atttypmod) as type, a.attnotnull as not_null,
+        await db.query(
+          `select a.attname as name, format_type(a.atttypid, a.atttypmod) as type, a.attnotnull as not_null,
                                coalesce(a.attnum = any(i.indkey), false) as primary_key
                         from pg_attribute a
                         left join pg_index i on i.indrelid = a.attrelid and i.indisprimary
                         where a.attrelid = 'supabase_migrations.schema_migrations'::regclass and a.attnum > 0 and not a.attisdropped
-                        order by a.attnum`)
+                        order by a.attnum`,
+        )
       ).rows;
     const ours = await freshProject();
     await runOurRunner(ours);
@@ -436,7 +524,9 @@ describe('the migration history dev/migrate.ts and the Supabase CLI share', () =
     const theirs = await freshProject();
     expect((await push(cli, theirs)).code).toBe(0);
     const recorded = async (db: TestDatabase) =>
-      (await db.query<{ version: string; statements: string[] }>('select version, statements from supabase_migrations.schema_migrations order by version'))
+      (await db.query<{ version: string; statements: string[] }>(
+        'select version, statements from supabase_migrations.schema_migrations order by version',
+      ))
         .rows;
 
     const files = await Promise.all((await listMigrations()).map((m) => readFile(m.file, 'utf8')));

@@ -11,13 +11,25 @@ import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publicJwk } from '../../dev/keys.ts';
-import { startManagementApi, type ManagementApi } from '../../dev/management-api.ts';
+import { type ManagementApi, startManagementApi } from '../../dev/management-api.ts';
 import { CORS_HEADERS } from '../../shared/http.ts';
 import { useTestDatabase } from '../helpers/database.ts';
-import { deployWithSupabaseCli, managementApiEnv, TEST_ACCESS_TOKEN, TEST_PROJECT_REF, type CliDeploy } from '../helpers/functions-deploy.ts';
+import {
+  type CliDeploy,
+  deployWithSupabaseCli,
+  managementApiEnv,
+  TEST_ACCESS_TOKEN,
+  TEST_PROJECT_REF,
+} from '../helpers/functions-deploy.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
 import { moduleGraphFiles } from '../helpers/module-graph.ts';
-import { cliArgv, createCliSandbox, SUPABASE_CLI_FORMS, type CliForm, type CliSandbox } from '../helpers/supabase-cli.ts';
+import {
+  cliArgv,
+  type CliForm,
+  type CliSandbox,
+  createCliSandbox,
+  SUPABASE_CLI_FORMS,
+} from '../helpers/supabase-cli.ts';
 import { bootUploadedFunction, type UploadedFunction } from '../helpers/uploaded-function.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -30,7 +42,9 @@ interface FunctionSettings {
 }
 
 async function functionSettings(): Promise<Record<string, FunctionSettings>> {
-  const config = parseToml(await readFile(path.join(ROOT, 'supabase', 'config.toml'), 'utf8')) as { functions?: Record<string, FunctionSettings> };
+  const config = parseToml(await readFile(path.join(ROOT, 'supabase', 'config.toml'), 'utf8')) as {
+    functions?: Record<string, FunctionSettings>;
+  };
   return config.functions ?? {};
 }
 
@@ -51,13 +65,20 @@ async function changedSince(since: number): Promise<string[]> {
 }
 
 async function cliState(): Promise<Record<string, string> | null> {
-  const entries = await readdir(CLI_STATE, { recursive: true, withFileTypes: true }).catch(() => null);
+  const entries = await readdir(CLI_STATE, { recursive: true, withFileTypes: true }).catch(() =>
+    null
+  );
   if (!entries) return null;
   const files = entries.filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name));
-  return Object.fromEntries(await Promise.all(files.map(async (f) => [path.relative(CLI_STATE, f), await readFile(f, 'utf8')] as const)));
+  return Object.fromEntries(
+    await Promise.all(
+      files.map(async (f) => [path.relative(CLI_STATE, f), await readFile(f, 'utf8')] as const),
+    ),
+  );
 }
 
-const uploadedPaths = (deploy: CliDeploy, name: string) => deploy.live.get(name)!.files.map((f) => f.path).sort();
+const uploadedPaths = (deploy: CliDeploy, name: string) =>
+  deploy.live.get(name)!.files.map((f) => f.path).sort();
 
 let api: ManagementApi;
 let deploy: CliDeploy;
@@ -75,7 +96,10 @@ beforeAll(async () => {
   const [deployed, ...entryGraphs] = await Promise.all([
     (async () => {
       const started = performance.now();
-      const result = await deployWithSupabaseCli(FUNCTIONS, { api, form: SUPABASE_CLI_FORMS.functionsDeploy });
+      const result = await deployWithSupabaseCli(FUNCTIONS, {
+        api,
+        form: SUPABASE_CLI_FORMS.functionsDeploy,
+      });
       deployMs = Math.round(performance.now() - started);
       return result;
     })(),
@@ -101,7 +125,10 @@ describe('supabase functions deploy register ensure-profile profile-health --use
     const calls = deploy.requests.map((r) => `${r.method} ${r.url}`);
     const project = `/v1/projects/${TEST_PROJECT_REF}`;
     // The bundles are uploaded concurrently, in any order.
-    expect([...calls.slice(0, 3)].sort()).toEqual(FUNCTIONS.map((name) => `POST ${project}/functions/deploy?slug=${name}&bundleOnly=true`).sort());
+    expect([...calls.slice(0, 3)].sort()).toEqual(
+      FUNCTIONS.map((name) => `POST ${project}/functions/deploy?slug=${name}&bundleOnly=true`)
+        .sort(),
+    );
     expect(calls.slice(3)).toEqual([`PUT ${project}/functions`, `GET ${project}`]);
     expect([...deploy.live.keys()].sort()).toEqual([...FUNCTIONS].sort());
   });
@@ -113,7 +140,8 @@ describe('supabase functions deploy register ensure-profile profile-health --use
     });
 
     it('uploads nothing from dev/, tests/ or scripts/', () => {
-      expect(uploadedPaths(deploy, name).filter((file) => /^(dev|tests|scripts)\//.test(file))).toEqual([]);
+      expect(uploadedPaths(deploy, name).filter((file) => /^(dev|tests|scripts)\//.test(file)))
+        .toEqual([]);
     });
 
     it('uploads every file byte for byte as the checkout has it', async () => {
@@ -131,7 +159,10 @@ describe('supabase functions deploy register ensure-profile profile-health --use
       expect(deploy.live.get(name)!.metadata).toEqual({
         name,
         entrypoint_path: `supabase/functions/${name}/index.ts`,
-        import_map_path: path.relative(ROOT, path.resolve(ROOT, 'supabase', configured.import_map!)),
+        import_map_path: path.relative(
+          ROOT,
+          path.resolve(ROOT, 'supabase', configured.import_map!),
+        ),
         static_patterns: [],
         verify_jwt: configured.verify_jwt,
       });
@@ -141,8 +172,15 @@ describe('supabase functions deploy register ensure-profile profile-health --use
   it('ships a deno.json without a node-modules setting, so Deno resolves its npm packages itself', () => {
     for (const name of FUNCTIONS) {
       const file = deploy.live.get(name)!.files.find((f) => f.path === 'deno.json')!;
-      const config = JSON.parse(Buffer.from(file.content).toString('utf8')) as Record<string, unknown>;
-      expect({ name, nodeModulesDir: config.nodeModulesDir, vendor: config.vendor }).toEqual({ name, nodeModulesDir: undefined, vendor: undefined });
+      const config = JSON.parse(Buffer.from(file.content).toString('utf8')) as Record<
+        string,
+        unknown
+      >;
+      expect({ name, nodeModulesDir: config.nodeModulesDir, vendor: config.vendor }).toEqual({
+        name,
+        nodeModulesDir: undefined,
+        vendor: undefined,
+      });
     }
   });
 
@@ -152,23 +190,38 @@ describe('supabase functions deploy register ensure-profile profile-health --use
   });
 
   it('deploys one function named alone with a single upload that makes it live at once, with the same files and metadata', async () => {
-    const single = await deployWithSupabaseCli(['ensure-profile'], { api, form: SUPABASE_CLI_FORMS.functionsDeploy });
-    const project = `/v1/projects/${TEST_PROJECT_REF}`;
-    expect({ code: single.code, calls: single.requests.map((r) => `${r.method} ${r.url}`) }).toEqual({
-      code: 0,
-      calls: [`POST ${project}/functions/deploy?slug=ensure-profile`, `GET ${project}`],
+    const single = await deployWithSupabaseCli(['ensure-profile'], {
+      api,
+      form: SUPABASE_CLI_FORMS.functionsDeploy,
     });
-    expect(uploadedPaths(single, 'ensure-profile')).toEqual(uploadedPaths(deploy, 'ensure-profile'));
-    expect(single.live.get('ensure-profile')!.metadata).toEqual(deploy.live.get('ensure-profile')!.metadata);
+    const project = `/v1/projects/${TEST_PROJECT_REF}`;
+    expect({ code: single.code, calls: single.requests.map((r) => `${r.method} ${r.url}`) })
+      .toEqual({
+        code: 0,
+        calls: [`POST ${project}/functions/deploy?slug=ensure-profile`, `GET ${project}`],
+      });
+    expect(uploadedPaths(single, 'ensure-profile')).toEqual(
+      uploadedPaths(deploy, 'ensure-profile'),
+    );
+    expect(single.live.get('ensure-profile')!.metadata).toEqual(
+      deploy.live.get('ensure-profile')!.metadata,
+    );
   });
 
   it('uploads the same files without --use-api when no Docker daemon runs: it warns and bundles through the API', async () => {
     const withoutUseApi = { ...SUPABASE_CLI_FORMS.functionsDeploy, flags: ['--project-ref'] };
-    const fallback = await deployWithSupabaseCli(FUNCTIONS, { api, form: withoutUseApi, env: { DOCKER_HOST: 'unix:///nonexistent/docker.sock' } });
+    const fallback = await deployWithSupabaseCli(FUNCTIONS, {
+      api,
+      form: withoutUseApi,
+      env: { DOCKER_HOST: 'unix:///nonexistent/docker.sock' },
+    });
     expect(fallback.code).toBe(0);
     expect(fallback.stderr).toContain('WARNING: Docker is not running');
     for (const name of FUNCTIONS) {
-      expect({ name, files: uploadedPaths(fallback, name) }).toEqual({ name, files: uploadedPaths(deploy, name) });
+      expect({ name, files: uploadedPaths(fallback, name) }).toEqual({
+        name,
+        files: uploadedPaths(deploy, name),
+      });
     }
   });
 });
@@ -194,8 +247,12 @@ describe('the upload of each function, booted alone under Deno with an empty DEN
       ...stack.functionSecrets,
     };
     // All three at once into one cold DENO_DIR: each first boot fetches its npm packages.
-    const results = await Promise.allSettled(FUNCTIONS.map((name) => bootUploadedFunction(deploy.live.get(name)!, { denoDir, env })));
-    for (const result of results) if (result.status === 'fulfilled') booted.set(result.value.slug, result.value);
+    const results = await Promise.allSettled(
+      FUNCTIONS.map((name) => bootUploadedFunction(deploy.live.get(name)!, { denoDir, env })),
+    );
+    for (const result of results) {
+      if (result.status === 'fulfilled') booted.set(result.value.slug, result.value);
+    }
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
     console.info(
@@ -215,24 +272,40 @@ describe('the upload of each function, booted alone under Deno with an empty DEN
     try {
       return await fetch(fn.url, init);
     } catch (error) {
-      throw new Error(`${name} did not answer (${(error as Error).message}); Deno printed:\n${fn.output()}`, { cause: error });
+      throw new Error(
+        `${name} did not answer (${(error as Error).message}); Deno printed:\n${fn.output()}`,
+        { cause: error },
+      );
     }
   }
 
-  it.each(FUNCTIONS)('%s answers a CORS preflight with 204, no body and the CORS headers', async (name) => {
-    const response = await request(name, {
-      method: 'OPTIONS',
-      headers: { origin: 'https://app.example.com', 'access-control-request-method': 'POST' },
-    });
-    const cors = Object.fromEntries(Object.keys(CORS_HEADERS).map((header) => [header, response.headers.get(header)]));
-    expect({ status: response.status, body: await response.text(), cors }).toEqual({ status: 204, body: '', cors: CORS_HEADERS });
-  });
+  it.each(FUNCTIONS)(
+    '%s answers a CORS preflight with 204, no body and the CORS headers',
+    async (name) => {
+      const response = await request(name, {
+        method: 'OPTIONS',
+        headers: { origin: 'https://app.example.com', 'access-control-request-method': 'POST' },
+      });
+      const cors = Object.fromEntries(
+        Object.keys(CORS_HEADERS).map((header) => [header, response.headers.get(header)]),
+      );
+      expect({ status: response.status, body: await response.text(), cors }).toEqual({
+        status: 204,
+        body: '',
+        cors: CORS_HEADERS,
+      });
+    },
+  );
 
   it('register creates the user and, through the trigger, its profile, and answers 201', async () => {
     const response = await request('register', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email: 'ada@example.com', password: 'correct-horse-battery', full_name: 'Ada Lovelace' }),
+      body: JSON.stringify({
+        email: 'ada@example.com',
+        password: 'correct-horse-battery',
+        full_name: 'Ada Lovelace',
+      }),
     });
     const body = (await response.json()) as { user: { id: string } };
     expect({ status: response.status, body }).toEqual({
@@ -254,12 +327,17 @@ describe('the upload of each function, booted alone under Deno with an empty DEN
         email_confirmation_required: false,
       },
     });
-    expect(await db().one('select email from public.user_profiles where user_id = $1', [body.user.id])).toEqual({ email: 'ada@example.com' });
+    expect(
+      await db().one('select email from public.user_profiles where user_id = $1', [body.user.id]),
+    ).toEqual({ email: 'ada@example.com' });
   });
 
   it('profile-health answers 200 with status ok', async () => {
     const response = await request('profile-health');
-    expect({ status: response.status, body: await response.json() }).toEqual({ status: 200, body: { status: 'ok', checked_at: expect.any(String) } });
+    expect({ status: response.status, body: await response.json() }).toEqual({
+      status: 200,
+      body: { status: 'ok', checked_at: expect.any(String) },
+    });
   });
 });
 
@@ -269,10 +347,16 @@ describe('supabase functions list and functions delete --project-ref, after the 
   const project = () => `/v1/projects/${TEST_PROJECT_REF}`;
   const run = async (form: CliForm, args: readonly string[] = []) => {
     const before = api.requests.length;
-    const result = await cli.run(cliArgv(form, { args, values: { '--project-ref': api.projectRef } }), { env });
+    const result = await cli.run(
+      cliArgv(form, { args, values: { '--project-ref': api.projectRef } }),
+      { env },
+    );
     // The CLI also reads the project once per project directory, to cache it: not part of the command.
     const calls = api.requests.slice(before).map((r) => `${r.method} ${r.url}`);
-    return { ...result, calls: calls.filter((call) => call !== `GET /v1/projects/${TEST_PROJECT_REF}`) };
+    return {
+      ...result,
+      calls: calls.filter((call) => call !== `GET /v1/projects/${TEST_PROJECT_REF}`),
+    };
   };
 
   beforeAll(async () => {

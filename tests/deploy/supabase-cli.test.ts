@@ -8,9 +8,19 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { secretDigest, startManagementApi, type ManagementApi } from '../../dev/management-api.ts';
-import { managementApiEnv, TEST_ACCESS_TOKEN, TEST_PROJECT_REF } from '../helpers/functions-deploy.ts';
-import { cliArgv, createCliSandbox, SUPABASE_CLI_FORMS, type CliForm, type CliSandbox } from '../helpers/supabase-cli.ts';
+import { type ManagementApi, secretDigest, startManagementApi } from '../../dev/management-api.ts';
+import {
+  managementApiEnv,
+  TEST_ACCESS_TOKEN,
+  TEST_PROJECT_REF,
+} from '../helpers/functions-deploy.ts';
+import {
+  cliArgv,
+  type CliForm,
+  type CliSandbox,
+  createCliSandbox,
+  SUPABASE_CLI_FORMS,
+} from '../helpers/supabase-cli.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -32,15 +42,23 @@ afterAll(async () => {
 /** Runs a form with `--project-ref <the stand-in's ref>`; `calls` are the requests it made. */
 async function run(form: CliForm, args: readonly string[] = []) {
   const before = api.requests.length;
-  const result = await cli.run(cliArgv(form, { args, values: { '--project-ref': api.projectRef } }), { env });
+  const result = await cli.run(
+    cliArgv(form, { args, values: { '--project-ref': api.projectRef } }),
+    { env },
+  );
   // The CLI also reads the project once per project directory, to cache it: not part of the command.
   const calls = api.requests.slice(before).map((r) => `${r.method} ${r.url}`);
-  return { ...result, calls: calls.filter((call) => call !== `GET /v1/projects/${TEST_PROJECT_REF}`) };
+  return {
+    ...result,
+    calls: calls.filter((call) => call !== `GET /v1/projects/${TEST_PROJECT_REF}`),
+  };
 }
 
 describe('npx supabase --version', () => {
   it('prints 2.117.0, the version package.json pins', async () => {
-    const pinned = (JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> })
+    const pinned = (JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as {
+      devDependencies: Record<string, string>;
+    })
       .devDependencies.supabase;
     const result = await cli.run(cliArgv(SUPABASE_CLI_FORMS.version));
 
@@ -64,8 +82,10 @@ describe('supabase secrets set, list and unset --project-ref, as DEPLOYMENT.md Â
     .map(([, value]) => value);
   /** How many of the secret values a run printed (a count, so a failure shows none of them). */
   const printed = (result: { stdout: string; stderr: string }) =>
-    secretValues.filter((value) => result.stdout.includes(value) || result.stderr.includes(value)).length;
-  const digests = (names: string[]) => Object.fromEntries(names.map((name) => [name, secretDigest(values[name]!)]));
+    secretValues.filter((value) => result.stdout.includes(value) || result.stderr.includes(value))
+      .length;
+  const digests = (names: string[]) =>
+    Object.fromEntries(names.map((name) => [name, secretDigest(values[name]!)]));
 
   it('secrets set sends every NAME=value pair in one request and prints no value', async () => {
     const result = await run(
@@ -74,13 +94,19 @@ describe('supabase secrets set, list and unset --project-ref, as DEPLOYMENT.md Â
     );
 
     expect(printed(result)).toBe(0);
-    expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 0, stdout: 'Finished supabase secrets set.\n' });
+    expect({ code: result.code, stdout: result.stdout }).toEqual({
+      code: 0,
+      stdout: 'Finished supabase secrets set.\n',
+    });
     expect(result.calls).toEqual([`POST ${secrets}`]);
     expect(Object.fromEntries(api.secrets())).toEqual(digests(Object.keys(values)));
   });
 
   it('secrets set skips a name starting with SUPABASE_ and says so, setting the others', async () => {
-    const result = await run(SUPABASE_CLI_FORMS.secretsSet, ['SUPABASE_URL=https://elsewhere.example.com', 'LOG_LEVEL=warn']);
+    const result = await run(SUPABASE_CLI_FORMS.secretsSet, [
+      'SUPABASE_URL=https://elsewhere.example.com',
+      'LOG_LEVEL=warn',
+    ]);
 
     expect(result.code).toBe(0);
     expect(result.stderr).toContain('Env name cannot start with SUPABASE_, skipping: SUPABASE_URL');
@@ -94,14 +120,21 @@ describe('supabase secrets set, list and unset --project-ref, as DEPLOYMENT.md Â
     expect(printed(result)).toBe(0);
     expect(result.code).toBe(0);
     expect(result.calls).toEqual([`GET ${secrets}`]);
-    const rows = [...result.stdout.matchAll(/^\s*([A-Z][A-Z0-9_]*)\s*\|\s*([0-9a-f]{64})\s*$/gm)].map((m) => [m[1]!, m[2]!]);
-    expect(Object.fromEntries(rows)).toEqual({ ...digests(Object.keys(values)), LOG_LEVEL: secretDigest('warn') });
+    const rows = [...result.stdout.matchAll(/^\s*([A-Z][A-Z0-9_]*)\s*\|\s*([0-9a-f]{64})\s*$/gm)]
+      .map((m) => [m[1]!, m[2]!]);
+    expect(Object.fromEntries(rows)).toEqual({
+      ...digests(Object.keys(values)),
+      LOG_LEVEL: secretDigest('warn'),
+    });
   });
 
   it('secrets unset removes exactly the names it is given', async () => {
     const result = await run(SUPABASE_CLI_FORMS.secretsUnset, Object.keys(values));
 
-    expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 0, stdout: 'Finished supabase secrets unset.\n' });
+    expect({ code: result.code, stdout: result.stdout }).toEqual({
+      code: 0,
+      stdout: 'Finished supabase secrets unset.\n',
+    });
     expect(result.calls).toEqual([`DELETE ${secrets}`]);
     expect(Object.fromEntries(api.secrets())).toEqual({ LOG_LEVEL: secretDigest('warn') });
   });

@@ -9,7 +9,8 @@ function clockedLimiter(limit = DEFAULT_SIGNUP_RATE_LIMIT) {
   return { limiter, advance: (ms: number) => (now += ms) };
 }
 
-const takes = (limiter: AddressLimiter, key: string, count: number) => Array.from({ length: count }, () => limiter.allow(key));
+const takes = (limiter: AddressLimiter, key: string, count: number) =>
+  Array.from({ length: count }, () => limiter.allow(key));
 
 describe('the per-address limiter', () => {
   it("defaults to GOTRUE_RATE_LIMIT_OTP's 30 per 5 minutes: a burst of 30, then one request per 10 seconds", () => {

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,7 +17,10 @@ interface Run {
 }
 
 function runDb(args: string[]): Run {
-  const child = spawn(TSX, ['dev/db.ts', ...args], { cwd: ROOT, env: { ...process.env, DATABASE_URL: '' } });
+  const child = spawn(TSX, ['dev/db.ts', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, DATABASE_URL: '' },
+  });
   let output = '';
   child.stdout.on('data', (chunk) => (output += chunk));
   child.stderr.on('data', (chunk) => (output += chunk));
@@ -28,7 +31,9 @@ function runDb(args: string[]): Run {
 async function waitFor(run: Run, text: string, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!run.output().includes(text)) {
-    if (Date.now() > deadline || run.child.exitCode !== null) throw new Error(`never printed "${text}":\n${run.output()}`);
+    if (Date.now() > deadline || run.child.exitCode !== null) {
+      throw new Error(`never printed "${text}":\n${run.output()}`);
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -61,7 +66,9 @@ describe('npm run db', () => {
     expect(first.output()).toContain(`DB URL: ${url}`);
     const client = new pg.Client({ connectionString: url });
     await client.connect();
-    const { rows } = await client.query('select current_user, (select count(*)::int from supabase_migrations.schema_migrations) as applied');
+    const { rows } = await client.query(
+      'select current_user, (select count(*)::int from supabase_migrations.schema_migrations) as applied',
+    );
     expect(rows).toEqual([{ current_user: 'postgres', applied: migrations.length }]);
     await client.query(`update private.settings set grace_period = interval '7 minutes'`);
     await client.end();
@@ -74,7 +81,9 @@ describe('npm run db', () => {
     expect(second.output()).toContain('0 migration(s) applied');
     const again = new pg.Client({ connectionString: url });
     await again.connect();
-    expect((await again.query('select grace_period::text from private.settings')).rows).toEqual([{ grace_period: '00:07:00' }]);
+    expect((await again.query('select grace_period::text from private.settings')).rows).toEqual([{
+      grace_period: '00:07:00',
+    }]);
     await again.end();
     second.child.kill('SIGTERM');
     expect(await second.exit).toBe(0);

@@ -12,7 +12,10 @@ describe('verifyJwt', () => {
   it('rejects a token it accepted once, from the cache, when the token expires', async () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     const keys = await localKeys();
-    const token = await signHs256({ role: 'service_role', exp: Math.floor(Date.now() / 1000) + 60 }, keys.jwtSecret);
+    const token = await signHs256(
+      { role: 'service_role', exp: Math.floor(Date.now() / 1000) + 60 },
+      keys.jwtSecret,
+    );
     expect(await verifyJwt(token, keys)).toMatchObject({ role: 'service_role' });
     expect(await verifyJwt(token, keys)).toMatchObject({ role: 'service_role' });
     vi.setSystemTime(Date.now() + 61_000);
@@ -24,7 +27,9 @@ describe('verifyJwt', () => {
     const ours = await localKeys();
     const theirs = await localKeys({ jwtSecret: 'another-secret-that-is-long-enough-0123456' });
     expect(await verifyJwt(ours.serviceRoleKey, ours)).toMatchObject({ role: 'service_role' });
-    await expect(verifyJwt(ours.serviceRoleKey, theirs)).rejects.toThrow('signature verification failed');
+    await expect(verifyJwt(ours.serviceRoleKey, theirs)).rejects.toThrow(
+      'signature verification failed',
+    );
   });
 
   it('hands every caller its own copy of the claims', async () => {

@@ -7,7 +7,7 @@ import { Hono } from 'hono';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { databaseUrl } from '../../dev/database-url.ts';
-import { localKeys, signEs256, signHs256, type LocalKeys } from '../../dev/keys.ts';
+import { type LocalKeys, localKeys, signEs256, signHs256 } from '../../dev/keys.ts';
 import { freePort } from '../../dev/postgres.ts';
 import { createRestApp } from '../../dev/rest/app.ts';
 import { useTestDatabase } from '../helpers/database.ts';
@@ -26,11 +26,13 @@ interface Running {
 async function startRest(pool: pg.Pool, keys: LocalKeys): Promise<Running> {
   const app = new Hono().route('/rest/v1', createRestApp({ pool, keys }));
   return await new Promise((resolve) => {
-    const server: ServerType = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, (info: AddressInfo) =>
-      resolve({
-        url: `http://127.0.0.1:${info.port}`,
-        close: () => new Promise<void>((done) => server.close(() => done())),
-      }),
+    const server: ServerType = serve(
+      { fetch: app.fetch, port: 0, hostname: '127.0.0.1' },
+      (info: AddressInfo) =>
+        resolve({
+          url: `http://127.0.0.1:${info.port}`,
+          close: () => new Promise<void>((done) => server.close(() => done())),
+        }),
     );
   });
 }
@@ -46,23 +48,35 @@ let bobToken = '';
 let alicesClient: SupabaseClient;
 
 function clientWithToken(token: string): SupabaseClient {
-  return appClient(rest.url, keys.anonKey, { global: { headers: { Authorization: `Bearer ${token}` } } });
+  return appClient(rest.url, keys.anonKey, {
+    global: { headers: { Authorization: `Bearer ${token}` } },
+  });
 }
 
 async function userToken(sub: string, expiresIn = 3600): Promise<string> {
   return await signEs256(
-    { sub, role: 'authenticated', aud: 'authenticated', exp: Math.floor(Date.now() / 1000) + expiresIn },
+    {
+      sub,
+      role: 'authenticated',
+      aud: 'authenticated',
+      exp: Math.floor(Date.now() / 1000) + expiresIn,
+    },
     keys.signingKey,
   );
 }
 
 /** Raw request to the stand-in, for exact statuses and headers. */
-async function restFetch(path: string, init: RequestInit & { headers?: Record<string, string> } = {}): Promise<Response> {
+async function restFetch(
+  path: string,
+  init: RequestInit & { headers?: Record<string, string> } = {},
+): Promise<Response> {
   return await fetch(`${rest.url}/rest/v1${path}`, init);
 }
 
 async function profile(userId: string): Promise<Record<string, unknown> | undefined> {
-  const { rows } = await db().query('select * from public.user_profiles where user_id = $1', [userId]);
+  const { rows } = await db().query('select * from public.user_profiles where user_id = $1', [
+    userId,
+  ]);
   return rows[0];
 }
 
@@ -71,8 +85,12 @@ beforeAll(async () => {
   rest = await startRest(db().authenticator, keys);
   service = appClient(rest.url, keys.serviceRoleKey);
   anon = appClient(rest.url, keys.anonKey);
-  alice = await signUpAsSupabaseAuth(db(), { userMetadata: { full_name: 'Alice Liddell', username: 'alice' } });
-  bob = await signUpAsSupabaseAuth(db(), { userMetadata: { full_name: 'Bob Builder', username: 'bobby' } });
+  alice = await signUpAsSupabaseAuth(db(), {
+    userMetadata: { full_name: 'Alice Liddell', username: 'alice' },
+  });
+  bob = await signUpAsSupabaseAuth(db(), {
+    userMetadata: { full_name: 'Bob Builder', username: 'bobby' },
+  });
   aliceToken = await userToken(alice);
   bobToken = await userToken(bob);
   alicesClient = clientWithToken(aliceToken);
@@ -121,12 +139,22 @@ describe('RPC', () => {
     expect(existing.data.profile.user_id).toBe(alice);
     expect(existing.data.profile.username).toBe('alice');
 
-    const orphan = await signUpAsSupabaseAuth(db(), { userMetadata: { full_name: 'Orphan Annie' } });
+    const orphan = await signUpAsSupabaseAuth(db(), {
+      userMetadata: { full_name: 'Orphan Annie' },
+    });
     await db().query('delete from public.user_profiles where user_id = $1', [orphan]);
-    const created = await service.rpc('ensure_user_profile', { p_user_id: orphan, p_source: 'register', p_request_id: 'req-1' });
+    const created = await service.rpc('ensure_user_profile', {
+      p_user_id: orphan,
+      p_source: 'register',
+      p_request_id: 'req-1',
+    });
     expect(created.error).toBeNull();
     expect(created.data.outcome).toBe('created');
-    expect(created.data.profile).toMatchObject({ user_id: orphan, full_name: 'Orphan Annie', created_via: 'register' });
+    expect(created.data.profile).toMatchObject({
+      user_id: orphan,
+      full_name: 'Orphan Annie',
+      created_via: 'register',
+    });
     expect((await profile(orphan))?.created_via).toBe('register');
   });
 
@@ -152,13 +180,23 @@ describe('RPC', () => {
     const { data, error, status } = await anon.rpc('ensure_user_profile', { p_user_id: alice });
     expect(status).toBe(401);
     expect(data).toBeNull();
-    expect(error).toEqual({ code: '42501', message: 'permission denied for function ensure_user_profile', details: null, hint: null });
+    expect(error).toEqual({
+      code: '42501',
+      message: 'permission denied for function ensure_user_profile',
+      details: null,
+      hint: null,
+    });
   });
 
   it('an authenticated user calling ensure_user_profile gets 403 with code 42501', async () => {
     const { error, status } = await alicesClient.rpc('ensure_user_profile', { p_user_id: alice });
     expect(status).toBe(403);
-    expect(error).toEqual({ code: '42501', message: 'permission denied for function ensure_user_profile', details: null, hint: null });
+    expect(error).toEqual({
+      code: '42501',
+      message: 'permission denied for function ensure_user_profile',
+      details: null,
+      hint: null,
+    });
   });
 
   it('a function that does not exist is 404 PGRST202 with a suggestion', async () => {
@@ -166,13 +204,17 @@ describe('RPC', () => {
     expect(misspelt.status).toBe(404);
     expect(misspelt.error).toEqual({
       code: 'PGRST202',
-      message: 'Could not find the function public.ensure_user_profil(p_user_id) in the schema cache',
+      message:
+        'Could not find the function public.ensure_user_profil(p_user_id) in the schema cache',
       details:
         'Searched for the function public.ensure_user_profil with parameter p_user_id or with a single unnamed json/jsonb parameter, but no matches were found in the schema cache.',
       hint: 'Perhaps you meant to call the function public.ensure_user_profile',
     });
 
-    const wrongArgument = await service.rpc('ensure_user_profile', { p_user_id: alice, p_colour: 'blue' });
+    const wrongArgument = await service.rpc('ensure_user_profile', {
+      p_user_id: alice,
+      p_colour: 'blue',
+    });
     expect(wrongArgument.status).toBe(404);
     expect(wrongArgument.error?.code).toBe('PGRST202');
     expect(wrongArgument.error?.message).toBe(
@@ -188,16 +230,21 @@ describe('RPC', () => {
       code: 'UP404',
       message: `auth user ${nobody} does not exist`,
       details: null,
-      hint: 'Create the user through Supabase Auth first; profiles are only made for existing auth users.',
+      hint:
+        'Create the user through Supabase Auth first; profiles are only made for existing auth users.',
     });
   });
 
   it('an invalid argument is 400 with code 22023, a malformed uuid 400 with 22P02', async () => {
-    const badSource = await service.rpc('ensure_user_profile', { p_user_id: alice, p_source: 'bogus' });
+    const badSource = await service.rpc('ensure_user_profile', {
+      p_user_id: alice,
+      p_source: 'bogus',
+    });
     expect(badSource.status).toBe(400);
     expect(badSource.error).toEqual({
       code: '22023',
-      message: "p_source must be one of register, ensure, webhook, backfill, reconcile (got 'bogus')",
+      message:
+        "p_source must be one of register, ensure, webhook, backfill, reconcile (got 'bogus')",
       details: null,
       hint: null,
     });
@@ -215,12 +262,25 @@ describe('RPC', () => {
 
   it('a body that is not a JSON object is 400 PGRST102', async () => {
     const headers = { apikey: keys.serviceRoleKey, 'Content-Type': 'application/json' };
-    const notJson = await restFetch('/rpc/profile_system_health', { method: 'POST', headers, body: '{"oops' });
+    const notJson = await restFetch('/rpc/profile_system_health', {
+      method: 'POST',
+      headers,
+      body: '{"oops',
+    });
     expect(notJson.status).toBe(400);
-    expect(await notJson.json()).toEqual({ code: 'PGRST102', message: 'Empty or invalid json', details: null, hint: null });
+    expect(await notJson.json()).toEqual({
+      code: 'PGRST102',
+      message: 'Empty or invalid json',
+      details: null,
+      hint: null,
+    });
 
     // One call per element of an array is PostgREST's, not this stand-in's.
-    const array = await restFetch('/rpc/profile_system_health', { method: 'POST', headers, body: '[]' });
+    const array = await restFetch('/rpc/profile_system_health', {
+      method: 'POST',
+      headers,
+      body: '[]',
+    });
     expect(array.status).toBe(400);
     expect(((await array.json()) as { code: string }).code).toBe('PGRST127');
   });
@@ -235,10 +295,17 @@ describe('RPC', () => {
     expect(viaGet.data).toBeNull();
 
     const counted = await service.rpc('profile_system_health', {}, { count: 'exact' });
-    expect({ status: counted.status, code: counted.error?.code }).toEqual({ status: 400, code: 'PGRST127' });
+    expect({ status: counted.status, code: counted.error?.code }).toEqual({
+      status: 400,
+      code: 'PGRST127',
+    });
     const filtered = await restFetch('/rpc/profile_system_health?select=checks', {
       method: 'POST',
-      headers: { apikey: keys.serviceRoleKey, Authorization: `Bearer ${keys.serviceRoleKey}`, 'Content-Type': 'application/json' },
+      headers: {
+        apikey: keys.serviceRoleKey,
+        Authorization: `Bearer ${keys.serviceRoleKey}`,
+        'Content-Type': 'application/json',
+      },
       body: '{}',
     });
     expect(filtered.status).toBe(400);
@@ -280,7 +347,9 @@ describe('schema cache', () => {
       expect(ambiguous.status).toBe(400);
       expect(ambiguous.error?.code).toBe('PGRST127');
     } finally {
-      await db().query('drop function public.pick(integer); drop function public.pick(text); drop function public.pick(integer, integer);');
+      await db().query(
+        'drop function public.pick(integer); drop function public.pick(text); drop function public.pick(integer, integer);',
+      );
       await db().query('drop function public.clash(integer); drop function public.clash(text);');
     }
   });
@@ -292,7 +361,11 @@ describe('PostgREST details', () => {
     await db().query('delete from public.user_profiles where user_id = $1', [user]);
     const response = await restFetch('/user_profiles', {
       method: 'POST',
-      headers: { Authorization: `Bearer ${keys.serviceRoleKey}`, 'Content-Type': 'application/json', Prefer: 'return=minimal' },
+      headers: {
+        Authorization: `Bearer ${keys.serviceRoleKey}`,
+        'Content-Type': 'application/json',
+        Prefer: 'return=minimal',
+      },
       body: JSON.stringify({ user_id: user, created_via: 'backfill' }),
     });
     expect(response.status).toBe(201);
@@ -306,27 +379,48 @@ describe('PostgREST details', () => {
     expect(noOperator.status).toBe(400);
     expect(((await noOperator.json()) as { code: string }).code).toBe('PGRST100');
 
-    const refusedAs = async (query: PromiseLike<{ status: number; error: { code: string } | null }>) => {
+    const refusedAs = async (
+      query: PromiseLike<{ status: number; error: { code: string } | null }>,
+    ) => {
       const { status, error } = await query;
       return { status, code: error?.code };
     };
     const profiles = () => service.from('user_profiles');
     const parseError = { status: 400, code: 'PGRST100' };
     expect(await refusedAs(profiles().select('user_id').neq('user_id', alice))).toEqual(parseError);
-    expect(await refusedAs(profiles().select('user_id').in('user_id', [alice, bob]))).toEqual(parseError);
-    expect(await refusedAs(profiles().select('user_id').or(`user_id.eq.${alice},user_id.eq.${bob}`))).toEqual(parseError);
+    expect(await refusedAs(profiles().select('user_id').in('user_id', [alice, bob]))).toEqual(
+      parseError,
+    );
+    expect(
+      await refusedAs(profiles().select('user_id').or(`user_id.eq.${alice},user_id.eq.${bob}`)),
+    ).toEqual(parseError);
     expect(await refusedAs(profiles().select('user_id').order('user_id'))).toEqual(parseError);
     expect(await refusedAs(profiles().select('user_id').limit(1))).toEqual(parseError);
     // An embedding, alias or cast names a column PostgreSQL does not have.
-    expect(await refusedAs(profiles().select('user_id, users(email)'))).toEqual({ status: 400, code: '42703' });
-    expect(await refusedAs(profiles().select('name:full_name'))).toEqual({ status: 400, code: '42703' });
+    expect(await refusedAs(profiles().select('user_id, users(email)'))).toEqual({
+      status: 400,
+      code: '42703',
+    });
+    expect(await refusedAs(profiles().select('name:full_name'))).toEqual({
+      status: 400,
+      code: '42703',
+    });
 
     const notImplemented = { status: 400, code: 'PGRST127' };
-    expect(await refusedAs(profiles().select('user_id', { count: 'exact' }))).toEqual(notImplemented);
-    expect(await refusedAs(profiles().select('user_id').eq('user_id', alice).single())).toEqual(notImplemented);
-    expect(await refusedAs(profiles().insert([{ user_id: alice }, { user_id: bob }]))).toEqual(notImplemented);
-    expect(await refusedAs(profiles().upsert({ user_id: alice }, { onConflict: 'user_id' }))).toEqual(notImplemented);
-    const csv = await restFetch('/user_profiles?select=user_id', { headers: { ...headers, Accept: 'text/csv' } });
+    expect(await refusedAs(profiles().select('user_id', { count: 'exact' }))).toEqual(
+      notImplemented,
+    );
+    expect(await refusedAs(profiles().select('user_id').eq('user_id', alice).single())).toEqual(
+      notImplemented,
+    );
+    expect(await refusedAs(profiles().insert([{ user_id: alice }, { user_id: bob }]))).toEqual(
+      notImplemented,
+    );
+    expect(await refusedAs(profiles().upsert({ user_id: alice }, { onConflict: 'user_id' })))
+      .toEqual(notImplemented);
+    const csv = await restFetch('/user_profiles?select=user_id', {
+      headers: { ...headers, Accept: 'text/csv' },
+    });
     expect(csv.status).toBe(406);
     expect(((await csv.json()) as { code: string }).code).toBe('PGRST107');
   });
@@ -341,11 +435,21 @@ describe('what SQL sees', () => {
   });
 
   it('the role, claims, headers and the role’s statement_timeout reach SQL', async () => {
-    const headers = { Authorization: `Bearer ${aliceToken}`, apikey: keys.anonKey, 'X-Trace': 'trace-1', 'Content-Type': 'application/json' };
+    const headers = {
+      Authorization: `Bearer ${aliceToken}`,
+      apikey: keys.anonKey,
+      'X-Trace': 'trace-1',
+      'Content-Type': 'application/json',
+    };
     const post = await restFetch('/rpc/request_context', { method: 'POST', headers, body: '{}' });
     expect(post.status).toBe(200);
     const seen = (await post.json()) as Record<string, unknown>;
-    expect(seen).toMatchObject({ current_user: 'authenticated', x_trace: 'trace-1', read_only: 'off', statement_timeout: '8s' });
+    expect(seen).toMatchObject({
+      current_user: 'authenticated',
+      x_trace: 'trace-1',
+      read_only: 'off',
+      statement_timeout: '8s',
+    });
     expect(seen.claims).toMatchObject({ sub: alice, role: 'authenticated', aud: 'authenticated' });
 
     expect((await anon.rpc('request_context')).data).toMatchObject({
@@ -356,7 +460,11 @@ describe('what SQL sees', () => {
   });
 
   it('without any credentials the request runs as anon with only the role claim', async () => {
-    const response = await restFetch('/rpc/request_context', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' });
+    const response = await restFetch('/rpc/request_context', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: '{}',
+    });
     expect(response.status).toBe(200);
     expect(((await response.json()) as { claims: unknown }).claims).toEqual({ role: 'anon' });
   });
@@ -368,45 +476,70 @@ describe('tables', () => {
     expect(error).toBeNull();
     expect(status).toBe(200);
     expect(data).toHaveLength(1);
-    expect(data![0]).toMatchObject({ user_id: alice, full_name: 'Alice Liddell', username: 'alice', created_via: 'trigger' });
+    expect(data![0]).toMatchObject({
+      user_id: alice,
+      full_name: 'Alice Liddell',
+      username: 'alice',
+      created_via: 'trigger',
+    });
   });
 
   it('.maybeSingle() reads one profile by eq filter, or none', async () => {
-    const own = await alicesClient.from('user_profiles').select('user_id, username').eq('user_id', alice).maybeSingle();
+    const own = await alicesClient.from('user_profiles').select('user_id, username').eq(
+      'user_id',
+      alice,
+    ).maybeSingle();
     expect(own.error).toBeNull();
     expect(own.data).toEqual({ user_id: alice, username: 'alice' });
 
-    const maybe = await alicesClient.from('user_profiles').select().eq('user_id', bob).maybeSingle();
+    const maybe = await alicesClient.from('user_profiles').select().eq('user_id', bob)
+      .maybeSingle();
     expect({ data: maybe.data, error: maybe.error }).toEqual({ data: null, error: null });
   });
 
   it('a user updates its own full_name (204, or 200 with the row) and not another user’s', async () => {
-    const minimal = await alicesClient.from('user_profiles').update({ full_name: 'Alice Pleasance' }).eq('user_id', alice);
+    const minimal = await alicesClient.from('user_profiles').update({
+      full_name: 'Alice Pleasance',
+    }).eq('user_id', alice);
     expect({ error: minimal.error, status: minimal.status }).toEqual({ error: null, status: 204 });
     expect((await profile(alice))?.full_name).toBe('Alice Pleasance');
 
-    const withRow = await alicesClient.from('user_profiles').update({ full_name: 'Alice Liddell' }).eq('user_id', alice).select('full_name');
+    const withRow = await alicesClient.from('user_profiles').update({ full_name: 'Alice Liddell' })
+      .eq('user_id', alice).select('full_name');
     expect(withRow.status).toBe(200);
     expect(withRow.data).toEqual([{ full_name: 'Alice Liddell' }]);
 
-    const notHers = await alicesClient.from('user_profiles').update({ full_name: 'Hijacked' }).eq('user_id', bob).select();
+    const notHers = await alicesClient.from('user_profiles').update({ full_name: 'Hijacked' }).eq(
+      'user_id',
+      bob,
+    ).select();
     expect(notHers.error).toBeNull();
     expect(notHers.data).toEqual([]);
     expect((await profile(bob))?.full_name).toBe('Bob Builder');
   });
 
   it('updating email, a column without an UPDATE grant, is 403 42501', async () => {
-    const { error, status } = await alicesClient.from('user_profiles').update({ email: 'evil@example.test' }).eq('user_id', alice);
+    const { error, status } = await alicesClient.from('user_profiles').update({
+      email: 'evil@example.test',
+    }).eq('user_id', alice);
     expect(status).toBe(403);
-    expect(error).toEqual({ code: '42501', message: 'permission denied for table user_profiles', details: null, hint: null });
+    expect(error).toEqual({
+      code: '42501',
+      message: 'permission denied for table user_profiles',
+      details: null,
+      hint: null,
+    });
     expect((await profile(alice))?.email).toBe(`user-${alice}@example.test`);
   });
 
   it('a username another profile has (in any case) is 409 23505', async () => {
-    const { error, status } = await alicesClient.from('user_profiles').update({ username: 'BOBBY' }).eq('user_id', alice);
+    const { error, status } = await alicesClient.from('user_profiles').update({ username: 'BOBBY' })
+      .eq('user_id', alice);
     expect(status).toBe(409);
     expect(error?.code).toBe('23505');
-    expect(error?.message).toBe('duplicate key value violates unique constraint "user_profiles_username_key"');
+    expect(error?.message).toBe(
+      'duplicate key value violates unique constraint "user_profiles_username_key"',
+    );
     expect((await profile(alice))?.username).toBe('alice');
   });
 
@@ -414,23 +547,42 @@ describe('tables', () => {
     const { data, error, status } = await anon.from('user_profiles').select();
     expect(status).toBe(401);
     expect(data).toBeNull();
-    expect(error).toEqual({ code: '42501', message: 'permission denied for table user_profiles', details: null, hint: null });
+    expect(error).toEqual({
+      code: '42501',
+      message: 'permission denied for table user_profiles',
+      details: null,
+      hint: null,
+    });
   });
 
   it('service_role upsert with ignoreDuplicates is idempotent', async () => {
     const user = await signUpAsSupabaseAuth(db(), { userMetadata: { full_name: 'Upsert Target' } });
     await db().query('delete from public.user_profiles where user_id = $1', [user]);
-    const row = { user_id: user, email: 'upsert@example.test', full_name: 'First Write', created_via: 'backfill' };
+    const row = {
+      user_id: user,
+      email: 'upsert@example.test',
+      full_name: 'First Write',
+      created_via: 'backfill',
+    };
 
-    const first = await service.from('user_profiles').upsert(row, { onConflict: 'user_id', ignoreDuplicates: true });
+    const first = await service.from('user_profiles').upsert(row, {
+      onConflict: 'user_id',
+      ignoreDuplicates: true,
+    });
     expect({ error: first.error, status: first.status }).toEqual({ error: null, status: 201 });
     const second = await service
       .from('user_profiles')
-      .upsert({ ...row, full_name: 'Second Write' }, { onConflict: 'user_id', ignoreDuplicates: true })
+      .upsert({ ...row, full_name: 'Second Write' }, {
+        onConflict: 'user_id',
+        ignoreDuplicates: true,
+      })
       .select();
     expect(second.error).toBeNull();
     expect(second.data).toEqual([]);
-    const { rows } = await db().query('select full_name from public.user_profiles where user_id = $1', [user]);
+    const { rows } = await db().query(
+      'select full_name from public.user_profiles where user_id = $1',
+      [user],
+    );
     expect(rows).toEqual([{ full_name: 'First Write' }]);
   });
 
@@ -445,14 +597,19 @@ describe('tables', () => {
     expect(status).toBe(201);
     expect(data).toEqual([{ user_id: user, metadata: { plan: 'pro' }, created_via: 'backfill' }]);
 
-    const duplicate = await service.from('user_profiles').insert({ user_id: user, created_via: 'backfill' });
+    const duplicate = await service.from('user_profiles').insert({
+      user_id: user,
+      created_via: 'backfill',
+    });
     expect(duplicate.status).toBe(409);
     expect(duplicate.error?.code).toBe('23505');
   });
 
   it('service_role deletes a profile', async () => {
     const user = await signUpAsSupabaseAuth(db(), {});
-    const deleted = await service.from('user_profiles').delete().eq('user_id', user).select('user_id');
+    const deleted = await service.from('user_profiles').delete().eq('user_id', user).select(
+      'user_id',
+    );
     expect(deleted.error).toBeNull();
     expect(deleted.status).toBe(200);
     expect(deleted.data).toEqual([{ user_id: user }]);
@@ -463,22 +620,33 @@ describe('tables', () => {
   });
 
   it('an authenticated user cannot delete its own profile: no policy, no grant', async () => {
-    const { error, status } = await alicesClient.from('user_profiles').delete().eq('user_id', alice);
+    const { error, status } = await alicesClient.from('user_profiles').delete().eq(
+      'user_id',
+      alice,
+    );
     expect(status).toBe(403);
     expect(error?.code).toBe('42501');
     expect(await profile(alice)).toBeDefined();
   });
 
   it('eq filters and a column list pick the rows PostgREST would, with Content-Range', async () => {
-    const named = await service.from('user_profiles').select('full_name,username').eq('username', 'alice').eq('user_id', alice);
+    const named = await service.from('user_profiles').select('full_name,username').eq(
+      'username',
+      'alice',
+    ).eq('user_id', alice);
     expect(named.data).toEqual([{ full_name: 'Alice Liddell', username: 'alice' }]);
-    const none = await service.from('user_profiles').select('user_id').eq('user_id', alice).eq('username', 'bobby');
+    const none = await service.from('user_profiles').select('user_id').eq('user_id', alice).eq(
+      'username',
+      'bobby',
+    );
     expect(none.data).toEqual([]);
 
     const headers = { apikey: keys.serviceRoleKey, Authorization: `Bearer ${keys.serviceRoleKey}` };
     const one = await restFetch(`/user_profiles?select=user_id&user_id=eq.${alice}`, { headers });
     expect(one.headers.get('content-range')).toBe('0-0/*');
-    const empty = await restFetch(`/user_profiles?select=user_id&user_id=eq.${randomUUID()}`, { headers });
+    const empty = await restFetch(`/user_profiles?select=user_id&user_id=eq.${randomUUID()}`, {
+      headers,
+    });
     expect(empty.headers.get('content-range')).toBe('*/*');
   });
 
@@ -494,16 +662,28 @@ describe('tables', () => {
 
     const column = await service.from('user_profiles').select('nickname');
     expect(column.status).toBe(400);
-    expect(column.error).toEqual({ code: '42703', message: 'column user_profiles.nickname does not exist', details: null, hint: null });
+    expect(column.error).toEqual({
+      code: '42703',
+      message: 'column user_profiles.nickname does not exist',
+      details: null,
+      hint: null,
+    });
 
-    const bodyColumn = await service.from('user_profiles').insert({ user_id: alice, nickname: 'x' });
+    const bodyColumn = await service.from('user_profiles').insert({
+      user_id: alice,
+      nickname: 'x',
+    });
     expect(bodyColumn.status).toBe(400);
     expect(bodyColumn.error?.code).toBe('PGRST204');
-    expect(bodyColumn.error?.message).toBe("Could not find the 'nickname' column of 'user_profiles' in the schema cache");
+    expect(bodyColumn.error?.message).toBe(
+      "Could not find the 'nickname' column of 'user_profiles' in the schema cache",
+    );
   });
 
   it('answers JSON as application/json; charset=utf-8, errors included', async () => {
-    const ok = await restFetch(`/user_profiles?select=user_id&user_id=eq.${alice}`, { headers: { Authorization: `Bearer ${keys.serviceRoleKey}` } });
+    const ok = await restFetch(`/user_profiles?select=user_id&user_id=eq.${alice}`, {
+      headers: { Authorization: `Bearer ${keys.serviceRoleKey}` },
+    });
     expect(ok.headers.get('content-type')).toBe('application/json; charset=utf-8');
     const denied = await restFetch('/user_profiles', { headers: { apikey: keys.anonKey } });
     expect(denied.status).toBe(401);
@@ -513,7 +693,9 @@ describe('tables', () => {
 
 describe('schemas', () => {
   it('Accept-Profile: private is 406 PGRST106', async () => {
-    const response = await restFetch('/settings', { headers: { apikey: keys.serviceRoleKey, 'Accept-Profile': 'private' } });
+    const response = await restFetch('/settings', {
+      headers: { apikey: keys.serviceRoleKey, 'Accept-Profile': 'private' },
+    });
     expect(response.status).toBe(406);
     expect(await response.json()).toEqual({
       code: 'PGRST106',
@@ -532,18 +714,26 @@ describe('tokens', () => {
   const base64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
   it('a forged, expired or alg-none token is 401 PGRST301 and nothing is written', async () => {
-    const forged = await signHs256({ role: 'service_role', exp: Math.floor(Date.now() / 1000) + 3600 }, 'not-the-secret-not-the-secret-not-the-secret');
+    const forged = await signHs256({
+      role: 'service_role',
+      exp: Math.floor(Date.now() / 1000) + 3600,
+    }, 'not-the-secret-not-the-secret-not-the-secret');
     const expired = await userToken(alice, -60);
-    const algNone = `${base64url({ alg: 'none', typ: 'JWT' })}.${base64url({ role: 'service_role' })}.`;
+    const algNone = `${base64url({ alg: 'none', typ: 'JWT' })}.${
+      base64url({ role: 'service_role' })
+    }.`;
     const cases = [
       { token: forged, message: 'JWT cryptographic operation failed' },
       { token: expired, message: 'JWT expired' },
       { token: algNone, message: 'Wrong or unsupported encoding algorithm' },
     ];
-    const auditRows = async () => Number((await db().one('select count(*) as n from private.audit_logs')).n);
+    const auditRows = async () =>
+      Number((await db().one('select count(*) as n from private.audit_logs')).n);
     const auditBefore = await auditRows();
     for (const { token, message } of cases) {
-      const { error, status } = await clientWithToken(token).from('user_profiles').update({ full_name: 'Pwned' }).eq('user_id', alice);
+      const { error, status } = await clientWithToken(token).from('user_profiles').update({
+        full_name: 'Pwned',
+      }).eq('user_id', alice);
       expect(status).toBe(401);
       expect(error).toEqual({ code: 'PGRST301', message, details: null, hint: null });
 
@@ -553,7 +743,9 @@ describe('tokens', () => {
         body: JSON.stringify({ p_user_id: alice }),
       });
       expect(raw.status).toBe(401);
-      expect(raw.headers.get('www-authenticate')).toBe(`Bearer error="invalid_token", error_description="${message}"`);
+      expect(raw.headers.get('www-authenticate')).toBe(
+        `Bearer error="invalid_token", error_description="${message}"`,
+      );
     }
     expect((await profile(alice))?.full_name).toBe('Alice Liddell');
     expect(await auditRows()).toBe(auditBefore);
@@ -563,7 +755,9 @@ describe('tokens', () => {
 describe('database availability', () => {
   it('an unreachable database is 503 PGRST000', async () => {
     const closedPort = await freePort();
-    const pool = new pg.Pool({ connectionString: `postgres://authenticator:postgres@127.0.0.1:${closedPort}/postgres` });
+    const pool = new pg.Pool({
+      connectionString: `postgres://authenticator:postgres@127.0.0.1:${closedPort}/postgres`,
+    });
     const down = await startRest(pool, keys);
     try {
       const client = appClient(down.url, keys.serviceRoleKey);
@@ -574,7 +768,9 @@ describe('database availability', () => {
       expect(error?.message).toBe('Database connection error.');
       expect(error?.details).toContain('ECONNREFUSED');
 
-      const raw = await fetch(`${down.url}/rest/v1/user_profiles`, { headers: { apikey: keys.serviceRoleKey } });
+      const raw = await fetch(`${down.url}/rest/v1/user_profiles`, {
+        headers: { apikey: keys.serviceRoleKey },
+      });
       expect(raw.status).toBe(503);
       expect(((await raw.json()) as { code: string }).code).toBe('PGRST000');
     } finally {

@@ -21,9 +21,13 @@ describe('the local keys', () => {
   it('can be replaced: the stack then accepts keys signed with the new secret and refuses the defaults', async () => {
     const { stack } = api();
     expect(stack.keys.anonKey).toBe((await localKeys({ jwtSecret: SECRET })).anonKey);
-    const ours = await appClient(stack.apiUrl, stack.keys.serviceRoleKey).rpc('profile_system_health');
+    const ours = await appClient(stack.apiUrl, stack.keys.serviceRoleKey).rpc(
+      'profile_system_health',
+    );
     expect(ours.error).toBeNull();
-    const defaults = await appClient(stack.apiUrl, (await localKeys()).serviceRoleKey).rpc('profile_system_health');
+    const defaults = await appClient(stack.apiUrl, (await localKeys()).serviceRoleKey).rpc(
+      'profile_system_health',
+    );
     expect(defaults.status).toBe(401);
     expect(defaults.error?.code).toBe('PGRST301');
   });
@@ -31,12 +35,29 @@ describe('the local keys', () => {
   it('stand for their JWTs at the gateway: the secret key as bearer or apikey is the service role, the publishable key is anon', async () => {
     const { stack } = api();
     const call = async (headers: Record<string, string>) => {
-      const response = await fetch(`${stack.apiUrl}/rest/v1/rpc/profile_system_health`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{}' });
+      const response = await fetch(`${stack.apiUrl}/rest/v1/rpc/profile_system_health`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: '{}',
+      });
       return { status: response.status, code: ((await response.json()) as { code?: string }).code };
     };
-    expect((await call({ apikey: stack.keys.secretKey, authorization: `Bearer ${stack.keys.secretKey}` })).status).toBe(200);
+    expect(
+      (await call({
+        apikey: stack.keys.secretKey,
+        authorization: `Bearer ${stack.keys.secretKey}`,
+      })).status,
+    ).toBe(200);
     expect((await call({ apikey: stack.keys.secretKey })).status).toBe(200);
-    expect(await call({ apikey: stack.keys.publishableKey, authorization: `Bearer ${stack.keys.publishableKey}` })).toEqual({ status: 401, code: '42501' });
-    expect(await call({ apikey: 'sb_secret_not_this_stacks_key' })).toEqual({ status: 401, code: undefined });
+    expect(
+      await call({
+        apikey: stack.keys.publishableKey,
+        authorization: `Bearer ${stack.keys.publishableKey}`,
+      }),
+    ).toEqual({ status: 401, code: '42501' });
+    expect(await call({ apikey: 'sb_secret_not_this_stacks_key' })).toEqual({
+      status: 401,
+      code: undefined,
+    });
   });
 });

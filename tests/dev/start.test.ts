@@ -13,7 +13,9 @@ const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
 
 /** The printed curl as fetch arguments: URL, -X method, -H headers, -d body. */
 function parseCurl(command: string): { url: string; init: RequestInit } {
-  const args = [...command.matchAll(/'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2]!).filter((a) => a !== '\\');
+  const args = [...command.matchAll(/'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2]!).filter((a) =>
+    a !== '\\'
+  );
   const headers: Record<string, string> = {};
   let url = '';
   let method = 'GET';
@@ -34,7 +36,10 @@ function parseCurl(command: string): { url: string; init: RequestInit } {
 function listening(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ port, host: '127.0.0.1' });
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
     socket.once('error', () => resolve(false));
   });
 }
@@ -57,14 +62,22 @@ describe('npm start', () => {
     dirs.push(folder);
     expect((await stat(folder)).mode & 0o777).toBe(0o700);
     const checkout = path.join(folder, 'checkout');
-    const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: ROOT, encoding: 'utf8' })
+    const files = execFileSync('git', [
+      'ls-files',
+      '-z',
+      '--cached',
+      '--others',
+      '--exclude-standard',
+    ], { cwd: ROOT, encoding: 'utf8' })
       .split('\0').filter(Boolean);
     for (const file of files) {
       await mkdir(path.dirname(path.join(checkout, file)), { recursive: true });
       await cp(path.join(ROOT, file), path.join(checkout, file)).catch(() => undefined); // a file deleted but not yet staged
     }
     await symlink(path.join(ROOT, 'node_modules'), path.join(checkout, 'node_modules'));
-    const expected = process.getuid?.() === 0 ? relocatedDataDir(checkout) : path.join(checkout, '.data', 'postgres');
+    const expected = process.getuid?.() === 0
+      ? relocatedDataDir(checkout)
+      : path.join(checkout, '.data', 'postgres');
     dirs.push(path.dirname(expected));
 
     const output = await startRegisterAndStop(checkout, []);
@@ -76,7 +89,14 @@ describe('npm start', () => {
 /** Runs `npm start` in checkout, registers with the printed curl, stops it with Ctrl-C; returns its output. */
 async function startRegisterAndStop(checkout: string, args: string[]): Promise<string> {
   const [port, dbPort] = [await freePort(), await freePort()];
-  const child = spawn(TSX, ['dev/start.ts', '--port', String(port), '--db-port', String(dbPort), ...args], {
+  const child = spawn(TSX, [
+    'dev/start.ts',
+    '--port',
+    String(port),
+    '--db-port',
+    String(dbPort),
+    ...args,
+  ], {
     cwd: checkout,
     env: { ...process.env, DATABASE_URL: '' },
   });
@@ -87,7 +107,9 @@ async function startRegisterAndStop(checkout: string, args: string[]): Promise<s
 
   const deadline = Date.now() + 90_000;
   while (!output.includes('Press Ctrl-C to stop.')) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`npm start did not come up:\n${output}`);
+    if (Date.now() > deadline || child.exitCode !== null) {
+      throw new Error(`npm start did not come up:\n${output}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
 
@@ -102,7 +124,10 @@ async function startRegisterAndStop(checkout: string, args: string[]): Promise<s
   expect(url).toBe(`http://127.0.0.1:${port}/functions/v1/register`);
   const response = await fetch(url, init);
   expect(response.status).toBe(201);
-  const body = (await response.json()) as { profile: { full_name: string; email: string }; profile_status: string };
+  const body = (await response.json()) as {
+    profile: { full_name: string; email: string };
+    profile_status: string;
+  };
   expect(body.profile).toMatchObject({ email: 'ada@example.com', full_name: 'Ada Lovelace' });
   expect(['created', 'existed']).toContain(body.profile_status);
 
@@ -112,14 +137,21 @@ async function startRegisterAndStop(checkout: string, args: string[]): Promise<s
     "self-repair: select public.run_self_repair() every 60 s (local stand-in for the pg_cron job profile-self-repair, '* * * * *')\n",
   );
   const anonKey = /anon key: (\S+)\n/.exec(output)![1]!;
-  const sql = new pg.Client({ connectionString: `postgresql://postgres:postgres@127.0.0.1:${dbPort}/postgres` });
+  const sql = new pg.Client({
+    connectionString: `postgresql://postgres:postgres@127.0.0.1:${dbPort}/postgres`,
+  });
   await sql.connect();
   try {
-    await sql.query(`update private.settings set trigger_enabled = false, self_repair_period = interval '1 second'`);
+    await sql.query(
+      `update private.settings set trigger_enabled = false, self_repair_period = interval '1 second'`,
+    );
     const signup = await fetch(`http://127.0.0.1:${port}/auth/v1/signup`, {
       method: 'POST',
       headers: { apikey: anonKey, 'content-type': 'application/json' },
-      body: JSON.stringify({ email: 'switched-off@example.com', password: 'correct-horse-battery' }),
+      body: JSON.stringify({
+        email: 'switched-off@example.com',
+        password: 'correct-horse-battery',
+      }),
     });
     expect(signup.status).toBe(200);
     const userId = ((await signup.json()) as { user: { id: string } }).user.id;
@@ -127,7 +159,10 @@ async function startRegisterAndStop(checkout: string, args: string[]): Promise<s
     const deadline = Date.now() + 10_000;
     let profile: unknown[] = [];
     while (profile.length === 0 && Date.now() < deadline) {
-      profile = (await sql.query('select created_via from public.user_profiles where user_id = $1', [userId])).rows;
+      profile =
+        (await sql.query('select created_via from public.user_profiles where user_id = $1', [
+          userId,
+        ])).rows;
       if (profile.length === 0) await new Promise((r) => setTimeout(r, 100));
     }
     expect(profile).toEqual([{ created_via: 'backfill' }]);

@@ -31,14 +31,23 @@ const OWNER = `
 describe('the function workers', () => {
   it('end when the process that started them is killed without stopping them', async () => {
     // node itself with tsx's loader (the tsx CLI would run the script in a child of its own).
-    const owner = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '--eval', OWNER], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const owner = spawn(process.execPath, [
+      '--import',
+      'tsx',
+      '--input-type=module',
+      '--eval',
+      OWNER,
+    ], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
     const ports = await new Promise<number[]>((resolve, reject) => {
       let out = '';
       owner.stdout.on('data', (chunk: Buffer) => {
         out += chunk.toString('utf8');
         if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]!) as number[]);
       });
-      owner.once('exit', (code) => reject(new Error(`the owner exited (${code}) before its workers listened`)));
+      owner.once(
+        'exit',
+        (code) => reject(new Error(`the owner exited (${code}) before its workers listened`)),
+      );
     });
     expect(ports.length).toBe(3);
     expect(await Promise.all(ports.map(listening))).toEqual([true, true, true]);
@@ -49,7 +58,8 @@ describe('the function workers', () => {
     let open = ports;
     while (open.length > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 100));
-      open = (await Promise.all(ports.map(async (port) => ((await listening(port)) ? port : null)))).filter((p): p is number => p !== null);
+      open = (await Promise.all(ports.map(async (port) => ((await listening(port)) ? port : null))))
+        .filter((p): p is number => p !== null);
     }
     expect(open).toEqual([]);
   }, 60_000);

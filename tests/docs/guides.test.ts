@@ -20,11 +20,26 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyRollback, listMigrations, migrateDatabase, ROLLBACK_FILE } from '../../dev/migrate.ts';
-import { useTestDatabase, type TestDatabase } from '../helpers/database.ts';
+import {
+  applyRollback,
+  listMigrations,
+  migrateDatabase,
+  ROLLBACK_FILE,
+} from '../../dev/migrate.ts';
+import { type TestDatabase, useTestDatabase } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
-import { formOf, SUPABASE_CLI_FORMS, type CliForm, type CliFormName } from '../helpers/supabase-cli.ts';
-import { bulkSignUpAsSupabaseAuth, githubMetadata, googleMetadata, signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
+import {
+  type CliForm,
+  type CliFormName,
+  formOf,
+  SUPABASE_CLI_FORMS,
+} from '../helpers/supabase-cli.ts';
+import {
+  bulkSignUpAsSupabaseAuth,
+  githubMetadata,
+  googleMetadata,
+  signUpAsSupabaseAuth,
+} from '../helpers/supabase-auth.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -61,15 +76,22 @@ function parseBlocks(guide: Guide, text: string): Block[] {
     if (/^```\s*$/.test(line)) {
       const code = open.body.join('\n');
       const firstLine = code.trimStart().split('\n')[0] ?? '';
-      const kind: Block['kind'] =
-        open.language === 'sql' ? (HOSTED_MARKER.test(firstLine) ? 'sql-hosted' : 'sql') : open.language === 'sh' ? 'sh' : 'other';
+      const kind: Block['kind'] = open.language === 'sql'
+        ? (HOSTED_MARKER.test(firstLine) ? 'sql-hosted' : 'sql')
+        : open.language === 'sh'
+        ? 'sh'
+        : 'other';
       blocks.push({ guide, line: open.line, language: open.language, kind, code });
       open = null;
       return;
     }
     open.body.push(line);
   });
-  if (open !== null) throw new Error(`${guide}: the code block opened on line ${(open as { line: number }).line} is never closed`);
+  if (open !== null) {
+    throw new Error(
+      `${guide}: the code block opened on line ${(open as { line: number }).line} is never closed`,
+    );
+  }
   return blocks;
 }
 
@@ -136,13 +158,23 @@ async function seedExistingProject(db: TestDatabase): Promise<void> {
   await signUpAsSupabaseAuth(db, {
     email: 'ada@example.com',
     provider: 'github',
-    userMetadata: githubMetadata({ email: 'ada@example.com', user_name: 'ada', preferred_username: 'ada', full_name: 'Ada Lovelace', name: 'Ada Lovelace' }),
+    userMetadata: githubMetadata({
+      email: 'ada@example.com',
+      user_name: 'ada',
+      preferred_username: 'ada',
+      full_name: 'Ada Lovelace',
+      name: 'Ada Lovelace',
+    }),
     createdAt: anHourAgo,
   });
   await signUpAsSupabaseAuth(db, {
     email: 'grace@example.com',
     provider: 'google',
-    userMetadata: googleMetadata({ email: 'grace@example.com', full_name: 'Grace Hopper', name: 'Grace Hopper' }),
+    userMetadata: googleMetadata({
+      email: 'grace@example.com',
+      full_name: 'Grace Hopper',
+      name: 'Grace Hopper',
+    }),
     createdAt: anHourAgo,
   });
   await signUpAsSupabaseAuth(db, {
@@ -150,7 +182,10 @@ async function seedExistingProject(db: TestDatabase): Promise<void> {
     userMetadata: { full_name: 'Linus', username: '-not-valid-' },
     createdAt: anHourAgo,
   });
-  await bulkSignUpAsSupabaseAuth(db, 25, { metadataSql: `jsonb_build_object('full_name', 'Old User ' || n)`, createdAgo: '2 hours' });
+  await bulkSignUpAsSupabaseAuth(db, 25, {
+    metadataSql: `jsonb_build_object('full_name', 'Old User ' || n)`,
+    createdAgo: '2 hours',
+  });
 }
 
 /**
@@ -172,11 +207,15 @@ async function seedActivity(db: TestDatabase): Promise<void> {
 // Walking a guide
 // ---------------------------------------------------------------------------------------------
 
-type Step = { kind: 'sql'; line: number } | { kind: 'push'; line: number } | { kind: 'rollback'; line: number };
+type Step = { kind: 'sql'; line: number } | { kind: 'push'; line: number } | {
+  kind: 'rollback';
+  line: number;
+};
 
 /** `npx supabase db push --db-url "$DATABASE_URL"`, however the guide spaces or quotes it. */
 const isPush = (command: string) => formOf(command) === 'dbPush';
-const RUN_ROLLBACK = /^psql "\$DATABASE_URL" (?:-v ON_ERROR_STOP=1 )?-f supabase\/rollback\/rollback\.sql$/;
+const RUN_ROLLBACK =
+  /^psql "\$DATABASE_URL" (?:-v ON_ERROR_STOP=1 )?-f supabase\/rollback\/rollback\.sql$/;
 
 /**
  * Runs a guide's runnable SQL blocks in order as postgres, and does what its shell blocks do to
@@ -184,7 +223,11 @@ const RUN_ROLLBACK = /^psql "\$DATABASE_URL" (?:-v ON_ERROR_STOP=1 )?-f supabase
  * db-push.test.ts shows the CLI's push and dev/migrate.ts's agree), the psql line runs the
  * rollback script. Returns what it did; a failing block names its guide and line.
  */
-async function walk(db: TestDatabase, blocks: Block[], onRollback?: () => Promise<void>): Promise<Step[]> {
+async function walk(
+  db: TestDatabase,
+  blocks: Block[],
+  onRollback?: () => Promise<void>,
+): Promise<Step[]> {
   const steps: Step[] = [];
   for (const block of blocks) {
     if (block.kind === 'sh') {
@@ -206,7 +249,12 @@ async function walk(db: TestDatabase, blocks: Block[], onRollback?: () => Promis
       try {
         await client.query(block.code);
       } catch (error) {
-        throw new Error(`${block.guide}, SQL block at line ${block.line}: ${(error as Error).message}\n${block.code}`, { cause: error });
+        throw new Error(
+          `${block.guide}, SQL block at line ${block.line}: ${
+            (error as Error).message
+          }\n${block.code}`,
+          { cause: error },
+        );
       } finally {
         await client.query('reset role').catch(() => undefined);
       }
@@ -230,8 +278,13 @@ async function configVariables(): Promise<Set<string>> {
 
 /** Supabase's default secrets of every Edge Function (supabase-facts §5). */
 const INJECTED_BY_SUPABASE = new Set([
-  'SUPABASE_URL', 'SUPABASE_DB_URL', 'SUPABASE_JWKS', 'SUPABASE_PUBLISHABLE_KEYS', 'SUPABASE_SECRET_KEYS',
-  'SUPABASE_ANON_KEY', 'SUPABASE_SERVICE_ROLE_KEY',
+  'SUPABASE_URL',
+  'SUPABASE_DB_URL',
+  'SUPABASE_JWKS',
+  'SUPABASE_PUBLISHABLE_KEYS',
+  'SUPABASE_SECRET_KEYS',
+  'SUPABASE_ANON_KEY',
+  'SUPABASE_SERVICE_ROLE_KEY',
 ]);
 
 /** Upper-case words with underscores the guides use that are not environment variables. */
@@ -240,8 +293,10 @@ const NOT_ENVIRONMENT: Record<string, string> = {
   BOOT_ERROR: 'an Edge Functions status code',
   WORKER_ERROR: 'an Edge Functions status code',
   WORKER_LIMIT: 'an Edge Functions status code',
-  GOTRUE_RATE_LIMIT_OTP: "a setting of Supabase Auth's own server, named as the evidence for its signup limit",
-  GOTRUE_SECURITY_SB_FORWARDED_FOR_ENABLED: "a setting of Supabase Auth's own server, named as the evidence for Sb-Forwarded-For",
+  GOTRUE_RATE_LIMIT_OTP:
+    "a setting of Supabase Auth's own server, named as the evidence for its signup limit",
+  GOTRUE_SECURITY_SB_FORWARDED_FOR_ENABLED:
+    "a setting of Supabase Auth's own server, named as the evidence for Sb-Forwarded-For",
 };
 
 /** Variables the operator CLIs read directly from process.env. */
@@ -259,14 +314,21 @@ const FLAG = /(?<![\w-])--[a-z][a-z0-9-]*/g;
 /** Flags of other tools the guides use, with the tool they belong to: the Supabase CLI's, in the forms the tests run. */
 const OTHER_TOOLS_FLAGS: Record<string, string> = Object.fromEntries(
   Object.values(SUPABASE_CLI_FORMS as Record<string, CliForm>).flatMap((form) =>
-    form.flags.map((flag) => [flag, `npx supabase ${[...form.command, ...form.flags].join(' ')}`]),
+    form.flags.map((flag) => [flag, `npx supabase ${[...form.command, ...form.flags].join(' ')}`])
   ),
 );
 
 /** README.md and every guide in docs/, by path from the repository root. */
 async function readDocs(): Promise<Array<{ file: string; text: string }>> {
-  const files = ['README.md', ...(await readdir(path.join(ROOT, 'docs'))).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
-  return await Promise.all(files.map(async (file) => ({ file, text: await readFile(path.join(ROOT, file), 'utf8') })));
+  const files = [
+    'README.md',
+    ...(await readdir(path.join(ROOT, 'docs'))).filter((f) => f.endsWith('.md')).map((f) =>
+      `docs/${f}`
+    ),
+  ];
+  return await Promise.all(
+    files.map(async (file) => ({ file, text: await readFile(path.join(ROOT, file), 'utf8') })),
+  );
 }
 
 /**
@@ -286,12 +348,18 @@ function supabaseCommands(file: string, text: string): { commands: string[]; pro
   }
   const prose = text.replace(/^```[\s\S]*?^```\s*$/gm, '');
   for (const line of prose.split('\n')) {
-    for (const m of line.matchAll(/`(npx supabase[^`]*)`/g)) if (!/^npx supabase(?: …)?$/.test(m[1]!)) commands.push(m[1]!);
+    for (const m of line.matchAll(/`(npx supabase[^`]*)`/g)) {
+      if (!/^npx supabase(?: …)?$/.test(m[1]!)) commands.push(m[1]!);
+    }
     // A bare `supabase db push` names a command; with flags or arguments it is one to run.
     for (const m of line.matchAll(/`(supabase [^`]*)`/g)) {
-      if (/\s(?:-|\S*[='"<])/.test(m[1]!)) problems.push(`${file}: a command without npx and its target: ${m[1]}`);
+      if (/\s(?:-|\S*[='"<])/.test(m[1]!)) {
+        problems.push(`${file}: a command without npx and its target: ${m[1]}`);
+      }
     }
-    if (/npx supabase/.test(line.replace(/`[^`]*`/g, ''))) problems.push(`${file}: a command outside one line's code span: ${line.trim()}`);
+    if (/npx supabase/.test(line.replace(/`[^`]*`/g, ''))) {
+      problems.push(`${file}: a command outside one line's code span: ${line.trim()}`);
+    }
   }
   return { commands, problems };
 }
@@ -302,7 +370,8 @@ const usageCache = new Map<string, Promise<string>>();
 function usageOf(name: 'backfill' | 'reconcile' | 'dashboard'): Promise<string> {
   let usage = usageCache.get(name);
   if (!usage) {
-    usage = execFileAsync(TSX, [`scripts/${name}.ts`, '--help'], { cwd: ROOT, timeout: 60_000 }).then(({ stdout }) => stdout);
+    usage = execFileAsync(TSX, [`scripts/${name}.ts`, '--help'], { cwd: ROOT, timeout: 60_000 })
+      .then(({ stdout }) => stdout);
     usageCache.set(name, usage);
   }
   return usage;
@@ -330,7 +399,10 @@ function anchorsOf(text: string): Set<string> {
 /** The SQL a guide shows: its sql blocks (hosted-only ones too) and its inline code spans. */
 function sqlTexts(text: string, blocks: Block[]): string[] {
   const prose = text.replace(/^```[\s\S]*?^```\s*$/gm, '');
-  return [...blocks.filter((b) => b.kind === 'sql' || b.kind === 'sql-hosted').map((b) => b.code), ...[...prose.matchAll(/`([^`\n]+)`/g)].map((m) => m[1]!)];
+  return [
+    ...blocks.filter((b) => b.kind === 'sql' || b.kind === 'sql-hosted').map((b) => b.code),
+    ...[...prose.matchAll(/`([^`\n]+)`/g)].map((m) => m[1]!),
+  ];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -357,12 +429,15 @@ describe('DEPLOYMENT.md', () => {
       `select count(*)::int as n from public.user_profiles p join public.profiles l on l.id = p.user_id`,
     );
     expect(copied.n).toBe(28);
-    const legacyTrigger = await db().query(`select 1 from pg_trigger where tgrelid = 'auth.users'::regclass and tgname = 'on_auth_user_created'`);
+    const legacyTrigger = await db().query(
+      `select 1 from pg_trigger where tgrelid = 'auth.users'::regclass and tgname = 'on_auth_user_created'`,
+    );
     expect(legacyTrigger.rowCount).toBe(0);
-    expect(await db().one('select trigger_enabled, register_enabled from private.settings')).toEqual({
-      trigger_enabled: true,
-      register_enabled: true,
-    });
+    expect(await db().one('select trigger_enabled, register_enabled from private.settings'))
+      .toEqual({
+        trigger_enabled: true,
+        register_enabled: true,
+      });
   });
 });
 
@@ -383,15 +458,21 @@ describe('ROLLBACK.md', () => {
       );
       const kept = privateFunctions.map((r) => r.name);
       expect(kept).toEqual([
-        'private.is_valid_audit_row', 'private.is_valid_avatar_url', 'private.is_valid_created_via',
-        'private.is_valid_profile_metadata', 'private.is_valid_username', 'private.set_updated_at',
+        'private.is_valid_audit_row',
+        'private.is_valid_avatar_url',
+        'private.is_valid_created_via',
+        'private.is_valid_profile_metadata',
+        'private.is_valid_username',
+        'private.set_updated_at',
       ]);
       for (const name of kept) expect(text).toContain(`\`${name}\``);
       const { rows: publicFunctions } = await db().query<{ proname: string }>(
         `select proname from pg_proc where pronamespace = 'public'::regnamespace order by 1`,
       );
       expect(publicFunctions.map((r) => r.proname)).toEqual(['handle_new_user']);
-      const trigger = await db().query(`select 1 from pg_trigger where tgrelid = 'auth.users'::regclass and tgname = 'users_ensure_profile'`);
+      const trigger = await db().query(
+        `select 1 from pg_trigger where tgrelid = 'auth.users'::regclass and tgname = 'users_ensure_profile'`,
+      );
       expect(trigger.rowCount).toBe(0);
       const after = await db().one<{ profiles: number; audit: number }>(
         `select (select count(*)::int from public.user_profiles) as profiles, (select count(*)::int from private.audit_logs) as audit`,
@@ -402,10 +483,17 @@ describe('ROLLBACK.md', () => {
 
     const steps = await walk(db(), blocks, afterRollback);
     // Roll back, re-push, and the rollback again before the data is removed for good.
-    expect(steps.map((s) => s.kind).filter((k) => k !== 'sql')).toEqual(['rollback', 'push', 'rollback']);
+    expect(steps.map((s) => s.kind).filter((k) => k !== 'sql')).toEqual([
+      'rollback',
+      'push',
+      'rollback',
+    ]);
     // The last block removes the data for good: nothing of ours is left.
-    expect((await db().query(`select 1 from pg_namespace where nspname = 'private'`)).rowCount).toBe(0);
-    expect((await db().query(`select to_regclass('public.user_profiles') as t`)).rows).toEqual([{ t: null }]);
+    expect((await db().query(`select 1 from pg_namespace where nspname = 'private'`)).rowCount)
+      .toBe(0);
+    expect((await db().query(`select to_regclass('public.user_profiles') as t`)).rows).toEqual([{
+      t: null,
+    }]);
   });
 });
 
@@ -420,7 +508,10 @@ describe('TROUBLESHOOTING.md', () => {
     expect(steps.filter((s) => s.kind === 'sql').length).toBeGreaterThanOrEqual(20);
     // The signup probe at the end of the walk still creates nobody, and every user has a profile
     // after the fixes the guide applies.
-    expect((await db().query(`select 1 from auth.users where email = 'signup-probe@example.com'`)).rowCount).toBe(0);
+    expect(
+      (await db().query(`select 1 from auth.users where email = 'signup-probe@example.com'`))
+        .rowCount,
+    ).toBe(0);
     const missing = await db().one<{ n: number }>(
       `select count(*)::int as n from auth.users u where not exists (select 1 from public.user_profiles p where p.user_id = u.id)`,
     );
@@ -437,9 +528,13 @@ describe('the operator guides', () => {
   it('name only database objects that exist, in hosted-only blocks and in prose alike', async () => {
     const problems: string[] = [];
     for (const { guide, text } of await readGuides()) {
-      const names = new Set([...text.matchAll(/(?<![\w.])(public|private|auth|supabase_migrations)\.([a-z_][a-z0-9_]*)(?:\.([a-z_][a-z0-9_]*))?/g)]
-        .map((m) => [m[1]!, m[2]!, m[3]] as const)
-        .map(([schema, object, column]) => `${schema}.${object}${column ? `.${column}` : ''}`));
+      const names = new Set(
+        [...text.matchAll(
+          /(?<![\w.])(public|private|auth|supabase_migrations)\.([a-z_][a-z0-9_]*)(?:\.([a-z_][a-z0-9_]*))?/g,
+        )]
+          .map((m) => [m[1]!, m[2]!, m[3]] as const)
+          .map(([schema, object, column]) => `${schema}.${object}${column ? `.${column}` : ''}`),
+      );
       for (const name of names) {
         const [schema, object, column] = name.split('.') as [string, string, string | undefined];
         const { rows } = await db().query<{ relation: boolean; fn: boolean }>(
@@ -472,19 +567,29 @@ describe('the operator guides', () => {
     const mentioned: Array<[Guide, string]> = [];
     const documented = new Set<string>();
     for (const { guide, text, blocks } of await readGuides()) {
-      for (const m of text.matchAll(/private\.settings\.([a-z_]+)/g)) mentioned.push([guide, m[1]!]);
+      for (const m of text.matchAll(/private\.settings\.([a-z_]+)/g)) {
+        mentioned.push([guide, m[1]!]);
+      }
       // Columns assigned or selected in any statement on private.settings (hosted-only ones too).
       const statements = sqlTexts(text, blocks).flatMap((sql) => sql.split(';'));
       for (const statement of statements.filter((s) => /private\.settings/.test(s))) {
-        const set = /\bset\s+([\s\S]*?)(?:\bwhere\b|$)/i.exec(statement.slice(statement.search(/private\.settings/)))?.[1];
-        if (set) for (const m of set.matchAll(/([a-z_]+)\s*=(?!=)/g)) mentioned.push([guide, m[1]!]);
+        const set = /\bset\s+([\s\S]*?)(?:\bwhere\b|$)/i.exec(
+          statement.slice(statement.search(/private\.settings/)),
+        )?.[1];
+        if (set) {
+          for (const m of set.matchAll(/([a-z_]+)\s*=(?!=)/g)) mentioned.push([guide, m[1]!]);
+        }
         const select = /select\s+([\s\S]*?)\s+from\s+private\.settings/i.exec(statement)?.[1];
         if (select && select.trim() !== '*') {
-          for (const part of select.split(',')) if (/^[a-z_]+$/.test(part.trim())) mentioned.push([guide, part.trim()]);
+          for (const part of select.split(',')) {
+            if (/^[a-z_]+$/.test(part.trim())) mentioned.push([guide, part.trim()]);
+          }
         }
       }
       // The reference table: rows under a header whose first cell is "`private.settings` column".
-      const table = /\| `private\.settings` column \|[^\n]*\n\|[-| ]+\|\n((?:\|[^\n]*\n)+)/.exec(text)?.[1];
+      const table = /\| `private\.settings` column \|[^\n]*\n\|[-| ]+\|\n((?:\|[^\n]*\n)+)/.exec(
+        text,
+      )?.[1];
       if (table) {
         for (const row of table.trim().split('\n')) {
           const name = /^\| `([a-z_]+)` \|/.exec(row)?.[1];
@@ -503,15 +608,27 @@ describe('the operator guides', () => {
 
 describe('commands in the operator guides', () => {
   it('name only npm scripts that package.json defines', async () => {
-    const scripts = Object.keys((JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts);
+    const scripts = Object.keys(
+      (JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as {
+        scripts: Record<string, string>;
+      }).scripts,
+    );
     const named = new Set<string>();
-    for (const { text } of await readGuides()) for (const m of text.matchAll(/npm run ([a-z][a-z0-9:-]*)/g)) named.add(m[1]!);
+    for (const { text } of await readGuides()) {
+      for (const m of text.matchAll(/npm run ([a-z][a-z0-9:-]*)/g)) {
+        named.add(m[1]!);
+      }
+    }
     expect([...named].sort()).toEqual(expect.arrayContaining(['backfill', 'reconcile']));
     expect([...named].filter((name) => !scripts.includes(name))).toEqual([]);
   });
 
   it('give backfill, reconcile and dashboard only flags their --help lists, and every other flag belongs to a named tool', async () => {
-    const usage = { backfill: await usageOf('backfill'), reconcile: await usageOf('reconcile'), dashboard: await usageOf('dashboard') };
+    const usage = {
+      backfill: await usageOf('backfill'),
+      reconcile: await usageOf('reconcile'),
+      dashboard: await usageOf('dashboard'),
+    };
     const accepted = {
       backfill: new Set(usage.backfill.match(FLAG) ?? []),
       reconcile: new Set(usage.reconcile.match(FLAG) ?? []),
@@ -529,14 +646,20 @@ describe('commands in the operator guides', () => {
           commands++;
           const cli = m[1] as keyof typeof accepted;
           for (const flag of m[2]!.match(FLAG) ?? []) {
-            if (!accepted[cli].has(flag)) problems.push(`${guide}: npm run ${cli} does not accept ${flag}: ${line.trim()}`);
+            if (!accepted[cli].has(flag)) {
+              problems.push(`${guide}: npm run ${cli} does not accept ${flag}: ${line.trim()}`);
+            }
           }
         }
       }
       // Any flag anywhere: one of ours, or another tool's.
       for (const flag of new Set(text.match(FLAG) ?? [])) {
-        if (!Object.values(accepted).some((flags) => flags.has(flag)) && !(flag in OTHER_TOOLS_FLAGS)) {
-          problems.push(`${guide}: ${flag} is accepted by none of our CLIs and is not a known flag of another tool`);
+        if (
+          !Object.values(accepted).some((flags) => flags.has(flag)) && !(flag in OTHER_TOOLS_FLAGS)
+        ) {
+          problems.push(
+            `${guide}: ${flag} is accepted by none of our CLIs and is not a known flag of another tool`,
+          );
         }
       }
     }
@@ -545,22 +668,32 @@ describe('commands in the operator guides', () => {
   });
 
   it('name only environment variables that shared/config.ts reads, Supabase injects, the CLIs read or the guide itself exports', async () => {
-    const known = new Set([...(await configVariables()), ...INJECTED_BY_SUPABASE, ...(await cliVariables())]);
+    const known = new Set([
+      ...(await configVariables()),
+      ...INJECTED_BY_SUPABASE,
+      ...(await cliVariables()),
+    ]);
     expect(known).toContain('PROFILE_HEALTH_TOKEN');
     const problems: string[] = [];
     for (const { guide, text, blocks } of await readGuides()) {
       const exported = new Set(
-        blocks.filter((b) => b.kind === 'sh').flatMap((b) => [...b.code.matchAll(/^\s*export ([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]!)),
+        blocks.filter((b) => b.kind === 'sh').flatMap((b) =>
+          [...b.code.matchAll(/^\s*export ([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]!)
+        ),
       );
       for (const m of text.matchAll(/\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+(_\*)?/g)) {
         const name = m[0];
         if (name.endsWith('_*')) {
           const prefix = name.slice(0, -1);
-          if (![...known].some((k) => k.startsWith(prefix))) problems.push(`${guide}: no variable matches ${name}`);
+          if (![...known].some((k) => k.startsWith(prefix))) {
+            problems.push(`${guide}: no variable matches ${name}`);
+          }
           continue;
         }
         if (known.has(name) || exported.has(name) || name in NOT_ENVIRONMENT) continue;
-        problems.push(`${guide}: ${name} is neither read by shared/config.ts or the CLIs, nor injected by Supabase, nor exported by the guide`);
+        problems.push(
+          `${guide}: ${name} is neither read by shared/config.ts or the CLIs, nor injected by Supabase, nor exported by the guide`,
+        );
       }
     }
     expect([...new Set(problems)]).toEqual([]);
@@ -568,7 +701,10 @@ describe('commands in the operator guides', () => {
 
   it('give supabase db push and the rollback script in forms the walk recognises', async () => {
     const guides = await readGuides();
-    const lines = (guide: Guide) => guides.find((g) => g.guide === guide)!.blocks.filter((b) => b.kind === 'sh').flatMap(commandLines);
+    const lines = (guide: Guide) =>
+      guides.find((g) => g.guide === guide)!.blocks.filter((b) => b.kind === 'sh').flatMap(
+        commandLines,
+      );
     expect(lines('DEPLOYMENT.md').filter(isPush)).toHaveLength(1);
     expect(lines('ROLLBACK.md').filter(isPush)).toHaveLength(1);
     expect(lines('ROLLBACK.md').filter((l) => RUN_ROLLBACK.test(l))).toHaveLength(2);
@@ -586,7 +722,9 @@ describe('the Supabase CLI in README.md and docs/*.md', () => {
       for (const command of found.commands) {
         const form = formOf(command);
         if (form) used.add(form);
-        else problems.push(`${file}: not a form tests/deploy/ runs (SUPABASE_CLI_FORMS): ${command}`);
+        else {problems.push(
+            `${file}: not a form tests/deploy/ runs (SUPABASE_CLI_FORMS): ${command}`,
+          );}
       }
     }
     expect(problems).toEqual([]);
@@ -597,17 +735,22 @@ describe('the Supabase CLI in README.md and docs/*.md', () => {
     const problems: string[] = [];
     for (const [name, form] of Object.entries(SUPABASE_CLI_FORMS as Record<string, CliForm>)) {
       const source = await readFile(path.join(ROOT, form.test), 'utf8').catch(() => '');
-      if (!new RegExp(`\\bSUPABASE_CLI_FORMS\\.${name}\\b`).test(source)) problems.push(`${form.test} does not run SUPABASE_CLI_FORMS.${name}`);
+      if (!new RegExp(`\\bSUPABASE_CLI_FORMS\\.${name}\\b`).test(source)) {
+        problems.push(`${form.test} does not run SUPABASE_CLI_FORMS.${name}`);
+      }
     }
     expect(problems).toEqual([]);
   });
 
   it('is named with the version package.json pins where README.md and DEPLOYMENT.md introduce it', async () => {
-    const pinned = (JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> })
+    const pinned = (JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as {
+      devDependencies: Record<string, string>;
+    })
       .devDependencies.supabase!;
     expect(pinned).toMatch(/^\d+\.\d+\.\d+$/);
     const readme = await readFile(path.join(ROOT, 'README.md'), 'utf8');
-    const deploying = /^## Deploying to a Supabase project\n([\s\S]*?)^## /m.exec(readme)?.[1] ?? '';
+    const deploying = /^## Deploying to a Supabase project\n([\s\S]*?)^## /m.exec(readme)?.[1] ??
+      '';
     expect(deploying).toContain(`the Supabase CLI ${pinned} that \`package.json\` pins`);
     const deployment = await readGuide('DEPLOYMENT.md');
     const whatYouNeed = /^## 1\. What you need\n([\s\S]*?)^## /m.exec(deployment)?.[1] ?? '';
@@ -619,15 +762,54 @@ describe('the Supabase CLI in README.md and docs/*.md', () => {
 describe('the operator guides and the repository', () => {
   it('list every migration file in the order supabase db push applies them', async () => {
     const text = await readGuide('DEPLOYMENT.md');
-    const listed = [...new Set([...text.matchAll(/`(\d{14}_[a-z0-9-]+\.sql)`/g)].map((m) => m[1]!))];
+    const listed = [
+      ...new Set([...text.matchAll(/`(\d{14}_[a-z0-9-]+\.sql)`/g)].map((m) => m[1]!)),
+    ];
     expect(listed).toEqual((await listMigrations()).map((m) => path.basename(m.file)));
     const rollback = await readGuide('ROLLBACK.md');
-    expect(rollback).toContain(`deletes the ${['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten', 'eleven', 'twelve', 'thirteen', 'fourteen', 'fifteen', 'sixteen', 'seventeen', 'eighteen', 'nineteen', 'twenty', 'twenty-one', 'twenty-two', 'twenty-three', 'twenty-four', 'twenty-five', 'twenty-six', 'twenty-seven', 'twenty-eight', 'twenty-nine', 'thirty'][listed.length]} versions`);
+    expect(rollback).toContain(
+      `deletes the ${
+        [
+          'zero',
+          'one',
+          'two',
+          'three',
+          'four',
+          'five',
+          'six',
+          'seven',
+          'eight',
+          'nine',
+          'ten',
+          'eleven',
+          'twelve',
+          'thirteen',
+          'fourteen',
+          'fifteen',
+          'sixteen',
+          'seventeen',
+          'eighteen',
+          'nineteen',
+          'twenty',
+          'twenty-one',
+          'twenty-two',
+          'twenty-three',
+          'twenty-four',
+          'twenty-five',
+          'twenty-six',
+          'twenty-seven',
+          'twenty-eight',
+          'twenty-nine',
+          'thirty',
+        ][listed.length]
+      } versions`,
+    );
   });
 
   it('name, in the pre-flight collision check and in the rollback description, every function rollback.sql drops', async () => {
     const script = await readFile(ROLLBACK_FILE, 'utf8');
-    const dropped = [...script.matchAll(/drop function if exists ((?:public|private)\.[a-z_]+)\(/g)].map((m) => m[1]!);
+    const dropped = [...script.matchAll(/drop function if exists ((?:public|private)\.[a-z_]+)\(/g)]
+      .map((m) => m[1]!);
     expect(dropped.length).toBeGreaterThan(20);
     const rollback = await readGuide('ROLLBACK.md');
     expect(dropped.filter((name) => !rollback.includes(`\`${name}\``))).toEqual([]);
@@ -636,7 +818,9 @@ describe('the operator guides and the repository', () => {
     const collisionList = /p\.proname in \(([\s\S]*?)\)/.exec(deployment)?.[1];
     expect(collisionList).toBeDefined();
     const checked = [...collisionList!.matchAll(/'([a-z_]+)'/g)].map((m) => m[1]!).sort();
-    expect(checked).toEqual(dropped.filter((n) => n.startsWith('public.')).map((n) => n.slice('public.'.length)).sort());
+    expect(checked).toEqual(
+      dropped.filter((n) => n.startsWith('public.')).map((n) => n.slice('public.'.length)).sort(),
+    );
   });
 
   it('link only to headings that exist', async () => {
@@ -653,7 +837,9 @@ describe('the operator guides and the repository', () => {
           problems.push(`${guide}: link to ${target}: not one of the guides`);
           continue;
         }
-        if (anchor !== undefined && !anchors.get(targetGuide)!.has(anchor)) problems.push(`${guide}: link to ${target}: no such heading`);
+        if (anchor !== undefined && !anchors.get(targetGuide)!.has(anchor)) {
+          problems.push(`${guide}: link to ${target}: no such heading`);
+        }
       }
     }
     expect(problems).toEqual([]);
@@ -669,7 +855,10 @@ describe("DEPLOYMENT.md's backfill and reconcile commands", () => {
     await db().query(LEGACY_PROFILE_SYSTEM);
     // Users from before the deployment: the trigger is off while they sign up, so they lack profiles.
     await db().query('update private.settings set trigger_enabled = false');
-    await bulkSignUpAsSupabaseAuth(db(), 40, { metadataSql: `jsonb_build_object('full_name', 'Old User ' || n)`, createdAgo: '2 hours' });
+    await bulkSignUpAsSupabaseAuth(db(), 40, {
+      metadataSql: `jsonb_build_object('full_name', 'Old User ' || n)`,
+      createdAgo: '2 hours',
+    });
     await db().query('update private.settings set trigger_enabled = true');
   });
   afterAll(async () => {
@@ -682,11 +871,27 @@ describe("DEPLOYMENT.md's backfill and reconcile commands", () => {
       .filter((b) => b.kind === 'sh')
       .flatMap(commandLines)
       .filter((line) => /^npm run (backfill|reconcile)\b/.test(line) && !/--loop\b/.test(line));
-    expect(commands).toEqual(expect.arrayContaining(['npm run backfill -- --dry-run', 'npm run backfill -- --yes', 'npm run reconcile']));
+    expect(commands).toEqual(
+      expect.arrayContaining([
+        'npm run backfill -- --dry-run',
+        'npm run backfill -- --yes',
+        'npm run reconcile',
+      ]),
+    );
 
-    const scripts = (JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
-    const env: Record<string, string | undefined> = { ...process.env, CI: 'true', LOG_LEVEL: 'warn' };
-    for (const name of Object.keys(env)) if (name.startsWith('SUPABASE_') || name.startsWith('PROFILE_') || name === 'ALERT_WEBHOOK_URL') delete env[name];
+    const scripts = (JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    }).scripts;
+    const env: Record<string, string | undefined> = {
+      ...process.env,
+      CI: 'true',
+      LOG_LEVEL: 'warn',
+    };
+    for (const name of Object.keys(env)) {
+      if (
+        name.startsWith('SUPABASE_') || name.startsWith('PROFILE_') || name === 'ALERT_WEBHOOK_URL'
+      ) delete env[name];
+    }
     env.SUPABASE_URL = api().stack.apiUrl;
     env.SUPABASE_SERVICE_ROLE_KEY = api().stack.keys.serviceRoleKey;
 
@@ -695,12 +900,17 @@ describe("DEPLOYMENT.md's backfill and reconcile commands", () => {
       const entry = scripts[script!]!.split(' ');
       expect(entry[0]).toBe('tsx');
       // The checkpoint goes to a temporary directory instead of the repository's .data/.
-      const args = [...(rest ? rest.split(/\s+/) : []), ...(script === 'backfill' ? ['--checkpoint', path.join(dir, 'checkpoint.json')] : [])];
+      const args = [
+        ...(rest ? rest.split(/\s+/) : []),
+        ...(script === 'backfill' ? ['--checkpoint', path.join(dir, 'checkpoint.json')] : []),
+      ];
       try {
         await execFileAsync(TSX, [...entry.slice(1), ...args], { cwd: ROOT, env, timeout: 90_000 });
       } catch (error) {
         const e = error as { code?: number; stdout?: string; stderr?: string };
-        throw new Error(`${command} exited ${e.code}:\n${e.stdout ?? ''}\n${e.stderr ?? ''}`, { cause: error });
+        throw new Error(`${command} exited ${e.code}:\n${e.stdout ?? ''}\n${e.stderr ?? ''}`, {
+          cause: error,
+        });
       }
     }
     const missing = await db().one<{ n: number }>(

@@ -8,21 +8,39 @@ import { signEs256 } from '../../dev/keys.ts';
 import { createProfileClient, ProfileApiError, type RegisterInput } from '../../shared/client.ts';
 import type { ErrorBody, FullHealth, RegisterResult } from '../helpers/bodies.ts';
 import { useTestDatabase } from '../helpers/database.ts';
-import { useLocalApi, type LocalApi } from '../helpers/local-api.ts';
-import { app, invoke, ISO_TIME, newPassword, secret, secrets, uniqueEmail, UUID, wire, type Answer } from './helpers.ts';
+import { type LocalApi, useLocalApi } from '../helpers/local-api.ts';
+import {
+  type Answer,
+  app,
+  invoke,
+  ISO_TIME,
+  newPassword,
+  secret,
+  secrets,
+  uniqueEmail,
+  UUID,
+  wire,
+} from './helpers.ts';
 
 const db = useTestDatabase();
 // The local default: signup mode, email confirmation off. A generous rate limit, because every
 // stack on this database shares the per-client counters (the rate limit has its own stack below).
-const api = useLocalApi(db, { functions: true, functionEnv: { REGISTER_MODE: 'signup', REGISTER_RATE_LIMIT_MAX: '1000' } });
+const api = useLocalApi(db, {
+  functions: true,
+  functionEnv: { REGISTER_MODE: 'signup', REGISTER_RATE_LIMIT_MAX: '1000' },
+});
 
 const apis: Array<() => LocalApi> = [api];
 
 const anon = (local: () => LocalApi = api) => app(local().stack.apiUrl, local().stack.keys.anonKey);
-const service = (local: () => LocalApi = api) => app(local().stack.apiUrl, local().stack.keys.secretKey);
+const service = (local: () => LocalApi = api) =>
+  app(local().stack.apiUrl, local().stack.keys.secretKey);
 
 async function authUsersWith(email: string): Promise<number> {
-  return (await db().one<{ n: number }>('select count(*)::int as n from auth.users where lower(email) = lower($1)', [email])).n;
+  return (await db().one<{ n: number }>(
+    'select count(*)::int as n from auth.users where lower(email) = lower($1)',
+    [email],
+  )).n;
 }
 
 async function profileRow(userId: string): Promise<Record<string, unknown> | undefined> {
@@ -57,14 +75,19 @@ function base64url(json: unknown): string {
   return Buffer.from(JSON.stringify(json)).toString('base64url');
 }
 
-const PROFILE_TIMES = { created_at: expect.stringMatching(ISO_TIME), updated_at: expect.stringMatching(ISO_TIME) };
+const PROFILE_TIMES = {
+  created_at: expect.stringMatching(ISO_TIME),
+  updated_at: expect.stringMatching(ISO_TIME),
+};
 
 describe('registration in signup mode with email confirmation off', () => {
   it('register creates the auth user and its profile and answers 201 with both', async () => {
     const email = uniqueEmail('ada');
     const password = newPassword();
     const username = `ada_${Date.now().toString(36)}`;
-    const answer = await invoke<RegisterResult>(anon(), 'register', { body: { email, password, full_name: 'Ada Lovelace', username } });
+    const answer = await invoke<RegisterResult>(anon(), 'register', {
+      body: { email, password, full_name: 'Ada Lovelace', username },
+    });
 
     expect(answer.status).toBe(201);
     const userId = answer.body?.user?.id as string;
@@ -86,7 +109,13 @@ describe('registration in signup mode with email confirmation off', () => {
       email_confirmation_required: false,
     });
     expect(await profileRow(userId)).toEqual({
-      user_id: userId, email, full_name: 'Ada Lovelace', username, avatar_url: null, metadata: {}, created_via: 'trigger',
+      user_id: userId,
+      email,
+      full_name: 'Ada Lovelace',
+      username,
+      avatar_url: null,
+      metadata: {},
+      created_via: 'trigger',
     });
     expect(await authUsersWith(email)).toBe(1);
   });
@@ -95,25 +124,45 @@ describe('registration in signup mode with email confirmation off', () => {
     const { email } = await registered();
     const taken = {
       status: 409,
-      body: { error: { code: 'email_taken', message: 'An account with this email already exists', fields: { email: 'is already registered' } } },
+      body: {
+        error: {
+          code: 'email_taken',
+          message: 'An account with this email already exists',
+          fields: { email: 'is already registered' },
+        },
+      },
     };
 
     const again = await invoke(anon(), 'register', { body: { email, password: newPassword() } });
     expect({ status: again.status, body: again.body }).toEqual(taken);
     // The same address in other letters is the same address.
-    const shouted = await invoke(anon(), 'register', { body: { email: email.toUpperCase(), password: newPassword() } });
+    const shouted = await invoke(anon(), 'register', {
+      body: { email: email.toUpperCase(), password: newPassword() },
+    });
     expect({ status: shouted.status, body: shouted.body }).toEqual(taken);
     expect(await authUsersWith(email)).toBe(1);
   });
 
   it('a malformed email answers 400 validation_failed naming the email field', async () => {
-    const answer = await invoke(anon(), 'register', { body: { email: 'not-an-email', password: newPassword() } });
+    const answer = await invoke(anon(), 'register', {
+      body: { email: 'not-an-email', password: newPassword() },
+    });
     expect({ status: answer.status, body: answer.body }).toEqual({
       status: 400,
-      body: { error: { code: 'validation_failed', message: 'The request body is invalid', fields: { email: 'must be a valid email address' } } },
+      body: {
+        error: {
+          code: 'validation_failed',
+          message: 'The request body is invalid',
+          fields: { email: 'must be a valid email address' },
+        },
+      },
     });
-    await expect(createProfileClient(anon()).register({ email: 'not-an-email', password: newPassword() })).rejects.toMatchObject({
-      status: 400, code: 'validation_failed', fields: { email: 'must be a valid email address' },
+    await expect(
+      createProfileClient(anon()).register({ email: 'not-an-email', password: newPassword() }),
+    ).rejects.toMatchObject({
+      status: 400,
+      code: 'validation_failed',
+      fields: { email: 'must be a valid email address' },
     });
     expect(await authUsersWith('not-an-email')).toBe(0);
   });
@@ -123,11 +172,22 @@ describe('registration in signup mode with email confirmation off', () => {
     const answer = await invoke(anon(), 'register', { body: { email, password: secret('abc12') } });
     expect({ status: answer.status, body: answer.body }).toEqual({
       status: 422,
-      body: { error: { code: 'weak_password', message: 'The password is too weak', fields: { password: 'must be at least 6 characters' } } },
+      body: {
+        error: {
+          code: 'weak_password',
+          message: 'The password is too weak',
+          fields: { password: 'must be at least 6 characters' },
+        },
+      },
     });
-    const error: unknown = await createProfileClient(anon()).register({ email, password: 'abc12' }).catch((e: unknown) => e);
+    const error: unknown = await createProfileClient(anon()).register({ email, password: 'abc12' })
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ProfileApiError);
-    expect(error).toMatchObject({ status: 422, code: 'weak_password', fields: { password: 'must be at least 6 characters' } });
+    expect(error).toMatchObject({
+      status: 422,
+      code: 'weak_password',
+      fields: { password: 'must be at least 6 characters' },
+    });
     expect(await authUsersWith(email)).toBe(0);
   });
 
@@ -135,7 +195,11 @@ describe('registration in signup mode with email confirmation off', () => {
     const email = uniqueEmail('garbled');
     const answer = await wire(api().stack.apiUrl, 'register', {
       method: 'POST',
-      headers: { apikey: api().stack.keys.anonKey, authorization: `Bearer ${api().stack.keys.anonKey}`, 'content-type': 'application/json' },
+      headers: {
+        apikey: api().stack.keys.anonKey,
+        authorization: `Bearer ${api().stack.keys.anonKey}`,
+        'content-type': 'application/json',
+      },
       body: `{"email": "${email}", "password": "${newPassword()}"`,
     });
     expect({ status: answer.status, body: answer.body }).toEqual({
@@ -147,16 +211,29 @@ describe('registration in signup mode with email confirmation off', () => {
 
   it('a body over 16384 bytes answers 413 payload_too_large', async () => {
     const email = uniqueEmail('huge');
-    const body = JSON.stringify({ email, password: newPassword(), metadata: { note: 'x'.repeat(16_384) } });
+    const body = JSON.stringify({
+      email,
+      password: newPassword(),
+      metadata: { note: 'x'.repeat(16_384) },
+    });
     expect(Buffer.byteLength(body)).toBeGreaterThan(16_384);
     const answer = await wire(api().stack.apiUrl, 'register', {
       method: 'POST',
-      headers: { apikey: api().stack.keys.anonKey, authorization: `Bearer ${api().stack.keys.anonKey}`, 'content-type': 'application/json' },
+      headers: {
+        apikey: api().stack.keys.anonKey,
+        authorization: `Bearer ${api().stack.keys.anonKey}`,
+        'content-type': 'application/json',
+      },
       body,
     });
     expect({ status: answer.status, body: answer.body }).toEqual({
       status: 413,
-      body: { error: { code: 'payload_too_large', message: 'The request body must be at most 16384 bytes' } },
+      body: {
+        error: {
+          code: 'payload_too_large',
+          message: 'The request body must be at most 16384 bytes',
+        },
+      },
     });
     expect(await authUsersWith(email)).toBe(0);
   });
@@ -185,18 +262,32 @@ describe('retried registrations with an Idempotency-Key', () => {
     const headers = { 'Idempotency-Key': crypto.randomUUID() };
     const supabase = anon();
 
-    const answers = await Promise.all(Array.from({ length: 10 }, () => invoke<RegisterResult | ErrorBody>(supabase, 'register', { body, headers })));
+    const answers = await Promise.all(
+      Array.from(
+        { length: 10 },
+        () => invoke<RegisterResult | ErrorBody>(supabase, 'register', { body, headers }),
+      ),
+    );
 
-    const originals = answers.filter((a) => a.status === 201 && a.headers.get('idempotency-replayed') !== 'true');
+    const originals = answers.filter((a) =>
+      a.status === 201 && a.headers.get('idempotency-replayed') !== 'true'
+    );
     expect(originals).toHaveLength(1);
     const original = originals[0]!;
-    expect(original.body).toMatchObject({ user: { email }, profile_status: 'existed', email_confirmation_required: false });
+    expect(original.body).toMatchObject({
+      user: { email },
+      profile_status: 'existed',
+      email_confirmation_required: false,
+    });
     for (const answer of answers) {
       if (answer === original) continue;
       if (answer.status === 409) {
         // Still running when this one arrived: the documented "retry shortly".
         expect(answer.body).toEqual({
-          error: { code: 'idempotency_in_progress', message: 'A request with this Idempotency-Key is still running; retry shortly' },
+          error: {
+            code: 'idempotency_in_progress',
+            message: 'A request with this Idempotency-Key is still running; retry shortly',
+          },
         });
         expect(answer.headers.get('retry-after')).toBe('1');
       } else {
@@ -206,7 +297,11 @@ describe('retried registrations with an Idempotency-Key', () => {
       }
     }
     // Every caller that was told to retry gets the one answer when it does.
-    const retries = await Promise.all(answers.filter((a) => a.status === 409).map(() => invoke(supabase, 'register', { body, headers })));
+    const retries = await Promise.all(
+      answers.filter((a) => a.status === 409).map(() =>
+        invoke(supabase, 'register', { body, headers })
+      ),
+    );
     for (const retry of retries) {
       expect(retry.status).toBe(201);
       expect(retry.headers.get('idempotency-replayed')).toBe('true');
@@ -220,10 +315,15 @@ describe('retried registrations with an Idempotency-Key', () => {
   it('the same Idempotency-Key with a different body answers 422 idempotency_key_reused', async () => {
     const idempotencyKey = crypto.randomUUID();
     const profiles = createProfileClient(anon());
-    await profiles.register({ email: uniqueEmail('first'), password: newPassword() }, { idempotencyKey });
+    await profiles.register({ email: uniqueEmail('first'), password: newPassword() }, {
+      idempotencyKey,
+    });
     const other = uniqueEmail('other');
 
-    const answer = await invoke(anon(), 'register', { body: { email: other, password: newPassword() }, headers: { 'Idempotency-Key': idempotencyKey } });
+    const answer = await invoke(anon(), 'register', {
+      body: { email: other, password: newPassword() },
+      headers: { 'Idempotency-Key': idempotencyKey },
+    });
 
     expect({ status: answer.status, body: answer.body }).toEqual({
       status: 422,
@@ -247,26 +347,48 @@ describe('ensure-profile for signed-in users', () => {
 
     const ensured = await createProfileClient(supabase).ensureProfile();
 
-    expect(ensured).toEqual({ user_id: result.user.id, profile: result.profile, profile_status: 'existed' });
-    expect(ensured.profile).toMatchObject({ user_id: result.user.id, email, full_name: 'Katherine Johnson' });
+    expect(ensured).toEqual({
+      user_id: result.user.id,
+      profile: result.profile,
+      profile_status: 'existed',
+    });
+    expect(ensured.profile).toMatchObject({
+      user_id: result.user.id,
+      email,
+      full_name: 'Katherine Johnson',
+    });
   });
 
   it('an access token whose payload was tampered with is refused with 401 invalid_token', async () => {
     const { email, password } = await registered();
     const { session } = await signedIn(email, password);
-    const [header, payload, signature] = session.access_token.split('.') as [string, string, string];
+    const [header, payload, signature] = session.access_token.split('.') as [
+      string,
+      string,
+      string,
+    ];
     const claims = decodeJwt(session.access_token);
     expect(payload).toBe(base64url(claims));
-    const forged = secret(`${header}.${base64url({ ...claims, sub: crypto.randomUUID() })}.${signature}`);
+    const forged = secret(
+      `${header}.${base64url({ ...claims, sub: crypto.randomUUID() })}.${signature}`,
+    );
 
-    const answer = await invoke(anon(), 'ensure-profile', { body: {}, headers: { Authorization: `Bearer ${forged}` } });
+    const answer = await invoke(anon(), 'ensure-profile', {
+      body: {},
+      headers: { Authorization: `Bearer ${forged}` },
+    });
     expect({ status: answer.status, body: answer.body }).toEqual({
       status: 401,
       body: { error: { code: 'invalid_token', message: 'The access token is invalid or expired' } },
     });
     // The same token in an app's client: a typed 401, not retried.
-    const withForged = app(api().stack.apiUrl, api().stack.keys.anonKey, { accessToken: async () => forged });
-    await expect(createProfileClient(withForged).ensureProfile()).rejects.toMatchObject({ status: 401, code: 'invalid_token' });
+    const withForged = app(api().stack.apiUrl, api().stack.keys.anonKey, {
+      accessToken: async () => forged,
+    });
+    await expect(createProfileClient(withForged).ensureProfile()).rejects.toMatchObject({
+      status: 401,
+      code: 'invalid_token',
+    });
   });
 
   it('an expired access token signed with the real key is refused with 401 invalid_token', async () => {
@@ -288,7 +410,10 @@ describe('ensure-profile for signed-in users', () => {
       ),
     );
 
-    const answer = await invoke(anon(), 'ensure-profile', { body: {}, headers: { Authorization: `Bearer ${expired}` } });
+    const answer = await invoke(anon(), 'ensure-profile', {
+      body: {},
+      headers: { Authorization: `Bearer ${expired}` },
+    });
     expect({ status: answer.status, body: answer.body }).toEqual({
       status: 401,
       body: { error: { code: 'invalid_token', message: 'The access token is invalid or expired' } },
@@ -317,7 +442,13 @@ describe('calls Supabase makes to ensure-profile', () => {
     type: 'INSERT',
     table: 'users',
     schema: 'auth',
-    record: { id: orphan.id, email: orphan.email, aud: 'authenticated', role: '', raw_user_meta_data: {} },
+    record: {
+      id: orphan.id,
+      email: orphan.email,
+      aud: 'authenticated',
+      role: '',
+      raw_user_meta_data: {},
+    },
     old_record: null,
   });
 
@@ -328,7 +459,9 @@ describe('calls Supabase makes to ensure-profile', () => {
     });
     expect({ status: answer.status, body: answer.body }).toEqual({
       status: 401,
-      body: { error: { code: 'invalid_webhook_secret', message: 'The webhook secret does not match' } },
+      body: {
+        error: { code: 'invalid_webhook_secret', message: 'The webhook secret does not match' },
+      },
     });
     expect(await profileRow(orphan.id)).toBeUndefined();
   });
@@ -343,18 +476,33 @@ describe('calls Supabase makes to ensure-profile', () => {
       body: {
         user_id: orphan.id,
         profile: {
-          user_id: orphan.id, email: orphan.email, full_name: null, username: null, avatar_url: null, metadata: {},
-          created_via: 'webhook', ...PROFILE_TIMES,
+          user_id: orphan.id,
+          email: orphan.email,
+          full_name: null,
+          username: null,
+          avatar_url: null,
+          metadata: {},
+          created_via: 'webhook',
+          ...PROFILE_TIMES,
         },
         profile_status: 'created',
       },
     });
-    expect(await profileRow(orphan.id)).toMatchObject({ user_id: orphan.id, email: orphan.email, created_via: 'webhook' });
+    expect(await profileRow(orphan.id)).toMatchObject({
+      user_id: orphan.id,
+      email: orphan.email,
+      created_via: 'webhook',
+    });
   });
 
   function hookPayload(userMetadata: Record<string, unknown>): string {
     return JSON.stringify({
-      metadata: { uuid: crypto.randomUUID(), time: new Date().toISOString(), name: 'before-user-created', ip_address: '127.0.0.1' },
+      metadata: {
+        uuid: crypto.randomUUID(),
+        time: new Date().toISOString(),
+        name: 'before-user-created',
+        ip_address: '127.0.0.1',
+      },
       user: {
         id: crypto.randomUUID(),
         aud: 'authenticated',
@@ -387,8 +535,14 @@ describe('calls Supabase makes to ensure-profile', () => {
 
   it('an Auth Hook with a valid Standard Webhooks signature is allowed with 204', async () => {
     const hookSecret = secret(api().stack.functionSecrets.AUTH_HOOK_SECRET!);
-    const payload = hookPayload({ full_name: 'Mary Jackson', username: `mary_${Date.now().toString(36)}` });
-    const answer = await invoke(anon(), 'ensure-profile', { body: payload, headers: signed(payload, hookSecret) });
+    const payload = hookPayload({
+      full_name: 'Mary Jackson',
+      username: `mary_${Date.now().toString(36)}`,
+    });
+    const answer = await invoke(anon(), 'ensure-profile', {
+      body: payload,
+      headers: signed(payload, hookSecret),
+    });
     expect({ status: answer.status, body: answer.body }).toEqual({ status: 204, body: null });
   });
 
@@ -397,7 +551,10 @@ describe('calls Supabase makes to ensure-profile', () => {
     await registered({ username });
     const hookSecret = secret(api().stack.functionSecrets.AUTH_HOOK_SECRET!);
     const payload = hookPayload({ username: username.toUpperCase() });
-    const answer = await invoke(anon(), 'ensure-profile', { body: payload, headers: signed(payload, hookSecret) });
+    const answer = await invoke(anon(), 'ensure-profile', {
+      body: payload,
+      headers: signed(payload, hookSecret),
+    });
     expect({ status: answer.status, body: answer.body }).toEqual({
       status: 200,
       body: { error: { http_code: 409, message: 'username is already taken' } },
@@ -407,18 +564,34 @@ describe('calls Supabase makes to ensure-profile', () => {
   it('an Auth Hook with a bad signature is refused with 401', async () => {
     const payload = hookPayload({ full_name: 'Mallory' });
     const forgedSecret = `v1,whsec_${Buffer.from('not-the-auth-hook-secret').toString('base64')}`;
-    const answer = await invoke(anon(), 'ensure-profile', { body: payload, headers: signed(payload, forgedSecret) });
+    const answer = await invoke(anon(), 'ensure-profile', {
+      body: payload,
+      headers: signed(payload, forgedSecret),
+    });
     expect({ status: answer.status, body: answer.body }).toEqual({
       status: 401,
-      body: { error: { code: 'invalid_signature', message: 'The webhook signature or timestamp is invalid' } },
+      body: {
+        error: {
+          code: 'invalid_signature',
+          message: 'The webhook signature or timestamp is invalid',
+        },
+      },
     });
     // A body changed after signing fails the same way.
     const hookSecret = secret(api().stack.functionSecrets.AUTH_HOOK_SECRET!);
     const headers = signed(payload, hookSecret);
-    const tampered = await invoke(anon(), 'ensure-profile', { body: payload.replace('Mallory', 'Mallory2'), headers });
+    const tampered = await invoke(anon(), 'ensure-profile', {
+      body: payload.replace('Mallory', 'Mallory2'),
+      headers,
+    });
     expect({ status: tampered.status, body: tampered.body }).toEqual({
       status: 401,
-      body: { error: { code: 'invalid_signature', message: 'The webhook signature or timestamp is invalid' } },
+      body: {
+        error: {
+          code: 'invalid_signature',
+          message: 'The webhook signature or timestamp is invalid',
+        },
+      },
     });
   });
 });
@@ -426,7 +599,8 @@ describe('calls Supabase makes to ensure-profile', () => {
 describe('profile-health', () => {
   const healthToken = () => secret(api().stack.functionSecrets.PROFILE_HEALTH_TOKEN!);
   /** An uptime monitor: a plain GET or HEAD with no credentials at all. */
-  const monitor = (method: 'GET' | 'HEAD') => wire(api().stack.apiUrl, 'profile-health', { method });
+  const monitor = (method: 'GET' | 'HEAD') =>
+    wire(api().stack.apiUrl, 'profile-health', { method });
 
   it('profile-health answers an uptime monitor 200 with status ok while every user has a profile', async () => {
     const answer = await monitor('GET');
@@ -444,9 +618,16 @@ describe('profile-health', () => {
       body: { status: 'ok', checked_at: expect.stringMatching(ISO_TIME) },
     });
     // The documented x-health-token header from the same client gets the full verdict.
-    const full = await invoke(anon(), 'profile-health', { method: 'GET', headers: { 'x-health-token': healthToken() } });
+    const full = await invoke(anon(), 'profile-health', {
+      method: 'GET',
+      headers: { 'x-health-token': healthToken() },
+    });
     expect(full.status).toBe(200);
-    expect(full.body).toMatchObject({ status: 'ok', checks: { missing_profiles: { ok: true, value: 0 } }, stats: { missing_profiles: 0 } });
+    expect(full.body).toMatchObject({
+      status: 'ok',
+      checks: { missing_profiles: { ok: true, value: 0 } },
+      stats: { missing_profiles: 0 },
+    });
   });
 
   it('profile-health answers a HEAD request with the status and no body', async () => {
@@ -464,7 +645,10 @@ describe('profile-health', () => {
       userId = data.user!.id;
 
       // No grace period and no cached count: the very next call counts the user.
-      const full = await invoke<FullHealth>(anon(), 'profile-health', { method: 'GET', headers: { Authorization: `Bearer ${healthToken()}` } });
+      const full = await invoke<FullHealth>(anon(), 'profile-health', {
+        method: 'GET',
+        headers: { Authorization: `Bearer ${healthToken()}` },
+      });
       expect(full.status).toBe(503);
       expect(full.body).toMatchObject({
         status: 'down',
@@ -472,7 +656,14 @@ describe('profile-health', () => {
         checks: {
           trigger_installed: { ok: true, value: true },
           trigger_enabled: { ok: false, value: false },
-          missing_profiles: { ok: false, value: 1, threshold: 0, queued: 0, counted_at: full.body.checked_at, last_full_scan_at: null },
+          missing_profiles: {
+            ok: false,
+            value: 1,
+            threshold: 0,
+            queued: 0,
+            counted_at: full.body.checked_at,
+            last_full_scan_at: null,
+          },
         },
         stats: { missing_profiles: 1 },
       });
@@ -485,10 +676,15 @@ describe('profile-health', () => {
       const head = await monitor('HEAD');
       expect({ status: head.status, body: head.body }).toEqual({ status: 503, body: null });
 
-      const wrongToken = await invoke(anon(), 'profile-health', { method: 'GET', headers: { 'x-health-token': secret('not-the-health-token-at-all') } });
+      const wrongToken = await invoke(anon(), 'profile-health', {
+        method: 'GET',
+        headers: { 'x-health-token': secret('not-the-health-token-at-all') },
+      });
       expect({ status: wrongToken.status, body: wrongToken.body }).toEqual({
         status: 401,
-        body: { error: { code: 'unauthorized', message: 'The health token or service key is not valid' } },
+        body: {
+          error: { code: 'unauthorized', message: 'The health token or service key is not valid' },
+        },
       });
     } finally {
       await setSettings('trigger_enabled = true');
@@ -497,25 +693,36 @@ describe('profile-health', () => {
     // The repair an operator makes: ensure-profile with the secret key; health is ok again.
     const repaired = await invoke(service(), 'ensure-profile', { body: { user_id: userId } });
     expect(repaired.status).toBe(200);
-    expect(repaired.body).toMatchObject({ user_id: userId, profile_status: 'created', profile: { user_id: userId, created_via: 'ensure' } });
-    const healthy = await invoke(anon(), 'profile-health', { method: 'GET', headers: { Authorization: `Bearer ${healthToken()}` } });
+    expect(repaired.body).toMatchObject({
+      user_id: userId,
+      profile_status: 'created',
+      profile: { user_id: userId, created_via: 'ensure' },
+    });
+    const healthy = await invoke(anon(), 'profile-health', {
+      method: 'GET',
+      headers: { Authorization: `Bearer ${healthToken()}` },
+    });
     expect(healthy.status).toBe(200);
     expect(healthy.body).toMatchObject({
       status: 'ok',
-      checks: { missing_profiles: { ok: true, value: 0, queued: 0 }, trigger_enabled: { ok: true, value: true } },
+      checks: {
+        missing_profiles: { ok: true, value: 0, queued: 0 },
+        trigger_enabled: { ok: true, value: true },
+      },
       stats: { missing_profiles: 0 },
     });
   });
 });
 
 describe('browsers', () => {
-  it('a browser\'s CORS preflight for register is answered 204 with the CORS headers', async () => {
+  it("a browser's CORS preflight for register is answered 204 with the CORS headers", async () => {
     const answer = await wire(api().stack.apiUrl, 'register', {
       method: 'OPTIONS',
       headers: {
         origin: 'http://127.0.0.1:3000',
         'access-control-request-method': 'POST',
-        'access-control-request-headers': 'authorization, apikey, content-type, idempotency-key, x-client-info',
+        'access-control-request-headers':
+          'authorization, apikey, content-type, idempotency-key, x-client-info',
       },
     });
     expect({ status: answer.status, body: answer.body }).toEqual({ status: 204, body: null });
@@ -545,22 +752,40 @@ describe('signup mode with email confirmation on', () => {
   it('registration answers 201 "check your email" without the profile, sends the confirmation and makes the profile', async () => {
     const email = uniqueEmail('confirm');
     const password = newPassword();
-    const answer = await invoke<RegisterResult>(anon(confirming), 'register', { body: { email, password, full_name: 'Annie Easley' } });
+    const answer = await invoke<RegisterResult>(anon(confirming), 'register', {
+      body: { email, password, full_name: 'Annie Easley' },
+    });
 
-    expect({ status: answer.status, body: answer.body }).toEqual({ status: 201, body: awaitingConfirmation(email) });
+    expect({ status: answer.status, body: answer.body }).toEqual({
+      status: 201,
+      body: awaitingConfirmation(email),
+    });
     const userId = answer.body?.user?.id as string;
     const mails = confirming().emails.filter((mail) => mail.to === email);
     expect(mails).toHaveLength(1);
-    expect(mails[0]).toMatchObject({ to: email, token: expect.stringMatching(/^\d{6}$/), link: expect.stringContaining('/auth/v1/verify?token=') });
-    expect(await profileRow(userId)).toMatchObject({ user_id: userId, email, full_name: 'Annie Easley' });
+    expect(mails[0]).toMatchObject({
+      to: email,
+      token: expect.stringMatching(/^\d{6}$/),
+      link: expect.stringContaining('/auth/v1/verify?token='),
+    });
+    expect(await profileRow(userId)).toMatchObject({
+      user_id: userId,
+      email,
+      full_name: 'Annie Easley',
+    });
     registration = { email, password, userId };
   });
 
   it('registering the same email again before it is confirmed gets the same answer and nothing of the pending account', async () => {
     const { email, userId } = registration;
-    const answer = await invoke<RegisterResult>(anon(confirming), 'register', { body: { email, password: newPassword(), full_name: 'Someone Else' } });
+    const answer = await invoke<RegisterResult>(anon(confirming), 'register', {
+      body: { email, password: newPassword(), full_name: 'Someone Else' },
+    });
 
-    expect({ status: answer.status, body: answer.body }).toEqual({ status: 201, body: awaitingConfirmation(email) });
+    expect({ status: answer.status, body: answer.body }).toEqual({
+      status: 201,
+      body: awaitingConfirmation(email),
+    });
     expect(answer.body.user.id).not.toBe(userId);
     expect(await authUsersWith(email)).toBe(1);
     expect(await profileRow(userId)).toMatchObject({ full_name: 'Annie Easley' });
@@ -571,16 +796,28 @@ describe('signup mode with email confirmation on', () => {
     // The newest mail: a repeated signup may have sent a fresh code that replaced the first.
     const mail = confirming().emails.filter((m) => m.to === email).at(-1)!;
     secrets.add(mail.token);
-    const { data, error } = await anon(confirming).auth.verifyOtp({ email, token: mail.token, type: 'signup' });
+    const { data, error } = await anon(confirming).auth.verifyOtp({
+      email,
+      token: mail.token,
+      type: 'signup',
+    });
     expect(error).toBeNull();
     expect(data.user?.id).toBe(userId);
 
-    const answer = await invoke<RegisterResult>(anon(confirming), 'register', { body: { email, password: newPassword() } });
+    const answer = await invoke<RegisterResult>(anon(confirming), 'register', {
+      body: { email, password: newPassword() },
+    });
 
-    expect({ status: answer.status, body: answer.body }).toEqual({ status: 201, body: awaitingConfirmation(email) });
+    expect({ status: answer.status, body: answer.body }).toEqual({
+      status: 201,
+      body: awaitingConfirmation(email),
+    });
     expect(answer.body.user.id).not.toBe(userId);
     expect(await authUsersWith(email)).toBe(1);
-    const profiles = await db().one<{ n: number }>('select count(*)::int as n from public.user_profiles where lower(email) = lower($1)', [email]);
+    const profiles = await db().one<{ n: number }>(
+      'select count(*)::int as n from public.user_profiles where lower(email) = lower($1)',
+      [email],
+    );
     expect(profiles.n).toBe(1);
   });
 });
@@ -610,8 +847,14 @@ describe('admin mode with a rate limit of two registrations', () => {
     expect(result).toEqual({
       user: { id: expect.stringMatching(UUID), email },
       profile: {
-        user_id: result.user.id, email, full_name: 'Dorothy Vaughan', username: null, avatar_url: null, metadata: {},
-        created_via: 'trigger', ...PROFILE_TIMES,
+        user_id: result.user.id,
+        email,
+        full_name: 'Dorothy Vaughan',
+        username: null,
+        avatar_url: null,
+        metadata: {},
+        created_via: 'trigger',
+        ...PROFILE_TIMES,
       },
       profile_status: 'existed',
       email_confirmation_required: false,
@@ -628,11 +871,18 @@ describe('admin mode with a rate limit of two registrations', () => {
     await registered({}, admin);
     const email = uniqueEmail('third');
 
-    const answer = await invoke(anon(admin), 'register', { body: { email, password: newPassword() } });
+    const answer = await invoke(anon(admin), 'register', {
+      body: { email, password: newPassword() },
+    });
 
     expect({ status: answer.status, body: answer.body }).toEqual({
       status: 429,
-      body: { error: { code: 'rate_limited', message: 'Too many registrations from this client; try again later' } },
+      body: {
+        error: {
+          code: 'rate_limited',
+          message: 'Too many registrations from this client; try again later',
+        },
+      },
     });
     const retryAfter = Number(answer.headers.get('retry-after'));
     expect(Number.isInteger(retryAfter)).toBe(true);
@@ -640,9 +890,12 @@ describe('admin mode with a rate limit of two registrations', () => {
     expect(retryAfter).toBeLessThanOrEqual(86_400);
     expect(await authUsersWith(email)).toBe(0);
     // The typed client reports it without retrying.
-    await expect(createProfileClient(anon(admin)).register({ email, password: newPassword() })).rejects.toMatchObject({
-      status: 429, code: 'rate_limited', retryAfterSeconds: expect.any(Number),
-    });
+    await expect(createProfileClient(anon(admin)).register({ email, password: newPassword() }))
+      .rejects.toMatchObject({
+        status: 429,
+        code: 'rate_limited',
+        retryAfterSeconds: expect.any(Number),
+      });
   });
 
   it('with register_enabled off registration answers 503 registration_disabled', async () => {
@@ -656,12 +909,19 @@ describe('admin mode with a rate limit of two registrations', () => {
     }
     expect({ status: answer.status, body: answer.body }).toEqual({
       status: 503,
-      body: { error: { code: 'registration_disabled', message: 'Registration is switched off for now; try again later' } },
+      body: {
+        error: {
+          code: 'registration_disabled',
+          message: 'Registration is switched off for now; try again later',
+        },
+      },
     });
     expect(answer.headers.get('retry-after')).toBe('60');
     expect(await authUsersWith(email)).toBe(0);
     // Switched back on, the same registration goes through.
-    const again = await invoke(anon(admin), 'register', { body: { email, password: newPassword() } });
+    const again = await invoke(anon(admin), 'register', {
+      body: { email, password: newPassword() },
+    });
     expect(again.status).toBe(201);
   });
 });
@@ -672,7 +932,9 @@ it('the logs of the whole file contain no password, access token, service key or
   // and from register on every stack.
   const logged = (local: () => LocalApi, name: string) =>
     local().logs.some((line) => line.startsWith(`[${name}] `) && line.includes('"msg":"request"'));
-  for (const name of ['register', 'ensure-profile', 'profile-health']) expect(logged(api, name)).toBe(true);
+  for (const name of ['register', 'ensure-profile', 'profile-health']) {
+    expect(logged(api, name)).toBe(true);
+  }
   for (const local of apis) expect(logged(local, 'register')).toBe(true);
   const { keys, functionSecrets } = api().stack;
   const forbidden = new Set<string>([
@@ -687,7 +949,10 @@ it('the logs of the whole file contain no password, access token, service key or
   ]);
   expect(forbidden.size).toBeGreaterThan(20);
   const leaks = [...forbidden].flatMap((value) =>
-    logs.filter((line) => line.includes(value)).map((line) => ({ secret: `${value.slice(0, 12)}…`, line: line.slice(0, 300) })),
+    logs.filter((line) => line.includes(value)).map((line) => ({
+      secret: `${value.slice(0, 12)}…`,
+      line: line.slice(0, 300),
+    }))
   );
   expect(leaks).toEqual([]);
 });

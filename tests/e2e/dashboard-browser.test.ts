@@ -11,8 +11,23 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useBrowser } from '../helpers/browser.ts';
 import { useTestDatabase } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
-import { headline, openDashboard, parseAge, percent, ready, shownFailures, textOf } from './dashboard-page.ts';
-import { databaseOperations, databaseStats, databaseVerdict, seedKnownDay, XSS, type SeededDay } from './dashboard-seed.ts';
+import {
+  headline,
+  openDashboard,
+  parseAge,
+  percent,
+  ready,
+  shownFailures,
+  textOf,
+} from './dashboard-page.ts';
+import {
+  databaseOperations,
+  databaseStats,
+  databaseVerdict,
+  type SeededDay,
+  seedKnownDay,
+  XSS,
+} from './dashboard-seed.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const SCREENSHOT = path.join(ROOT, '.data', 'screenshots', 'dashboard.png');
@@ -33,11 +48,15 @@ beforeAll(async () => {
     });
   });
   await new Promise<void>((resolve) => receiver.server!.listen(0, '127.0.0.1', resolve));
-  functionEnv.ALERT_WEBHOOK_URL = `http://127.0.0.1:${(receiver.server.address() as AddressInfo).port}/alerts`;
+  functionEnv.ALERT_WEBHOOK_URL = `http://127.0.0.1:${
+    (receiver.server.address() as AddressInfo).port
+  }/alerts`;
 });
 afterAll(async () => {
   receiver.server?.closeAllConnections();
-  await new Promise<void>((resolve) => (receiver.server ? receiver.server.close(() => resolve()) : resolve()));
+  await new Promise<void>((
+    resolve,
+  ) => (receiver.server ? receiver.server.close(() => resolve()) : resolve()));
 });
 const api = useLocalApi(db, { functions: true, functionEnv });
 const browser = useBrowser();
@@ -62,7 +81,9 @@ describe('the operator dashboard in Chromium', () => {
 
       // The token left the address bar as soon as the page read it.
       expect(new URL(page.url()).hash).toBe('');
-      expect(await page.evaluate(`sessionStorage.getItem('profile-health-token')`)).toBe(healthToken());
+      expect(await page.evaluate(`sessionStorage.getItem('profile-health-token')`)).toBe(
+        healthToken(),
+      );
 
       expect(await textOf(page, 'verdict')).toBe('down');
       expect(await databaseVerdict(db())).toBe('down');
@@ -75,13 +96,19 @@ describe('the operator dashboard in Chromium', () => {
       expect(stats.attempts.by_outcome).toMatchObject({ created: 14, existed: 2, failed: 4 });
       for (const [source, outcomes] of Object.entries(stats.attempts.by_source)) {
         for (const outcome of ['created', 'existed', 'failed', 'skipped'] as const) {
-          expect(await textOf(page, `source-${source}-${outcome}`)).toBe(String(outcomes[outcome] ?? 0));
+          expect(await textOf(page, `source-${source}-${outcome}`)).toBe(
+            String(outcomes[outcome] ?? 0),
+          );
         }
       }
 
       expect(await shownFailures(page)).toEqual([
         ['23505', '3', XSS],
-        ['23514', '1', 'new row for relation "user_profiles" violates check constraint "user_profiles_username_check"'],
+        [
+          '23514',
+          '1',
+          'new row for relation "user_profiles" violates check constraint "user_profiles_username_check"',
+        ],
       ]);
       // The hostile message is text on the page, not an element, and its handler never ran.
       expect(await page.locator('main img').count()).toBe(0);
@@ -93,7 +120,9 @@ describe('the operator dashboard in Chromium', () => {
       expect(await textOf(page, 'missing-profiles-sub')).toBe('3 more in the repair queue');
       expect(stats.repair_queue.open).toBe(3);
       expect(await textOf(page, 'queue-open')).toBe('3');
-      const checkedAt = Date.parse((await page.getByTestId('checked-at').getAttribute('datetime'))!);
+      const checkedAt = Date.parse(
+        (await page.getByTestId('checked-at').getAttribute('datetime'))!,
+      );
       const shownAge = parseAge(await textOf(page, 'queue-oldest-age'));
       const expectedAge = (checkedAt - seeded.oldestFailedAt.getTime()) / 1000;
       expect(Math.abs(shownAge - expectedAge)).toBeLessThanOrEqual(1);
@@ -101,21 +130,36 @@ describe('the operator dashboard in Chromium', () => {
 
       const firing = operations.alerts.filter((a) => a.firing).map((a) => a.name);
       expect(firing).toEqual(['missing_profiles', 'repair_queue_age']);
-      const shownFiring = await page.locator('[data-testid="alerts"] tr[data-firing="true"] [data-testid="alert-name"]').allTextContents();
+      const shownFiring = await page.locator(
+        '[data-testid="alerts"] tr[data-firing="true"] [data-testid="alert-name"]',
+      ).allTextContents();
       expect(shownFiring).toEqual(firing);
-      const shownQuiet = await page.locator('[data-testid="alerts"] tr[data-firing="false"] [data-testid="alert-name"]').allTextContents();
+      const shownQuiet = await page.locator(
+        '[data-testid="alerts"] tr[data-firing="false"] [data-testid="alert-name"]',
+      ).allTextContents();
       expect(shownQuiet).toEqual(operations.alerts.filter((a) => !a.firing).map((a) => a.name));
       expect(await page.locator('[data-testid="alerts"] tr.firing').count()).toBe(2);
 
       // The page's health call posted both transitions to the receiver, which is down: both
       // stay in the outbox with its answer as the error.
-      expect(receiver.posts.map((p) => (p as { alert: { alert: string; state: string } }).alert).map((a) => [a.alert, a.state])).toEqual([
+      expect(
+        receiver.posts.map((p) => (p as { alert: { alert: string; state: string } }).alert).map((
+          a,
+        ) => [a.alert, a.state]),
+      ).toEqual([
         ['missing_profiles', 'firing'],
         ['repair_queue_age', 'firing'],
       ]);
-      const outbox = (await db().query(`select attempts, delivered_at, last_error from private.alert_deliveries order by id`)).rows;
+      const outbox = (await db().query(
+        `select attempts, delivered_at, last_error from private.alert_deliveries order by id`,
+      )).rows;
       expect(outbox.map((d) => [d.attempts, d.delivered_at])).toEqual([[1, null], [1, null]]);
-      expect(operations.alert_deliveries).toEqual({ pending: 2, undeliverable: 0, last_error: outbox[1]!.last_error, last_delivered_at: null });
+      expect(operations.alert_deliveries).toEqual({
+        pending: 2,
+        undeliverable: 0,
+        last_error: outbox[1]!.last_error,
+        last_delivered_at: null,
+      });
       expect(await textOf(page, 'outbox-pending')).toBe('2');
       expect(await textOf(page, 'outbox-undeliverable')).toBe('0');
       expect(await textOf(page, 'outbox-last-error')).toBe(outbox[1]!.last_error);
@@ -124,8 +168,14 @@ describe('the operator dashboard in Chromium', () => {
 
       const lastRun = operations.reconciler!;
       expect(lastRun.last_run).toEqual(seeded.reconcile);
-      expect(await page.getByTestId('reconciler-last-run-at').textContent()).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC$/);
-      expect(Date.parse((await textOf(page, 'reconciler-last-run-at')).replace(' UTC', 'Z').replace(' ', 'T'))).toBe(
+      expect(await page.getByTestId('reconciler-last-run-at').textContent()).toMatch(
+        /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC$/,
+      );
+      expect(
+        Date.parse(
+          (await textOf(page, 'reconciler-last-run-at')).replace(' UTC', 'Z').replace(' ', 'T'),
+        ),
+      ).toBe(
         Math.floor(Date.parse(lastRun.last_run_at) / 1000) * 1000,
       );
       expect(await textOf(page, 'reconciler-queue-due')).toBe('0');
@@ -133,11 +183,14 @@ describe('the operator dashboard in Chromium', () => {
 
       // One mark per series bucket, at the bucket's time: 30-minute buckets over 24 hours.
       expect(operations.bucket_seconds).toBe(1800);
-      const marks = await page.locator('[data-testid="success-chart"] [data-testid="chart-mark"]').evaluateAll((rects) =>
-        rects.map((rect) => [rect.getAttribute('data-at'), rect.getAttribute('data-rate')]),
-      );
+      const marks = await page.locator('[data-testid="success-chart"] [data-testid="chart-mark"]')
+        .evaluateAll((rects) =>
+          rects.map((rect) => [rect.getAttribute('data-at'), rect.getAttribute('data-rate')])
+        );
       expect(marks.map(([at, rate]) => [Date.parse(at!), rate])).toEqual(
-        operations.series.map((p) => [Date.parse(p.at), p.success_rate === null ? 'none' : String(p.success_rate)]),
+        operations.series.map((
+          p,
+        ) => [Date.parse(p.at), p.success_rate === null ? 'none' : String(p.success_rate)]),
       );
       expect(marks.length).toBeGreaterThanOrEqual(5);
 
@@ -164,12 +217,18 @@ describe('the operator dashboard in Chromium', () => {
       expect(await page.getByTestId('window-1h').getAttribute('aria-pressed')).toBe('true');
       expect(await textOf(page, 'success-rate')).toBe(percent(stats.success_rate));
       expect(await textOf(page, 'success-rate')).toBe('100.00%');
-      expect(await textOf(page, 'outcome-created-count')).toBe(String(stats.attempts.by_outcome.created));
+      expect(await textOf(page, 'outcome-created-count')).toBe(
+        String(stats.attempts.by_outcome.created),
+      );
       expect(stats.attempts.by_outcome.created).toBe(2);
       expect(await textOf(page, 'outcome-failed-count')).toBe('0');
-      expect(await page.getByTestId('failures').locator('tbody tr').allTextContents()).toEqual(['No failures in this window.']);
+      expect(await page.getByTestId('failures').locator('tbody tr').allTextContents()).toEqual([
+        'No failures in this window.',
+      ]);
       expect(operations.bucket_seconds).toBe(60);
-      expect(await page.locator('[data-testid="chart-mark"]').count()).toBe(operations.series.length);
+      expect(await page.locator('[data-testid="chart-mark"]').count()).toBe(
+        operations.series.length,
+      );
       expect(session.problems).toEqual([]);
     } finally {
       await page.close();

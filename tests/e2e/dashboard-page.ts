@@ -18,9 +18,12 @@ export async function openDashboard(browser: Browser, url: string): Promise<Sess
   const session: Session = { page, problems: [], healthStatusNotes: [] };
   page.on('console', (message: ConsoleMessage) => {
     if (message.type() !== 'error') return;
-    const note = /^Failed to load resource: the server responded with a status of (\d{3})/.exec(message.text());
-    if (note && message.location().url.includes('format=json')) session.healthStatusNotes.push(note[1]!);
-    else session.problems.push(message.text());
+    const note = /^Failed to load resource: the server responded with a status of (\d{3})/.exec(
+      message.text(),
+    );
+    if (note && message.location().url.includes('format=json')) {
+      session.healthStatusNotes.push(note[1]!);
+    } else session.problems.push(message.text());
   });
   page.on('pageerror', (error) => session.problems.push(`uncaught: ${error.message}`));
   page.on('request', (request) => {
@@ -34,10 +37,13 @@ export async function openDashboard(browser: Browser, url: string): Promise<Sess
 
 /** Waits until the page has drawn the figures of window. */
 export async function ready(page: Page, window = '24h'): Promise<void> {
-  await page.waitForSelector(`body[data-state="ready"][data-window="${window}"]`, { timeout: 30_000 });
+  await page.waitForSelector(`body[data-state="ready"][data-window="${window}"]`, {
+    timeout: 30_000,
+  });
 }
 
-export const textOf = async (page: Page, testid: string) => ((await page.getByTestId(testid).first().textContent()) ?? '').trim();
+export const textOf = async (page: Page, testid: string) =>
+  ((await page.getByTestId(testid).first().textContent()) ?? '').trim();
 
 /** A rate as the page writes it. */
 export function percent(rate: number | null): string {
@@ -54,18 +60,27 @@ export function parseAge(text: string): number {
 /** The failures table as [sqlstate, count, example] rows, as the page shows them. */
 export async function shownFailures(page: Page): Promise<Array<Array<string | null>>> {
   return await page.getByTestId('failures').locator('tbody tr').evaluateAll((trs) =>
-    trs.map((tr) => ['failure-sqlstate', 'failure-count', 'failure-example'].map((id) => tr.querySelector(`[data-testid="${id}"]`)?.textContent ?? null)),
+    trs.map((tr) =>
+      ['failure-sqlstate', 'failure-count', 'failure-example'].map((id) =>
+        tr.querySelector(`[data-testid="${id}"]`)?.textContent ?? null
+      )
+    )
   );
 }
 
 /** The headline figures (success rate, attempts, outcomes, failures) the page shows, next to the same from stats. */
-export async function headline(page: Page, stats: SystemStats): Promise<{ shown: unknown; expected: unknown }> {
+export async function headline(
+  page: Page,
+  stats: SystemStats,
+): Promise<{ shown: unknown; expected: unknown }> {
   const outcomes = ['created', 'existed', 'failed', 'skipped'] as const;
   return {
     shown: {
       successRate: await textOf(page, 'success-rate'),
       total: await textOf(page, 'attempts-total'),
-      outcomes: await Promise.all(outcomes.map((outcome) => textOf(page, `outcome-${outcome}-count`))),
+      outcomes: await Promise.all(
+        outcomes.map((outcome) => textOf(page, `outcome-${outcome}-count`)),
+      ),
       failures: await shownFailures(page),
     },
     expected: {

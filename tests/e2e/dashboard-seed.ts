@@ -2,7 +2,7 @@
 // test can compare every figure on the page with its source.
 import type { OperationsStats } from '../../shared/rpc-results.ts';
 import type { SystemStats } from '../../shared/profile-contract.ts';
-import { withTriggerOff, type TestDatabase } from '../helpers/database.ts';
+import { type TestDatabase, withTriggerOff } from '../helpers/database.ts';
 import { signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
 
 /** Hostile markup as the newest 23505 failure message: the page must show it as text. */
@@ -27,16 +27,32 @@ export interface SeededDay {
  * went missing), and alerts evaluated so missing_profiles and repair_queue_age fire.
  */
 export async function seedKnownDay(db: TestDatabase): Promise<SeededDay> {
-  await db.query(`delete from private.audit_logs; delete from private.alert_state; delete from private.alert_deliveries;
-                  delete from private.repair_queue; delete from private.reconcile_runs`);
+  await db.query(
+    `delete from private.audit_logs; delete from private.alert_state; delete from private.alert_deliveries;
+                  delete from private.repair_queue; delete from private.reconcile_runs`,
+  );
   const now = (await db.one<{ now: Date }>('select now() as now')).now.getTime();
   const ago = (minutes: number) => new Date(now - minutes * 60_000);
   const rows: Array<[Date, string, string, number, string | null, string | null]> = [
     [ago(22 * 60), 'trigger', 'created', 4, null, null],
     [ago(16 * 60), 'trigger', 'created', 3, null, null],
-    [ago(16 * 60), 'register', 'failed', 1, '23505', 'duplicate key value violates unique constraint "user_profiles_username_key"'],
+    [
+      ago(16 * 60),
+      'register',
+      'failed',
+      1,
+      '23505',
+      'duplicate key value violates unique constraint "user_profiles_username_key"',
+    ],
     [ago(9 * 60), 'ensure', 'existed', 2, null, null],
-    [ago(9 * 60), 'webhook', 'failed', 1, '23514', 'new row for relation "user_profiles" violates check constraint "user_profiles_username_check"'],
+    [
+      ago(9 * 60),
+      'webhook',
+      'failed',
+      1,
+      '23514',
+      'new row for relation "user_profiles" violates check constraint "user_profiles_username_check"',
+    ],
     [ago(3 * 60), 'register', 'created', 5, null, null],
     [ago(3 * 60), 'register', 'failed', 2, '23505', XSS],
     [ago(20), 'webhook', 'created', 2, null, null],
@@ -68,13 +84,23 @@ export async function seedKnownDay(db: TestDatabase): Promise<SeededDay> {
 }
 
 export async function databaseStats(db: TestDatabase, window: string): Promise<SystemStats> {
-  return (await db.one<{ s: SystemStats }>('select public.profile_system_stats($1::interval) as s', [window])).s;
+  return (await db.one<{ s: SystemStats }>(
+    'select public.profile_system_stats($1::interval) as s',
+    [window],
+  )).s;
 }
 
-export async function databaseOperations(db: TestDatabase, window: string): Promise<OperationsStats> {
-  return (await db.one<{ s: OperationsStats }>('select public.profile_operations_stats($1::interval) as s', [window])).s;
+export async function databaseOperations(
+  db: TestDatabase,
+  window: string,
+): Promise<OperationsStats> {
+  return (await db.one<{ s: OperationsStats }>(
+    'select public.profile_operations_stats($1::interval) as s',
+    [window],
+  )).s;
 }
 
 export async function databaseVerdict(db: TestDatabase): Promise<string> {
-  return (await db.one<{ h: { status: string } }>('select public.profile_system_health() as h')).h.status;
+  return (await db.one<{ h: { status: string } }>('select public.profile_system_health() as h')).h
+    .status;
 }

@@ -1,7 +1,7 @@
 // Helpers for the end-to-end suite: app clients that remember every credential they send (so the
 // log check knows what must never appear), one answer shape for supabase-js invokes and raw
 // requests, and a registry of the secrets a test used.
-import { FunctionsHttpError, type FunctionInvokeOptions } from '@supabase/functions-js';
+import { type FunctionInvokeOptions, FunctionsHttpError } from '@supabase/functions-js';
 import type { SupabaseClient, SupabaseClientOptions } from '@supabase/supabase-js';
 import { appClient } from '../helpers/clients.ts';
 
@@ -35,16 +35,28 @@ export const recordingFetch: typeof fetch = async (input, init) => {
   remember(headers);
   const response = await fetch(input, init);
   // Sessions (sign-in, sign-up, verify) carry tokens in their JSON: remember those too.
-  if (response.headers.get('content-type')?.includes('application/json') && /\/auth\/v1\//.test(String(input instanceof Request ? input.url : input))) {
+  if (
+    response.headers.get('content-type')?.includes('application/json') &&
+    /\/auth\/v1\//.test(String(input instanceof Request ? input.url : input))
+  ) {
     const text = await response.clone().text();
-    for (const match of text.matchAll(/"(access_token|refresh_token)"\s*:\s*"([^"]+)"/g)) secrets.add(match[2]!);
+    for (const match of text.matchAll(/"(access_token|refresh_token)"\s*:\s*"([^"]+)"/g)) {
+      secrets.add(match[2]!);
+    }
   }
   return response;
 };
 
 /** A supabase-js client as an app makes one, whose requests the log check knows about. */
-export function app(apiUrl: string, key: string, options: SupabaseClientOptions<'public'> = {}): SupabaseClient {
-  return appClient(apiUrl, key, { ...options, global: { ...options.global, fetch: recordingFetch } });
+export function app(
+  apiUrl: string,
+  key: string,
+  options: SupabaseClientOptions<'public'> = {},
+): SupabaseClient {
+  return appClient(apiUrl, key, {
+    ...options,
+    global: { ...options.global, fetch: recordingFetch },
+  });
 }
 
 export interface Answer<B = unknown> {
@@ -65,20 +77,42 @@ async function bodyOf(response: Response): Promise<unknown> {
 }
 
 /** supabase.functions.invoke, with the status, headers and body whether it succeeded or not. */
-export async function invoke<B = unknown>(supabase: SupabaseClient, name: string, options: FunctionInvokeOptions = {}): Promise<Answer<B>> {
+export async function invoke<B = unknown>(
+  supabase: SupabaseClient,
+  name: string,
+  options: FunctionInvokeOptions = {},
+): Promise<Answer<B>> {
   const { data, error, response } = await supabase.functions.invoke<B>(name, options);
   if (error && !(error instanceof FunctionsHttpError)) throw error;
   if (!response) throw new Error(`functions.invoke('${name}') returned no response`);
-  if (error) return { status: response.status, headers: response.headers, body: (await bodyOf(response)) as B };
-  return { status: response.status, headers: response.headers, body: (data === '' ? null : data) as B };
+  if (error) {
+    return {
+      status: response.status,
+      headers: response.headers,
+      body: (await bodyOf(response)) as B,
+    };
+  }
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: (data === '' ? null : data) as B,
+  };
 }
 
 /** A raw request to a function, for what is about the wire (bad JSON, huge bodies, HEAD). */
-export async function wire<B = unknown>(apiUrl: string, name: string, init: RequestInit & { headers?: Record<string, string> }): Promise<Answer<B>> {
+export async function wire<B = unknown>(
+  apiUrl: string,
+  name: string,
+  init: RequestInit & { headers?: Record<string, string> },
+): Promise<Answer<B>> {
   const headers = new Headers(init.headers);
   remember(headers);
   const response = await fetch(`${apiUrl}/functions/v1/${name}`, { ...init, headers });
-  return { status: response.status, headers: response.headers, body: (await bodyOf(response)) as B };
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: (await bodyOf(response)) as B,
+  };
 }
 
 let counter = 0;

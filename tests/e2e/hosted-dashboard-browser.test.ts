@@ -4,12 +4,26 @@
 // the page on 127.0.0.1 and relays its JSON requests to the stack's functions URL, and every
 // figure the page shows is compared with the database.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDashboardServer, type DashboardServer } from '../../scripts/dashboard-server.ts';
+import { type DashboardServer, startDashboardServer } from '../../scripts/dashboard-server.ts';
 import { useBrowser } from '../helpers/browser.ts';
 import { useTestDatabase } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
-import { headline, openDashboard, parseAge, ready, shownFailures, textOf } from './dashboard-page.ts';
-import { databaseOperations, databaseStats, databaseVerdict, seedKnownDay, XSS, type SeededDay } from './dashboard-seed.ts';
+import {
+  headline,
+  openDashboard,
+  parseAge,
+  ready,
+  shownFailures,
+  textOf,
+} from './dashboard-page.ts';
+import {
+  databaseOperations,
+  databaseStats,
+  databaseVerdict,
+  type SeededDay,
+  seedKnownDay,
+  XSS,
+} from './dashboard-seed.ts';
 
 const NONCE = /^[A-Za-z0-9+/]{22}==$/;
 
@@ -22,7 +36,11 @@ let dashboard: DashboardServer;
 const serverLog: string[] = [];
 beforeAll(async () => {
   seeded = await seedKnownDay(db());
-  dashboard = await startDashboardServer({ functionsUrl: `${api().stack.apiUrl}/functions/v1`, port: 0, log: (line) => serverLog.push(line) });
+  dashboard = await startDashboardServer({
+    functionsUrl: `${api().stack.apiUrl}/functions/v1`,
+    port: 0,
+    log: (line) => serverLog.push(line),
+  });
 }, 120_000);
 afterAll(async () => {
   await dashboard?.close();
@@ -35,7 +53,9 @@ describe('profile-health?format=html on a platform that serves HTML as plain tex
   it('comes back as text/plain, so the browser shows the source and no dashboard', async () => {
     const page = await browser().newPage();
     try {
-      const response = (await page.goto(withToken(`${api().stack.apiUrl}/functions/v1/profile-health?format=html`)))!;
+      const response = (await page.goto(
+        withToken(`${api().stack.apiUrl}/functions/v1/profile-health?format=html`),
+      ))!;
       expect(response.status()).toBe(200);
       expect(response.headers()['content-type']).toBe('text/plain; charset=utf-8');
       expect(await page.evaluate('document.contentType')).toBe('text/plain');
@@ -64,7 +84,12 @@ describe('npm run dashboard against the hosted-like stack, in Chromium', () => {
         `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; img-src data:; ` +
           `base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
       );
-      expect(headers).toMatchObject({ 'cache-control': 'no-store', 'x-frame-options': 'DENY', 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' });
+      expect(headers).toMatchObject({
+        'cache-control': 'no-store',
+        'x-frame-options': 'DENY',
+        'x-content-type-options': 'nosniff',
+        'referrer-policy': 'no-referrer',
+      });
       // The browser holds the page to it: it cannot reach the project itself, only its own origin.
       const direct = await page.evaluate(
         (url) => fetch(url).then(() => 'reached', () => 'blocked'),
@@ -96,21 +121,39 @@ describe('npm run dashboard against the hosted-like stack, in Chromium', () => {
 
       expect(await textOf(page, 'missing-profiles')).toBe(String(stats.missing_profiles));
       expect(stats.missing_profiles).toBe(seeded.missing.length);
-      expect(await textOf(page, 'missing-profiles-sub')).toBe(`${seeded.queued} more in the repair queue`);
+      expect(await textOf(page, 'missing-profiles-sub')).toBe(
+        `${seeded.queued} more in the repair queue`,
+      );
       expect(await textOf(page, 'queue-open')).toBe('3');
-      const checkedAt = Date.parse((await page.getByTestId('checked-at').getAttribute('datetime'))!);
-      expect(Math.abs(parseAge(await textOf(page, 'queue-oldest-age')) - (checkedAt - seeded.oldestFailedAt.getTime()) / 1000)).toBeLessThanOrEqual(1);
+      const checkedAt = Date.parse(
+        (await page.getByTestId('checked-at').getAttribute('datetime'))!,
+      );
+      expect(
+        Math.abs(
+          parseAge(await textOf(page, 'queue-oldest-age')) -
+            (checkedAt - seeded.oldestFailedAt.getTime()) / 1000,
+        ),
+      ).toBeLessThanOrEqual(1);
 
       const firing = operations.alerts.filter((a) => a.firing).map((a) => a.name);
       expect(firing).toEqual(['missing_profiles', 'repair_queue_age']);
-      expect(await page.locator('[data-testid="alerts"] tr[data-firing="true"] [data-testid="alert-name"]').allTextContents()).toEqual(firing);
-      expect(await textOf(page, 'outbox-pending')).toBe(String(operations.alert_deliveries.pending));
-      expect(await page.locator('[data-testid="success-chart"] [data-testid="chart-mark"]').count()).toBe(operations.series.length);
+      expect(
+        await page.locator(
+          '[data-testid="alerts"] tr[data-firing="true"] [data-testid="alert-name"]',
+        ).allTextContents(),
+      ).toEqual(firing);
+      expect(await textOf(page, 'outbox-pending')).toBe(
+        String(operations.alert_deliveries.pending),
+      );
+      expect(await page.locator('[data-testid="success-chart"] [data-testid="chart-mark"]').count())
+        .toBe(operations.series.length);
 
       await page.getByTestId('window-1h').click();
       await ready(page, '1h');
       const hour = await databaseStats(db(), '1 hour');
-      expect(await textOf(page, 'outcome-created-count')).toBe(String(hour.attempts.by_outcome.created));
+      expect(await textOf(page, 'outcome-created-count')).toBe(
+        String(hour.attempts.by_outcome.created),
+      );
       expect(await textOf(page, 'success-rate')).toBe('100.00%');
 
       // Nothing but the page's own origin was asked, and the 503 is the verdict's status.
@@ -121,8 +164,11 @@ describe('npm run dashboard against the hosted-like stack, in Chromium', () => {
     }
   });
 
-  it('refuses a wrong token with the page\'s own message, and opens with the right one', async () => {
-    const session = await openDashboard(browser(), `${dashboard.url}#token=not-the-health-token-at-all`);
+  it("refuses a wrong token with the page's own message, and opens with the right one", async () => {
+    const session = await openDashboard(
+      browser(),
+      `${dashboard.url}#token=not-the-health-token-at-all`,
+    );
     const { page } = session;
     try {
       await page.waitForSelector('[data-testid="token-error"]:not([hidden])');
@@ -142,7 +188,10 @@ describe('npm run dashboard against the hosted-like stack, in Chromium', () => {
 
   it('shows why when the functions URL cannot be reached', async () => {
     // A port that was free a moment ago: nothing answers there.
-    const probe = await startDashboardServer({ functionsUrl: 'http://127.0.0.1:9/functions/v1', port: 0 });
+    const probe = await startDashboardServer({
+      functionsUrl: 'http://127.0.0.1:9/functions/v1',
+      port: 0,
+    });
     const unreachable = await startDashboardServer({
       functionsUrl: `http://127.0.0.1:${probe.port}/functions/v1`,
       port: 0,
@@ -154,7 +203,9 @@ describe('npm run dashboard against the hosted-like stack, in Chromium', () => {
     try {
       await page.waitForSelector('body[data-state="ready"]');
       expect(await textOf(page, 'verdict')).toBe('unknown');
-      expect(await textOf(page, 'load-error')).toBe('profile-health answered HTTP 502: profile health unreachable.');
+      expect(await textOf(page, 'load-error')).toBe(
+        'profile-health answered HTTP 502: profile health unreachable.',
+      );
       expect(session.problems).toEqual([]);
       expect(session.healthStatusNotes).toEqual(['502']);
     } finally {
@@ -164,7 +215,9 @@ describe('npm run dashboard against the hosted-like stack, in Chromium', () => {
   });
 
   it('never wrote the health token to a log line', () => {
-    expect(serverLog).toEqual([expect.stringMatching(/^profile-health could not be reached: ECONNREFUSED \(window 24h\)$/)]);
+    expect(serverLog).toEqual([
+      expect.stringMatching(/^profile-health could not be reached: ECONNREFUSED \(window 24h\)$/),
+    ]);
     for (const line of [...serverLog, ...api().logs]) expect(line).not.toContain(healthToken());
   });
 });

@@ -33,8 +33,10 @@ beforeAll(async () => {
   receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/alerts`;
   // Before the stack starts, so its first tick already sees them: a short period, and a health
   // window short enough that a success-rate alert clears within the test.
-  await db().query(`update private.settings set self_repair_period = interval '${PERIOD_SECONDS} seconds',
-                                               health_window = interval '3 seconds'`);
+  await db().query(
+    `update private.settings set self_repair_period = interval '${PERIOD_SECONDS} seconds',
+                                               health_window = interval '3 seconds'`,
+  );
 });
 afterAll(async () => {
   await new Promise<void>((resolve) => receiver.close(() => resolve()));
@@ -50,7 +52,10 @@ async function signUp(count: number, prefix: string): Promise<string[]> {
   const anon = createSupabaseClient(api().stack.apiUrl, api().stack.keys.anonKey);
   const ids: string[] = [];
   for (let i = 0; i < count; i++) {
-    const { data, error } = await anon.auth.signUp({ email: `${prefix}-${i}@example.test`, password: 'correct-horse-battery' });
+    const { data, error } = await anon.auth.signUp({
+      email: `${prefix}-${i}@example.test`,
+      password: 'correct-horse-battery',
+    });
     expect(error).toBeNull();
     ids.push(data.user!.id);
   }
@@ -58,7 +63,10 @@ async function signUp(count: number, prefix: string): Promise<string[]> {
 }
 
 async function profilesOf(ids: string[]): Promise<number> {
-  return (await db().one<{ n: number }>('select count(*)::int as n from public.user_profiles where user_id = any($1)', [ids])).n;
+  return (await db().one<{ n: number }>(
+    'select count(*)::int as n from public.user_profiles where user_id = any($1)',
+    [ids],
+  )).n;
 }
 
 /** Milliseconds until `done` holds, polling the database; fails after `limitMs`. */
@@ -74,7 +82,11 @@ async function timeUntil(done: () => Promise<boolean>, limitMs: number): Promise
 describe('scheduled self-repair (the local stand-in for pg_cron, nobody calling anything)', () => {
   it('runs on the schedule the settings give', () => {
     expect(api().stack.selfRepair()).toEqual({
-      enabled: true, period_seconds: PERIOD_SECONDS, schedule: `${PERIOD_SECONDS} seconds`, scheduler: null, job: null,
+      enabled: true,
+      period_seconds: PERIOD_SECONDS,
+      schedule: `${PERIOD_SECONDS} seconds`,
+      scheduler: null,
+      job: null,
     });
   });
 
@@ -82,16 +94,27 @@ describe('scheduled self-repair (the local stand-in for pg_cron, nobody calling 
     // The fault: every profile insert fails, as a broken constraint or a full disk would make it.
     await db().query(`create function public.test_fault() returns trigger language plpgsql as $$
                       begin raise exception 'injected fault' using errcode = '53100'; end $$`);
-    await db().query('create trigger test_fault before insert on public.user_profiles for each row execute function public.test_fault()');
+    await db().query(
+      'create trigger test_fault before insert on public.user_profiles for each row execute function public.test_fault()',
+    );
     let ids: string[];
     try {
       ids = await signUp(3, 'faulted');
       // The signups went through; their profiles failed and wait in the repair queue.
       expect(await profilesOf(ids)).toBe(0);
-      expect((await db().query(`select count(*)::int as n from private.repair_queue where user_id = any($1) and resolved_at is null and sqlstate = '53100'`, [ids])).rows)
+      expect(
+        (await db().query(
+          `select count(*)::int as n from private.repair_queue where user_id = any($1) and resolved_at is null and sqlstate = '53100'`,
+          [ids],
+        )).rows,
+      )
         .toEqual([{ n: 3 }]);
       // The alert is delivered by the schedule alone.
-      await timeUntil(async () => received.some((d) => d.alert.alert === 'success_rate' && d.alert.state === 'firing'), 4 * PERIOD_SECONDS * 1000);
+      await timeUntil(
+        async () =>
+          received.some((d) => d.alert.alert === 'success_rate' && d.alert.state === 'firing'),
+        4 * PERIOD_SECONDS * 1000,
+      );
       // Several periods of failing retries, so the entries' backoff has grown past a period.
       await new Promise((r) => setTimeout(r, 3 * PERIOD_SECONDS * 1000));
       expect(await profilesOf(ids)).toBe(0);
@@ -99,20 +122,38 @@ describe('scheduled self-repair (the local stand-in for pg_cron, nobody calling 
       await db().query('drop trigger if exists test_fault on public.user_profiles');
       await db().query('drop function if exists public.test_fault()');
     }
-    const ms = await timeUntil(async () => (await profilesOf(ids)) === 3, 4 * PERIOD_SECONDS * 1000);
+    const ms = await timeUntil(
+      async () => (await profilesOf(ids)) === 3,
+      4 * PERIOD_SECONDS * 1000,
+    );
     expect(ms).toBeLessThanOrEqual(2 * PERIOD_SECONDS * 1000);
-    expect((await db().query('select count(*)::int as n from private.repair_queue where user_id = any($1) and resolved_at is null', [ids])).rows)
+    expect(
+      (await db().query(
+        'select count(*)::int as n from private.repair_queue where user_id = any($1) and resolved_at is null',
+        [ids],
+      )).rows,
+    )
       .toEqual([{ n: 0 }]);
 
     // The failures leave the 3-second health window; the clearing is delivered, once.
-    await timeUntil(async () => received.some((d) => d.alert.alert === 'success_rate' && d.alert.state === 'resolved'), 6 * PERIOD_SECONDS * 1000);
+    await timeUntil(
+      async () =>
+        received.some((d) => d.alert.alert === 'success_rate' && d.alert.state === 'resolved'),
+      6 * PERIOD_SECONDS * 1000,
+    );
     await new Promise((r) => setTimeout(r, 2 * PERIOD_SECONDS * 1000));
     expect(received.map((d) => [d.alert.alert, d.alert.state])).toEqual([
       ['success_rate', 'firing'],
       ['success_rate', 'resolved'],
     ]);
-    expect(received[0]!.text).toBe(':rotating_light: Profile system alert *success_rate* started (status degraded): value 0, threshold 0.99');
-    expect((await db().query(`select count(*)::int as n from private.alert_deliveries where delivered_at is null`)).rows).toEqual([{ n: 0 }]);
+    expect(received[0]!.text).toBe(
+      ':rotating_light: Profile system alert *success_rate* started (status degraded): value 0, threshold 0.99',
+    );
+    expect(
+      (await db().query(
+        `select count(*)::int as n from private.alert_deliveries where delivered_at is null`,
+      )).rows,
+    ).toEqual([{ n: 0 }]);
   });
 
   it('gives a user who signed up with the trigger switched off a profile within two periods', async () => {
@@ -124,9 +165,16 @@ describe('scheduled self-repair (the local stand-in for pg_cron, nobody calling 
       await db().query('update private.settings set trigger_enabled = true');
     }
     expect(await profilesOf(ids)).toBe(0);
-    const ms = await timeUntil(async () => (await profilesOf(ids)) === 1, 4 * PERIOD_SECONDS * 1000);
+    const ms = await timeUntil(
+      async () => (await profilesOf(ids)) === 1,
+      4 * PERIOD_SECONDS * 1000,
+    );
     expect(ms).toBeLessThanOrEqual(2 * PERIOD_SECONDS * 1000);
-    expect((await db().query(`select created_via from public.user_profiles where user_id = $1`, [ids[0]])).rows)
+    expect(
+      (await db().query(`select created_via from public.user_profiles where user_id = $1`, [
+        ids[0],
+      ])).rows,
+    )
       .toEqual([{ created_via: 'backfill' }]);
   });
 });

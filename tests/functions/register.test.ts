@@ -21,7 +21,11 @@ const PASSWORD = 'correct-horse-battery';
 function request(body: unknown, headers: Record<string, string> = {}): Request {
   return new Request('http://functions.local/register', {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-forwarded-for': randomClientAddress(), ...headers },
+    headers: {
+      'content-type': 'application/json',
+      'x-forwarded-for': randomClientAddress(),
+      ...headers,
+    },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
 }
@@ -34,7 +38,9 @@ async function call<B = unknown>(handler: (r: Request) => Promise<Response>, req
 
 const email = () => `user-${randomUUID()}@example.test`;
 const usersWith = async (address: string) =>
-  (await db().one<{ n: number }>('select count(*)::int as n from auth.users where email = $1', [address])).n;
+  (await db().one<{ n: number }>('select count(*)::int as n from auth.users where email = $1', [
+    address,
+  ])).n;
 
 function registerWith(overrides: Record<string, string> = {}, deps: Partial<RegisterDeps> = {}) {
   return createRegisterHandler({ config: api().config(overrides), ...deps });
@@ -71,7 +77,13 @@ describe('register in admin mode', () => {
     const username = `ada_${randomUUID().slice(0, 8)}`;
     const { status, body } = await call<RegisterResult>(
       registerWith(ADMIN),
-      request({ email: address.toUpperCase(), password: PASSWORD, full_name: 'Ada Lovelace', username, metadata: { plan: 'pro' } }),
+      request({
+        email: address.toUpperCase(),
+        password: PASSWORD,
+        full_name: 'Ada Lovelace',
+        username,
+        metadata: { plan: 'pro' },
+      }),
     );
     expect(status).toBe(201);
     expect(body.user).toEqual({ id: expect.any(String), email: address });
@@ -89,31 +101,62 @@ describe('register in admin mode', () => {
     expect(await usersWith(address)).toBe(1);
   });
 
-  it('answers the profile the trigger made through one ensure_user_profile call, which leaves the request\'s existed row beside the trigger\'s created row', async () => {
+  it("answers the profile the trigger made through one ensure_user_profile call, which leaves the request's existed row beside the trigger's created row", async () => {
     const lines: string[] = [];
-    const log = createLogger({ destination: new Writable({ write(c, _e, d) { lines.push(String(c)); d(); } }) });
-    const response = await registerWith(ADMIN, { log })(request({ email: email(), password: PASSWORD, full_name: 'Ada' }));
+    const log = createLogger({
+      destination: new Writable({
+        write(c, _e, d) {
+          lines.push(String(c));
+          d();
+        },
+      }),
+    });
+    const response = await registerWith(ADMIN, { log })(
+      request({ email: email(), password: PASSWORD, full_name: 'Ada' }),
+    );
     const body = (await response.json()) as RegisterResult;
     expect(response.status).toBe(201);
     expect(body.profile_status).toBe('existed');
-    const { j: stored } = await db().one('select to_jsonb(p) as j from public.user_profiles p where user_id = $1', [body.user.id]);
+    const { j: stored } = await db().one(
+      'select to_jsonb(p) as j from public.user_profiles p where user_id = $1',
+      [body.user.id],
+    );
     expect(body.profile).toEqual(stored);
     const requestId = response.headers.get('x-request-id');
-    const { rows } = await db().query('select source, outcome, request_id from private.audit_logs where user_id = $1 order by id', [body.user.id]);
+    const { rows } = await db().query(
+      'select source, outcome, request_id from private.audit_logs where user_id = $1 order by id',
+      [body.user.id],
+    );
     expect(rows).toEqual([
       { source: 'trigger', outcome: 'created', request_id: null },
       { source: 'register', outcome: 'existed', request_id: requestId },
     ]);
     expect(lines.map((line) => JSON.parse(line))).toEqual([
-      expect.objectContaining({ msg: 'request', request_id: requestId, status: 201, user_id: body.user.id, profile_status: 'existed', attempts: 1, via: 'rpc' }),
+      expect.objectContaining({
+        msg: 'request',
+        request_id: requestId,
+        status: 201,
+        user_id: body.user.id,
+        profile_status: 'existed',
+        attempts: 1,
+        via: 'rpc',
+      }),
     ]);
   });
 
   it('confirms the email when REGISTER_ADMIN_EMAIL_CONFIRM is on', async () => {
-    const { status, body } = await call<RegisterResult>(registerWith(ADMIN), request({ email: email(), password: PASSWORD }));
+    const { status, body } = await call<RegisterResult>(
+      registerWith(ADMIN),
+      request({ email: email(), password: PASSWORD }),
+    );
     expect(status).toBe(201);
     expect(body.email_confirmation_required).toBe(false);
-    expect(await db().one('select email_confirmed_at is not null as confirmed from auth.users where id = $1', [body.user.id])).toEqual({
+    expect(
+      await db().one(
+        'select email_confirmed_at is not null as confirmed from auth.users where id = $1',
+        [body.user.id],
+      ),
+    ).toEqual({
       confirmed: true,
     });
   });
@@ -121,8 +164,14 @@ describe('register in admin mode', () => {
   it('with REGISTER_ADMIN_EMAIL_CONFIRM off answers "check your email" without the profile, to a new and a taken address alike', async () => {
     const handler = registerWith({ REGISTER_MODE: 'admin' });
     const address = email();
-    const first = await call<RegisterResult>(handler, request({ email: address, password: PASSWORD, full_name: 'Ada' }));
-    const again = await call<RegisterResult>(handler, request({ email: address, password: 'another-password', full_name: 'Eve' }));
+    const first = await call<RegisterResult>(
+      handler,
+      request({ email: address, password: PASSWORD, full_name: 'Ada' }),
+    );
+    const again = await call<RegisterResult>(
+      handler,
+      request({ email: address, password: 'another-password', full_name: 'Eve' }),
+    );
     const expected = {
       user: { id: expect.any(String), email: address },
       profile: null,
@@ -132,10 +181,13 @@ describe('register in admin mode', () => {
     };
     expect([first.status, again.status]).toEqual([201, 201]);
     expect([first.body, again.body]).toEqual([expected, expected]);
-    const { id } = await db().one<{ id: string }>('select id from auth.users where email = $1', [address]);
+    const { id } = await db().one<{ id: string }>('select id from auth.users where email = $1', [
+      address,
+    ]);
     expect(first.body.user.id).toBe(id);
     expect(again.body.user.id).not.toBe(id);
-    expect(await db().one('select full_name from public.user_profiles where user_id = $1', [id])).toEqual({ full_name: 'Ada' });
+    expect(await db().one('select full_name from public.user_profiles where user_id = $1', [id]))
+      .toEqual({ full_name: 'Ada' });
   });
 
   it('creates the profile itself, as created, when the trigger is switched off', async () => {
@@ -157,12 +209,17 @@ describe('register in admin mode', () => {
     const handler = registerWith(ADMIN);
     const address = email();
     expect((await call(handler, request({ email: address, password: PASSWORD }))).status).toBe(201);
-    expect(await call(handler, request({ email: address, password: 'another-password' }))).toMatchObject({
-      status: 409,
-      body: {
-        error: { code: 'email_taken', message: 'An account with this email already exists', fields: { email: 'is already registered' } },
-      },
-    });
+    expect(await call(handler, request({ email: address, password: 'another-password' })))
+      .toMatchObject({
+        status: 409,
+        body: {
+          error: {
+            code: 'email_taken',
+            message: 'An account with this email already exists',
+            fields: { email: 'is already registered' },
+          },
+        },
+      });
     expect(await usersWith(address)).toBe(1);
   });
 });
@@ -171,7 +228,10 @@ describe('register in signup mode', () => {
   it('goes through Auth signup, needs no confirmation when Auth autoconfirms, and answers 409 the second time', async () => {
     const address = email();
     const handler = registerWith({ REGISTER_MODE: 'signup' });
-    const { status, body } = await call<RegisterResult>(handler, request({ email: address, password: PASSWORD }));
+    const { status, body } = await call<RegisterResult>(
+      handler,
+      request({ email: address, password: PASSWORD }),
+    );
     expect(status).toBe(201);
     expect(body.email_confirmation_required).toBe(false);
     expect(await call(handler, request({ email: address, password: PASSWORD }))).toMatchObject({
@@ -186,19 +246,30 @@ describe('register in signup mode with email confirmation on', () => {
   const confirming = useLocalApi(db, { autoconfirm: false, captchaToken: 'captcha-ok' });
   const handler = () =>
     createRegisterHandler({
-      config: confirming().config({ REGISTER_MODE: 'signup', REGISTER_EMAIL_REDIRECT_TO: 'http://127.0.0.1:3000/welcome' }),
+      config: confirming().config({
+        REGISTER_MODE: 'signup',
+        REGISTER_EMAIL_REDIRECT_TO: 'http://127.0.0.1:3000/welcome',
+      }),
     });
 
   it('lets Auth send the confirmation, says confirmation is required, and passes the CAPTCHA token through', async () => {
     const address = email();
-    const { status, body } = await call<RegisterResult>(handler(), request({ email: address, password: PASSWORD, captcha_token: 'captcha-ok' }));
+    const { status, body } = await call<RegisterResult>(
+      handler(),
+      request({ email: address, password: PASSWORD, captcha_token: 'captcha-ok' }),
+    );
     expect(status).toBe(201);
     expect(body.email_confirmation_required).toBe(true);
     expect(confirming().emails.map((m) => m.to)).toContain(address);
   });
 
   it('answers 400 captcha_failed naming captcha_token when Auth refuses the CAPTCHA', async () => {
-    expect(await call(handler(), request({ email: email(), password: PASSWORD, captcha_token: 'wrong' }))).toMatchObject({
+    expect(
+      await call(
+        handler(),
+        request({ email: email(), password: PASSWORD, captcha_token: 'wrong' }),
+      ),
+    ).toMatchObject({
       status: 400,
       body: { error: { code: 'captcha_failed', fields: { captcha_token: 'was not accepted' } } },
     });
@@ -206,16 +277,34 @@ describe('register in signup mode with email confirmation on', () => {
 
   it('answers a confirmed address exactly as a new one, without its account or profile, unless REGISTER_REVEAL_TAKEN_EMAIL is on', async () => {
     const address = email();
-    const created = await call<RegisterResult>(handler(), request({ email: address, password: PASSWORD, captcha_token: 'captcha-ok' }));
+    const created = await call<RegisterResult>(
+      handler(),
+      request({ email: address, password: PASSWORD, captcha_token: 'captcha-ok' }),
+    );
     expect(created.status).toBe(201);
-    await db().query('update auth.users set email_confirmed_at = now() where email = $1', [address]);
-    const again = await call<RegisterResult>(handler(), request({ email: address, password: 'someone-else', captcha_token: 'captcha-ok' }));
+    await db().query('update auth.users set email_confirmed_at = now() where email = $1', [
+      address,
+    ]);
+    const again = await call<RegisterResult>(
+      handler(),
+      request({ email: address, password: 'someone-else', captcha_token: 'captcha-ok' }),
+    );
     expect(again.status).toBe(201);
     expect(Object.keys(again.body).sort()).toEqual(Object.keys(created.body).sort());
-    expect(again.body).toEqual({ ...created.body, user: { id: expect.any(String), email: address } });
+    expect(again.body).toEqual({
+      ...created.body,
+      user: { id: expect.any(String), email: address },
+    });
     expect(again.body.user.id).not.toBe(created.body.user.id);
-    const revealing = createRegisterHandler({ config: confirming().config({ REGISTER_MODE: 'signup', REGISTER_REVEAL_TAKEN_EMAIL: 'true' }) });
-    expect(await call(revealing, request({ email: address, password: 'someone-else', captcha_token: 'captcha-ok' }))).toMatchObject({
+    const revealing = createRegisterHandler({
+      config: confirming().config({ REGISTER_MODE: 'signup', REGISTER_REVEAL_TAKEN_EMAIL: 'true' }),
+    });
+    expect(
+      await call(
+        revealing,
+        request({ email: address, password: 'someone-else', captcha_token: 'captcha-ok' }),
+      ),
+    ).toMatchObject({
       status: 409,
       body: { error: { code: 'email_taken' } },
     });
@@ -233,7 +322,11 @@ describe('register in signup mode behind a before-user-created hook that refuses
       const { user } = JSON.parse(body) as { user: { email: string } };
       res.setHeader('content-type', 'application/json');
       if (user.email.endsWith('@example.test')) {
-        res.end(JSON.stringify({ error: { http_code: 403, message: 'Sign-ups are open to work addresses only' } }));
+        res.end(
+          JSON.stringify({
+            error: { http_code: 403, message: 'Sign-ups are open to work addresses only' },
+          }),
+        );
       } else {
         res.statusCode = 204;
         res.end();
@@ -246,7 +339,12 @@ describe('register in signup mode behind a before-user-created hook that refuses
   });
   afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
   const hooked = useLocalApi(db, {
-    beforeUserCreatedHook: { get url() { return hookUrl; }, secrets: `v1,whsec_${btoa('a-hook-secret-for-tests')}` },
+    beforeUserCreatedHook: {
+      get url() {
+        return hookUrl;
+      },
+      secrets: `v1,whsec_${btoa('a-hook-secret-for-tests')}`,
+    },
   });
 
   it("answers the hook's status and message as 403 signup_rejected, creating nothing", async () => {
@@ -254,7 +352,9 @@ describe('register in signup mode behind a before-user-created hook that refuses
     const handler = createRegisterHandler({ config: hooked().config({ REGISTER_MODE: 'signup' }) });
     expect(await call(handler, request({ email: address, password: PASSWORD }))).toMatchObject({
       status: 403,
-      body: { error: { code: 'signup_rejected', message: 'Sign-ups are open to work addresses only' } },
+      body: {
+        error: { code: 'signup_rejected', message: 'Sign-ups are open to work addresses only' },
+      },
     });
     expect(await usersWith(address)).toBe(0);
     const allowed = `user-${randomUUID()}@work.test`;
@@ -264,29 +364,48 @@ describe('register in signup mode behind a before-user-created hook that refuses
 
 describe('register input', () => {
   it.each([
-    ['a malformed email', { email: 'nope', password: PASSWORD }, { email: 'must be a valid email address' }],
+    ['a malformed email', { email: 'nope', password: PASSWORD }, {
+      email: 'must be a valid email address',
+    }],
     ['a missing password', { email: 'a@example.test' }, { password: 'is required' }],
-    ['a non-string name', { email: 'a@example.test', password: PASSWORD, full_name: 7 }, { full_name: 'must be a string' }],
-    ['an unknown field', { email: 'a@example.test', password: PASSWORD, role: 'admin' }, { role: 'is not a known field' }],
+    ['a non-string name', { email: 'a@example.test', password: PASSWORD, full_name: 7 }, {
+      full_name: 'must be a string',
+    }],
+    ['an unknown field', { email: 'a@example.test', password: PASSWORD, role: 'admin' }, {
+      role: 'is not a known field',
+    }],
     ['an array body', [], { body: 'must be a JSON object' }],
-  ])('rejects %s with 400 validation_failed naming the field, creating nothing', async (_label, body, fields) => {
-    const before = (await db().one<{ n: number }>('select count(*)::int as n from auth.users')).n;
-    const answer = await call(registerWith(), request(body));
-    expect(answer.status).toBe(400);
-    expect(answer.body).toEqual({ error: { code: 'validation_failed', message: 'The request body is invalid', fields } });
-    expect((await db().one<{ n: number }>('select count(*)::int as n from auth.users')).n).toBe(before);
-  });
+  ])(
+    'rejects %s with 400 validation_failed naming the field, creating nothing',
+    async (_label, body, fields) => {
+      const before = (await db().one<{ n: number }>('select count(*)::int as n from auth.users')).n;
+      const answer = await call(registerWith(), request(body));
+      expect(answer.status).toBe(400);
+      expect(answer.body).toEqual({
+        error: { code: 'validation_failed', message: 'The request body is invalid', fields },
+      });
+      expect((await db().one<{ n: number }>('select count(*)::int as n from auth.users')).n).toBe(
+        before,
+      );
+    },
+  );
 
   it('rejects a short password with 422 weak_password', async () => {
     const answer = await call(registerWith(), request({ email: email(), password: '12345' }));
     expect(answer.status).toBe(422);
     expect(answer.body).toEqual({
-      error: { code: 'weak_password', message: 'The password is too weak', fields: { password: 'must be at least 6 characters' } },
+      error: {
+        code: 'weak_password',
+        message: 'The password is too weak',
+        fields: { password: 'must be at least 6 characters' },
+      },
     });
   });
 
   it('rejects malformed JSON with 400 and a body over MAX_BODY_BYTES with 413', async () => {
-    expect((await call<ErrorBody>(registerWith(), request('{"email":'))).body.error.code).toBe('invalid_json');
+    expect((await call<ErrorBody>(registerWith(), request('{"email":'))).body.error.code).toBe(
+      'invalid_json',
+    );
     const big = { email: email(), password: PASSWORD, metadata: { blob: 'x'.repeat(2000) } };
     const answer = await call<ErrorBody>(registerWith({ MAX_BODY_BYTES: '1024' }), request(big));
     expect(answer.status).toBe(413);
@@ -296,9 +415,16 @@ describe('register input', () => {
   it('answers 409 username_taken, case-insensitively, before creating any auth user', async () => {
     const name = `taken_${randomUUID().slice(0, 8)}`;
     const handler = registerWith(ADMIN);
-    expect((await call(handler, request({ email: email(), password: PASSWORD, username: name }))).status).toBe(201);
+    expect(
+      (await call(handler, request({ email: email(), password: PASSWORD, username: name }))).status,
+    ).toBe(201);
     const second = email();
-    expect(await call(handler, request({ email: second, password: PASSWORD, username: name.toUpperCase() }))).toMatchObject({
+    expect(
+      await call(
+        handler,
+        request({ email: second, password: PASSWORD, username: name.toUpperCase() }),
+      ),
+    ).toMatchObject({
       status: 409,
       body: { error: { code: 'username_taken', fields: { username: 'is already taken' } } },
     });
@@ -325,12 +451,26 @@ describe('register with an Idempotency-Key', () => {
     const handler = registerWith(ADMIN);
     const body = { email: email(), password: PASSWORD };
     const key = randomUUID();
-    const answers = await Promise.all(Array.from({ length: 10 }, () => call<RegisterResult | ErrorBody>(handler, request(body, { 'idempotency-key': key }))));
+    const answers = await Promise.all(
+      Array.from(
+        { length: 10 },
+        () => call<RegisterResult | ErrorBody>(handler, request(body, { 'idempotency-key': key })),
+      ),
+    );
     expect(answers.filter((a) => a.status === 201).length).toBeGreaterThanOrEqual(1);
     for (const answer of answers) {
-      if (answer.status !== 201) expect(answer).toMatchObject({ status: 409, body: { error: { code: 'idempotency_in_progress' } } });
+      if (answer.status !== 201) {
+        expect(answer).toMatchObject({
+          status: 409,
+          body: { error: { code: 'idempotency_in_progress' } },
+        });
+      }
     }
-    expect(new Set(answers.filter((a) => a.status === 201).map((a) => (a.body as RegisterResult).user.id)).size).toBe(1);
+    expect(
+      new Set(
+        answers.filter((a) => a.status === 201).map((a) => (a.body as RegisterResult).user.id),
+      ).size,
+    ).toBe(1);
     expect(await usersWith(body.email)).toBe(1);
   });
 
@@ -339,33 +479,67 @@ describe('register with an Idempotency-Key', () => {
     const address = email();
     await call(handler, request({ email: address, password: PASSWORD }));
     const key = randomUUID();
-    const duplicate = await call(handler, request({ email: address, password: PASSWORD }, { 'idempotency-key': key }));
+    const duplicate = await call(
+      handler,
+      request({ email: address, password: PASSWORD }, { 'idempotency-key': key }),
+    );
     expect(duplicate.status).toBe(409);
-    const replay = await call(handler, request({ email: address, password: PASSWORD }, { 'idempotency-key': key }));
+    const replay = await call(
+      handler,
+      request({ email: address, password: PASSWORD }, { 'idempotency-key': key }),
+    );
     expect(replay).toMatchObject({ status: 409, body: duplicate.body });
     expect(replay.headers.get('idempotency-replayed')).toBe('true');
-    expect(await call(handler, request({ email: email(), password: PASSWORD }, { 'idempotency-key': key }))).toMatchObject({
+    expect(
+      await call(
+        handler,
+        request({ email: email(), password: PASSWORD }, { 'idempotency-key': key }),
+      ),
+    ).toMatchObject({
       status: 422,
-      body: { error: { code: 'idempotency_key_reused', fields: { 'Idempotency-Key': 'was used for a different request body' } } },
+      body: {
+        error: {
+          code: 'idempotency_key_reused',
+          fields: { 'Idempotency-Key': 'was used for a different request body' },
+        },
+      },
     });
   });
 
   it('rejects a malformed key with 400 naming the header', async () => {
-    const answer = await call<ErrorBody>(registerWith(), request({ email: email(), password: PASSWORD }, { 'idempotency-key': 'has space' }));
+    const answer = await call<ErrorBody>(
+      registerWith(),
+      request({ email: email(), password: PASSWORD }, { 'idempotency-key': 'has space' }),
+    );
     expect(answer.status).toBe(400);
-    expect(answer.body.error.fields).toEqual({ 'Idempotency-Key': 'must be 1-255 printable ASCII characters' });
+    expect(answer.body.error.fields).toEqual({
+      'Idempotency-Key': 'must be 1-255 printable ASCII characters',
+    });
   });
 });
 
 describe('register guards', () => {
   it('limits a client to REGISTER_RATE_LIMIT_MAX attempts per window with 429 and Retry-After', async () => {
-    const handler = registerWith({ ...ADMIN, REGISTER_RATE_LIMIT_MAX: '2', REGISTER_RATE_LIMIT_WINDOW_SECONDS: '3600' });
+    const handler = registerWith({
+      ...ADMIN,
+      REGISTER_RATE_LIMIT_MAX: '2',
+      REGISTER_RATE_LIMIT_WINDOW_SECONDS: '3600',
+    });
     const client = randomClientAddress();
     const from = (spoof: string) => ({ 'x-forwarded-for': `${spoof}, ${client}` });
-    expect((await call(handler, request({ email: email(), password: PASSWORD }, from('198.51.100.1')))).status).toBe(201);
-    expect((await call(handler, request({ email: email(), password: PASSWORD }, from('198.51.100.2')))).status).toBe(201);
+    expect(
+      (await call(handler, request({ email: email(), password: PASSWORD }, from('198.51.100.1'))))
+        .status,
+    ).toBe(201);
+    expect(
+      (await call(handler, request({ email: email(), password: PASSWORD }, from('198.51.100.2'))))
+        .status,
+    ).toBe(201);
     // A client cannot escape by inventing its own first hop: the gateway's last one counts.
-    const limited = await call<ErrorBody>(handler, request({ email: email(), password: PASSWORD }, from('198.51.100.3')));
+    const limited = await call<ErrorBody>(
+      handler,
+      request({ email: email(), password: PASSWORD }, from('198.51.100.3')),
+    );
     expect(limited.status).toBe(429);
     expect(limited.body.error.code).toBe('rate_limited');
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
@@ -381,9 +555,19 @@ describe('register guards', () => {
       REGISTER_RATE_LIMIT_WINDOW_SECONDS: '3600',
     });
     const unattributed = (xff?: string) =>
-      call<RegisterResult | ErrorBody>(handler, request({ email: email(), password: PASSWORD }, xff === undefined ? { 'x-forwarded-for': '' } : { 'x-forwarded-for': xff }));
+      call<RegisterResult | ErrorBody>(
+        handler,
+        request(
+          { email: email(), password: PASSWORD },
+          xff === undefined ? { 'x-forwarded-for': '' } : { 'x-forwarded-for': xff },
+        ),
+      );
     // No header, a hop that is no address: neither is anyone's address, and neither gets one person's budget of 1.
-    expect([(await unattributed()).status, (await unattributed('unknown')).status, (await unattributed()).status]).toEqual([201, 201, 201]);
+    expect([
+      (await unattributed()).status,
+      (await unattributed('unknown')).status,
+      (await unattributed()).status,
+    ]).toEqual([201, 201, 201]);
     const limited = await unattributed();
     expect(limited.status).toBe(429);
     expect((limited.body as ErrorBody).error.code).toBe('rate_limited');
@@ -394,7 +578,10 @@ describe('register guards', () => {
   it('answers 503 registration_disabled with Retry-After while register_enabled is off', async () => {
     await db().query('update private.settings set register_enabled = false');
     try {
-      const answer = await call<ErrorBody>(registerWith(), request({ email: email(), password: PASSWORD }));
+      const answer = await call<ErrorBody>(
+        registerWith(),
+        request({ email: email(), password: PASSWORD }),
+      );
       expect(answer.status).toBe(503);
       expect(answer.body.error.code).toBe('registration_disabled');
       expect(answer.headers.get('retry-after')).toBe('60');
@@ -407,8 +594,14 @@ describe('register guards', () => {
 describe('register when dependencies fail', () => {
   it('retries Auth while it answers 503 and succeeds within the budget', async () => {
     const config = api().config({ ...ADMIN, PROFILE_RETRY_MAX_ATTEMPTS: '4' });
-    const { client, calls } = faultyClient(config, (n) => (n <= 2 ? new Response('{"message":"down"}', { status: 503 }) : null));
-    const { status } = await call(createRegisterHandler({ config, supabase: client }), request({ email: email(), password: PASSWORD }));
+    const { client, calls } = faultyClient(
+      config,
+      (n) => (n <= 2 ? new Response('{"message":"down"}', { status: 503 }) : null),
+    );
+    const { status } = await call(
+      createRegisterHandler({ config, supabase: client }),
+      request({ email: email(), password: PASSWORD }),
+    );
     expect(status).toBe(201);
     expect(calls).toEqual(['/auth/v1/admin/users', '/auth/v1/admin/users', '/auth/v1/admin/users']);
   });
@@ -418,14 +611,18 @@ describe('register when dependencies fail', () => {
     const { client, calls } = faultyClient(config, () => new TypeError('fetch failed'));
     const body = { email: email(), password: PASSWORD };
     const key = randomUUID();
-    const answer = await call<ErrorBody>(createRegisterHandler({ config, supabase: client }), request(body, { 'idempotency-key': key }));
+    const answer = await call<ErrorBody>(
+      createRegisterHandler({ config, supabase: client }),
+      request(body, { 'idempotency-key': key }),
+    );
     expect(answer.status).toBe(503);
     expect(answer.body.error.code).toBe('service_unavailable');
     expect(answer.headers.get('retry-after')).toBe('5');
     expect(calls).toHaveLength(3);
     expect(await usersWith(body.email)).toBe(0);
     // The key was released, so the client's retry does the work once Auth is back.
-    expect((await call(registerWith(ADMIN), request(body, { 'idempotency-key': key }))).status).toBe(201);
+    expect((await call(registerWith(ADMIN), request(body, { 'idempotency-key': key }))).status)
+      .toBe(201);
   });
 
   it('recognises the user an attempt created before its answer was lost, instead of answering 409', async () => {
@@ -434,7 +631,10 @@ describe('register when dependencies fail', () => {
     const client = createSupabaseClient(config.supabaseUrl, config.serviceRoleKey, {
       fetch: async (input, init) => {
         const response = await fetch(input, init);
-        if (!lost && String(input instanceof Request ? input.url : input).includes('/auth/v1/admin/users')) {
+        if (
+          !lost &&
+          String(input instanceof Request ? input.url : input).includes('/auth/v1/admin/users')
+        ) {
           lost = true;
           throw new TypeError('fetch failed'); // Auth created the user; the answer never arrived
         }
@@ -450,15 +650,35 @@ describe('register when dependencies fail', () => {
 
   it('creates the profile itself and resolves the queued repair when the trigger failed to make it', async () => {
     const address = email();
-    await db().query(`alter table public.user_profiles add constraint hostile_trigger check (created_via <> 'trigger' or email is distinct from '${address}') not valid`);
+    await db().query(
+      `alter table public.user_profiles add constraint hostile_trigger check (created_via <> 'trigger' or email is distinct from '${address}') not valid`,
+    );
     try {
-      const { status, body } = await call<RegisterResult>(registerWith(ADMIN), request({ email: address, password: PASSWORD, full_name: 'Grace' }));
+      const { status, body } = await call<RegisterResult>(
+        registerWith(ADMIN),
+        request({ email: address, password: PASSWORD, full_name: 'Grace' }),
+      );
       expect(status).toBe(201);
       expect(body.profile_status).toBe('created');
-      expect(body.profile).toMatchObject({ user_id: body.user.id, full_name: 'Grace', created_via: 'register' });
-      const { rows } = await db().query('select source, outcome, sqlstate from private.audit_logs where user_id = $1 order by id', [body.user.id]);
-      expect(rows).toEqual([{ source: 'trigger', outcome: 'failed', sqlstate: '23514' }, { source: 'register', outcome: 'created', sqlstate: null }]);
-      expect(await db().one('select resolution from private.repair_queue where user_id = $1', [body.user.id])).toEqual({ resolution: 'register' });
+      expect(body.profile).toMatchObject({
+        user_id: body.user.id,
+        full_name: 'Grace',
+        created_via: 'register',
+      });
+      const { rows } = await db().query(
+        'select source, outcome, sqlstate from private.audit_logs where user_id = $1 order by id',
+        [body.user.id],
+      );
+      expect(rows).toEqual([{ source: 'trigger', outcome: 'failed', sqlstate: '23514' }, {
+        source: 'register',
+        outcome: 'created',
+        sqlstate: null,
+      }]);
+      expect(
+        await db().one('select resolution from private.repair_queue where user_id = $1', [
+          body.user.id,
+        ]),
+      ).toEqual({ resolution: 'register' });
     } finally {
       await db().query('alter table public.user_profiles drop constraint hostile_trigger');
     }
@@ -470,17 +690,28 @@ describe('register when dependencies fail', () => {
     const client = createSupabaseClient(config.supabaseUrl, config.serviceRoleKey, {
       fetch: async (input, init) => {
         const url = new URL(input instanceof Request ? input.url : String(input));
-        if (url.pathname.startsWith('/rest/v1/') && url.pathname !== '/rest/v1/rpc/register_preflight') seen.push(`${init?.method ?? 'GET'} ${url.pathname}`);
+        if (
+          url.pathname.startsWith('/rest/v1/') && url.pathname !== '/rest/v1/rpc/register_preflight'
+        ) seen.push(`${init?.method ?? 'GET'} ${url.pathname}`);
         return await fetch(input, init);
       },
     });
-    const { status, body } = await call<RegisterResult>(createRegisterHandler({ config, supabase: client }), request({ email: email(), password: PASSWORD }));
+    const { status, body } = await call<RegisterResult>(
+      createRegisterHandler({ config, supabase: client }),
+      request({ email: email(), password: PASSWORD }),
+    );
     expect(seen).toEqual(['POST /rest/v1/rpc/ensure_user_profile']);
     expect(status).toBe(201);
     expect(body.profile_status).toBe('existed');
     expect(body.profile).toMatchObject({ user_id: body.user.id, created_via: 'trigger' });
-    const { rows } = await db().query('select source, outcome from private.audit_logs where user_id = $1 order by id', [body.user.id]);
-    expect(rows).toEqual([{ source: 'trigger', outcome: 'created' }, { source: 'register', outcome: 'existed' }]);
+    const { rows } = await db().query(
+      'select source, outcome from private.audit_logs where user_id = $1 order by id',
+      [body.user.id],
+    );
+    expect(rows).toEqual([{ source: 'trigger', outcome: 'created' }, {
+      source: 'register',
+      outcome: 'existed',
+    }]);
   });
 
   it('answers 201 with the profile, not 202, when every write failed but the trigger had made it: a 202 means truly absent', async () => {
@@ -491,15 +722,23 @@ describe('register when dependencies fail', () => {
       fetch: async (input, init) => {
         const url = new URL(input instanceof Request ? input.url : String(input));
         const method = init?.method ?? 'GET';
-        if (url.pathname === '/rest/v1/user_profiles' || url.pathname === '/rest/v1/rpc/ensure_user_profile') {
+        if (
+          url.pathname === '/rest/v1/user_profiles' ||
+          url.pathname === '/rest/v1/rpc/ensure_user_profile'
+        ) {
           seen.push(`${method} ${url.pathname}`);
           // The database answers nothing about the profile but the very last read.
-          if (!(method === 'GET' && url.pathname === '/rest/v1/user_profiles' && ++reads === 1)) throw new TypeError('fetch failed');
+          if (!(method === 'GET' && url.pathname === '/rest/v1/user_profiles' && ++reads === 1)) {
+            throw new TypeError('fetch failed');
+          }
         }
         return await fetch(input, init);
       },
     });
-    const { status, body } = await call<RegisterResult>(createRegisterHandler({ config, supabase: client }), request({ email: email(), password: PASSWORD }));
+    const { status, body } = await call<RegisterResult>(
+      createRegisterHandler({ config, supabase: client }),
+      request({ email: email(), password: PASSWORD }),
+    );
     expect(seen).toEqual([
       'POST /rest/v1/rpc/ensure_user_profile',
       'POST /rest/v1/rpc/ensure_user_profile',
@@ -507,14 +746,22 @@ describe('register when dependencies fail', () => {
       'GET /rest/v1/user_profiles',
     ]);
     expect(status).toBe(201);
-    expect(body).toMatchObject({ profile_status: 'existed', profile: { user_id: body.user.id, created_via: 'trigger' } });
+    expect(body).toMatchObject({
+      profile_status: 'existed',
+      profile: { user_id: body.user.id, created_via: 'trigger' },
+    });
   });
 
   it('answers 202 pending when the profile cannot be made now, with the user queued for repair', async () => {
     const address = email();
-    await db().query(`alter table public.user_profiles add constraint hostile_register check (email is distinct from '${address}') not valid`);
+    await db().query(
+      `alter table public.user_profiles add constraint hostile_register check (email is distinct from '${address}') not valid`,
+    );
     try {
-      const { status, body } = await call<RegisterResult>(registerWith(ADMIN), request({ email: address, password: PASSWORD }));
+      const { status, body } = await call<RegisterResult>(
+        registerWith(ADMIN),
+        request({ email: address, password: PASSWORD }),
+      );
       expect(status).toBe(202);
       expect(body).toEqual({
         user: { id: expect.any(String), email: address },
@@ -525,7 +772,12 @@ describe('register when dependencies fail', () => {
           'The account was created. Its profile could not be completed right now and will be finished automatically within minutes; no action is needed.',
         email_confirmation_required: false,
       });
-      expect((await db().query('select sqlstate, resolved_at from private.repair_queue where user_id = $1', [body.user.id])).rows).toEqual([
+      expect(
+        (await db().query(
+          'select sqlstate, resolved_at from private.repair_queue where user_id = $1',
+          [body.user.id],
+        )).rows,
+      ).toEqual([
         { sqlstate: '23514', resolved_at: null },
       ]);
     } finally {

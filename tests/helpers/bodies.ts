@@ -2,13 +2,23 @@
 // parsed, never checked: these say which members a test may read once it knows (usually from the
 // status) which answer it holds; the assertions check the values.
 import type { EnsureProfileAnswer, RegisterResult } from '../../shared/client.ts';
-import type { OperationsStats, ReconcileBatch, SystemHealth, SystemStats } from '../../shared/rpc-results.ts';
+import type {
+  OperationsStats,
+  ReconcileBatch,
+  SystemHealth,
+  SystemStats,
+} from '../../shared/rpc-results.ts';
 
 export type { EnsureProfileAnswer, RegisterResult };
 
 /** Every refusal and failure of a function (shared/http.ts errorBody); details may add members. */
 export interface ErrorBody {
-  error: { code: string; message: string; fields?: Record<string, string>; [detail: string]: unknown };
+  error: {
+    code: string;
+    message: string;
+    fields?: Record<string, string>;
+    [detail: string]: unknown;
+  };
 }
 
 /** The before-user-created hook's refusal: a 200 whose error tells Auth the status to answer. */

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { brotliDecompressSync } from 'node:zlib';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll } from 'vitest';
 
 export const DEBIAN_CHROMIUM = '/usr/bin/chromium';
@@ -74,7 +74,13 @@ async function withUnpackLock<T>(work: () => Promise<T>): Promise<T> {
       await unlink(LOCK).catch(() => undefined);
       continue;
     }
-    if (Date.now() > deadline) throw new Error(`waited ${LOCK_WAIT_MS / 1000} s for another process to unpack @sparticuz/chromium (lock ${LOCK})`);
+    if (Date.now() > deadline) {
+      throw new Error(
+        `waited ${
+          LOCK_WAIT_MS / 1000
+        } s for another process to unpack @sparticuz/chromium (lock ${LOCK})`,
+      );
+    }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   try {
@@ -105,7 +111,10 @@ export async function findChromium(): Promise<ChromiumExecutable> {
 }
 
 /** Shared libraries the dynamic linker cannot find for executable (ldd's "not found" lines). */
-export function missingLibraries(executable: string, env: NodeJS.ProcessEnv = process.env): string[] {
+export function missingLibraries(
+  executable: string,
+  env: NodeJS.ProcessEnv = process.env,
+): string[] {
   const result = spawnSync('ldd', [executable], { encoding: 'utf8', env });
   return [...(result.stdout ?? '').matchAll(/^\s*(\S+) => not found$/gm)].map((m) => m[1]!);
 }
@@ -119,20 +128,33 @@ export async function bundledLibraries(): Promise<string> {
   const dir = path.join(tmpdir(), 'supabase-profile-guard-chromium-libs');
   const lib = path.join(dir, 'lib');
   if (existsSync(lib)) return lib;
-  const archive = path.join(path.dirname(fileURLToPath(import.meta.resolve('@sparticuz/chromium'))), '..', '..', 'bin', 'al2023.tar.br');
+  const archive = path.join(
+    path.dirname(fileURLToPath(import.meta.resolve('@sparticuz/chromium'))),
+    '..',
+    '..',
+    'bin',
+    'al2023.tar.br',
+  );
   // Unpacked aside and renamed into place, so a concurrent test file never sees half of it.
   const staging = `${dir}.staging-${process.pid}`;
   await mkdir(staging, { recursive: true });
-  execFileSync('tar', ['-x', '-C', staging], { input: brotliDecompressSync(readFileSync(archive)) });
+  execFileSync('tar', ['-x', '-C', staging], {
+    input: brotliDecompressSync(readFileSync(archive)),
+  });
   await rename(staging, dir).catch(async () => rm(staging, { recursive: true, force: true }));
   return lib;
 }
 
 /** The environment Chromium starts in: the bundled NSS libraries added when the system lacks them. */
 export async function chromiumEnv(executable: ChromiumExecutable): Promise<NodeJS.ProcessEnv> {
-  if (executable.source !== '@sparticuz/chromium' || missingLibraries(executable.path).length === 0) return process.env;
+  if (
+    executable.source !== '@sparticuz/chromium' || missingLibraries(executable.path).length === 0
+  ) return process.env;
   const lib = await bundledLibraries();
-  return { ...process.env, LD_LIBRARY_PATH: [lib, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':') };
+  return {
+    ...process.env,
+    LD_LIBRARY_PATH: [lib, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':'),
+  };
 }
 
 /** A headless Chromium, or an error that says which binary failed and why. */
@@ -143,14 +165,24 @@ export async function launchChromium(): Promise<Browser> {
     const missing = missingLibraries(executable.path, env);
     if (missing.length > 0) throw new Error(`the system lacks ${missing.join(', ')}`);
     // Playwright gives each launch a fresh, empty --user-data-dir of its own and removes it on close.
-    return await chromium.launch({ executablePath: executable.path, headless: true, args: [...CHROMIUM_ARGS], env, timeout: 60_000 });
+    return await chromium.launch({
+      executablePath: executable.path,
+      headless: true,
+      args: [...CHROMIUM_ARGS],
+      env,
+      timeout: 60_000,
+    });
   } catch (error) {
     const reason = (error as Error).message.split('\n').slice(0, 12).join('\n');
-    const hint =
-      executable.source === '@sparticuz/chromium'
-        ? `\nIf ${executable.path} is left from an unpacking that was cut short, delete it and ${UNPACKED[1]} and run again.`
-        : '';
-    throw new Error(`Chromium at ${executable.path} (${executable.source}) did not start: ${reason}${hint}`, { cause: error });
+    const hint = executable.source === '@sparticuz/chromium'
+      ? `\nIf ${executable.path} is left from an unpacking that was cut short, delete it and ${
+        UNPACKED[1]
+      } and run again.`
+      : '';
+    throw new Error(
+      `Chromium at ${executable.path} (${executable.source}) did not start: ${reason}${hint}`,
+      { cause: error },
+    );
   }
 }
 

@@ -8,7 +8,9 @@ const CONTEXT = 2;
 
 function byKey(entries: readonly CatalogEntry[]): Map<string, string> {
   const map = new Map<string, string>();
-  for (const { key, text } of entries) map.set(key, map.has(key) ? `${map.get(key)}\n${text}` : text);
+  for (const { key, text } of entries) {
+    map.set(key, map.has(key) ? `${map.get(key)}\n${text}` : text);
+  }
   return map;
 }
 
@@ -19,7 +21,9 @@ function diffLines(a: string[], b: string[]): Op[] {
   const lcs = Array.from({ length: a.length + 1 }, () => new Array<number>(b.length + 1).fill(0));
   for (let i = a.length - 1; i >= 0; i--) {
     for (let j = b.length - 1; j >= 0; j--) {
-      lcs[i]![j] = a[i] === b[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
+      lcs[i]![j] = a[i] === b[j]
+        ? lcs[i + 1]![j + 1]! + 1
+        : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
     }
   }
   const ops: Op[] = [];

@@ -159,11 +159,15 @@ from pg_description d
 where (pg_identify_object(d.classoid, d.objoid, 0)).schema in (select nsp from scope)
    or (d.classoid = 'pg_namespace'::regclass and d.objoid in (select oid from pg_namespace where nspname in (select nsp from scope)))
 union all
-select 'schema ' || quote_ident(n.nspname), 'owner=' || n.nspowner::regrole || ' acl=' || ${acl('n.nspacl')}
+select 'schema ' || quote_ident(n.nspname), 'owner=' || n.nspowner::regrole || ' acl=' || ${
+  acl('n.nspacl')
+}
 from pg_namespace n where n.nspname in (select nsp from scope)
 union all
 select 'type ' || format('%I.%I', n.nspname, t.typname),
-       'kind=' || t.typtype::text || ' owner=' || t.typowner::regrole || ' acl=' || ${acl('t.typacl')}
+       'kind=' || t.typtype::text || ' owner=' || t.typowner::regrole || ' acl=' || ${
+  acl('t.typacl')
+}
        || case t.typtype
             when 'e' then ' labels=' || (select string_agg(e.enumlabel, ',' order by e.enumsortorder) from pg_enum e where e.enumtypid = t.oid)
             when 'd' then ' base=' || format_type(t.typbasetype, t.typtypmod) || ' not_null=' || t.typnotnull
@@ -206,5 +210,8 @@ export async function catalogEntries(client: Queryable): Promise<CatalogEntry[]>
   // The summary's function lines are left out: each function's full definition stands for them.
   const lines = summary.rows.map((r) => r.line).filter((line) => !line.startsWith('function '));
   const entries = [...lines.map((line) => ({ key: line, text: '' })), ...detail.rows];
-  return entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.text < b.text ? -1 : a.text > b.text ? 1 : 0));
+  return entries.sort((
+    a,
+    b,
+  ) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.text < b.text ? -1 : a.text > b.text ? 1 : 0));
 }

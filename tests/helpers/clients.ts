@@ -1,13 +1,26 @@
 import { randomUUID } from 'node:crypto';
-import { createClient, type SupabaseClient, type SupabaseClientOptions } from '@supabase/supabase-js';
+import {
+  createClient,
+  type SupabaseClient,
+  type SupabaseClientOptions,
+} from '@supabase/supabase-js';
 import type { Database } from '../../shared/database.types.ts';
 import { REALTIME_OPTIONS } from '../../shared/supabase-client.ts';
 
 /** A supabase-js client as an app on Node would make one: no stored session, no Realtime socket. */
-export function appClient(url: string, key: string, options: SupabaseClientOptions<'public'> = {}): SupabaseClient<Database> {
+export function appClient(
+  url: string,
+  key: string,
+  options: SupabaseClientOptions<'public'> = {},
+): SupabaseClient<Database> {
   return createClient<Database>(url, key, {
     ...options,
-    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false, ...options.auth },
+    auth: {
+      persistSession: false,
+      autoRefreshToken: false,
+      detectSessionInUrl: false,
+      ...options.auth,
+    },
     realtime: { ...REALTIME_OPTIONS, ...options.realtime },
   });
 }

@@ -18,28 +18,42 @@ export interface TestDatabase {
   readonly auth: pg.Pool;
   /** Logged in as authenticator (NOINHERIT), which switches role per request: how PostgREST connects. */
   readonly authenticator: pg.Pool;
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>>;
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    sql: string,
+    params?: unknown[],
+  ): Promise<pg.QueryResult<R>>;
   /** The single row a query returns; throws when it returns none. */
   one<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<R>;
   withClient<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T>;
-  withTransaction<T>(work: (client: pg.PoolClient) => Promise<T>, options?: { commit?: boolean }): Promise<T>;
-  asRole<T>(role: ApiRole, claims: Claims | null, work: (client: pg.PoolClient) => Promise<T>, options?: { commit?: boolean }): Promise<T>;
+  withTransaction<T>(
+    work: (client: pg.PoolClient) => Promise<T>,
+    options?: { commit?: boolean },
+  ): Promise<T>;
+  asRole<T>(
+    role: ApiRole,
+    claims: Claims | null,
+    work: (client: pg.PoolClient) => Promise<T>,
+    options?: { commit?: boolean },
+  ): Promise<T>;
   close(): Promise<void>;
 }
-
 
 /**
  * Clones a fresh database for the calling test file from one of the templates the global setup
  * built: `migrated` (bootstrap + migrations) or `bare` (bootstrap only, to test migrating a
  * project that already has users).
  */
-export async function createTestDatabase(template: 'migrated' | 'bare' = 'migrated'): Promise<TestDatabase> {
+export async function createTestDatabase(
+  template: 'migrated' | 'bare' = 'migrated',
+): Promise<TestDatabase> {
   const serverUrl = inject('serverUrl');
   const name = `test_${randomBytes(6).toString('hex')}`;
   const maintenance = new pg.Client({ connectionString: serverUrl });
   await maintenance.connect();
   try {
-    await maintenance.query(`create database ${name} template ${template === 'bare' ? TEMPLATE_BARE : TEMPLATE_MIGRATED}`);
+    await maintenance.query(
+      `create database ${name} template ${template === 'bare' ? TEMPLATE_BARE : TEMPLATE_MIGRATED}`,
+    );
   } finally {
     await maintenance.end();
   }
@@ -75,16 +89,20 @@ export async function createTestDatabase(template: 'migrated' | 'bare' = 'migrat
         client.release();
       }
     },
-    withTransaction: (work, options) => withTransaction(admin, work, { commit: options?.commit ?? false }),
+    withTransaction: (work, options) =>
+      withTransaction(admin, work, { commit: options?.commit ?? false }),
     // What PostgREST does per request: SET LOCAL ROLE to the JWT's role and expose the claims
     // (with the role inserted) in request.jwt.claims, inside one transaction.
     asRole: (role, claims, work, options) =>
-      withTransaction(authenticator, work, { commit: options?.commit ?? false, prepare: async (client) => {
-        await client.query(`set local role ${pg.escapeIdentifier(role)}`);
-        await client.query(`select set_config('request.jwt.claims', $1, true)`, [
-          JSON.stringify({ ...(claims ?? {}), role }),
-        ]);
-      } }),
+      withTransaction(authenticator, work, {
+        commit: options?.commit ?? false,
+        prepare: async (client) => {
+          await client.query(`set local role ${pg.escapeIdentifier(role)}`);
+          await client.query(`select set_config('request.jwt.claims', $1, true)`, [
+            JSON.stringify({ ...(claims ?? {}), role }),
+          ]);
+        },
+      }),
     async close() {
       await Promise.all([admin.end(), auth.end(), authenticator.end()]);
       const maintenance = new pg.Client({ connectionString: serverUrl });

@@ -6,7 +6,14 @@
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Deployment, ManagementApi } from '../../dev/management-api.ts';
-import { cliArgv, createCliSandbox, SUPABASE_CLI_FORMS, type CliForm, type CliResult, type CliSandbox } from './supabase-cli.ts';
+import {
+  cliArgv,
+  type CliForm,
+  type CliResult,
+  type CliSandbox,
+  createCliSandbox,
+  SUPABASE_CLI_FORMS,
+} from './supabase-cli.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 /** Where the CLI keeps its project state; git-ignored, and the only place in the checkout it writes. */
@@ -26,7 +33,13 @@ export interface CliDeploy extends CliResult {
 
 /** The profile that sends every Management API call of the CLI to the stand-in. */
 function profileYaml(api: ManagementApi): string {
-  return [`name: local`, `api_url: ${api.url}`, `dashboard_url: ${api.url}`, `project_host: example.local`, ''].join('\n');
+  return [
+    `name: local`,
+    `api_url: ${api.url}`,
+    `dashboard_url: ${api.url}`,
+    `project_host: example.local`,
+    '',
+  ].join('\n');
 }
 
 /**
@@ -34,14 +47,19 @@ function profileYaml(api: ManagementApi): string {
  * access token in SUPABASE_ACCESS_TOKEN (as the guides export it; no `supabase login`) and a
  * profile file in the sandbox's HOME that points api_url at the stand-in.
  */
-export async function managementApiEnv(sandbox: CliSandbox, api: ManagementApi): Promise<Record<string, string>> {
+export async function managementApiEnv(
+  sandbox: CliSandbox,
+  api: ManagementApi,
+): Promise<Record<string, string>> {
   const profile = path.join(sandbox.home, 'management-api-profile.yaml');
   await writeFile(profile, profileYaml(api));
   return { SUPABASE_PROFILE: profile, SUPABASE_ACCESS_TOKEN: api.accessToken };
 }
 
 async function readState(): Promise<Map<string, Buffer> | null> {
-  const entries = await readdir(CLI_STATE, { recursive: true, withFileTypes: true }).catch(() => null);
+  const entries = await readdir(CLI_STATE, { recursive: true, withFileTypes: true }).catch(() =>
+    null
+  );
   if (!entries) return null;
   const files = new Map<string, Buffer>();
   for (const entry of entries.filter((e) => e.isFile())) {
@@ -57,7 +75,9 @@ async function restoreState(before: Map<string, Buffer> | null): Promise<void> {
   const now = await readdir(CLI_STATE, { recursive: true, withFileTypes: true }).catch(() => []);
   for (const entry of now) {
     const file = path.join(entry.parentPath, entry.name);
-    if (![...before.keys()].some((kept) => kept === file || kept.startsWith(file + path.sep))) await rm(file, { recursive: true, force: true });
+    if (![...before.keys()].some((kept) => kept === file || kept.startsWith(file + path.sep))) {
+      await rm(file, { recursive: true, force: true });
+    }
   }
   for (const [file, content] of before) {
     const current = await readFile(file).catch(() => null);
@@ -89,11 +109,17 @@ export async function deployWithSupabaseCli(
     // it does not exist yet; it is still the CLI's cwd.
     await mkdir(sandbox.workdir, { recursive: true });
     const form = options.form ?? SUPABASE_CLI_FORMS.functionsDeploy;
-    if (form.command.join(' ') !== 'functions deploy') throw new Error(`not a deploy: ${form.command.join(' ')}`);
+    if (form.command.join(' ') !== 'functions deploy') {
+      throw new Error(`not a deploy: ${form.command.join(' ')}`);
+    }
     const env = await managementApiEnv(sandbox, api);
     const before = api.requests.length;
     const result = await sandbox.run(
-      ['--workdir', ROOT, ...cliArgv(form, { args: names, values: { '--project-ref': api.projectRef } })],
+      [
+        '--workdir',
+        ROOT,
+        ...cliArgv(form, { args: names, values: { '--project-ref': api.projectRef } }),
+      ],
       { timeoutMs: options.timeoutMs ?? 60_000, env: { ...env, ...options.env } },
     );
     const live = new Map([...api.live()].filter(([slug]) => names.includes(slug)));

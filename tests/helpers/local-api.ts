@@ -1,6 +1,6 @@
 import { afterAll, beforeAll } from 'vitest';
-import { loadConfig, type Config } from '../../shared/config.ts';
-import { startStack, type Stack, type StackOptions } from '../../dev/stack.ts';
+import { type Config, loadConfig } from '../../shared/config.ts';
+import { type Stack, type StackOptions, startStack } from '../../dev/stack.ts';
 import type { TestDatabase } from './database.ts';
 
 export interface LocalApi {
@@ -17,7 +17,10 @@ export interface LocalApi {
  * The local API (Auth and PostgREST stand-ins, and optionally the Deno function workers) on a
  * free port in front of this test file's own database.
  */
-export function useLocalApi(db: () => TestDatabase, options: Omit<StackOptions, 'databaseUrl' | 'port'> = {}): () => LocalApi {
+export function useLocalApi(
+  db: () => TestDatabase,
+  options: Omit<StackOptions, 'databaseUrl' | 'port'> = {},
+): () => LocalApi {
   let api: LocalApi | undefined;
   beforeAll(async () => {
     const logs: string[] = [];

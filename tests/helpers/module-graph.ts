@@ -11,11 +11,15 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 
 /** Paths from root (posix separators, sorted) of the graph's files outside node_modules. */
 export async function moduleGraphFiles(entry: string, root: string = ROOT): Promise<string[]> {
-  const { stdout } = await promisify(execFile)(DENO, ['info', '--json', ...LOCAL_DENO_FLAGS, entry], {
-    cwd: root,
-    env: { ...process.env, NO_COLOR: '1', DENO_NO_UPDATE_CHECK: '1' },
-    maxBuffer: 64 * 2 ** 20,
-  });
+  const { stdout } = await promisify(execFile)(
+    DENO,
+    ['info', '--json', ...LOCAL_DENO_FLAGS, entry],
+    {
+      cwd: root,
+      env: { ...process.env, NO_COLOR: '1', DENO_NO_UPDATE_CHECK: '1' },
+      maxBuffer: 64 * 2 ** 20,
+    },
+  );
   const graph = JSON.parse(stdout) as { modules: Array<{ specifier: string }> };
   // Deno reports real paths (symlinks resolved).
   const real = await realpath(root);

@@ -15,7 +15,10 @@ export const SCHEMAS_DIR = path.join(SUPABASE_DIR, 'schemas');
 const GLOB_CHARS = /[*?[]/;
 
 function segmentPattern(segment: string): RegExp {
-  const source = segment.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]');
+  const source = segment.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(
+    /\?/g,
+    '[^/]',
+  );
   return new RegExp(`^${source}$`);
 }
 
@@ -27,9 +30,13 @@ async function expand(entry: string): Promise<string[]> {
   const absolute = path.resolve(SUPABASE_DIR, entry);
   const dir = path.dirname(absolute);
   const name = path.basename(absolute);
-  if (GLOB_CHARS.test(dir)) throw new Error(`schema_paths entry ${entry}: only the file name may hold wildcards here`);
+  if (GLOB_CHARS.test(dir)) {
+    throw new Error(`schema_paths entry ${entry}: only the file name may hold wildcards here`);
+  }
   if (!GLOB_CHARS.test(name)) return [absolute];
-  if (name.includes('[')) throw new Error(`schema_paths entry ${entry}: character classes are not supported here`);
+  if (name.includes('[')) {
+    throw new Error(`schema_paths entry ${entry}: character classes are not supported here`);
+  }
   const pattern = segmentPattern(name);
   const matches = (await readdir(dir)).filter((file) => pattern.test(file)).sort();
   if (matches.length === 0) throw new Error(`schema_paths entry ${entry} matches no file`);
@@ -38,10 +45,16 @@ async function expand(entry: string): Promise<string[]> {
 
 /** The schema files in the order schema_paths applies them (each file once, first place wins). */
 export async function schemaFiles(configFile = CONFIG_FILE): Promise<string[]> {
-  const config = parseToml(await readFile(configFile, 'utf8')) as { db?: { migrations?: { schema_paths?: unknown } } };
+  const config = parseToml(await readFile(configFile, 'utf8')) as {
+    db?: { migrations?: { schema_paths?: unknown } };
+  };
   const entries = config.db?.migrations?.schema_paths;
-  if (!Array.isArray(entries) || entries.length === 0 || !entries.every((e) => typeof e === 'string')) {
-    throw new Error(`${path.relative(ROOT, configFile)}: [db.migrations] schema_paths must list the schema files`);
+  if (
+    !Array.isArray(entries) || entries.length === 0 || !entries.every((e) => typeof e === 'string')
+  ) {
+    throw new Error(
+      `${path.relative(ROOT, configFile)}: [db.migrations] schema_paths must list the schema files`,
+    );
   }
   const files: string[] = [];
   for (const entry of entries as string[]) {
@@ -55,7 +68,10 @@ export async function schemaFiles(configFile = CONFIG_FILE): Promise<string[]> {
  * own transaction and as the non-superuser `postgres` role, as applyMigrations (dev/migrate.ts)
  * applies a migration. `client` must be a superuser connection.
  */
-export async function applySchemaFiles(client: pg.ClientBase, files: readonly string[]): Promise<void> {
+export async function applySchemaFiles(
+  client: pg.ClientBase,
+  files: readonly string[],
+): Promise<void> {
   for (const file of files) {
     const sql = await readFile(file, 'utf8');
     await client.query('begin');
@@ -65,7 +81,10 @@ export async function applySchemaFiles(client: pg.ClientBase, files: readonly st
       await client.query('commit');
     } catch (error) {
       await client.query('rollback');
-      throw new Error(`schema file ${path.relative(ROOT, file)} failed: ${(error as Error).message}`, { cause: error });
+      throw new Error(
+        `schema file ${path.relative(ROOT, file)} failed: ${(error as Error).message}`,
+        { cause: error },
+      );
     }
   }
 }

@@ -33,11 +33,12 @@ export async function signUpAsSupabaseAuth(db: TestDatabase, signUp: SignUp = {}
   const provider = signUp.provider ?? 'email';
   const email = signUp.email === undefined ? `user-${id}@example.test` : signUp.email;
   const userMetadata = signUp.userMetadata ?? {};
-  const providerId = provider === 'email' ? id : String((userMetadata as Record<string, unknown>)?.provider_id ?? id);
-  const identityData =
-    provider === 'email'
-      ? { sub: id, email, email_verified: false, phone_verified: false }
-      : { ...(userMetadata as Record<string, unknown>), sub: providerId };
+  const providerId = provider === 'email'
+    ? id
+    : String((userMetadata as Record<string, unknown>)?.provider_id ?? id);
+  const identityData = provider === 'email'
+    ? { sub: id, email, email_verified: false, phone_verified: false }
+    : { ...(userMetadata as Record<string, unknown>), sub: providerId };
   await withTransaction(db.auth, (client) =>
     insertAuthUser(client, {
       id,
@@ -48,8 +49,7 @@ export async function signUpAsSupabaseAuth(db: TestDatabase, signUp: SignUp = {}
       appMetadata: signUp.appMetadata ?? {},
       emailConfirmed: signUp.emailConfirmed ?? provider !== 'email',
       createdAt: signUp.createdAt ?? new Date(),
-    }),
-  );
+    }));
   return id;
 }
 
@@ -59,7 +59,10 @@ export async function signUpAsSupabaseAuth(db: TestDatabase, signUp: SignUp = {}
  * with role = '' and set to 'authenticated' by the UPDATE after it, so the trigger sees what it
  * sees in production.
  */
-export async function signUpAnonymouslyAsSupabaseAuth(db: TestDatabase, options: { id?: string } = {}): Promise<string> {
+export async function signUpAnonymouslyAsSupabaseAuth(
+  db: TestDatabase,
+  options: { id?: string } = {},
+): Promise<string> {
   const id = options.id ?? randomUUID();
   await withTransaction(db.auth, async (client) => {
     await client.query(
@@ -70,7 +73,10 @@ export async function signUpAnonymouslyAsSupabaseAuth(db: TestDatabase, options:
                '{"provider": "anonymous", "providers": ["anonymous"]}', '{}', false, true, '', '', '', '', now(), now())`,
       [id],
     );
-    await client.query(`update users set role = 'authenticated', updated_at = now() where id = $1`, [id]);
+    await client.query(
+      `update users set role = 'authenticated', updated_at = now() where id = $1`,
+      [id],
+    );
   });
   return id;
 }
@@ -129,11 +135,18 @@ export async function bulkSignUpAsSupabaseAuth(
                           recovery_token, email_change_token_new, email_change, created_at, updated_at)
        select '00000000-0000-0000-0000-000000000000', gen_random_uuid(), 'authenticated', '',
               $1 || n || '-' || substr(md5(random()::text), 1, 8) || '@example.test', $2,
-              '{"provider": "email", "providers": ["email"]}', ${options.metadataSql ?? `'{}'::jsonb`},
+              '{"provider": "email", "providers": ["email"]}', ${
+        options.metadataSql ?? `'{}'::jsonb`
+      },
               false, false, '', '', '', '', now() - $3::interval, now() - $3::interval
        from generate_series(1, $4::int) as n
        returning id`,
-      [options.emailPrefix ?? 'bulk-', PLACEHOLDER_BCRYPT, options.createdAgo ?? '0 seconds', count],
+      [
+        options.emailPrefix ?? 'bulk-',
+        PLACEHOLDER_BCRYPT,
+        options.createdAgo ?? '0 seconds',
+        count,
+      ],
     );
     const ids = rows.map((r) => r.id);
     await client.query(
@@ -142,7 +155,10 @@ export async function bulkSignUpAsSupabaseAuth(
        from users u where u.id = any($1)`,
       [ids],
     );
-    await client.query(`update users set role = 'authenticated', updated_at = now() where id = any($1)`, [ids]);
+    await client.query(
+      `update users set role = 'authenticated', updated_at = now() where id = any($1)`,
+      [ids],
+    );
     await client.query('commit');
     return ids.sort();
   } catch (error) {

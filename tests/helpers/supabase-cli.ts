@@ -41,7 +41,10 @@ export interface CliSandbox {
    * Runs `supabase <args>` in workdir, stdin closed; resolves when it exits, whatever the code.
    * `env` adds variables (e.g. an access token for a local API stand-in).
    */
-  run(args: readonly string[], options?: { timeoutMs?: number; env?: Record<string, string> }): Promise<CliResult>;
+  run(
+    args: readonly string[],
+    options?: { timeoutMs?: number; env?: Record<string, string> },
+  ): Promise<CliResult>;
   /** Stops the loopback bridges and deletes the sandbox. */
   dispose(): Promise<void>;
 }
@@ -77,7 +80,12 @@ let namespaceProbe: Promise<boolean> | undefined;
 /** Whether this machine lets us create a network namespace and bring its loopback up. */
 function namespaceAvailable(): Promise<boolean> {
   namespaceProbe ??= new Promise((resolve) => {
-    execFile('unshare', [...NAMESPACE, 'ip', 'link', 'set', 'lo', 'up'], { timeout: 10_000 }, (error) => resolve(!error));
+    execFile(
+      'unshare',
+      [...NAMESPACE, 'ip', 'link', 'set', 'lo', 'up'],
+      { timeout: 10_000 },
+      (error) => resolve(!error),
+    );
   });
   return namespaceProbe;
 }
@@ -162,17 +170,57 @@ export type ValueFlag = (typeof VALUE_FLAGS)[number];
  */
 export const SUPABASE_CLI_FORMS = {
   version: { command: [], flags: ['--version'], test: 'tests/deploy/supabase-cli.test.ts' },
-  dbPushDryRun: { command: ['db', 'push'], flags: ['--db-url', '--dry-run'], test: 'tests/deploy/db-push.test.ts' },
+  dbPushDryRun: {
+    command: ['db', 'push'],
+    flags: ['--db-url', '--dry-run'],
+    test: 'tests/deploy/db-push.test.ts',
+  },
   dbPush: { command: ['db', 'push'], flags: ['--db-url'], test: 'tests/deploy/db-push.test.ts' },
-  dbPushIncludeAll: { command: ['db', 'push'], flags: ['--db-url', '--include-all'], test: 'tests/deploy/db-push.test.ts' },
-  migrationList: { command: ['migration', 'list'], flags: ['--db-url'], test: 'tests/deploy/db-push.test.ts' },
-  migrationFetch: { command: ['migration', 'fetch'], flags: ['--db-url'], test: 'tests/deploy/db-push.test.ts' },
-  secretsSet: { command: ['secrets', 'set'], flags: ['--project-ref'], test: 'tests/deploy/supabase-cli.test.ts' },
-  secretsList: { command: ['secrets', 'list'], flags: ['--project-ref'], test: 'tests/deploy/supabase-cli.test.ts' },
-  secretsUnset: { command: ['secrets', 'unset'], flags: ['--project-ref'], test: 'tests/deploy/supabase-cli.test.ts' },
-  functionsDeploy: { command: ['functions', 'deploy'], flags: ['--use-api', '--project-ref'], test: 'tests/deploy/functions-deploy.test.ts' },
-  functionsList: { command: ['functions', 'list'], flags: ['--project-ref'], test: 'tests/deploy/functions-deploy.test.ts' },
-  functionsDelete: { command: ['functions', 'delete'], flags: ['--project-ref'], test: 'tests/deploy/functions-deploy.test.ts' },
+  dbPushIncludeAll: {
+    command: ['db', 'push'],
+    flags: ['--db-url', '--include-all'],
+    test: 'tests/deploy/db-push.test.ts',
+  },
+  migrationList: {
+    command: ['migration', 'list'],
+    flags: ['--db-url'],
+    test: 'tests/deploy/db-push.test.ts',
+  },
+  migrationFetch: {
+    command: ['migration', 'fetch'],
+    flags: ['--db-url'],
+    test: 'tests/deploy/db-push.test.ts',
+  },
+  secretsSet: {
+    command: ['secrets', 'set'],
+    flags: ['--project-ref'],
+    test: 'tests/deploy/supabase-cli.test.ts',
+  },
+  secretsList: {
+    command: ['secrets', 'list'],
+    flags: ['--project-ref'],
+    test: 'tests/deploy/supabase-cli.test.ts',
+  },
+  secretsUnset: {
+    command: ['secrets', 'unset'],
+    flags: ['--project-ref'],
+    test: 'tests/deploy/supabase-cli.test.ts',
+  },
+  functionsDeploy: {
+    command: ['functions', 'deploy'],
+    flags: ['--use-api', '--project-ref'],
+    test: 'tests/deploy/functions-deploy.test.ts',
+  },
+  functionsList: {
+    command: ['functions', 'list'],
+    flags: ['--project-ref'],
+    test: 'tests/deploy/functions-deploy.test.ts',
+  },
+  functionsDelete: {
+    command: ['functions', 'delete'],
+    flags: ['--project-ref'],
+    test: 'tests/deploy/functions-deploy.test.ts',
+  },
 } as const satisfies Record<string, CliForm>;
 export type CliFormName = keyof typeof SUPABASE_CLI_FORMS;
 
@@ -180,7 +228,10 @@ export type CliFormName = keyof typeof SUPABASE_CLI_FORMS;
  * The argv of a form: its subcommand, then `args` (function names, NAME=value pairs), then its
  * flags, each value flag followed by its value from `values`.
  */
-export function cliArgv(form: CliForm, options: { args?: readonly string[]; values?: Partial<Record<ValueFlag, string>> } = {}): string[] {
+export function cliArgv(
+  form: CliForm,
+  options: { args?: readonly string[]; values?: Partial<Record<ValueFlag, string>> } = {},
+): string[] {
   const argv = [...form.command, ...(options.args ?? [])];
   for (const flag of form.flags) {
     argv.push(flag);
@@ -213,7 +264,8 @@ export function formOf(command: string): CliFormName | null {
     flags.push(flag);
     if (inline === undefined && (VALUE_FLAGS as readonly string[]).includes(flag)) i++;
   }
-  const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && [...a].sort().every((x, i) => x === [...b].sort()[i]);
+  const same = (a: readonly string[], b: readonly string[]) =>
+    a.length === b.length && [...a].sort().every((x, i) => x === [...b].sort()[i]);
   for (const [name, form] of Object.entries(SUPABASE_CLI_FORMS) as Array<[CliFormName, CliForm]>) {
     if (form.command.every((word, i) => positional[i] === word) && same(flags, form.flags)) {
       // `npx supabase --version` has no subcommand; any other form must name its own.
@@ -257,10 +309,17 @@ export async function createCliSandbox(options: {
     }
 
     const run: CliSandbox['run'] = (args, { timeoutMs = 60_000, env = {} } = {}) => {
-      const [command, commandArgs] =
-        isolation === 'network-namespace'
-          ? ['unshare', [...NAMESPACE, process.execPath, '-e', BRIDGE, JSON.stringify(routes), SUPABASE_CLI, ...args]]
-          : [SUPABASE_CLI, [...args]];
+      const [command, commandArgs] = isolation === 'network-namespace'
+        ? ['unshare', [
+          ...NAMESPACE,
+          process.execPath,
+          '-e',
+          BRIDGE,
+          JSON.stringify(routes),
+          SUPABASE_CLI,
+          ...args,
+        ]]
+        : [SUPABASE_CLI, [...args]];
       // The lifeline guard gives the CLI a closed stdin and ends it if this test process dies.
       const child = spawnWithLifeline(command, commandArgs, {
         name: 'supabase-cli',
@@ -275,7 +334,11 @@ export async function createCliSandbox(options: {
       return new Promise<CliResult>((resolve, reject) => {
         const timer = setTimeout(() => {
           child.kill('SIGTERM');
-          reject(new Error(`supabase ${args.join(' ')} did not finish in ${timeoutMs} ms:\n${stdout}\n${stderr}`));
+          reject(
+            new Error(
+              `supabase ${args.join(' ')} did not finish in ${timeoutMs} ms:\n${stdout}\n${stderr}`,
+            ),
+          );
         }, timeoutMs);
         child.once('error', (error) => {
           clearTimeout(timer);

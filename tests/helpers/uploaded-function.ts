@@ -25,12 +25,23 @@ export interface UploadedFunction {
 // What Deno needs to reach the npm registry from this machine besides DENO_REGISTRY_ENV: its
 // proxy, its registry mirror, and any certificate authorities it was told to trust.
 const PASSED_THROUGH = [
-  'HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY', 'https_proxy', 'http_proxy', 'no_proxy', 'NPM_CONFIG_REGISTRY',
-  'DENO_CERT', 'DENO_TLS_CA_STORE', 'NODE_EXTRA_CA_CERTS',
+  'HTTPS_PROXY',
+  'HTTP_PROXY',
+  'NO_PROXY',
+  'https_proxy',
+  'http_proxy',
+  'no_proxy',
+  'NPM_CONFIG_REGISTRY',
+  'DENO_CERT',
+  'DENO_TLS_CA_STORE',
+  'NODE_EXTRA_CA_CERTS',
 ];
 
 /** Writes files under dir at their paths, refusing any path that would land outside it. */
-export async function writeFilesUnder(dir: string, files: ReadonlyArray<{ path: string; content: Uint8Array }>): Promise<void> {
+export async function writeFilesUnder(
+  dir: string,
+  files: ReadonlyArray<{ path: string; content: Uint8Array }>,
+): Promise<void> {
   for (const file of files) {
     const target = path.resolve(dir, file.path);
     if (path.isAbsolute(file.path) || path.relative(dir, target).startsWith('..')) {
@@ -54,9 +65,16 @@ export async function bootUploadedFunction(
   await writeFilesUnder(dir, deployment.files);
   const { entrypoint_path: entry, import_map_path: importMap } = deployment.metadata;
   const port = await freePort();
-  const passed = Object.fromEntries(PASSED_THROUGH.flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : [])));
+  const passed = Object.fromEntries(
+    PASSED_THROUGH.flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : [])),
+  );
   const started = performance.now();
-  const child = spawnWithLifeline(DENO, ['run', ...FUNCTION_PERMISSIONS, ...(importMap ? ['--config', importMap] : []), entry], {
+  const child = spawnWithLifeline(DENO, [
+    'run',
+    ...FUNCTION_PERMISSIONS,
+    ...(importMap ? ['--config', importMap] : []),
+    entry,
+  ], {
     name: `uploaded-${deployment.slug}`,
     cwd: dir,
     env: {
@@ -85,9 +103,19 @@ export async function bootUploadedFunction(
     const exited = child.exitCode ?? child.signalCode;
     if (exited !== null || Date.now() > deadline) {
       await stop();
-      throw new Error(`${deployment.slug} ${exited !== null ? `exited (${exited})` : 'did not listen in time'} while booting its upload:\n${output}`);
+      throw new Error(
+        `${deployment.slug} ${
+          exited !== null ? `exited (${exited})` : 'did not listen in time'
+        } while booting its upload:\n${output}`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
-  return { slug: deployment.slug, url: `http://127.0.0.1:${port}`, bootMs: Math.round(performance.now() - started), output: () => output, stop };
+  return {
+    slug: deployment.slug,
+    url: `http://127.0.0.1:${port}`,
+    bootMs: Math.round(performance.now() - started),
+    output: () => output,
+    stop,
+  };
 }

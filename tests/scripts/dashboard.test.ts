@@ -1,17 +1,30 @@
 // `npm run dashboard`: its flags (checked before anything is served), the process as an operator
 // runs it (the URL it prints, Ctrl-C), and the relay in scripts/dashboard-server.ts against a
 // stand-in profile-health that records what reaches it.
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  request as httpRequest,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../scripts/cli-flags.ts';
 import { parseDashboardOptions, USAGE } from '../../scripts/dashboard-options.ts';
-import { startDashboardServer, type DashboardServer } from '../../scripts/dashboard-server.ts';
+import { type DashboardServer, startDashboardServer } from '../../scripts/dashboard-server.ts';
 import { ROOT } from './run-cli.ts';
 
 const TOKEN = 'the-health-token-of-this-test';
-const HEALTH_BODY = { status: 'degraded', checked_at: '2026-01-01T00:00:00Z', checks: {}, stats: null, operations: null };
+const HEALTH_BODY = {
+  status: 'degraded',
+  checked_at: '2026-01-01T00:00:00Z',
+  checks: {},
+  stats: null,
+  operations: null,
+};
 
 interface Upstream {
   url: string;
@@ -23,7 +36,11 @@ interface Upstream {
 
 function healthAnswer(request: IncomingMessage, response: ServerResponse): void {
   const ok = request.headers['x-health-token'] === TOKEN;
-  const body = JSON.stringify(ok ? HEALTH_BODY : { error: { code: 'unauthorized', message: 'The health token or service key is not valid' } });
+  const body = JSON.stringify(
+    ok ? HEALTH_BODY : {
+      error: { code: 'unauthorized', message: 'The health token or service key is not valid' },
+    },
+  );
   response.writeHead(ok ? 503 : 401, { 'content-type': 'application/json' }).end(body);
 }
 
@@ -39,7 +56,12 @@ async function close(server: Server): Promise<void> {
 
 /** A stand-in for the project's functions: records every request, answers as upstream.answer says. */
 async function startUpstream(): Promise<Upstream> {
-  const upstream: Upstream = { url: '', requests: [], answer: healthAnswer, server: undefined as unknown as Server };
+  const upstream: Upstream = {
+    url: '',
+    requests: [],
+    answer: healthAnswer,
+    server: undefined as unknown as Server,
+  };
   upstream.server = createServer((request, response) => {
     upstream.requests.push({ url: request.url ?? '', headers: request.headers });
     upstream.answer(request, response);
@@ -60,7 +82,10 @@ function get(url: string, headers: Record<string, string> = {}, method = 'GET'):
     const req = httpRequest(url, { method, headers }, (response) => {
       let body = '';
       response.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
-      response.on('end', () => resolve({ status: response.statusCode!, headers: response.headers, body }));
+      response.on(
+        'end',
+        () => resolve({ status: response.statusCode!, headers: response.headers, body }),
+      );
     });
     req.on('error', reject);
     req.end();
@@ -80,16 +105,21 @@ const running = new Set<ChildProcessWithoutNullStreams>();
 
 /** scripts/dashboard.ts as `npm run dashboard` runs it, in one node process (so a kill ends it all). */
 function runDashboard(args: string[]): Run {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/dashboard.ts', ...args], { cwd: ROOT, env: { ...process.env, CI: 'true' } });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/dashboard.ts', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, CI: 'true' },
+  });
   running.add(child);
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
-  const exit = new Promise<number | null>((resolve) => child.on('close', (code) => {
-    running.delete(child);
-    resolve(code);
-  }));
+  const exit = new Promise<number | null>((resolve) =>
+    child.on('close', (code) => {
+      running.delete(child);
+      resolve(code);
+    })
+  );
   return { child, stdout: () => stdout, stderr: () => stderr, exit };
 }
 
@@ -97,12 +127,19 @@ afterEach(() => {
   for (const child of running) child.kill('SIGKILL');
 });
 
-async function waitFor<T>(read: () => T | undefined, what: string, run: Run, timeoutMs = 20_000): Promise<T> {
+async function waitFor<T>(
+  read: () => T | undefined,
+  what: string,
+  run: Run,
+  timeoutMs = 20_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = read();
     if (value !== undefined) return value;
-    if (Date.now() > deadline || run.child.exitCode !== null) throw new Error(`never saw ${what}:\n${run.stdout()}\n${run.stderr()}`);
+    if (Date.now() > deadline || run.child.exitCode !== null) {
+      throw new Error(`never saw ${what}:\n${run.stdout()}\n${run.stderr()}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
@@ -111,11 +148,31 @@ describe('npm run dashboard: flags', () => {
   const hosted = 'https://abcdefghijklmnop.supabase.co/functions/v1';
 
   it('takes a functions URL over https (http only for this machine) and a port from 0 to 65535', () => {
-    expect(parseDashboardOptions(['--functions-url', `${hosted}/`])).toEqual({ help: false, functionsUrl: hosted, port: 54330 });
-    expect(parseDashboardOptions(['--functions-url', 'http://127.0.0.1:54321/functions/v1', '--port', '0'])).toEqual({
-      help: false, functionsUrl: 'http://127.0.0.1:54321/functions/v1', port: 0,
+    expect(parseDashboardOptions(['--functions-url', `${hosted}/`])).toEqual({
+      help: false,
+      functionsUrl: hosted,
+      port: 54330,
     });
-    expect(parseDashboardOptions(['--functions-url', 'http://localhost:54321/functions/v1', '--port', '65535']).port).toBe(65_535);
+    expect(
+      parseDashboardOptions([
+        '--functions-url',
+        'http://127.0.0.1:54321/functions/v1',
+        '--port',
+        '0',
+      ]),
+    ).toEqual({
+      help: false,
+      functionsUrl: 'http://127.0.0.1:54321/functions/v1',
+      port: 0,
+    });
+    expect(
+      parseDashboardOptions([
+        '--functions-url',
+        'http://localhost:54321/functions/v1',
+        '--port',
+        '65535',
+      ]).port,
+    ).toBe(65_535);
     expect(parseDashboardOptions(['--help']).help).toBe(true);
   });
 
@@ -123,15 +180,42 @@ describe('npm run dashboard: flags', () => {
     const cases: Array<[string[], string]> = [
       [[], '--functions-url is required'],
       [['--functions-url', ' '], '--functions-url is required'],
-      [['--functions-url', 'not a url'], '--functions-url must be an http(s) URL such as https://<project-ref>.supabase.co/functions/v1'],
-      [['--functions-url', 'ftp://example.com/functions/v1'], '--functions-url must be an http(s) URL, got a ftp: URL'],
-      [['--functions-url', 'http://abcdefghijklmnop.supabase.co/functions/v1'], '--functions-url must use https:// for abcdefghijklmnop.supabase.co'],
-      [['--functions-url', 'https://admin:hunter2@abcdefghijklmnop.supabase.co/functions/v1'], '--functions-url must not carry a user name or password'],
-      [['--functions-url', `${hosted}?window=1h`], '--functions-url must not have a query or fragment'],
-      [['--functions-url', `${hosted}#token=x`], '--functions-url must not have a query or fragment'],
-      [['--functions-url', hosted, '--port', '65536'], '--port must be a whole number from 0 to 65535, got "65536"'],
-      [['--functions-url', hosted, '--port', '80a'], '--port must be a whole number from 0 to 65535, got "80a"'],
-      [['--functions-url', hosted, '--port', '1e3'], '--port must be a whole number from 0 to 65535, got "1e3"'],
+      [
+        ['--functions-url', 'not a url'],
+        '--functions-url must be an http(s) URL such as https://<project-ref>.supabase.co/functions/v1',
+      ],
+      [
+        ['--functions-url', 'ftp://example.com/functions/v1'],
+        '--functions-url must be an http(s) URL, got a ftp: URL',
+      ],
+      [
+        ['--functions-url', 'http://abcdefghijklmnop.supabase.co/functions/v1'],
+        '--functions-url must use https:// for abcdefghijklmnop.supabase.co',
+      ],
+      [
+        ['--functions-url', 'https://admin:hunter2@abcdefghijklmnop.supabase.co/functions/v1'],
+        '--functions-url must not carry a user name or password',
+      ],
+      [
+        ['--functions-url', `${hosted}?window=1h`],
+        '--functions-url must not have a query or fragment',
+      ],
+      [
+        ['--functions-url', `${hosted}#token=x`],
+        '--functions-url must not have a query or fragment',
+      ],
+      [
+        ['--functions-url', hosted, '--port', '65536'],
+        '--port must be a whole number from 0 to 65535, got "65536"',
+      ],
+      [
+        ['--functions-url', hosted, '--port', '80a'],
+        '--port must be a whole number from 0 to 65535, got "80a"',
+      ],
+      [
+        ['--functions-url', hosted, '--port', '1e3'],
+        '--port must be a whole number from 0 to 65535, got "1e3"',
+      ],
       [['--functions-url', hosted, '--token', TOKEN], "Unknown option '--token'"],
       [['--functions-url', hosted, 'extra'], "Unexpected argument 'extra'"],
       [['--functions-url'], "Option '--functions-url <value>' argument missing"],
@@ -145,11 +229,19 @@ describe('npm run dashboard: flags', () => {
   });
 
   it('prints the usage and exits 2 on a bad flag, before serving anything', async () => {
-    const runs = [runDashboard([]), runDashboard(['--functions-url', 'http://example.com/functions/v1', '--port', '0'])];
-    for (const [run, message] of [
-      [runs[0]!, '--functions-url is required'],
-      [runs[1]!, '--functions-url must use https:// for example.com: the health token is sent to it'],
-    ] as const) {
+    const runs = [
+      runDashboard([]),
+      runDashboard(['--functions-url', 'http://example.com/functions/v1', '--port', '0']),
+    ];
+    for (
+      const [run, message] of [
+        [runs[0]!, '--functions-url is required'],
+        [
+          runs[1]!,
+          '--functions-url must use https:// for example.com: the health token is sent to it',
+        ],
+      ] as const
+    ) {
       expect(await run.exit).toBe(2);
       expect(run.stderr()).toBe(`${message}\n\n${USAGE}\n`);
       expect(run.stdout()).toBe('');
@@ -175,14 +267,24 @@ describe('npm run dashboard: the process', () => {
 
   it('prints the address with a token placeholder, serves the page, relays the JSON and stops on Ctrl-C with exit 0', async () => {
     const run = runDashboard(['--functions-url', `${upstream.url}/`, '--port', '0']);
-    const base = await waitFor(() => /^open (http:\/\/127\.0\.0\.1:\d+\/)#token=<your PROFILE_HEALTH_TOKEN>$/m.exec(run.stdout())?.[1], 'the address', run);
+    const base = await waitFor(
+      () =>
+        /^open (http:\/\/127\.0\.0\.1:\d+\/)#token=<your PROFILE_HEALTH_TOKEN>$/m.exec(run.stdout())
+          ?.[1],
+      'the address',
+      run,
+    );
     expect(run.stdout()).toBe(`open ${base}#token=<your PROFILE_HEALTH_TOKEN>\n`);
-    expect(run.stderr()).toContain(`relaying the dashboard's requests to ${upstream.url}/profile-health`);
+    expect(run.stderr()).toContain(
+      `relaying the dashboard's requests to ${upstream.url}/profile-health`,
+    );
 
     const page = await get(base);
     expect(page.status).toBe(200);
     expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
-    expect(page.headers['content-security-policy']).toMatch(/^default-src 'none'; script-src 'nonce-[^']+'; style-src 'nonce-[^']+'; connect-src 'self';/);
+    expect(page.headers['content-security-policy']).toMatch(
+      /^default-src 'none'; script-src 'nonce-[^']+'; style-src 'nonce-[^']+'; connect-src 'self';/,
+    );
     expect(page.body).toContain('data-testid="verdict"');
 
     upstream.requests.length = 0;
@@ -194,7 +296,9 @@ describe('npm run dashboard: the process', () => {
     });
     expect(answer.status).toBe(503);
     expect(json(answer)).toEqual(HEALTH_BODY);
-    expect(upstream.requests.map((r) => r.url)).toEqual(['/functions/v1/profile-health?format=json&include=operations&window=1h']);
+    expect(upstream.requests.map((r) => r.url)).toEqual([
+      '/functions/v1/profile-health?format=json&include=operations&window=1h',
+    ]);
     const sent = upstream.requests[0]!.headers;
     expect(sent['x-health-token']).toBe(TOKEN);
     expect(sent.cookie).toBeUndefined();
@@ -226,7 +330,12 @@ describe('the dashboard server relay', () => {
   const log: string[] = [];
   beforeAll(async () => {
     upstream = await startUpstream();
-    dashboard = await startDashboardServer({ functionsUrl: upstream.url, port: 0, upstreamTimeoutMs: 500, log: (line) => log.push(line) });
+    dashboard = await startDashboardServer({
+      functionsUrl: upstream.url,
+      port: 0,
+      upstreamTimeoutMs: 500,
+      log: (line) => log.push(line),
+    });
   });
   afterAll(async () => {
     await dashboard?.close();
@@ -254,16 +363,32 @@ describe('the dashboard server relay', () => {
     expect(refused.status).toBe(401);
   });
 
-  it('relays nothing but the page\'s own request: other parameters, windows, paths, methods, hosts and sites are answered here', async () => {
+  it("relays nothing but the page's own request: other parameters, windows, paths, methods, hosts and sites are answered here", async () => {
     const refusals: Array<[Promise<Answer>, number, string]> = [
-      [get(data('?format=json&include=operations&window=1h&select=*'), withToken), 400, 'unsupported_query'],
-      [get(data('?format=json&include=operations&window=1h&window=7d'), withToken), 400, 'unsupported_query'],
-      [get(data('?format=json&include=operations&window=1h;drop'), withToken), 400, 'unsupported_query'],
+      [
+        get(data('?format=json&include=operations&window=1h&select=*'), withToken),
+        400,
+        'unsupported_query',
+      ],
+      [
+        get(data('?format=json&include=operations&window=1h&window=7d'), withToken),
+        400,
+        'unsupported_query',
+      ],
+      [
+        get(data('?format=json&include=operations&window=1h;drop'), withToken),
+        400,
+        'unsupported_query',
+      ],
       [get(data('?format=json&window=1h'), withToken), 400, 'unsupported_query'],
       [get(data('?format=prometheus'), withToken), 400, 'unsupported_query'],
       [get(data(), {}), 401, 'health_token_required'],
       [get(data(), { ...withToken, 'sec-fetch-site': 'cross-site' }), 403, 'cross_site_request'],
-      [get(data(), { ...withToken, host: `attacker.example:${dashboard.port}` }), 421, 'wrong_host'],
+      [
+        get(data(), { ...withToken, host: `attacker.example:${dashboard.port}` }),
+        421,
+        'wrong_host',
+      ],
       [get(`${dashboard.url}functions/v1/register`, withToken), 404, 'not_found'],
       [get(data(), withToken, 'POST'), 405, 'method_not_allowed'],
     ];
@@ -278,7 +403,8 @@ describe('the dashboard server relay', () => {
   it('does not follow a redirect, which would carry the token elsewhere', async () => {
     const elsewhere = await startUpstream();
     try {
-      upstream.answer = (_request, response) => response.writeHead(302, { location: `${elsewhere.url}/profile-health` }).end();
+      upstream.answer = (_request, response) =>
+        response.writeHead(302, { location: `${elsewhere.url}/profile-health` }).end();
       const answer = await get(data(), withToken);
       expect([answer.status, json(answer).error]).toEqual([502, 'profile_health_redirected']);
       expect(elsewhere.requests).toEqual([]);
@@ -293,18 +419,26 @@ describe('the dashboard server relay', () => {
     const answer = await get(data(), withToken);
     expect(Date.now() - started).toBeLessThan(3_000);
     expect(answer.status).toBe(504);
-    expect(json(answer)).toEqual({ status: 'unknown', error: 'profile_health_timed_out', message: 'profile-health gave no answer within 0.5 s' });
+    expect(json(answer)).toEqual({
+      status: 'unknown',
+      error: 'profile_health_timed_out',
+      message: 'profile-health gave no answer within 0.5 s',
+    });
   });
 
   it('answers 502 instead of passing on an answer that is not JSON, such as a page served as text/plain', async () => {
-    upstream.answer = (_request, response) => response.writeHead(200, { 'content-type': 'text/html' }).end('<script>alert(1)</script>');
+    upstream.answer = (_request, response) =>
+      response.writeHead(200, { 'content-type': 'text/html' }).end('<script>alert(1)</script>');
     const answer = await get(data(), withToken);
     expect(answer.status).toBe(502);
     expect(answer.headers['content-type']).toBe('application/json; charset=utf-8');
     expect(json(answer).error).toBe('profile_health_answer_not_json');
     expect(answer.body).not.toContain('<script>');
 
-    upstream.answer = (_request, response) => response.writeHead(200, { 'content-type': 'application/json' }).end(`"${'x'.repeat(3 * 1024 * 1024)}"`);
+    upstream.answer = (_request, response) =>
+      response.writeHead(200, { 'content-type': 'application/json' }).end(
+        `"${'x'.repeat(3 * 1024 * 1024)}"`,
+      );
     const huge = await get(data(), withToken);
     expect([huge.status, json(huge).error]).toEqual([502, 'profile_health_answer_too_large']);
   });

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { appClient } from '../helpers/clients.ts';
-import { withTriggerOff, type TestDatabase } from '../helpers/database.ts';
+import { type TestDatabase, withTriggerOff } from '../helpers/database.ts';
 import type { LocalApi } from '../helpers/local-api.ts';
 
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -32,14 +32,25 @@ export async function signedInUser(
   const password = `pw-${randomUUID()}`;
   const admin = appClient(api.stack.apiUrl, api.stack.keys.serviceRoleKey);
   const create = async () => {
-    const { data, error } = await admin.auth.admin.createUser({ email, password, email_confirm: true });
+    const { data, error } = await admin.auth.admin.createUser({
+      email,
+      password,
+      email_confirm: true,
+    });
     if (error) throw error;
     return data.user.id;
   };
   const id = options.withoutProfile ? await withTriggerOff(db, create) : await create();
-  const { data, error } = await appClient(api.stack.apiUrl, api.stack.keys.anonKey).auth.signInWithPassword({ email, password });
+  const { data, error } = await appClient(api.stack.apiUrl, api.stack.keys.anonKey).auth
+    .signInWithPassword({ email, password });
   if (error) throw error;
-  return { id, email, password, accessToken: data.session.access_token, refreshToken: data.session.refresh_token };
+  return {
+    id,
+    email,
+    password,
+    accessToken: data.session.access_token,
+    refreshToken: data.session.refresh_token,
+  };
 }
 
 export interface Answer<B = unknown> {
@@ -63,7 +74,11 @@ export async function answerOf<B = unknown>(response: Response): Promise<Answer<
 }
 
 /** fetch against the local stack: path is everything after the API URL (`/rest/v1/…`, `/functions/v1/…`). */
-export async function http<B = unknown>(api: LocalApi, path: string, init: RequestInit = {}): Promise<Answer<B>> {
+export async function http<B = unknown>(
+  api: LocalApi,
+  path: string,
+  init: RequestInit = {},
+): Promise<Answer<B>> {
   return await answerOf<B>(await fetch(`${api.stack.apiUrl}${path}`, init));
 }
 
@@ -88,7 +103,9 @@ export async function fingerprint(db: TestDatabase): Promise<Record<string, unkn
   const profiles = await db.one<{ digest: string | null }>(
     `select md5(coalesce(string_agg(to_jsonb(p)::text, ',' order by p.user_id), '')) as digest from public.user_profiles p`,
   );
-  const settings = await db.one<{ digest: string | null }>(`select md5(to_jsonb(s)::text) as digest from private.settings s`);
+  const settings = await db.one<{ digest: string | null }>(
+    `select md5(to_jsonb(s)::text) as digest from private.settings s`,
+  );
   const users = await db.one<{ digest: string | null }>(
     `select md5(coalesce(string_agg(u.id::text || coalesce(u.raw_user_meta_data::text, ''), ',' order by u.id), '')) as digest from auth.users u`,
   );
@@ -96,7 +113,9 @@ export async function fingerprint(db: TestDatabase): Promise<Record<string, unkn
 }
 
 /** Counts that a rejected request must leave unchanged. */
-export async function writeCounts(db: TestDatabase): Promise<{ users: number; profiles: number; audit: number; queue: number }> {
+export async function writeCounts(
+  db: TestDatabase,
+): Promise<{ users: number; profiles: number; audit: number; queue: number }> {
   return await db.one(
     `select (select count(*)::int from auth.users) as users,
             (select count(*)::int from public.user_profiles) as profiles,
@@ -111,4 +130,5 @@ export async function attackerKey(kid: string): Promise<JWK> {
   return { ...(await exportJWK(privateKey)), kid, alg: 'ES256' };
 }
 
-export const b64url = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
+export const b64url = (value: unknown): string =>
+  Buffer.from(JSON.stringify(value)).toString('base64url');

@@ -7,7 +7,14 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
-import { fingerprint, http, JSON_TYPE, signedInUser, type Answer, type SignedInUser } from './helpers.ts';
+import {
+  type Answer,
+  fingerprint,
+  http,
+  JSON_TYPE,
+  type SignedInUser,
+  signedInUser,
+} from './helpers.ts';
 
 // Created at collection time so the callable surface can be read from pg_proc and a new function
 // gets its rows in the matrix without anyone touching this file.
@@ -108,10 +115,15 @@ interface Cell {
 }
 
 const rows = (status: number, count: number): Expected => ({ status, rows: count });
-const status = (code: number, check?: (answer: Answer) => void): Expected => ({ status: code, ...(check ? { check } : {}) });
+const status = (code: number, check?: (answer: Answer) => void): Expected => ({
+  status: code,
+  ...(check ? { check } : {}),
+});
 
 function sentenceOf(actor: Actor, action: string, expected: Expected, denied: boolean): string {
-  const outcome = expected.rows === undefined ? `${expected.status}` : `${expected.status} with ${expected.rows} row${expected.rows === 1 ? '' : 's'}`;
+  const outcome = expected.rows === undefined
+    ? `${expected.status}`
+    : `${expected.status} with ${expected.rows} row${expected.rows === 1 ? '' : 's'}`;
   return `${ACTOR_LABEL[actor]} ${action} gets ${outcome}${denied ? ' and writes nothing' : ''}`;
 }
 
@@ -120,7 +132,11 @@ const ACTORS: Actor[] = ['anon', 'publishable', 'own', 'other', 'secret', 'servi
 // Which user row each actor targets in the user_profiles table operations.
 function target(actor: Actor, operation: 'select' | 'insert' | 'update' | 'delete'): SignedInUser {
   if (operation === 'insert') {
-    return actor === 'secret' ? users.orphanForSecret : actor === 'service_role' ? users.orphanForService : users.orphan;
+    return actor === 'secret'
+      ? users.orphanForSecret
+      : actor === 'service_role'
+      ? users.orphanForService
+      : users.orphan;
   }
   if (operation === 'delete') {
     if (actor === 'secret') return users.victimForSecret;
@@ -131,47 +147,98 @@ function target(actor: Actor, operation: 'select' | 'insert' | 'update' | 'delet
 
 // The token each actor sends for the table operations: an INSERT by `own` is the orphan inserting
 // its own profile; `other` is always me, acting on someone else's row.
-function tokenUser(actor: Actor, operation: 'select' | 'insert' | 'update' | 'delete'): SignedInUser {
+function tokenUser(
+  actor: Actor,
+  operation: 'select' | 'insert' | 'update' | 'delete',
+): SignedInUser {
   return actor === 'own' && operation === 'insert' ? users.orphan : users.me;
 }
 
 const TABLE_EXPECTED: Record<string, { action: string; expected: Record<Actor, Expected> }> = {
   select: {
     action: 'selecting a profile from /rest/v1/user_profiles',
-    expected: { anon: status(401), publishable: status(401), own: rows(200, 1), other: rows(200, 0), secret: rows(200, 1), service_role: rows(200, 1) },
+    expected: {
+      anon: status(401),
+      publishable: status(401),
+      own: rows(200, 1),
+      other: rows(200, 0),
+      secret: rows(200, 1),
+      service_role: rows(200, 1),
+    },
   },
   insert: {
     action: 'inserting a profile into /rest/v1/user_profiles',
-    expected: { anon: status(401), publishable: status(401), own: status(403), other: status(403), secret: rows(201, 1), service_role: rows(201, 1) },
+    expected: {
+      anon: status(401),
+      publishable: status(401),
+      own: status(403),
+      other: status(403),
+      secret: rows(201, 1),
+      service_role: rows(201, 1),
+    },
   },
   update: {
     action: 'updating full_name through /rest/v1/user_profiles',
-    expected: { anon: status(401), publishable: status(401), own: rows(200, 1), other: rows(200, 0), secret: rows(200, 1), service_role: rows(200, 1) },
+    expected: {
+      anon: status(401),
+      publishable: status(401),
+      own: rows(200, 1),
+      other: rows(200, 0),
+      secret: rows(200, 1),
+      service_role: rows(200, 1),
+    },
   },
   updateEmail: {
     action: 'updating email (not a user-editable column) through /rest/v1/user_profiles',
-    expected: { anon: status(401), publishable: status(401), own: status(403), other: status(403), secret: rows(200, 1), service_role: rows(200, 1) },
+    expected: {
+      anon: status(401),
+      publishable: status(401),
+      own: status(403),
+      other: status(403),
+      secret: rows(200, 1),
+      service_role: rows(200, 1),
+    },
   },
   delete: {
     action: 'deleting a profile through /rest/v1/user_profiles',
-    expected: { anon: status(401), publishable: status(401), own: status(403), other: status(403), secret: rows(200, 1), service_role: rows(200, 1) },
+    expected: {
+      anon: status(401),
+      publishable: status(401),
+      own: status(403),
+      other: status(403),
+      secret: rows(200, 1),
+      service_role: rows(200, 1),
+    },
   },
 };
 
 function tableRequest(kind: string, actor: Actor): () => Promise<Answer> {
-  const operation = kind === 'updateEmail' ? 'update' : (kind as 'select' | 'insert' | 'update' | 'delete');
+  const operation = kind === 'updateEmail'
+    ? 'update'
+    : (kind as 'select' | 'insert' | 'update' | 'delete');
   return async () => {
     const who = target(actor, operation);
-    const headers = { ...headersOf(actor, tokenUser(actor, operation)), ...JSON_TYPE, prefer: 'return=representation' };
+    const headers = {
+      ...headersOf(actor, tokenUser(actor, operation)),
+      ...JSON_TYPE,
+      prefer: 'return=representation',
+    };
     const filter = `user_id=eq.${who.id}`;
     switch (kind) {
       case 'select':
-        return await http(api(), `/rest/v1/user_profiles?select=user_id,full_name&${filter}`, { headers });
+        return await http(api(), `/rest/v1/user_profiles?select=user_id,full_name&${filter}`, {
+          headers,
+        });
       case 'insert':
         return await http(api(), '/rest/v1/user_profiles', {
           method: 'POST',
           headers,
-          body: JSON.stringify({ user_id: who.id, email: who.email, full_name: `Inserted by ${actor}`, created_via: 'ensure' }),
+          body: JSON.stringify({
+            user_id: who.id,
+            email: who.email,
+            full_name: `Inserted by ${actor}`,
+            created_via: 'ensure',
+          }),
         });
       case 'update':
         return await http(api(), `/rest/v1/user_profiles?${filter}`, {
@@ -196,8 +263,13 @@ const TABLE_CELLS: Cell[] = Object.entries(TABLE_EXPECTED).flatMap(([kind, { act
     const want = expected[actor];
     // Reads and refused writes must leave every table as it was.
     const denied = want.status >= 400 || want.rows === 0 || kind === 'select';
-    return { sentence: sentenceOf(actor, action, want, denied), denied, expected: want, run: tableRequest(kind, actor) };
-  }),
+    return {
+      sentence: sentenceOf(actor, action, want, denied),
+      denied,
+      expected: want,
+      run: tableRequest(kind, actor),
+    };
+  })
 );
 
 // ---------------------------------------------------------------------------- RPC
@@ -223,19 +295,32 @@ function argumentValue(type: string): unknown {
     case 'timestamp with time zone':
       return new Date().toISOString();
     default:
-      throw new Error(`the access matrix has no sample value for a parameter of type ${type}: add one to argumentValue()`);
+      throw new Error(
+        `the access matrix has no sample value for a parameter of type ${type}: add one to argumentValue()`,
+      );
   }
 }
 
 const ARGUMENT_OVERRIDES: Record<string, () => Record<string, unknown>> = {
   backfill_missing_profiles: () => ({ p_dry_run: true }),
-  enqueue_profile_repair: () => ({ p_user_id: users.me.id, p_source: 'ensure', p_reason: 'security matrix' }),
+  enqueue_profile_repair: () => ({
+    p_user_id: users.me.id,
+    p_source: 'ensure',
+    p_reason: 'security matrix',
+  }),
   // A refusal's reason is a code such as username_taken, not free text.
-  record_signup_refusal: () => ({ p_user_id: users.me.id, p_reason: 'security_matrix', p_http_code: 409 }),
+  record_signup_refusal: () => ({
+    p_user_id: users.me.id,
+    p_reason: 'security_matrix',
+    p_http_code: 409,
+  }),
 };
 
 // Parameters whose name says more than their type does.
-const PARAMETER_VALUES: Record<string, unknown> = { p_request_hash: 'ab'.repeat(32), p_status: 201 };
+const PARAMETER_VALUES: Record<string, unknown> = {
+  p_request_hash: 'ab'.repeat(32),
+  p_status: 201,
+};
 
 function rpcArguments(fn: PublicFunction): Record<string, unknown> {
   const args: Record<string, unknown> = {};
@@ -248,7 +333,13 @@ function rpcArguments(fn: PublicFunction): Record<string, unknown> {
 
 // Every public function is service-role only: 401 for the key-only (anon) callers, 403 for a
 // signed-in user, 200 for both service keys (204 for a function returning void).
-const RPC_EXPECTED: Record<Exclude<Actor, 'other'>, number> = { anon: 401, publishable: 401, own: 403, secret: 200, service_role: 200 };
+const RPC_EXPECTED: Record<Exclude<Actor, 'other'>, number> = {
+  anon: 401,
+  publishable: 401,
+  own: 403,
+  secret: 200,
+  service_role: 200,
+};
 const rpcStatus = (fn: PublicFunction, actor: keyof typeof RPC_EXPECTED) =>
   RPC_EXPECTED[actor] === 200 && fn.returns === 'void' ? 204 : RPC_EXPECTED[actor];
 
@@ -257,10 +348,19 @@ const RPC_CELLS: Cell[] = PUBLIC_FUNCTIONS.flatMap((fn) =>
     const code = rpcStatus(fn, actor);
     const denied = code >= 400;
     const expected = status(code, (answer) => {
-      if (denied) expect(answer.body).toMatchObject({ code: '42501', message: `permission denied for function ${fn.name}` });
+      if (denied) {
+        expect(answer.body).toMatchObject({
+          code: '42501',
+          message: `permission denied for function ${fn.name}`,
+        });
+      }
     });
     return {
-      sentence: `${actor === 'own' ? "a user's access token" : ACTOR_LABEL[actor]} calling POST /rest/v1/rpc/${fn.name} (${fn.signature}) gets ${code}${denied ? ' and writes nothing' : ''}`,
+      sentence: `${
+        actor === 'own' ? "a user's access token" : ACTOR_LABEL[actor]
+      } calling POST /rest/v1/rpc/${fn.name} (${fn.signature}) gets ${code}${
+        denied ? ' and writes nothing' : ''
+      }`,
       denied,
       expected,
       run: async () =>
@@ -270,7 +370,7 @@ const RPC_CELLS: Cell[] = PUBLIC_FUNCTIONS.flatMap((fn) =>
           body: JSON.stringify(rpcArguments(fn)),
         }),
     };
-  }),
+  })
 );
 
 // ---------------------------------------------------------------------------- schema private
@@ -280,18 +380,26 @@ const PRIVATE_TABLES = ['audit_logs', 'settings', 'repair_queue'];
 const PRIVATE_CELLS: Cell[] = PRIVATE_TABLES.flatMap((table) =>
   ACTORS.filter((actor) => actor !== 'other').flatMap((actor): Cell[] => [
     {
-      sentence: `${actor === 'own' ? "a user's access token" : ACTOR_LABEL[actor]} reading private.${table} with Accept-Profile: private gets 406 PGRST106 and writes nothing`,
+      sentence: `${
+        actor === 'own' ? "a user's access token" : ACTOR_LABEL[actor]
+      } reading private.${table} with Accept-Profile: private gets 406 PGRST106 and writes nothing`,
       denied: true,
       expected: status(406, (answer) => expect(answer.body).toMatchObject({ code: 'PGRST106' })),
-      run: async () => await http(api(), `/rest/v1/${table}?select=*`, { headers: { ...headersOf(actor), 'accept-profile': 'private' } }),
+      run: async () =>
+        await http(api(), `/rest/v1/${table}?select=*`, {
+          headers: { ...headersOf(actor), 'accept-profile': 'private' },
+        }),
     },
     {
-      sentence: `${actor === 'own' ? "a user's access token" : ACTOR_LABEL[actor]} reading /rest/v1/${table} from the public schema gets 404 PGRST205 and writes nothing`,
+      sentence: `${
+        actor === 'own' ? "a user's access token" : ACTOR_LABEL[actor]
+      } reading /rest/v1/${table} from the public schema gets 404 PGRST205 and writes nothing`,
       denied: true,
       expected: status(404, (answer) => expect(answer.body).toMatchObject({ code: 'PGRST205' })),
-      run: async () => await http(api(), `/rest/v1/${table}?select=*`, { headers: headersOf(actor) }),
+      run: async () =>
+        await http(api(), `/rest/v1/${table}?select=*`, { headers: headersOf(actor) }),
     },
-  ]),
+  ])
 );
 
 // ---------------------------------------------------------------------------- functions
@@ -301,15 +409,27 @@ const FULL_HEALTH_KEYS = ['checked_at', 'checks', 'stats', 'status'];
 const FUNCTION_CELLS: Cell[] = [
   // register is for people without a session: every caller may register (rate limited per client).
   ...ACTORS.map((actor): Cell => ({
-    sentence: `${ACTOR_LABEL[actor].replace(/ on (its own|another user's) row$/, '')} calling POST /functions/v1/register with a valid body (${actor}) gets 201`,
+    sentence: `${
+      ACTOR_LABEL[actor].replace(/ on (its own|another user's) row$/, '')
+    } calling POST /functions/v1/register with a valid body (${actor}) gets 201`,
     denied: false,
     // The auth.users trigger made the profile inside Auth's transaction; register found it.
-    expected: status(201, (answer) => expect(answer.body).toMatchObject({ profile_status: 'existed', profile: { created_via: 'trigger' } })),
+    expected: status(
+      201,
+      (answer) =>
+        expect(answer.body).toMatchObject({
+          profile_status: 'existed',
+          profile: { created_via: 'trigger' },
+        }),
+    ),
     run: async () =>
       await http(api(), '/functions/v1/register', {
         method: 'POST',
         headers: { ...headersOf(actor), ...JSON_TYPE },
-        body: JSON.stringify({ email: `matrix-${actor}-${randomUUID().slice(0, 8)}@example.test`, password: `pw-${randomUUID()}` }),
+        body: JSON.stringify({
+          email: `matrix-${actor}-${randomUUID().slice(0, 8)}@example.test`,
+          password: `pw-${randomUUID()}`,
+        }),
       }),
   })),
   // ensure-profile: a user ensures its own profile, the service keys anyone's; nothing else.
@@ -323,11 +443,17 @@ const FUNCTION_CELLS: Cell[] = [
       ['service_role', 200, () => ({ user_id: users.other.id }), 'naming another user', 'existed'],
     ] as Array<[Actor, number, () => Record<string, unknown> | null, string, string | null]>
   ).map(([actor, code, body, what, profileStatus]): Cell => ({
-    sentence: `${ACTOR_LABEL[actor].replace(/ on (its own|another user's) row$/, '')} calling POST /functions/v1/ensure-profile ${what} gets ${code}${code >= 400 ? ' and writes nothing' : ''}`,
+    sentence: `${
+      ACTOR_LABEL[actor].replace(/ on (its own|another user's) row$/, '')
+    } calling POST /functions/v1/ensure-profile ${what} gets ${code}${
+      code >= 400 ? ' and writes nothing' : ''
+    }`,
     denied: code >= 400,
     expected: status(code, (answer) => {
       if (code === 200) expect(answer.body).toMatchObject({ profile_status: profileStatus });
-      else expect(answer.body).toMatchObject({ error: { code: code === 401 ? 'invalid_token' : 'forbidden' } });
+      else {expect(answer.body).toMatchObject({
+          error: { code: code === 401 ? 'invalid_token' : 'forbidden' },
+        });}
     }),
     run: async () => {
       const payload = body();
@@ -349,14 +475,21 @@ const FUNCTION_CELLS: Cell[] = [
       ['service_role', 200, FULL_HEALTH_KEYS],
     ] as Array<[Actor, number, string[] | null]>
   ).map(([actor, code, keys]): Cell => ({
-    sentence: `${ACTOR_LABEL[actor].replace(/ on (its own|another user's) row$/, '')} calling GET /functions/v1/profile-health gets ${code}${keys ? ` with ${keys === FULL_HEALTH_KEYS ? 'the full' : 'only the public'} body` : ' and writes nothing'}`,
+    sentence: `${
+      ACTOR_LABEL[actor].replace(/ on (its own|another user's) row$/, '')
+    } calling GET /functions/v1/profile-health gets ${code}${
+      keys
+        ? ` with ${keys === FULL_HEALTH_KEYS ? 'the full' : 'only the public'} body`
+        : ' and writes nothing'
+    }`,
     // The public verdict reads only; the privileged one also evaluates alerts (it may write).
     denied: keys !== FULL_HEALTH_KEYS,
     expected: status(code, (answer) => {
       if (keys) expect(Object.keys(answer.body as object).sort()).toEqual(keys);
       else expect(answer.body).toMatchObject({ error: { code: 'unauthorized' } });
     }),
-    run: async () => await http(api(), '/functions/v1/profile-health', { headers: headersOf(actor) }),
+    run: async () =>
+      await http(api(), '/functions/v1/profile-health', { headers: headersOf(actor) }),
   })),
 ];
 
@@ -364,7 +497,8 @@ const FUNCTION_CELLS: Cell[] = [
 // Running the matrix
 // ============================================================================
 beforeAll(async () => {
-  const make = (options: { withoutProfile?: boolean; prefix?: string } = {}) => signedInUser(db(), api(), options);
+  const make = (options: { withoutProfile?: boolean; prefix?: string } = {}) =>
+    signedInUser(db(), api(), options);
   users = {
     me: await make({ prefix: 'me' }),
     other: await make({ prefix: 'other' }),
@@ -396,7 +530,9 @@ const ALL_CELLS = [...TABLE_CELLS, ...RPC_CELLS, ...PRIVATE_CELLS, ...FUNCTION_C
 const DENIED = ALL_CELLS.filter((cell) => cell.denied);
 // The permitted RPC calls run last: reconcile_profiles and run_self_repair among them give every
 // user the matrix left without a profile one at once, which the writes before them must not see.
-const ALLOWED = [...TABLE_CELLS, ...PRIVATE_CELLS, ...FUNCTION_CELLS].filter((cell) => !cell.denied);
+const ALLOWED = [...TABLE_CELLS, ...PRIVATE_CELLS, ...FUNCTION_CELLS].filter((cell) =>
+  !cell.denied
+);
 const ALLOWED_RPC = RPC_CELLS.filter((cell) => !cell.denied);
 
 describe('the access matrix: refused cells (run first, against untouched data)', () => {
@@ -409,9 +545,15 @@ describe('the access matrix: refused cells (run first, against untouched data)',
 
   it('after every refused cell, every table holds exactly the rows it held before the matrix', async () => {
     expect(await fingerprint(db())).toEqual(initial);
-    const { n } = await db().one<{ n: number }>('select count(*)::int as n from public.user_profiles where user_id = $1', [users.orphan.id]);
+    const { n } = await db().one<{ n: number }>(
+      'select count(*)::int as n from public.user_profiles where user_id = $1',
+      [users.orphan.id],
+    );
     expect(n).toBe(0);
-    const mine = await db().one('select full_name, email from public.user_profiles where user_id = $1', [users.me.id]);
+    const mine = await db().one(
+      'select full_name, email from public.user_profiles where user_id = $1',
+      [users.me.id],
+    );
     expect(mine).toEqual({ full_name: null, email: users.me.email });
   });
 });
@@ -420,9 +562,18 @@ describe('the access matrix: permitted cells', () => {
   for (const cell of ALLOWED) it(cell.sentence, async () => await runCell(cell));
 
   it('the permitted writes did what they said: inserted, renamed, re-addressed and deleted profiles', async () => {
-    const { rows: found } = await db().query<{ user_id: string; full_name: string | null; email: string | null }>(
+    const { rows: found } = await db().query<
+      { user_id: string; full_name: string | null; email: string | null }
+    >(
       'select user_id, full_name, email from public.user_profiles where user_id = any($1::uuid[])',
-      [[users.orphanForSecret.id, users.orphanForService.id, users.orphanForEnsure.id, users.victimForSecret.id, users.victimForService.id, users.orphan.id]],
+      [[
+        users.orphanForSecret.id,
+        users.orphanForService.id,
+        users.orphanForEnsure.id,
+        users.victimForSecret.id,
+        users.victimForService.id,
+        users.orphan.id,
+      ]],
     );
     const byId = new Map(found.map((row) => [row.user_id, row]));
     expect(byId.get(users.orphanForSecret.id)?.full_name).toBe('Inserted by secret');
@@ -437,7 +588,7 @@ describe('the access matrix: permitted cells', () => {
 describe('the access matrix: permitted RPC calls (run last)', () => {
   for (const cell of ALLOWED_RPC) it(cell.sentence, async () => await runCell(cell));
 
-  it('the service keys\' reconcile run gave a profile to every user the matrix left without one', async () => {
+  it("the service keys' reconcile run gave a profile to every user the matrix left without one", async () => {
     const { rows: found } = await db().query<{ user_id: string; created_via: string }>(
       'select user_id, created_via from public.user_profiles where user_id = any($1::uuid[]) order by user_id',
       [[users.orphan.id, users.victimForSecret.id, users.victimForService.id]],
@@ -460,7 +611,13 @@ describe('the access matrix: permitted RPC calls (run last)', () => {
 describe('the callable surface the matrix covers', () => {
   it('lists every function in schema public owned by postgres, each with a row per credential', () => {
     expect(PUBLIC_FUNCTIONS.length).toBeGreaterThanOrEqual(15);
-    expect(PUBLIC_FUNCTIONS.map((fn) => fn.name)).toEqual(expect.arrayContaining(['ensure_user_profile', 'profile_system_health', 'register_preflight']));
+    expect(PUBLIC_FUNCTIONS.map((fn) => fn.name)).toEqual(
+      expect.arrayContaining([
+        'ensure_user_profile',
+        'profile_system_health',
+        'register_preflight',
+      ]),
+    );
     expect(RPC_CELLS).toHaveLength(PUBLIC_FUNCTIONS.length * 5);
   });
 });

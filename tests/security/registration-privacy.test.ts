@@ -7,14 +7,22 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { ErrorBody, RegisterResult } from '../helpers/bodies.ts';
 import { useTestDatabase } from '../helpers/database.ts';
-import { useLocalApi, type LocalApi } from '../helpers/local-api.ts';
+import { type LocalApi, useLocalApi } from '../helpers/local-api.ts';
 import { signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
-import { app, invoke, type Answer } from '../e2e/helpers.ts';
+import { type Answer, app, invoke } from '../e2e/helpers.ts';
 
 const db = useTestDatabase();
 const FUNCTION_ENV = { REGISTER_MODE: 'signup', REGISTER_RATE_LIMIT_MAX: '100000' };
-const confirming = useLocalApi(db, { functions: true, autoconfirm: false, functionEnv: FUNCTION_ENV });
-const autoconfirming = useLocalApi(db, { functions: true, autoconfirm: true, functionEnv: FUNCTION_ENV });
+const confirming = useLocalApi(db, {
+  functions: true,
+  autoconfirm: false,
+  functionEnv: FUNCTION_ENV,
+});
+const autoconfirming = useLocalApi(db, {
+  functions: true,
+  autoconfirm: true,
+  functionEnv: FUNCTION_ENV,
+});
 
 const PASSWORD = 'correct-horse-battery';
 const email = (tag: string) => `${tag}-${randomUUID()}@example.test`;
@@ -23,7 +31,11 @@ const email = (tag: string) => `${tag}-${randomUUID()}@example.test`;
 type RegisterAnswer = Answer<RegisterResult | ErrorBody>;
 
 function register(local: () => LocalApi, body: Record<string, unknown>): Promise<RegisterAnswer> {
-  return invoke<RegisterResult | ErrorBody>(app(local().stack.apiUrl, local().stack.keys.anonKey), 'register', { body });
+  return invoke<RegisterResult | ErrorBody>(
+    app(local().stack.apiUrl, local().stack.keys.anonKey),
+    'register',
+    { body },
+  );
 }
 
 /** Six people registering one fresh address within a few milliseconds, each with their own details. */
@@ -37,19 +49,26 @@ async function race(local: () => LocalApi) {
     metadata: { phone: `+1555000${i}${randomUUID().slice(0, 4)}`, born: `19${80 + i}-01-01` },
   }));
   const answers = await Promise.all(racers.map((racer) => register(local, racer)));
-  const users = await db().query<{ id: string }>('select id from auth.users where email = $1', [address]);
+  const users = await db().query<{ id: string }>('select id from auth.users where email = $1', [
+    address,
+  ]);
   expect(users.rows).toHaveLength(1);
   return { address, racers, answers, userId: users.rows[0]!.id };
 }
 
 /** Every racer's personal value that must appear in no other racer's answer. */
-function leaks(racers: Array<{ full_name: string; username: string; metadata: { phone: string; born: string } }>, answers: RegisterAnswer[]): string[] {
+function leaks(
+  racers: Array<{ full_name: string; username: string; metadata: { phone: string; born: string } }>,
+  answers: RegisterAnswer[],
+): string[] {
   const found: string[] = [];
   answers.forEach((answer, i) => {
     const text = JSON.stringify(answer.body);
     racers.forEach((racer, j) => {
       if (i === j) return;
-      for (const value of [racer.full_name, racer.username, racer.metadata.phone, racer.metadata.born]) {
+      for (
+        const value of [racer.full_name, racer.username, racer.metadata.phone, racer.metadata.born]
+      ) {
         if (text.includes(value)) found.push(`answer ${i} carries racer ${j}'s ${value}`);
       }
     });
@@ -63,7 +82,10 @@ const median = (values: number[]) => {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
 
-async function timed(local: () => LocalApi, body: Record<string, unknown>): Promise<{ answer: RegisterAnswer; ms: number }> {
+async function timed(
+  local: () => LocalApi,
+  body: Record<string, unknown>,
+): Promise<{ answer: RegisterAnswer; ms: number }> {
   const started = performance.now();
   const answer = await register(local, body);
   return { answer, ms: performance.now() - started };
@@ -84,10 +106,19 @@ describe('concurrent registrations of one address, email confirmation on', () =>
     }
     expect(leaks(racers, answers)).toEqual([]);
     // Only the request that created the account was told its id, and the profile holds its details.
-    const creators = answers.flatMap((a, i) => ((a.body as RegisterResult).user.id === userId ? [i] : []));
+    const creators = answers.flatMap((
+      a,
+      i,
+    ) => ((a.body as RegisterResult).user.id === userId ? [i] : []));
     expect(creators).toHaveLength(1);
-    const profile = await db().one('select full_name, username from public.user_profiles where user_id = $1', [userId]);
-    expect(profile).toEqual({ full_name: racers[creators[0]!]!.full_name, username: racers[creators[0]!]!.username });
+    const profile = await db().one(
+      'select full_name, username from public.user_profiles where user_id = $1',
+      [userId],
+    );
+    expect(profile).toEqual({
+      full_name: racers[creators[0]!]!.full_name,
+      username: racers[creators[0]!]!.username,
+    });
   });
 });
 
@@ -103,7 +134,11 @@ describe('concurrent registrations of one address, email confirmation off', () =
     expect(won.profile).toMatchObject({ user_id: userId, full_name: racers[winner]!.full_name });
     for (const answer of answers.filter((a) => a.status === 409)) {
       expect(answer.body).toEqual({
-        error: { code: 'email_taken', message: 'An account with this email already exists', fields: { email: 'is already registered' } },
+        error: {
+          code: 'email_taken',
+          message: 'An account with this email already exists',
+          fields: { email: 'is already registered' },
+        },
       });
     }
     expect(leaks(racers, answers)).toEqual([]);
@@ -113,49 +148,73 @@ describe('concurrent registrations of one address, email confirmation off', () =
 describe('registered and new addresses, email confirmation on', () => {
   const ROUNDS = 50;
 
-  it('cannot be told apart by status, body shape, headers or median time (within 20 %) over 50 requests each', async () => {
-    const confirmed = await Promise.all(Array.from({ length: ROUNDS }, async () => {
-      const address = email('confirmed');
-      await signUpAsSupabaseAuth(db(), { email: address, emailConfirmed: true });
-      return address;
-    }));
-    const unconfirmed = await Promise.all(Array.from({ length: ROUNDS }, async () => {
-      const address = email('unconfirmed');
-      await signUpAsSupabaseAuth(db(), { email: address, emailConfirmed: false });
-      return address;
-    }));
-    // A fresh worker has no timings yet: a few registrations first, as any live project has had.
-    for (let i = 0; i < 5; i++) await register(confirming, { email: email('warm'), password: PASSWORD });
+  it(
+    'cannot be told apart by status, body shape, headers or median time (within 20 %) over 50 requests each',
+    async () => {
+      const confirmed = await Promise.all(Array.from({ length: ROUNDS }, async () => {
+        const address = email('confirmed');
+        await signUpAsSupabaseAuth(db(), { email: address, emailConfirmed: true });
+        return address;
+      }));
+      const unconfirmed = await Promise.all(Array.from({ length: ROUNDS }, async () => {
+        const address = email('unconfirmed');
+        await signUpAsSupabaseAuth(db(), { email: address, emailConfirmed: false });
+        return address;
+      }));
+      // A fresh worker has no timings yet: a few registrations first, as any live project has had.
+      for (let i = 0; i < 5; i++) {
+        await register(confirming, { email: email('warm'), password: PASSWORD });
+      }
 
-    const fresh: Array<{ answer: RegisterAnswer; ms: number }> = [];
-    const taken: Array<{ answer: RegisterAnswer; ms: number }> = [];
-    for (let i = 0; i < ROUNDS; i++) {
-      fresh.push(await timed(confirming, { email: email('fresh'), password: PASSWORD, full_name: 'Fresh' }));
-      const address = i % 2 === 0 ? confirmed[i]! : unconfirmed[i]!;
-      taken.push(await timed(confirming, { email: address, password: PASSWORD, full_name: 'Fresh' }));
-    }
+      const fresh: Array<{ answer: RegisterAnswer; ms: number }> = [];
+      const taken: Array<{ answer: RegisterAnswer; ms: number }> = [];
+      for (let i = 0; i < ROUNDS; i++) {
+        fresh.push(
+          await timed(confirming, {
+            email: email('fresh'),
+            password: PASSWORD,
+            full_name: 'Fresh',
+          }),
+        );
+        const address = i % 2 === 0 ? confirmed[i]! : unconfirmed[i]!;
+        taken.push(
+          await timed(confirming, { email: address, password: PASSWORD, full_name: 'Fresh' }),
+        );
+      }
 
-    // Every answer here is a 201: the result.
-    const shape = ({ answer }: { answer: RegisterAnswer }) => ({
-      status: answer.status,
-      keys: Object.keys(answer.body).sort(),
-      userKeys: Object.keys((answer.body as RegisterResult).user).sort(),
-      profile: (answer.body as RegisterResult).profile,
-      profile_status: (answer.body as RegisterResult).profile_status,
-      headers: [...answer.headers.keys()].filter((name) => name !== 'date').sort(),
-      type: answer.headers.get('content-type'),
-    });
-    const freshShapes = new Set(fresh.map((f) => JSON.stringify(shape(f))));
-    const takenShapes = new Set(taken.map((t) => JSON.stringify(shape(t))));
-    expect(freshShapes.size).toBe(1);
-    expect([...takenShapes]).toEqual([...freshShapes]);
+      // Every answer here is a 201: the result.
+      const shape = ({ answer }: { answer: RegisterAnswer }) => ({
+        status: answer.status,
+        keys: Object.keys(answer.body).sort(),
+        userKeys: Object.keys((answer.body as RegisterResult).user).sort(),
+        profile: (answer.body as RegisterResult).profile,
+        profile_status: (answer.body as RegisterResult).profile_status,
+        headers: [...answer.headers.keys()].filter((name) => name !== 'date').sort(),
+        type: answer.headers.get('content-type'),
+      });
+      const freshShapes = new Set(fresh.map((f) => JSON.stringify(shape(f))));
+      const takenShapes = new Set(taken.map((t) => JSON.stringify(shape(t))));
+      expect(freshShapes.size).toBe(1);
+      expect([...takenShapes]).toEqual([...freshShapes]);
 
-    const freshMedian = median(fresh.map((f) => f.ms));
-    const takenMedian = median(taken.map((t) => t.ms));
-    console.log(`enumeration: median ${freshMedian.toFixed(1)} ms for ${ROUNDS} new addresses, ${takenMedian.toFixed(1)} ms for ${ROUNDS} registered ones`);
-    expect(Math.abs(takenMedian - freshMedian) / freshMedian, `medians: new ${freshMedian.toFixed(1)} ms, registered ${takenMedian.toFixed(1)} ms`).toBeLessThanOrEqual(0.2);
-    // Nothing was created for the registered addresses.
-    const { n } = await db().one<{ n: number }>('select count(*)::int as n from auth.users where email = any($1)', [[...confirmed, ...unconfirmed]]);
-    expect(n).toBe(2 * ROUNDS);
-  }, 120_000);
+      const freshMedian = median(fresh.map((f) => f.ms));
+      const takenMedian = median(taken.map((t) => t.ms));
+      console.log(
+        `enumeration: median ${freshMedian.toFixed(1)} ms for ${ROUNDS} new addresses, ${
+          takenMedian.toFixed(1)
+        } ms for ${ROUNDS} registered ones`,
+      );
+      expect(
+        Math.abs(takenMedian - freshMedian) / freshMedian,
+        `medians: new ${freshMedian.toFixed(1)} ms, registered ${takenMedian.toFixed(1)} ms`,
+      ).toBeLessThanOrEqual(0.2);
+      // Nothing was created for the registered addresses.
+      const { n } = await db().one<{ n: number }>(
+        'select count(*)::int as n from auth.users where email = any($1)',
+        [[...confirmed, ...unconfirmed]],
+      );
+      expect(n).toBe(2 * ROUNDS);
+    },
+    120_000,
+  );
 });

@@ -13,7 +13,16 @@ import { signEs256, signHs256 } from '../../dev/keys.ts';
 import type { EnsureProfileAnswer, PublicHealth, Reply, RestError } from '../helpers/bodies.ts';
 import { useTestDatabase } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
-import { attackerKey, b64url, fingerprint, http, JSON_TYPE, signedInUser, type Answer, type SignedInUser } from './helpers.ts';
+import {
+  type Answer,
+  attackerKey,
+  b64url,
+  fingerprint,
+  http,
+  JSON_TYPE,
+  type SignedInUser,
+  signedInUser,
+} from './helpers.ts';
 
 const db = useTestDatabase();
 const api = useLocalApi(db, { functions: true });
@@ -71,7 +80,8 @@ const TOKEN_CASES: TokenCase[] = [
   },
   {
     name: 'an unsigned token (alg "none") claiming role service_role',
-    make: async (sub) => `${b64url({ alg: 'none', typ: 'JWT' })}.${b64url(claims(sub, { role: 'service_role' }))}.`,
+    make: async (sub) =>
+      `${b64url({ alg: 'none', typ: 'JWT' })}.${b64url(claims(sub, { role: 'service_role' }))}.`,
     ensure: INVALID_TOKEN,
     rest: JWT_REJECTED,
   },
@@ -89,25 +99,33 @@ const TOKEN_CASES: TokenCase[] = [
   },
   {
     name: 'an HS256 token signed with a wrong secret',
-    make: async (sub) => await signHs256(claims(sub), 'not-the-project-jwt-secret-but-at-least-32-chars'),
+    make: async (sub) =>
+      await signHs256(claims(sub), 'not-the-project-jwt-secret-but-at-least-32-chars'),
     ensure: INVALID_TOKEN,
     rest: JWT_REJECTED,
   },
   {
-    name: "a token with role service_role signed by an attacker's ES256 key under the project key id",
-    make: async (sub) => await signEs256(claims(sub, { role: 'service_role' }), await attackerKey(signingKey().kid!)),
+    name:
+      "a token with role service_role signed by an attacker's ES256 key under the project key id",
+    make: async (sub) =>
+      await signEs256(claims(sub, { role: 'service_role' }), await attackerKey(signingKey().kid!)),
     ensure: INVALID_TOKEN,
     rest: JWT_REJECTED,
   },
   {
     name: "a token with role service_role signed by an attacker's HS256 secret",
-    make: async () => await signHs256({ iss: 'supabase-demo', role: 'service_role', exp: now() + 3600 }, 'attacker-secret-that-is-at-least-32-characters'),
+    make: async () =>
+      await signHs256(
+        { iss: 'supabase-demo', role: 'service_role', exp: now() + 3600 },
+        'attacker-secret-that-is-at-least-32-characters',
+      ),
     ensure: INVALID_TOKEN,
     rest: JWT_REJECTED,
   },
   {
     name: 'an expired token signed with the project key',
-    make: async (sub) => await signEs256(claims(sub, { iat: now() - 7200, exp: now() - 3600 }), signingKey()),
+    make: async (sub) =>
+      await signEs256(claims(sub, { iat: now() - 7200, exp: now() - 3600 }), signingKey()),
     ensure: INVALID_TOKEN,
     rest: JWT_REJECTED,
   },
@@ -167,7 +185,8 @@ const TOKEN_CASES: TokenCase[] = [
   },
   {
     name: 'a token with a garbage payload',
-    make: async () => `${b64url({ alg: 'ES256', typ: 'JWT', kid: signingKey().kid })}.bm90IGpzb24.c2lnbmF0dXJl`,
+    make: async () =>
+      `${b64url({ alg: 'ES256', typ: 'JWT', kid: signingKey().kid })}.bm90IGpzb24.c2lnbmF0dXJl`,
     ensure: INVALID_TOKEN,
     rest: JWT_REJECTED,
   },
@@ -176,10 +195,17 @@ const TOKEN_CASES: TokenCase[] = [
 /** PostgREST's answer as read here: the members of its error, which rows lack (read with `?.`). */
 type RestReply = Partial<RestError> | null;
 
-async function ensureAs(token: string, body?: unknown): Promise<Answer<Reply<EnsureProfileAnswer>>> {
+async function ensureAs(
+  token: string,
+  body?: unknown,
+): Promise<Answer<Reply<EnsureProfileAnswer>>> {
   return await http<Reply<EnsureProfileAnswer>>(api(), '/functions/v1/ensure-profile', {
     method: 'POST',
-    headers: { apikey: api().stack.keys.publishableKey, authorization: `Bearer ${token}`, ...(body === undefined ? {} : JSON_TYPE) },
+    headers: {
+      apikey: api().stack.keys.publishableKey,
+      authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : JSON_TYPE),
+    },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
 }
@@ -188,7 +214,12 @@ async function ensureAs(token: string, body?: unknown): Promise<Answer<Reply<Ens
 async function renameVictimAs(token: string): Promise<Answer<RestReply>> {
   return await http<RestReply>(api(), `/rest/v1/user_profiles?user_id=eq.${victim.id}`, {
     method: 'PATCH',
-    headers: { apikey: api().stack.keys.publishableKey, authorization: `Bearer ${token}`, ...JSON_TYPE, prefer: 'return=representation' },
+    headers: {
+      apikey: api().stack.keys.publishableKey,
+      authorization: `Bearer ${token}`,
+      ...JSON_TYPE,
+      prefer: 'return=representation',
+    },
     body: JSON.stringify({ full_name: 'Owned by a forged token' }),
   });
 }
@@ -197,23 +228,38 @@ async function renameVictimAs(token: string): Promise<Answer<RestReply>> {
 async function insertOrphanProfileAs(token: string): Promise<Answer<RestReply>> {
   return await http<RestReply>(api(), '/rest/v1/user_profiles', {
     method: 'POST',
-    headers: { apikey: api().stack.keys.publishableKey, authorization: `Bearer ${token}`, ...JSON_TYPE, prefer: 'return=representation' },
+    headers: {
+      apikey: api().stack.keys.publishableKey,
+      authorization: `Bearer ${token}`,
+      ...JSON_TYPE,
+      prefer: 'return=representation',
+    },
     body: JSON.stringify({ user_id: orphan.id, email: orphan.email, created_via: 'ensure' }),
   });
 }
 
 async function orphanProfiles(): Promise<number> {
-  return (await db().one<{ n: number }>('select count(*)::int as n from public.user_profiles where user_id = $1', [orphan.id])).n;
+  return (await db().one<{ n: number }>(
+    'select count(*)::int as n from public.user_profiles where user_id = $1',
+    [orphan.id],
+  )).n;
 }
 
 describe('the harness itself', () => {
-  it("a real access token renames its own profile at /rest/v1 (200, one row) and ensure-profile answers 200 existed", async () => {
+  it('a real access token renames its own profile at /rest/v1 (200, one row) and ensure-profile answers 200 existed', async () => {
     const rest = await renameVictimAs(victim.accessToken);
     expect(rest.status).toBe(200);
-    expect(rest.body).toEqual([expect.objectContaining({ user_id: victim.id, full_name: 'Owned by a forged token' })]);
-    await db().query('update public.user_profiles set full_name = null where user_id = $1', [victim.id]);
+    expect(rest.body).toEqual([
+      expect.objectContaining({ user_id: victim.id, full_name: 'Owned by a forged token' }),
+    ]);
+    await db().query('update public.user_profiles set full_name = null where user_id = $1', [
+      victim.id,
+    ]);
     const ensured = await ensureAs(victim.accessToken);
-    expect({ status: ensured.status, profile_status: ensured.body?.profile_status }).toEqual({ status: 200, profile_status: 'existed' });
+    expect({ status: ensured.status, profile_status: ensured.body?.profile_status }).toEqual({
+      status: 200,
+      profile_status: 'existed',
+    });
   });
 
   it('a token signed with the project key for the orphan would create its profile, so the orphan is a real tripwire', async () => {
@@ -221,7 +267,10 @@ describe('the harness itself', () => {
     const spare = await signedInUser(db(), api(), { withoutProfile: true, prefix: 'spare' });
     const token = await signEs256(claims(spare.id), signingKey());
     const answer = await ensureAs(token);
-    expect({ status: answer.status, profile_status: answer.body?.profile_status }).toEqual({ status: 200, profile_status: 'created' });
+    expect({ status: answer.status, profile_status: answer.body?.profile_status }).toEqual({
+      status: 200,
+      profile_status: 'created',
+    });
   });
 });
 
@@ -250,9 +299,13 @@ describe('/rest/v1 refuses forged and broken tokens', () => {
       expect({ status: rename.status, code: rename.body?.code }).toEqual(tokenCase.rest);
       const insert = await insertOrphanProfileAs(token);
       expect({ status: insert.status, code: insert.body?.code }).toEqual(tokenCase.rest);
-      const read = await http<RestReply>(api(), `/rest/v1/user_profiles?select=user_id&user_id=eq.${victim.id}`, {
-        headers: { apikey: api().stack.keys.publishableKey, authorization: `Bearer ${token}` },
-      });
+      const read = await http<RestReply>(
+        api(),
+        `/rest/v1/user_profiles?select=user_id&user_id=eq.${victim.id}`,
+        {
+          headers: { apikey: api().stack.keys.publishableKey, authorization: `Bearer ${token}` },
+        },
+      );
       expect({ status: read.status, code: read.body?.code }).toEqual(tokenCase.rest);
       expect(await fingerprint(db())).toEqual(before);
     });
@@ -277,16 +330,27 @@ describe('a publishable (or anon) key where a secret key is needed', () => {
   it('ensure-profile with a user token naming another user gets 403 forbidden and creates no profile', async () => {
     const before = await fingerprint(db());
     const answer = await ensureAs(victim.accessToken, { user_id: orphan.id });
-    expect({ status: answer.status, code: answer.body?.error?.code }).toEqual({ status: 403, code: 'forbidden' });
+    expect({ status: answer.status, code: answer.body?.error?.code }).toEqual({
+      status: 403,
+      code: 'forbidden',
+    });
     expect(await fingerprint(db())).toEqual(before);
   });
 
   it('profile-health with the publishable key as x-health-token gets 401 unauthorized, and as bearer only the public body', async () => {
     const before = await fingerprint(db());
-    const asToken = await http<Reply<PublicHealth>>(api(), '/functions/v1/profile-health', { headers: { 'x-health-token': api().stack.keys.publishableKey } });
-    expect({ status: asToken.status, code: asToken.body?.error?.code }).toEqual({ status: 401, code: 'unauthorized' });
+    const asToken = await http<Reply<PublicHealth>>(api(), '/functions/v1/profile-health', {
+      headers: { 'x-health-token': api().stack.keys.publishableKey },
+    });
+    expect({ status: asToken.status, code: asToken.body?.error?.code }).toEqual({
+      status: 401,
+      code: 'unauthorized',
+    });
     const asBearer = await http<PublicHealth>(api(), '/functions/v1/profile-health', {
-      headers: { apikey: api().stack.keys.publishableKey, authorization: `Bearer ${api().stack.keys.publishableKey}` },
+      headers: {
+        apikey: api().stack.keys.publishableKey,
+        authorization: `Bearer ${api().stack.keys.publishableKey}`,
+      },
     });
     // The public verdict: down (503), because this file's orphan has no profile and counts at once.
     expect(asBearer.status).toBe(503);
@@ -296,15 +360,30 @@ describe('a publishable (or anon) key where a secret key is needed', () => {
   });
 
   it('profile-health metrics (?format=prometheus) with the publishable key as bearer get 401 unauthorized', async () => {
-    const answer = await http<Reply<PublicHealth>>(api(), '/functions/v1/profile-health?format=prometheus', {
-      headers: { apikey: api().stack.keys.publishableKey, authorization: `Bearer ${api().stack.keys.publishableKey}` },
+    const answer = await http<Reply<PublicHealth>>(
+      api(),
+      '/functions/v1/profile-health?format=prometheus',
+      {
+        headers: {
+          apikey: api().stack.keys.publishableKey,
+          authorization: `Bearer ${api().stack.keys.publishableKey}`,
+        },
+      },
+    );
+    expect({ status: answer.status, code: answer.body?.error?.code }).toEqual({
+      status: 401,
+      code: 'unauthorized',
     });
-    expect({ status: answer.status, code: answer.body?.error?.code }).toEqual({ status: 401, code: 'unauthorized' });
   });
 
   it('profile-health with the health token of a wrong value gets 401 unauthorized', async () => {
-    const answer = await http<Reply<PublicHealth>>(api(), '/functions/v1/profile-health', { headers: { 'x-health-token': 'wrong-health-token-of-enough-length' } });
-    expect({ status: answer.status, code: answer.body?.error?.code }).toEqual({ status: 401, code: 'unauthorized' });
+    const answer = await http<Reply<PublicHealth>>(api(), '/functions/v1/profile-health', {
+      headers: { 'x-health-token': 'wrong-health-token-of-enough-length' },
+    });
+    expect({ status: answer.status, code: answer.body?.error?.code }).toEqual({
+      status: 401,
+      code: 'unauthorized',
+    });
   });
 
   it('the service-only RPC ensure_user_profile with the publishable key gets 401 42501 and creates no profile', async () => {
@@ -314,7 +393,10 @@ describe('a publishable (or anon) key where a secret key is needed', () => {
       headers: { apikey: api().stack.keys.publishableKey, ...JSON_TYPE },
       body: JSON.stringify({ p_user_id: orphan.id }),
     });
-    expect({ status: answer.status, code: answer.body?.code }).toEqual({ status: 401, code: '42501' });
+    expect({ status: answer.status, code: answer.body?.code }).toEqual({
+      status: 401,
+      code: '42501',
+    });
     expect(await fingerprint(db())).toEqual(before);
   });
 
@@ -323,7 +405,11 @@ describe('a publishable (or anon) key where a secret key is needed', () => {
     const email = `admin-${randomUUID().slice(0, 8)}@example.test`;
     const answer = await http(api(), '/auth/v1/admin/users', {
       method: 'POST',
-      headers: { apikey: api().stack.keys.publishableKey, authorization: `Bearer ${api().stack.keys.publishableKey}`, ...JSON_TYPE },
+      headers: {
+        apikey: api().stack.keys.publishableKey,
+        authorization: `Bearer ${api().stack.keys.publishableKey}`,
+        ...JSON_TYPE,
+      },
       body: JSON.stringify({ email, password: `pw-${randomUUID()}`, email_confirm: true }),
     });
     expect(answer.status).toBe(403);
@@ -334,7 +420,10 @@ describe('a publishable (or anon) key where a secret key is needed', () => {
   it('an unknown sb_secret_ key is refused by the gateway with 401 and writes nothing', async () => {
     const before = await fingerprint(db());
     const answer = await insertOrphanProfileAs('sb_secret_not_this_projects_key');
-    expect({ status: answer.status, message: answer.body?.message }).toEqual({ status: 401, message: 'Invalid API key' });
+    expect({ status: answer.status, message: answer.body?.message }).toEqual({
+      status: 401,
+      message: 'Invalid API key',
+    });
     const ensured = await ensureAs('sb_secret_not_this_projects_key', { user_id: orphan.id });
     expect({ status: ensured.status, code: ensured.body?.error?.code }).toEqual(INVALID_TOKEN);
     expect(await fingerprint(db())).toEqual(before);

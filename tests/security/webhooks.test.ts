@@ -13,7 +13,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { EnsureProfileAnswer, HookRefusal, Reply } from '../helpers/bodies.ts';
 import { useTestDatabase, withTriggerOff } from '../helpers/database.ts';
 import { useLocalApi } from '../helpers/local-api.ts';
-import { fingerprint, http, JSON_TYPE, signedInUser, type Answer } from './helpers.ts';
+import { type Answer, fingerprint, http, JSON_TYPE, signedInUser } from './helpers.ts';
 import { signUpAsSupabaseAuth } from '../helpers/supabase-auth.ts';
 
 const db = useTestDatabase();
@@ -39,7 +39,10 @@ function insertEvent(userId: string): string {
   });
 }
 
-async function deliverWebhook(body: string, secret: string | null = webhookSecret()): Promise<Answer<Reply<EnsureProfileAnswer>>> {
+async function deliverWebhook(
+  body: string,
+  secret: string | null = webhookSecret(),
+): Promise<Answer<Reply<EnsureProfileAnswer>>> {
   return await http<Reply<EnsureProfileAnswer>>(api(), ENSURE, {
     method: 'POST',
     headers: { ...JSON_TYPE, ...(secret === null ? {} : { 'x-webhook-secret': secret }) },
@@ -48,7 +51,10 @@ async function deliverWebhook(body: string, secret: string | null = webhookSecre
 }
 
 async function profilesOf(userId: string): Promise<Array<{ created_via: string }>> {
-  return (await db().query<{ created_via: string }>('select created_via from public.user_profiles where user_id = $1', [userId])).rows;
+  return (await db().query<{ created_via: string }>(
+    'select created_via from public.user_profiles where user_id = $1',
+    [userId],
+  )).rows;
 }
 
 describe('Database Webhooks to ensure-profile', () => {
@@ -56,9 +62,15 @@ describe('Database Webhooks to ensure-profile', () => {
     const userId = await userWithoutProfile();
     const body = insertEvent(userId);
     const first = await deliverWebhook(body);
-    expect({ status: first.status, profile_status: first.body?.profile_status }).toEqual({ status: 200, profile_status: 'created' });
+    expect({ status: first.status, profile_status: first.body?.profile_status }).toEqual({
+      status: 200,
+      profile_status: 'created',
+    });
     const replay = await deliverWebhook(body);
-    expect({ status: replay.status, profile_status: replay.body?.profile_status }).toEqual({ status: 200, profile_status: 'existed' });
+    expect({ status: replay.status, profile_status: replay.body?.profile_status }).toEqual({
+      status: 200,
+      profile_status: 'existed',
+    });
     expect(replay.body!.profile).toEqual(first.body!.profile);
     expect(await profilesOf(userId)).toEqual([{ created_via: 'webhook' }]);
   });
@@ -68,7 +80,13 @@ describe('Database Webhooks to ensure-profile', () => {
     const body = insertEvent(userId);
     const answers = await Promise.all(Array.from({ length: 5 }, () => deliverWebhook(body)));
     expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200]);
-    expect(answers.map((a) => a.body!.profile_status).sort()).toEqual(['created', 'existed', 'existed', 'existed', 'existed']);
+    expect(answers.map((a) => a.body!.profile_status).sort()).toEqual([
+      'created',
+      'existed',
+      'existed',
+      'existed',
+      'existed',
+    ]);
     expect(await profilesOf(userId)).toEqual([{ created_via: 'webhook' }]);
   });
 
@@ -77,7 +95,10 @@ describe('Database Webhooks to ensure-profile', () => {
     ['no x-webhook-secret header', () => null],
     ['an empty secret', () => ''],
     ['a wrong secret', () => 'wrong-webhook-secret-of-enough-length'],
-    ['the secret with one character changed', () => `${webhookSecret().slice(0, -1)}${webhookSecret().endsWith('x') ? 'y' : 'x'}`],
+    [
+      'the secret with one character changed',
+      () => `${webhookSecret().slice(0, -1)}${webhookSecret().endsWith('x') ? 'y' : 'x'}`,
+    ],
     ['the secret with a suffix', () => `${webhookSecret()}-and-more`],
     ['a prefix of the secret', () => webhookSecret().slice(0, 16)],
     ['the secret upper-cased', () => webhookSecret().toUpperCase()],
@@ -91,7 +112,10 @@ describe('Database Webhooks to ensure-profile', () => {
       const userId = await userWithoutProfile();
       const before = await fingerprint(db());
       const answer = await deliverWebhook(insertEvent(userId), secret());
-      expect({ status: answer.status, code: answer.body?.error?.code }).toEqual({ status: 401, code });
+      expect({ status: answer.status, code: answer.body?.error?.code }).toEqual({
+        status: 401,
+        code,
+      });
       expect(await profilesOf(userId)).toEqual([]);
       expect(await fingerprint(db())).toEqual(before);
     });
@@ -101,9 +125,17 @@ describe('Database Webhooks to ensure-profile', () => {
     const userId = await userWithoutProfile();
     const before = await fingerprint(db());
     const event = JSON.parse(insertEvent(userId));
-    for (const tampered of [{ ...event, type: 'UPDATE' }, { ...event, table: 'identities' }, { ...event, schema: 'public' }, { ...event, old_record: {} }]) {
+    for (
+      const tampered of [{ ...event, type: 'UPDATE' }, { ...event, table: 'identities' }, {
+        ...event,
+        schema: 'public',
+      }, { ...event, old_record: {} }]
+    ) {
       const answer = await deliverWebhook(JSON.stringify(tampered));
-      expect({ status: answer.status, code: answer.body?.error?.code }).toEqual({ status: 400, code: 'validation_failed' });
+      expect({ status: answer.status, code: answer.body?.error?.code }).toEqual({
+        status: 400,
+        code: 'validation_failed',
+      });
     }
     expect(await profilesOf(userId)).toEqual([]);
     expect(await fingerprint(db())).toEqual(before);
@@ -114,11 +146,18 @@ describe('Database Webhooks to ensure-profile', () => {
 // The before-user-created Auth Hook
 // ============================================================================
 const hookSecret = () => api().stack.functionSecrets.AUTH_HOOK_SECRET!.replace(/^v1,/, '');
-const ATTACKER_HOOK_SECRET = `whsec_${Buffer.from('attacker-hook-secret-not-the-projects').toString('base64')}`;
+const ATTACKER_HOOK_SECRET = `whsec_${
+  Buffer.from('attacker-hook-secret-not-the-projects').toString('base64')
+}`;
 
 function hookPayload(metadata: Record<string, unknown>): string {
   return JSON.stringify({
-    metadata: { uuid: randomUUID(), time: new Date().toISOString(), name: 'before-user-created', ip_address: '127.0.0.1' },
+    metadata: {
+      uuid: randomUUID(),
+      time: new Date().toISOString(),
+      name: 'before-user-created',
+      ip_address: '127.0.0.1',
+    },
     user: {
       id: randomUUID(),
       aud: 'authenticated',
@@ -142,14 +181,22 @@ interface Delivery {
   signature: string;
 }
 
-function signed(body: string, options: { id?: string; timestamp?: Date; secret?: string } = {}): Delivery {
+function signed(
+  body: string,
+  options: { id?: string; timestamp?: Date; secret?: string } = {},
+): Delivery {
   const id = options.id ?? `msg_${randomUUID()}`;
   const timestamp = options.timestamp ?? new Date();
   const signature = new Webhook(options.secret ?? hookSecret()).sign(id, timestamp, body);
   return { id, timestamp, body, signature };
 }
 
-async function deliverHook(delivery: Delivery, overrides: Partial<Record<'webhook-id' | 'webhook-timestamp' | 'webhook-signature', string | null>> = {}): Promise<Answer<Reply<HookRefusal>>> {
+async function deliverHook(
+  delivery: Delivery,
+  overrides: Partial<
+    Record<'webhook-id' | 'webhook-timestamp' | 'webhook-signature', string | null>
+  > = {},
+): Promise<Answer<Reply<HookRefusal>>> {
   const headers: Record<string, string> = { ...JSON_TYPE };
   const values = {
     'webhook-id': delivery.id,
@@ -158,7 +205,11 @@ async function deliverHook(delivery: Delivery, overrides: Partial<Record<'webhoo
     ...overrides,
   };
   for (const [name, value] of Object.entries(values)) if (value !== null) headers[name] = value;
-  return await http<Reply<HookRefusal>>(api(), ENSURE, { method: 'POST', headers, body: delivery.body });
+  return await http<Reply<HookRefusal>>(api(), ENSURE, {
+    method: 'POST',
+    headers,
+    body: delivery.body,
+  });
 }
 
 const MINUTE = 60_000;
@@ -169,12 +220,17 @@ describe('the before-user-created Auth Hook to ensure-profile', () => {
   beforeAll(async () => {
     takenUsername = `taken_${randomUUID().slice(0, 8)}`;
     const holder = await signedInUser(db(), api(), { prefix: 'holder' });
-    await db().query('update public.user_profiles set username = $2 where user_id = $1', [holder.id, takenUsername]);
+    await db().query('update public.user_profiles set username = $2 where user_id = $1', [
+      holder.id,
+      takenUsername,
+    ]);
   });
 
   it('a correctly signed delivery is allowed with 204, and its replay (same id, timestamp, signature, body) gets the same 204 and writes nothing', async () => {
     const before = await fingerprint(db());
-    const delivery = signed(hookPayload({ full_name: 'Hook Person', username: `free_${randomUUID().slice(0, 8)}` }));
+    const delivery = signed(
+      hookPayload({ full_name: 'Hook Person', username: `free_${randomUUID().slice(0, 8)}` }),
+    );
     const first = await deliverHook(delivery);
     const replay = await deliverHook(delivery);
     const third = await deliverHook(delivery);
@@ -191,37 +247,97 @@ describe('the before-user-created Auth Hook to ensure-profile', () => {
     const delivery = signed(hookPayload({ username: takenUsername.toUpperCase() }));
     const first = await deliverHook(delivery);
     const replay = await deliverHook(delivery);
-    expect({ status: first.status, body: first.body }).toEqual({ status: 200, body: { error: { http_code: 409, message: 'username is already taken' } } });
-    expect({ status: replay.status, body: replay.body }).toEqual({ status: first.status, body: first.body });
+    expect({ status: first.status, body: first.body }).toEqual({
+      status: 200,
+      body: { error: { http_code: 409, message: 'username is already taken' } },
+    });
+    expect({ status: replay.status, body: replay.body }).toEqual({
+      status: first.status,
+      body: first.body,
+    });
     const counts = before.counts as Record<string, number>;
-    expect(await fingerprint(db())).toEqual({ ...before, counts: { ...counts, 'private.audit_logs': counts['private.audit_logs']! + 2 } });
-    expect((await db().query(`select source, outcome from private.audit_logs order by id desc limit 2`)).rows)
+    expect(await fingerprint(db())).toEqual({
+      ...before,
+      counts: { ...counts, 'private.audit_logs': counts['private.audit_logs']! + 2 },
+    });
+    expect(
+      (await db().query(`select source, outcome from private.audit_logs order by id desc limit 2`))
+        .rows,
+    )
       .toEqual([{ source: 'hook', outcome: 'refused' }, { source: 'hook', outcome: 'refused' }]);
   });
 
   it('a delivery signed four minutes ago (inside the five-minute tolerance) is still allowed with 204', async () => {
-    const answer = await deliverHook(signed(hookPayload({}), { timestamp: new Date(Date.now() - 4 * MINUTE) }));
+    const answer = await deliverHook(
+      signed(hookPayload({}), { timestamp: new Date(Date.now() - 4 * MINUTE) }),
+    );
     expect(answer.status).toBe(204);
   });
 
-  const FORGED: Array<[string, () => { delivery: Delivery; overrides?: Parameters<typeof deliverHook>[1] }]> = [
-    ['signed with another secret', () => ({ delivery: signed(hookPayload({}), { secret: ATTACKER_HOOK_SECRET }) })],
+  const FORGED: Array<
+    [string, () => { delivery: Delivery; overrides?: Parameters<typeof deliverHook>[1] }]
+  > = [
+    [
+      'signed with another secret',
+      () => ({ delivery: signed(hookPayload({}), { secret: ATTACKER_HOOK_SECRET }) }),
+    ],
     ['with a signature of the right shape but random bytes', () => {
       const delivery = signed(hookPayload({}));
-      return { delivery: { ...delivery, signature: `v1,${Buffer.from(randomUUID()).toString('base64')}` } };
+      return {
+        delivery: { ...delivery, signature: `v1,${Buffer.from(randomUUID()).toString('base64')}` },
+      };
     }],
-    ['with no webhook-signature header', () => ({ delivery: signed(hookPayload({})), overrides: { 'webhook-signature': null } })],
-    ['with an empty webhook-signature header', () => ({ delivery: signed(hookPayload({})), overrides: { 'webhook-signature': '' } })],
-    ['with no webhook-timestamp header', () => ({ delivery: signed(hookPayload({})), overrides: { 'webhook-timestamp': null } })],
-    ['with a non-numeric timestamp', () => ({ delivery: signed(hookPayload({})), overrides: { 'webhook-timestamp': 'yesterday' } })],
-    ['signed six minutes ago (stale)', () => ({ delivery: signed(hookPayload({}), { timestamp: new Date(Date.now() - 6 * MINUTE) }) })],
-    ['signed a day ago (stale)', () => ({ delivery: signed(hookPayload({}), { timestamp: new Date(Date.now() - 24 * 60 * MINUTE) }) })],
-    ['timestamped six minutes in the future', () => ({ delivery: signed(hookPayload({}), { timestamp: new Date(Date.now() + 6 * MINUTE) }) })],
+    [
+      'with no webhook-signature header',
+      () => ({ delivery: signed(hookPayload({})), overrides: { 'webhook-signature': null } }),
+    ],
+    [
+      'with an empty webhook-signature header',
+      () => ({ delivery: signed(hookPayload({})), overrides: { 'webhook-signature': '' } }),
+    ],
+    [
+      'with no webhook-timestamp header',
+      () => ({ delivery: signed(hookPayload({})), overrides: { 'webhook-timestamp': null } }),
+    ],
+    [
+      'with a non-numeric timestamp',
+      () => ({
+        delivery: signed(hookPayload({})),
+        overrides: { 'webhook-timestamp': 'yesterday' },
+      }),
+    ],
+    [
+      'signed six minutes ago (stale)',
+      () => ({
+        delivery: signed(hookPayload({}), { timestamp: new Date(Date.now() - 6 * MINUTE) }),
+      }),
+    ],
+    [
+      'signed a day ago (stale)',
+      () => ({
+        delivery: signed(hookPayload({}), { timestamp: new Date(Date.now() - 24 * 60 * MINUTE) }),
+      }),
+    ],
+    [
+      'timestamped six minutes in the future',
+      () => ({
+        delivery: signed(hookPayload({}), { timestamp: new Date(Date.now() + 6 * MINUTE) }),
+      }),
+    ],
     ['whose timestamp header was moved forward after signing', () => {
       const delivery = signed(hookPayload({}), { timestamp: new Date(Date.now() - 10 * MINUTE) });
-      return { delivery, overrides: { 'webhook-timestamp': String(Math.floor(Date.now() / 1000)) } };
+      return {
+        delivery,
+        overrides: { 'webhook-timestamp': String(Math.floor(Date.now() / 1000)) },
+      };
     }],
-    ['whose id header was changed after signing', () => ({ delivery: signed(hookPayload({})), overrides: { 'webhook-id': `msg_${randomUUID()}` } })],
+    [
+      'whose id header was changed after signing',
+      () => ({
+        delivery: signed(hookPayload({})),
+        overrides: { 'webhook-id': `msg_${randomUUID()}` },
+      }),
+    ],
     ['whose body was tampered with after signing (username changed)', () => {
       const body = hookPayload({ username: 'fine_name' });
       const delivery = signed(body);
@@ -256,6 +372,8 @@ describe('the before-user-created Auth Hook to ensure-profile', () => {
     // A delivery captured six minutes ago and replayed now: past the tolerance.
     const captured = signed(hookPayload({}), { timestamp: new Date(Date.now() - 6 * MINUTE) });
     const replayed = await deliverHook(captured);
-    expect({ status: replayed.status, code: replayed.body?.error?.code }).toEqual(INVALID_SIGNATURE);
+    expect({ status: replayed.status, code: replayed.body?.error?.code }).toEqual(
+      INVALID_SIGNATURE,
+    );
   });
 });

@@ -5,7 +5,7 @@ import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { databaseUrl } from '../../dev/database-url.ts';
 import { migrateDatabase } from '../../dev/migrate.ts';
-import { startEmbeddedCluster, type EmbeddedCluster } from '../../dev/postgres.ts';
+import { type EmbeddedCluster, startEmbeddedCluster } from '../../dev/postgres.ts';
 import { TEMPLATE_BARE, TEMPLATE_MIGRATED } from '../helpers/templates.ts';
 
 declare module 'vitest' {
@@ -15,7 +15,11 @@ declare module 'vitest' {
   }
 }
 
-async function recreateTemplate(serverUrl: string, name: string, migrations: boolean): Promise<void> {
+async function recreateTemplate(
+  serverUrl: string,
+  name: string,
+  migrations: boolean,
+): Promise<void> {
   const admin = new pg.Client({ connectionString: serverUrl });
   await admin.connect();
   try {

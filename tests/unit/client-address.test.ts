@@ -21,7 +21,16 @@ describe('normalizeAddress', () => {
     expect(normalizeAddress(address)).toBe(key);
   });
 
-  it.each(['256.0.0.1', '192.0.2', '1::2::3', '2001:db8:1:2:3:4:5:6:7', 'unknown', 'client-1', '', '192.0.2.1:443'])(
+  it.each([
+    '256.0.0.1',
+    '192.0.2',
+    '1::2::3',
+    '2001:db8:1:2:3:4:5:6:7',
+    'unknown',
+    'client-1',
+    '',
+    '192.0.2.1:443',
+  ])(
     'refuses %j, which is no IP address',
     (text) => {
       expect(normalizeAddress(text)).toBeNull();
@@ -38,13 +47,21 @@ describe('clientAddressOf and clientKeyOf', () => {
   });
 
   it('read a single-valued header such as cf-connecting-ip', () => {
-    const request = requestWith({ 'cf-connecting-ip': '2001:db8:aa:bb::5', 'x-forwarded-for': '192.0.2.7' });
-    expect(clientAddressOf(request, { header: 'cf-connecting-ip', hop: 1 })).toBe('2001:db8:aa:bb::5');
-    expect(clientKeyOf(request, { header: 'cf-connecting-ip', hop: 1 })).toBe('2001:db8:aa:bb::/64');
+    const request = requestWith({
+      'cf-connecting-ip': '2001:db8:aa:bb::5',
+      'x-forwarded-for': '192.0.2.7',
+    });
+    expect(clientAddressOf(request, { header: 'cf-connecting-ip', hop: 1 })).toBe(
+      '2001:db8:aa:bb::5',
+    );
+    expect(clientKeyOf(request, { header: 'cf-connecting-ip', hop: 1 })).toBe(
+      '2001:db8:aa:bb::/64',
+    );
   });
 
   it('name no client when the header is missing or its hop is not an address', () => {
     expect(clientKeyOf(requestWith({}), XFF_LAST)).toBeNull();
-    expect(clientKeyOf(requestWith({ 'x-forwarded-for': '192.0.2.7, unknown' }), XFF_LAST)).toBeNull();
+    expect(clientKeyOf(requestWith({ 'x-forwarded-for': '192.0.2.7, unknown' }), XFF_LAST))
+      .toBeNull();
   });
 });

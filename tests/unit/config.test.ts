@@ -19,19 +19,45 @@ describe('loadConfig', () => {
       'invalid configuration: REGISTER_FORWARD_CLIENT_ADDRESS: needs SUPABASE_SECRET_KEYS: Supabase Auth honours Sb-Forwarded-For only with a secret key, not the legacy service_role key; CAPTCHA_PROVIDER: required with REGISTER_FORWARD_CLIENT_ADDRESS: hcaptcha or turnstile (register checks the token), or none',
     );
     const secretKeys = JSON.stringify({ default: 'sb_secret_abc' });
-    expect(() => loadConfig({ ...BASE, SUPABASE_SECRET_KEYS: secretKeys, REGISTER_FORWARD_CLIENT_ADDRESS: 'true', CAPTCHA_PROVIDER: 'turnstile' })).toThrow(
+    expect(() =>
+      loadConfig({
+        ...BASE,
+        SUPABASE_SECRET_KEYS: secretKeys,
+        REGISTER_FORWARD_CLIENT_ADDRESS: 'true',
+        CAPTCHA_PROVIDER: 'turnstile',
+      })
+    ).toThrow(
       'invalid configuration: CAPTCHA_SECRET: required with CAPTCHA_PROVIDER=turnstile',
     );
     const config = loadConfig({
-      ...BASE, SUPABASE_SECRET_KEYS: secretKeys, REGISTER_FORWARD_CLIENT_ADDRESS: 'true', CAPTCHA_PROVIDER: 'hcaptcha', CAPTCHA_SECRET: 'hc-secret',
+      ...BASE,
+      SUPABASE_SECRET_KEYS: secretKeys,
+      REGISTER_FORWARD_CLIENT_ADDRESS: 'true',
+      CAPTCHA_PROVIDER: 'hcaptcha',
+      CAPTCHA_SECRET: 'hc-secret',
       CLIENT_ADDRESS_HEADER: 'CF-Connecting-IP',
     });
-    expect({ captcha: config.captcha, clientAddress: config.clientAddress, forward: config.register.forwardClientAddress }).toEqual({
-      captcha: { provider: 'hcaptcha', secret: 'hc-secret', verifyUrl: 'https://api.hcaptcha.com/siteverify' },
+    expect({
+      captcha: config.captcha,
+      clientAddress: config.clientAddress,
+      forward: config.register.forwardClientAddress,
+    }).toEqual({
+      captcha: {
+        provider: 'hcaptcha',
+        secret: 'hc-secret',
+        verifyUrl: 'https://api.hcaptcha.com/siteverify',
+      },
       clientAddress: { header: 'cf-connecting-ip', hop: 1 },
       forward: true,
     });
-    expect(loadConfig({ ...BASE, SUPABASE_SECRET_KEYS: secretKeys, REGISTER_FORWARD_CLIENT_ADDRESS: 'true', CAPTCHA_PROVIDER: 'none' }).captcha).toBeNull();
+    expect(
+      loadConfig({
+        ...BASE,
+        SUPABASE_SECRET_KEYS: secretKeys,
+        REGISTER_FORWARD_CLIENT_ADDRESS: 'true',
+        CAPTCHA_PROVIDER: 'none',
+      }).captcha,
+    ).toBeNull();
   });
 
   it('accepts the legacy injected variables and fills every default', () => {
@@ -78,7 +104,10 @@ describe('loadConfig', () => {
   });
 
   it('works with only SUPABASE_SECRET_KEYS as the service credential', () => {
-    const config = loadConfig({ SUPABASE_URL: 'https://abc.supabase.co', SUPABASE_SECRET_KEYS: '{"default":"sb_secret_1"}' });
+    const config = loadConfig({
+      SUPABASE_URL: 'https://abc.supabase.co',
+      SUPABASE_SECRET_KEYS: '{"default":"sb_secret_1"}',
+    });
     expect(config.serviceRoleKey).toBe('sb_secret_1');
   });
 
@@ -102,16 +131,23 @@ describe('loadConfig', () => {
   });
 
   it("reads ensure-profile's per-user limit and refuses one out of range", () => {
-    const config = loadConfig({ ...BASE, ENSURE_RATE_LIMIT_MAX: '5', ENSURE_RATE_LIMIT_WINDOW_SECONDS: '3600' });
+    const config = loadConfig({
+      ...BASE,
+      ENSURE_RATE_LIMIT_MAX: '5',
+      ENSURE_RATE_LIMIT_WINDOW_SECONDS: '3600',
+    });
     expect(config.ensure).toEqual({ rateLimit: { max: 5, windowSeconds: 3600 } });
-    expect(problems({ ...BASE, ENSURE_RATE_LIMIT_MAX: '0', ENSURE_RATE_LIMIT_WINDOW_SECONDS: '86401' })).toEqual([
+    expect(
+      problems({ ...BASE, ENSURE_RATE_LIMIT_MAX: '0', ENSURE_RATE_LIMIT_WINDOW_SECONDS: '86401' }),
+    ).toEqual([
       'ENSURE_RATE_LIMIT_MAX: Too small: expected number to be >=1',
       'ENSURE_RATE_LIMIT_WINDOW_SECONDS: Too big: expected number to be <=86400',
     ]);
   });
 
   it('treats empty strings as unset', () => {
-    expect(loadConfig({ ...BASE, PROFILE_WEBHOOK_SECRET: '', SUPABASE_ANON_KEY: '' }).webhookSecret).toBeUndefined();
+    expect(loadConfig({ ...BASE, PROFILE_WEBHOOK_SECRET: '', SUPABASE_ANON_KEY: '' }).webhookSecret)
+      .toBeUndefined();
   });
 
   it('names every missing or malformed variable in one start-up error', () => {
@@ -146,7 +182,11 @@ describe('loadConfig', () => {
   it('never puts a secret value into the error message', () => {
     const secret = 'sb_secret_do_not_print_me';
     try {
-      loadConfig({ SUPABASE_URL: 'not a url', SUPABASE_SECRET_KEYS: secret, PROFILE_WEBHOOK_SECRET: 'tiny-secret' });
+      loadConfig({
+        SUPABASE_URL: 'not a url',
+        SUPABASE_SECRET_KEYS: secret,
+        PROFILE_WEBHOOK_SECRET: 'tiny-secret',
+      });
       throw new Error('expected a ConfigError');
     } catch (error) {
       expect(String((error as Error).message)).not.toContain(secret);

@@ -28,9 +28,18 @@ async function output(command: string, args: readonly string[]): Promise<string>
 const PAGES: Record<string, () => Promise<string>> = {
   vitest: async () => renderDashboardHtml(NONCE),
   tsx: () =>
-    output(process.execPath, ['--import', 'tsx', '-e', `import('./shared/dashboard/page.ts').then((m) => process.stdout.write(m.${RENDER}))`]),
+    output(process.execPath, [
+      '--import',
+      'tsx',
+      '-e',
+      `import('./shared/dashboard/page.ts').then((m) => process.stdout.write(m.${RENDER}))`,
+    ]),
   deno: () =>
-    output(DENO, ['eval', ...LOCAL_DENO_FLAGS, `import { renderDashboardHtml } from './shared/dashboard/page.ts'; Deno.stdout.writeSync(new TextEncoder().encode(${RENDER}))`]),
+    output(DENO, [
+      'eval',
+      ...LOCAL_DENO_FLAGS,
+      `import { renderDashboardHtml } from './shared/dashboard/page.ts'; Deno.stdout.writeSync(new TextEncoder().encode(${RENDER}))`,
+    ]),
 };
 
 function scriptOf(html: string): string {
@@ -47,12 +56,24 @@ function scriptOf(html: string): string {
 function undeclaredNames(script: string): string[] {
   const file = '/dashboard-script.js';
   const options: ts.CompilerOptions = {
-    allowJs: true, checkJs: true, noEmit: true, target: ts.ScriptTarget.ES2022, lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'], types: [],
+    allowJs: true,
+    checkJs: true,
+    noEmit: true,
+    target: ts.ScriptTarget.ES2022,
+    lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'],
+    types: [],
   };
   const host = ts.createCompilerHost(options);
   const getSourceFile = host.getSourceFile.bind(host);
-  host.getSourceFile = (name, language) => (name === file ? ts.createSourceFile(file, script, language) : getSourceFile(name, language));
-  host.fileExists = ((exists) => (name: string) => name === file || exists(name))(host.fileExists.bind(host));
+  host.getSourceFile = (
+    name,
+    language,
+  ) => (name === file
+    ? ts.createSourceFile(file, script, language)
+    : getSourceFile(name, language));
+  host.fileExists = ((exists) => (name: string) => name === file || exists(name))(
+    host.fileExists.bind(host),
+  );
   const program = ts.createProgram([file], options, host);
   const CANNOT_FIND_NAME = new Set([2304, 2552, 2582, 2583, 2584]);
   return program
@@ -72,13 +93,17 @@ describe('the dashboard page', () => {
   });
 
   describe.each(Object.keys(PAGES))('as served under %s', (runtime) => {
-    it('carries the client as JavaScript without TypeScript syntax that uses only browser globals', async () => {
-      const script = scriptOf(await PAGES[runtime]!());
-      // Compiling is enough to reject a type annotation, an `as` or a generic left in the source.
-      expect(() => new Script(script, { filename: `dashboard-${runtime}.js` })).not.toThrow();
-      expect(script).not.toMatch(/<\/script|<!--/i);
-      expect(script).toContain('addEventListener');
-      expect(undeclaredNames(script)).toEqual([]);
-    }, 60_000);
+    it(
+      'carries the client as JavaScript without TypeScript syntax that uses only browser globals',
+      async () => {
+        const script = scriptOf(await PAGES[runtime]!());
+        // Compiling is enough to reject a type annotation, an `as` or a generic left in the source.
+        expect(() => new Script(script, { filename: `dashboard-${runtime}.js` })).not.toThrow();
+        expect(script).not.toMatch(/<\/script|<!--/i);
+        expect(script).toContain('addEventListener');
+        expect(undeclaredNames(script)).toEqual([]);
+      },
+      60_000,
+    );
   });
 });

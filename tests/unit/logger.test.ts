@@ -4,7 +4,12 @@ import { createLogger, redact } from '../../shared/logger.ts';
 
 function capture() {
   const lines: string[] = [];
-  const destination = new Writable({ write(chunk, _enc, done) { lines.push(String(chunk)); done(); } });
+  const destination = new Writable({
+    write(chunk, _enc, done) {
+      lines.push(String(chunk));
+      done();
+    },
+  });
   return { lines, log: createLogger({ destination, bindings: { function: 'register' } }) };
 }
 
@@ -16,7 +21,15 @@ describe('the logger', () => {
     log.info({ request_id: 'r1', user_id: 'u1', attempt: 2, duration_ms: 12.5 }, 'profile ensured');
     expect(lines).toHaveLength(1);
     const line = JSON.parse(lines[0]!);
-    expect(line).toMatchObject({ level: 'info', function: 'register', request_id: 'r1', user_id: 'u1', attempt: 2, duration_ms: 12.5, msg: 'profile ensured' });
+    expect(line).toMatchObject({
+      level: 'info',
+      function: 'register',
+      request_id: 'r1',
+      user_id: 'u1',
+      attempt: 2,
+      duration_ms: 12.5,
+      msg: 'profile ensured',
+    });
     expect(typeof line.time).toBe('string');
   });
 
@@ -24,25 +37,51 @@ describe('the logger', () => {
     const { lines, log } = capture();
     log.info({
       body: { email: 'a@example.test', password: 'hunter22', nested: { refresh_token: 'r' } },
-      headers: { authorization: `Bearer ${JWT}`, apikey: 'sb_publishable_x', 'content-type': 'application/json' },
+      headers: {
+        authorization: `Bearer ${JWT}`,
+        apikey: 'sb_publishable_x',
+        'content-type': 'application/json',
+      },
       config: { serviceRoleKey: 'sb_secret_zzz', webhookSecret: 'whsec_abc', healthToken: 'tok' },
       access_token: JWT,
       captcha_token: 'c',
       has_password: true,
     }, 'incoming');
     const text = lines.join('');
-    for (const secret of ['hunter22', JWT, 'sb_publishable_x', 'sb_secret_zzz', 'whsec_abc', '"tok"', '"r"', '"c"']) {
+    for (
+      const secret of [
+        'hunter22',
+        JWT,
+        'sb_publishable_x',
+        'sb_secret_zzz',
+        'whsec_abc',
+        '"tok"',
+        '"r"',
+        '"c"',
+      ]
+    ) {
       expect(text).not.toContain(secret);
     }
     const line = JSON.parse(lines[0]!);
-    expect(line.body).toEqual({ email: 'a@example.test', password: '[Redacted]', nested: { refresh_token: '[Redacted]' } });
-    expect(line.headers).toEqual({ authorization: '[Redacted]', apikey: '[Redacted]', 'content-type': 'application/json' });
+    expect(line.body).toEqual({
+      email: 'a@example.test',
+      password: '[Redacted]',
+      nested: { refresh_token: '[Redacted]' },
+    });
+    expect(line.headers).toEqual({
+      authorization: '[Redacted]',
+      apikey: '[Redacted]',
+      'content-type': 'application/json',
+    });
     expect(line.has_password).toBe(true);
   });
 
   it('scrubs secrets out of messages and error texts, whatever the key', () => {
     const { lines, log } = capture();
-    log.error({ err: new Error(`auth failed for Bearer ${JWT}`), detail: `key sb_secret_abc used` }, `token ${JWT} rejected`);
+    log.error(
+      { err: new Error(`auth failed for Bearer ${JWT}`), detail: `key sb_secret_abc used` },
+      `token ${JWT} rejected`,
+    );
     const text = lines.join('');
     expect(text).not.toContain(JWT);
     expect(text).not.toContain('sb_secret_abc');

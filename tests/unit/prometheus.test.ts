@@ -9,7 +9,14 @@ function health(overrides: Partial<SystemHealth> = {}): SystemHealth {
     checks: {
       trigger_installed: { ok: true, value: true },
       trigger_enabled: { ok: false, value: false },
-      missing_profiles: { ok: true, value: 0, threshold: 0, queued: 0, counted_at: '2026-11-21T11:59:30.250Z', last_full_scan_at: '2026-11-21T11:59:30.250Z' },
+      missing_profiles: {
+        ok: true,
+        value: 0,
+        threshold: 0,
+        queued: 0,
+        counted_at: '2026-11-21T11:59:30.250Z',
+        last_full_scan_at: '2026-11-21T11:59:30.250Z',
+      },
       success_rate: { ok: true, value: 0.995, threshold: 0.99, attempts: 200, window_seconds: 900 },
       repair_queue_age: { ok: true, value: 12.5, threshold: 900, open: 2 },
     },
@@ -31,12 +38,27 @@ function stats(overrides: Partial<SystemStats> = {}): SystemStats {
     },
     success_rate: 0.8182,
     failures_by_sqlstate: [
-      { sqlstate: '23514', count: 1, example: 'check constraint', last_at: '2026-11-21T11:59:00.000Z' },
-      { sqlstate: 'we"ird\\state\nx', count: 1, example: null, last_at: '2026-11-21T11:58:00.000Z' },
+      {
+        sqlstate: '23514',
+        count: 1,
+        example: 'check constraint',
+        last_at: '2026-11-21T11:59:00.000Z',
+      },
+      {
+        sqlstate: 'we"ird\\state\nx',
+        count: 1,
+        example: null,
+        last_at: '2026-11-21T11:58:00.000Z',
+      },
     ],
     latency_ms: { p50: 1.25, p95: 4.5, p99: null, max: 9 },
     missing_profiles: 3,
-    repair_queue: { open: 2, oldest_failed_at: '2026-11-21T11:59:47.500Z', oldest_age_seconds: 12.5, max_attempts: 3 },
+    repair_queue: {
+      open: 2,
+      oldest_failed_at: '2026-11-21T11:59:47.500Z',
+      oldest_age_seconds: 12.5,
+      max_attempts: 3,
+    },
     ...overrides,
   };
 }
@@ -103,15 +125,25 @@ describe('renderPrometheus', () => {
       stats({
         success_rate: null,
         latency_ms: { p50: null, p95: null, p99: null, max: null },
-        repair_queue: { open: 0, oldest_failed_at: null, oldest_age_seconds: null, max_attempts: 0 },
-        attempts: { total: 0, by_outcome: { created: 0, existed: 0, failed: 0, skipped: 0 }, by_source: {} },
+        repair_queue: {
+          open: 0,
+          oldest_failed_at: null,
+          oldest_age_seconds: null,
+          max_attempts: 0,
+        },
+        attempts: {
+          total: 0,
+          by_outcome: { created: 0, existed: 0, failed: 0, skipped: 0 },
+          by_source: {},
+        },
         failures_by_sqlstate: [],
       }),
     );
     const lines = text.split('\n');
     expect(lines.filter((line) => line.startsWith('profile_success_rate'))).toEqual([]);
     expect(lines.filter((line) => line.startsWith('profile_attempt_latency'))).toEqual([]);
-    expect(lines.filter((line) => line.startsWith('profile_repair_queue_oldest_age_seconds'))).toEqual([]);
+    expect(lines.filter((line) => line.startsWith('profile_repair_queue_oldest_age_seconds')))
+      .toEqual([]);
     expect(lines.filter((line) => line.startsWith('profile_attempts'))).toEqual([]);
     expect(lines.filter((line) => line.startsWith('profile_failures'))).toEqual([]);
     expect(lines).toContain('# TYPE profile_success_rate gauge');
@@ -127,8 +159,12 @@ describe('renderPrometheus', () => {
   });
 
   it('declares each metric family exactly once, HELP before TYPE before its samples', () => {
-    const lines = renderPrometheus(health(), stats()).split('\n').filter((line) => line !== '' && line !== '# EOF');
-    const families = lines.filter((line) => line.startsWith('# TYPE ')).map((line) => line.split(' ')[2]);
+    const lines = renderPrometheus(health(), stats()).split('\n').filter((line) =>
+      line !== '' && line !== '# EOF'
+    );
+    const families = lines.filter((line) => line.startsWith('# TYPE ')).map((line) =>
+      line.split(' ')[2]
+    );
     expect(new Set(families).size).toBe(families.length);
     let current: string | undefined;
     for (const [index, line] of lines.entries()) {
@@ -160,7 +196,7 @@ function families(text: string): Family[] {
   const found: Family[] = [];
   const byName = (name: string): Family => {
     let family = found.find((f) => f.name === name);
-    if (!family) found.push((family = { name, help: [], types: [], samples: [] }));
+    if (!family) found.push(family = { name, help: [], types: [], samples: [] });
     return family;
   };
   let current: Family | undefined;
@@ -173,9 +209,13 @@ function families(text: string): Family[] {
       continue;
     }
     const sample = /^([^{\s]+)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!sample || !current) throw new Error(`not a sample line, or a sample before any TYPE: ${line}`);
+    if (!sample || !current) {
+      throw new Error(`not a sample line, or a sample before any TYPE: ${line}`);
+    }
     const labels: Record<string, string> = {};
-    for (const [, key, value] of (sample[2] ?? '').matchAll(/([^=,]+)="((?:[^"\\]|\\.)*)"/g)) labels[key!] = value!;
+    for (const [, key, value] of (sample[2] ?? '').matchAll(/([^=,]+)="((?:[^"\\]|\\.)*)"/g)) {
+      labels[key!] = value!;
+    }
     current.samples.push({ name: sample[1]!, labels, value: sample[3]! });
   }
   return found;
@@ -184,7 +224,12 @@ function families(text: string): Family[] {
 describe('renderPrometheus follows the rules promtool check metrics applies', () => {
   // Every optional value present, so every family has samples to judge.
   const full = (): Family[] =>
-    families(renderPrometheus(health(), stats({ latency_ms: { p50: 1.25, p95: 4.5, p99: 23.1, max: 90 } })));
+    families(
+      renderPrometheus(
+        health(),
+        stats({ latency_ms: { p50: 1.25, p95: 4.5, p99: 23.1, max: 90 } }),
+      ),
+    );
 
   it('gives every metric family exactly one HELP and one TYPE, and every sample a declared family', () => {
     for (const family of full()) {
@@ -209,7 +254,8 @@ describe('renderPrometheus follows the rules promtool check metrics applies', ()
   });
 
   it('names metrics in base units: seconds, never milliseconds, minutes or an abbreviated unit', () => {
-    const notBase = /_(ms|us|ns|millis|milliseconds|microseconds|nanoseconds|minutes|hours|days|sec|secs|kb|mb|gb|kilobytes|megabytes|percent)(_|$)/;
+    const notBase =
+      /_(ms|us|ns|millis|milliseconds|microseconds|nanoseconds|minutes|hours|days|sec|secs|kb|mb|gb|kilobytes|megabytes|percent)(_|$)/;
     for (const family of full()) expect(family.name).not.toMatch(notBase);
   });
 
@@ -219,7 +265,9 @@ describe('renderPrometheus follows the rules promtool check metrics applies', ()
       if (type === 'counter') expect(family.name).toMatch(/_total$/);
       else expect(family.name).not.toMatch(/_total$/);
       if (type !== 'summary' && type !== 'histogram') {
-        for (const sample of family.samples) expect(sample.name).not.toMatch(/_(count|sum|bucket)$/);
+        for (const sample of family.samples) {
+          expect(sample.name).not.toMatch(/_(count|sum|bucket)$/);
+        }
       }
     }
   });
@@ -227,8 +275,12 @@ describe('renderPrometheus follows the rules promtool check metrics applies', ()
   it('puts a quantile label only on summaries and an le label only on histograms', () => {
     for (const family of full()) {
       for (const sample of family.samples) {
-        if (family.types[0] !== 'summary') expect(sample.labels, family.name).not.toHaveProperty('quantile');
-        if (family.types[0] !== 'histogram') expect(sample.labels, family.name).not.toHaveProperty('le');
+        if (family.types[0] !== 'summary') {
+          expect(sample.labels, family.name).not.toHaveProperty('quantile');
+        }
+        if (family.types[0] !== 'histogram') {
+          expect(sample.labels, family.name).not.toHaveProperty('le');
+        }
       }
     }
   });
@@ -246,7 +298,9 @@ describe('renderPrometheus follows the rules promtool check metrics applies', ()
 
   it('writes no sample with a value that is not a plain number', () => {
     for (const family of full()) {
-      for (const sample of family.samples) expect(Number.isFinite(Number(sample.value)), `${sample.name} ${sample.value}`).toBe(true);
+      for (const sample of family.samples) {
+        expect(Number.isFinite(Number(sample.value)), `${sample.name} ${sample.value}`).toBe(true);
+      }
     }
   });
 });

@@ -1,7 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, isTransient, retry, RetryExhausted, type RetryPolicy } from '../../shared/retry.ts';
+import {
+  backoffDelay,
+  isTransient,
+  retry,
+  RetryExhausted,
+  type RetryPolicy,
+} from '../../shared/retry.ts';
 
-const POLICY: RetryPolicy = { maxAttempts: 5, baseDelayMs: 100, maxDelayMs: 1000, deadlineMs: 10_000 };
+const POLICY: RetryPolicy = {
+  maxAttempts: 5,
+  baseDelayMs: 100,
+  maxDelayMs: 1000,
+  deadlineMs: 10_000,
+};
 
 describe('backoffDelay', () => {
   it('draws uniformly below an exponential ceiling capped at maxDelay (full jitter)', () => {
@@ -14,7 +25,10 @@ describe('backoffDelay', () => {
 
 describe('isTransient', () => {
   it.each([
-    ['a network failure from fetch', Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } })],
+    [
+      'a network failure from fetch',
+      Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } }),
+    ],
     ['a reset socket', { code: 'ECONNRESET' }],
     ['a timeout abort', { name: 'TimeoutError' }],
     ["supabase-js's AuthRetryableFetchError", { name: 'AuthRetryableFetchError', status: 503 }],
@@ -57,7 +71,14 @@ describe('retry', () => {
   function clock() {
     let t = 0;
     const sleeps: number[] = [];
-    return { now: () => t, sleep: async (ms: number) => { sleeps.push(ms); t += ms; }, sleeps };
+    return {
+      now: () => t,
+      sleep: async (ms: number) => {
+        sleeps.push(ms);
+        t += ms;
+      },
+      sleeps,
+    };
   }
 
   it('returns the first success and sleeps the jittered schedule between transient failures', async () => {
@@ -80,8 +101,16 @@ describe('retry', () => {
   it('stops at once on a permanent failure', async () => {
     const c = clock();
     const error = { status: 409 };
-    await expect(retry(async () => { throw error; }, POLICY, c)).rejects.toMatchObject({
-      attempts: 1, reason: 'permanent', lastError: error,
+    await expect(retry(
+      async () => {
+        throw error;
+      },
+      POLICY,
+      c,
+    )).rejects.toMatchObject({
+      attempts: 1,
+      reason: 'permanent',
+      lastError: error,
     });
     expect(c.sleeps).toEqual([]);
   });
@@ -89,7 +118,14 @@ describe('retry', () => {
   it('gives up after maxAttempts', async () => {
     const c = clock();
     let calls = 0;
-    const failure = retry(async () => { calls++; throw { code: '40001' }; }, POLICY, { ...c, random: () => 0 });
+    const failure = retry(
+      async () => {
+        calls++;
+        throw { code: '40001' };
+      },
+      POLICY,
+      { ...c, random: () => 0 },
+    );
     await expect(failure).rejects.toBeInstanceOf(RetryExhausted);
     await expect(failure).rejects.toMatchObject({ attempts: 5, reason: 'attempts' });
     expect(calls).toBe(5);
@@ -98,7 +134,13 @@ describe('retry', () => {
   it('never sleeps past the deadline', async () => {
     const c = clock();
     const policy = { ...POLICY, deadlineMs: 250, maxDelayMs: 200 };
-    await expect(retry(async () => { throw { status: 504 }; }, policy, { ...c, random: () => 0.99 })).rejects.toMatchObject({
+    await expect(retry(
+      async () => {
+        throw { status: 504 };
+      },
+      policy,
+      { ...c, random: () => 0.99 },
+    )).rejects.toMatchObject({
       reason: 'deadline',
     });
     expect(c.now()).toBeLessThan(250);
@@ -108,7 +150,14 @@ describe('retry', () => {
   it('shares one absolute deadline between calls: together they never sleep past it', async () => {
     const c = clock();
     const deadlineAt = 1000;
-    const failing = () => retry(async () => { throw { status: 503 }; }, { ...POLICY, maxAttempts: 100 }, { ...c, random: () => 0.99, deadlineAt });
+    const failing = () =>
+      retry(
+        async () => {
+          throw { status: 503 };
+        },
+        { ...POLICY, maxAttempts: 100 },
+        { ...c, random: () => 0.99, deadlineAt },
+      );
     await expect(failing()).rejects.toMatchObject({ reason: 'deadline' });
     expect(c.sleeps).toEqual([99, 198, 396]);
     await expect(failing()).rejects.toMatchObject({ reason: 'deadline', attempts: 3 });
@@ -118,9 +167,18 @@ describe('retry', () => {
 
   it('reports each retry with its attempt, delay and error', async () => {
     const seen: unknown[] = [];
-    await retry(async (n) => { if (n === 1) throw { code: 'PGRST001' }; return n; }, POLICY, {
-      ...clock(), random: () => 0.1, onRetry: (info) => seen.push(info),
-    });
+    await retry(
+      async (n) => {
+        if (n === 1) throw { code: 'PGRST001' };
+        return n;
+      },
+      POLICY,
+      {
+        ...clock(),
+        random: () => 0.1,
+        onRetry: (info) => seen.push(info),
+      },
+    );
     expect(seen).toEqual([{ attempt: 1, delayMs: 10, error: { code: 'PGRST001' } }]);
   });
 });

@@ -29,11 +29,19 @@ describe('RegisterBody', () => {
 
   it('names each bad field with a clear message', () => {
     expect(
-      errorsOf({ email: 'not-an-email', password: 7, username: 'a b', avatar_url: 'javascript:x', metadata: [1], role: 'admin' }),
+      errorsOf({
+        email: 'not-an-email',
+        password: 7,
+        username: 'a b',
+        avatar_url: 'javascript:x',
+        metadata: [1],
+        role: 'admin',
+      }),
     ).toEqual({
       email: 'must be a valid email address',
       password: 'must be a string',
-      username: 'must be 3-39 letters, digits, "_", "." or "-", not starting or ending with "." or "-"',
+      username:
+        'must be 3-39 letters, digits, "_", "." or "-", not starting or ending with "." or "-"',
       avatar_url: 'must be an http(s) URL of at most 2048 characters',
       metadata: 'must be a JSON object',
       role: 'is not a known field',
@@ -57,19 +65,39 @@ describe('RegisterBody', () => {
 
   it('refuses metadata with a key named __proto__, constructor or prototype at any depth, naming the key and where it is', () => {
     const cases: Array<[string, string]> = [
-      ['{"__proto__": {"polluted": true}, "kept": 1}', 'must not contain the key "__proto__" (at metadata)'],
-      ['{"a": {"b": {"constructor": {"prototype": 1}}}}', 'must not contain the key "constructor" (at metadata.a.b)'],
-      ['{"list": [1, {"x": [{"prototype": null}]}]}', 'must not contain the key "prototype" (at metadata.list[1].x[0])'],
-      ['{"odd key": {"constructor": 1}}', 'must not contain the key "constructor" (at metadata["odd key"])'],
+      [
+        '{"__proto__": {"polluted": true}, "kept": 1}',
+        'must not contain the key "__proto__" (at metadata)',
+      ],
+      [
+        '{"a": {"b": {"constructor": {"prototype": 1}}}}',
+        'must not contain the key "constructor" (at metadata.a.b)',
+      ],
+      [
+        '{"list": [1, {"x": [{"prototype": null}]}]}',
+        'must not contain the key "prototype" (at metadata.list[1].x[0])',
+      ],
+      [
+        '{"odd key": {"constructor": 1}}',
+        'must not contain the key "constructor" (at metadata["odd key"])',
+      ],
     ];
     for (const [metadata, message] of cases) {
-      expect(errorsOf({ email: 'a@b.co', password: 'secret-1', metadata: JSON.parse(metadata) })).toEqual({ metadata: message });
+      expect(errorsOf({ email: 'a@b.co', password: 'secret-1', metadata: JSON.parse(metadata) }))
+        .toEqual({ metadata: message });
     }
   });
 
   it('accepts those words as values, in other letter cases and inside longer keys', () => {
-    const metadata = { role: 'constructor', Constructor: 1, PROTOTYPE: 2, __proto: 3, prototypes: [{ constructor_id: 4 }] };
-    expect(RegisterBody.parse({ email: 'a@b.co', password: 'secret-1', metadata }).metadata).toEqual(metadata);
+    const metadata = {
+      role: 'constructor',
+      Constructor: 1,
+      PROTOTYPE: 2,
+      __proto: 3,
+      prototypes: [{ constructor_id: 4 }],
+    };
+    expect(RegisterBody.parse({ email: 'a@b.co', password: 'secret-1', metadata }).metadata)
+      .toEqual(metadata);
   });
 
   it('says which fields are required', () => {
@@ -81,8 +109,10 @@ describe('RegisterBody', () => {
     expect(errorsOf('text')).toEqual({ body: 'must be a JSON object' });
   });
 
-  it('rejects a password past bcrypt\'s 72 bytes, counting bytes not characters', () => {
-    expect(errorsOf({ email: 'a@b.co', password: 'é'.repeat(37) })).toEqual({ password: 'must be at most 72 bytes' });
+  it("rejects a password past bcrypt's 72 bytes, counting bytes not characters", () => {
+    expect(errorsOf({ email: 'a@b.co', password: 'é'.repeat(37) })).toEqual({
+      password: 'must be at most 72 bytes',
+    });
     expect(errorsOf({ email: 'a@b.co', password: 'é'.repeat(36) })).toBeNull();
   });
 });

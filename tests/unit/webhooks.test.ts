@@ -2,7 +2,12 @@ import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import { constantTimeEqual, isServiceKey } from '../../shared/caller-auth.ts';
 import { AppError } from '../../shared/errors.ts';
-import { DATABASE_WEBHOOK_HEADER, isAuthHook, verifyAuthHook, verifyDatabaseWebhook } from '../../shared/webhooks.ts';
+import {
+  DATABASE_WEBHOOK_HEADER,
+  isAuthHook,
+  verifyAuthHook,
+  verifyDatabaseWebhook,
+} from '../../shared/webhooks.ts';
 
 const WEBHOOK_SECRET = 'a-database-webhook-secret-of-some-length';
 const HOOK_SECRET_BASE64 = Buffer.from('a-test-auth-hook-secret-for-unit-tests').toString('base64');
@@ -10,7 +15,11 @@ const HOOK_SECRET_BASE64 = Buffer.from('a-test-auth-hook-secret-for-unit-tests')
 const HOOK_SECRET = `v1,whsec_${HOOK_SECRET_BASE64}`;
 
 function post(headers: Record<string, string>, body = '{}'): Request {
-  return new Request('http://local/ensure-profile', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+  return new Request('http://local/ensure-profile', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body,
+  });
 }
 
 function caught(work: () => unknown): AppError {
@@ -29,12 +38,22 @@ interface SignedHook {
 }
 
 /** A before-user-created delivery as Supabase Auth signs it (Standard Webhooks). */
-function signedHook(options: { body?: string; at?: Date; secret?: string; id?: string } = {}): SignedHook {
-  const body = options.body ?? JSON.stringify({ metadata: { name: 'before-user-created' }, user: { email: 'ada@example.test' } });
+function signedHook(
+  options: { body?: string; at?: Date; secret?: string; id?: string } = {},
+): SignedHook {
+  const body = options.body ??
+    JSON.stringify({
+      metadata: { name: 'before-user-created' },
+      user: { email: 'ada@example.test' },
+    });
   const at = options.at ?? new Date();
   const id = options.id ?? 'msg_2a4f0c6b1e';
   const signature = new Webhook(`whsec_${options.secret ?? HOOK_SECRET_BASE64}`).sign(id, at, body);
-  const request = post({ 'webhook-id': id, 'webhook-timestamp': String(Math.floor(at.getTime() / 1000)), 'webhook-signature': signature }, body);
+  const request = post({
+    'webhook-id': id,
+    'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+    'webhook-signature': signature,
+  }, body);
   return { request, body };
 }
 
@@ -42,10 +61,15 @@ describe('verifyDatabaseWebhook', () => {
   it.each([
     ['undefined', undefined],
     ['empty', ''],
-  ])('rejects every call with 401 webhook_not_configured when the secret is %s', (_label, secret) => {
-    const error = caught(() => verifyDatabaseWebhook(post({ [DATABASE_WEBHOOK_HEADER]: WEBHOOK_SECRET }), secret));
-    expect(error).toMatchObject({ status: 401, code: 'webhook_not_configured' });
-  });
+  ])(
+    'rejects every call with 401 webhook_not_configured when the secret is %s',
+    (_label, secret) => {
+      const error = caught(() =>
+        verifyDatabaseWebhook(post({ [DATABASE_WEBHOOK_HEADER]: WEBHOOK_SECRET }), secret)
+      );
+      expect(error).toMatchObject({ status: 401, code: 'webhook_not_configured' });
+    },
+  );
 
   it.each([
     ['a wrong secret', { [DATABASE_WEBHOOK_HEADER]: 'not-the-database-webhook-secret' }],
@@ -56,12 +80,17 @@ describe('verifyDatabaseWebhook', () => {
     ['the secret in another header', { authorization: `Bearer ${WEBHOOK_SECRET}` }],
   ])('rejects %s with 401 invalid_webhook_secret', (_label, headers) => {
     const error = caught(() => verifyDatabaseWebhook(post(headers), WEBHOOK_SECRET));
-    expect(error).toMatchObject({ status: 401, code: 'invalid_webhook_secret', message: 'The webhook secret does not match' });
+    expect(error).toMatchObject({
+      status: 401,
+      code: 'invalid_webhook_secret',
+      message: 'The webhook secret does not match',
+    });
   });
 
   it('accepts the configured secret in x-webhook-secret', () => {
     expect(DATABASE_WEBHOOK_HEADER).toBe('x-webhook-secret');
-    expect(verifyDatabaseWebhook(post({ 'X-Webhook-Secret': WEBHOOK_SECRET }), WEBHOOK_SECRET)).toBeUndefined();
+    expect(verifyDatabaseWebhook(post({ 'X-Webhook-Secret': WEBHOOK_SECRET }), WEBHOOK_SECRET))
+      .toBeUndefined();
   });
 });
 
@@ -76,14 +105,20 @@ describe('isAuthHook', () => {
 
 describe('verifyAuthHook', () => {
   it('returns the parsed payload of a correctly signed, current delivery', () => {
-    const payload = { metadata: { name: 'before-user-created', uuid: 'u-1' }, user: { email: 'ada@example.test', user_metadata: { username: 'ada' } } };
+    const payload = {
+      metadata: { name: 'before-user-created', uuid: 'u-1' },
+      user: { email: 'ada@example.test', user_metadata: { username: 'ada' } },
+    };
     const { request, body } = signedHook({ body: JSON.stringify(payload) });
     expect(verifyAuthHook(request, body, HOOK_SECRET)).toEqual(payload);
   });
 
   it('accepts a delivery signed a little under five minutes ago', () => {
     const { request, body } = signedHook({ at: new Date(Date.now() - 4 * 60_000) });
-    expect(verifyAuthHook(request, body, HOOK_SECRET)).toEqual({ metadata: { name: 'before-user-created' }, user: { email: 'ada@example.test' } });
+    expect(verifyAuthHook(request, body, HOOK_SECRET)).toEqual({
+      metadata: { name: 'before-user-created' },
+      user: { email: 'ada@example.test' },
+    });
   });
 
   it.each([
@@ -91,19 +126,31 @@ describe('verifyAuthHook', () => {
     ['empty', ''],
   ])('rejects with 401 hook_not_configured when the secret is %s', (_label, secret) => {
     const { request, body } = signedHook();
-    expect(caught(() => verifyAuthHook(request, body, secret))).toMatchObject({ status: 401, code: 'hook_not_configured' });
+    expect(caught(() => verifyAuthHook(request, body, secret))).toMatchObject({
+      status: 401,
+      code: 'hook_not_configured',
+    });
   });
 
   it.each<[string, () => SignedHook]>([
-    ['signed with another secret', () => signedHook({ secret: Buffer.from('some-other-auth-hook-secret').toString('base64') })],
+    [
+      'signed with another secret',
+      () => signedHook({ secret: Buffer.from('some-other-auth-hook-secret').toString('base64') }),
+    ],
     ['signed ten minutes ago', () => signedHook({ at: new Date(Date.now() - 10 * 60_000) })],
     ['signed six minutes ago', () => signedHook({ at: new Date(Date.now() - 6 * 60_000) })],
-    ['dated ten minutes in the future', () => signedHook({ at: new Date(Date.now() + 10 * 60_000) })],
+    [
+      'dated ten minutes in the future',
+      () => signedHook({ at: new Date(Date.now() + 10 * 60_000) }),
+    ],
     [
       'with a tampered body',
       () => {
         const hook = signedHook();
-        return { request: hook.request, body: hook.body.replace('ada@example.test', 'eve@example.test') };
+        return {
+          request: hook.request,
+          body: hook.body.replace('ada@example.test', 'eve@example.test'),
+        };
       },
     ],
     [
@@ -112,7 +159,10 @@ describe('verifyAuthHook', () => {
         const hook = signedHook({ id: 'msg_original' });
         const headers = new Headers(hook.request.headers);
         headers.set('webhook-id', 'msg_replayed');
-        return { request: new Request(hook.request.url, { method: 'POST', headers, body: hook.body }), body: hook.body };
+        return {
+          request: new Request(hook.request.url, { method: 'POST', headers, body: hook.body }),
+          body: hook.body,
+        };
       },
     ],
     [
@@ -121,7 +171,10 @@ describe('verifyAuthHook', () => {
         const hook = signedHook();
         const headers = new Headers(hook.request.headers);
         headers.set('webhook-timestamp', 'yesterday');
-        return { request: new Request(hook.request.url, { method: 'POST', headers, body: hook.body }), body: hook.body };
+        return {
+          request: new Request(hook.request.url, { method: 'POST', headers, body: hook.body }),
+          body: hook.body,
+        };
       },
     ],
     [
@@ -130,14 +183,21 @@ describe('verifyAuthHook', () => {
         const hook = signedHook();
         const headers = new Headers(hook.request.headers);
         headers.delete('webhook-signature');
-        return { request: new Request(hook.request.url, { method: 'POST', headers, body: hook.body }), body: hook.body };
+        return {
+          request: new Request(hook.request.url, { method: 'POST', headers, body: hook.body }),
+          body: hook.body,
+        };
       },
     ],
   ])('rejects a delivery %s with 401 invalid_signature', (_label, make) => {
     const { request, body } = make();
     const error = caught(() => verifyAuthHook(request, body, HOOK_SECRET));
     expect(error).toBeInstanceOf(AppError);
-    expect(error).toMatchObject({ status: 401, code: 'invalid_signature', message: 'The webhook signature or timestamp is invalid' });
+    expect(error).toMatchObject({
+      status: 401,
+      code: 'invalid_signature',
+      message: 'The webhook signature or timestamp is invalid',
+    });
   });
 });
 

@@ -32,12 +32,23 @@ export function adminUserRoutes(config: AuthConfig): Hono {
     await requireAdmin(c, config);
     const body = await readBody(c, AdminUserBody);
     const email = (body.email ?? '').toLowerCase();
-    if (email === '') throw badRequest('validation_failed', 'Cannot create a user without either an email or phone');
+    if (email === '') {
+      throw badRequest(
+        'validation_failed',
+        'Cannot create a user without either an email or phone',
+      );
+    }
     if (await findUserWithEmail(config.pool, email, config.audience)) {
-      throw unprocessable('email_exists', 'A user with this email address has already been registered');
+      throw unprocessable(
+        'email_exists',
+        'A user with this email address has already been registered',
+      );
     }
 
-    const encryptedPassword = await hashPassword(body.password || randomPassword(), config.bcryptCost);
+    const encryptedPassword = await hashPassword(
+      body.password || randomPassword(),
+      config.bcryptCost,
+    );
     const id = randomUUID();
     try {
       await withTransaction(config.pool, (client) =>
@@ -46,11 +57,14 @@ export function adminUserRoutes(config: AuthConfig): Hono {
           email,
           encryptedPassword,
           userMetadata: body.user_metadata ?? {},
-          identities: [{ provider: 'email', providerId: id, identityData: { sub: id, email, email_verified: false, phone_verified: false } }],
+          identities: [{
+            provider: 'email',
+            providerId: id,
+            identityData: { sub: id, email, email_verified: false, phone_verified: false },
+          }],
           emailConfirmed: body.email_confirm ?? false,
           userMetadataUpdate: body.email_confirm ? { email_verified: true } : null,
-        }),
-      );
+        }));
     } catch (error) {
       if (error instanceof AuthError) throw error;
       throw internalError('Database error creating new user', error);
@@ -68,12 +82,16 @@ export function adminUserRoutes(config: AuthConfig): Hono {
     if (!user) throw notFound('user_not_found', 'User not found');
     // GoTrue only decodes a body that is there; supabase-js always sends one.
     const text = await c.req.text();
-    const softDelete = text.trim() === '' ? false : ((await readBody(c, DeleteBody)).should_soft_delete ?? false);
+    const softDelete = text.trim() === ''
+      ? false
+      : ((await readBody(c, DeleteBody)).should_soft_delete ?? false);
     if (softDelete) {
       if (user.row.deleted_at === null) {
-        await withTransaction(config.pool, (client) => softDeleteUser(client, id)).catch((error: unknown) => {
-          throw internalError('Error soft deleting user', error);
-        });
+        await withTransaction(config.pool, (client) => softDeleteUser(client, id)).catch(
+          (error: unknown) => {
+            throw internalError('Error soft deleting user', error);
+          },
+        );
       }
     } else {
       await deleteUser(config.pool, id).catch((error: unknown) => {

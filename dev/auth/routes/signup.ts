@@ -9,7 +9,7 @@ import { clientIp, rateLimitKey } from '../client-ip.ts';
 import { AuthError, badRequest, internalError, tooManyRequests, unprocessable } from '../errors.ts';
 import { isAdminCaller } from '../guards.ts';
 import { invokeHttpHook } from '../hooks.ts';
-import { newConfirmation, confirmationLink } from '../mail.ts';
+import { confirmationLink, newConfirmation } from '../mail.ts';
 import type { AuthConfig } from '../options.ts';
 import { hashPassword } from '../passwords.ts';
 import { referrer } from '../redirects.ts';
@@ -18,7 +18,12 @@ import { issueSession } from '../tokens.ts';
 import type { SessionJson } from '../tokens.ts';
 import { lookAlikeUser, renderStoredUser, unsavedUser } from '../user-json.ts';
 import type { UserJson } from '../user-json.ts';
-import { confirmEmail, findUserById, findUserWithEmail, setConfirmationToken } from '../user-queries.ts';
+import {
+  confirmEmail,
+  findUserById,
+  findUserWithEmail,
+  setConfirmationToken,
+} from '../user-queries.ts';
 import type { Queryable, StoredUser } from '../user-queries.ts';
 import { insertAuthUser } from '../user-store.ts';
 import { withTransaction } from '../../transaction.ts';
@@ -33,17 +38,42 @@ const SignupBody = z.object({
 // GoTrue's verifyCaptcha middleware (internal/api/middleware.go): skipped when
 // requireAdminCredentials accepts the caller, so a service-role request needs no token. The
 // "provider" here accepts exactly one token.
-async function checkCaptcha(c: Context, config: AuthConfig, token: string | null | undefined): Promise<void> {
+async function checkCaptcha(
+  c: Context,
+  config: AuthConfig,
+  token: string | null | undefined,
+): Promise<void> {
   if (config.captchaToken === undefined || (await isAdminCaller(c, config))) return;
   const given = (token ?? '').trim();
-  if (given === '') throw badRequest('captcha_failed', 'captcha protection: request disallowed (no captcha_token found)');
-  if (given !== config.captchaToken) throw badRequest('captcha_failed', 'captcha protection: request disallowed (invalid-input-response)');
+  if (given === '') {
+    throw badRequest(
+      'captcha_failed',
+      'captcha protection: request disallowed (no captcha_token found)',
+    );
+  }
+  if (given !== config.captchaToken) {
+    throw badRequest(
+      'captcha_failed',
+      'captcha protection: request disallowed (invalid-input-response)',
+    );
+  }
 }
 
 // sendConfirmation: a new token on the user, then the mail, all inside the signup transaction so
 // that a failing mailer rolls the signup back as GoTrue's does.
-function sendConfirmationMail(config: AuthConfig, email: string, tokenHash: string, otp: string, redirectTo: string): void {
-  config.onEmail({ to: email, type: 'signup', link: confirmationLink(config.authUrl, tokenHash, redirectTo), token: otp });
+function sendConfirmationMail(
+  config: AuthConfig,
+  email: string,
+  tokenHash: string,
+  otp: string,
+  redirectTo: string,
+): void {
+  config.onEmail({
+    to: email,
+    type: 'signup',
+    link: confirmationLink(config.authUrl, tokenHash, redirectTo),
+    token: otp,
+  });
 }
 
 /**
@@ -52,7 +82,9 @@ function sendConfirmationMail(config: AuthConfig, email: string, tokenHash: stri
  */
 function limitSignups(c: Context, config: AuthConfig): void {
   const key = rateLimitKey(c, config);
-  if (key !== null && !config.signupLimiter.allow(key)) throw tooManyRequests('over_request_rate_limit', 'Request rate limit reached');
+  if (key !== null && !config.signupLimiter.allow(key)) {
+    throw tooManyRequests('over_request_rate_limit', 'Request rate limit reached');
+  }
 }
 
 /**
@@ -63,7 +95,10 @@ function checkMailInterval(config: AuthConfig, confirmationSentAt: string | null
   if (!confirmationSentAt) return;
   const left = Date.parse(confirmationSentAt) + config.mailIntervalMs - Date.now();
   if (left > 0) {
-    throw tooManyRequests('over_email_send_rate_limit', `For security purposes, you can only request this after ${Math.trunc(left / 1000)} seconds.`);
+    throw tooManyRequests(
+      'over_email_send_rate_limit',
+      `For security purposes, you can only request this after ${Math.trunc(left / 1000)} seconds.`,
+    );
   }
 }
 
@@ -74,7 +109,10 @@ function checkMailInterval(config: AuthConfig, confirmationSentAt: string | null
  * inserted.
  */
 function sharingIdentityData(user: UserJson): UserJson {
-  const identities = (user.identities as UserJson[]).map((identity) => ({ ...identity, identity_data: { ...(user.user_metadata as object) } }));
+  const identities = (user.identities as UserJson[]).map((identity) => ({
+    ...identity,
+    identity_data: { ...(user.user_metadata as object) },
+  }));
   return { ...user, identities };
 }
 
@@ -92,7 +130,9 @@ export function signupRoutes(config: AuthConfig): Hono {
     await checkCaptcha(c, config, body.gotrue_meta_security?.captcha_token);
     const address = (body.email ?? '').toLowerCase();
     const password = body.password ?? '';
-    if (address === '') throw unprocessable('anonymous_provider_disabled', 'Anonymous sign-ins are disabled');
+    if (address === '') {
+      throw unprocessable('anonymous_provider_disabled', 'Anonymous sign-ins are disabled');
+    }
     limitSignups(c, config);
     if (password === '') throw badRequest('validation_failed', 'Signup requires a valid password');
 
@@ -102,7 +142,9 @@ export function signupRoutes(config: AuthConfig): Hono {
 
     if (existing) {
       if (existing.row.email_confirmed_at) {
-        if (config.autoconfirm) throw unprocessable('user_already_exists', 'User already registered');
+        if (config.autoconfirm) {
+          throw unprocessable('user_already_exists', 'User already registered');
+        }
         return c.json(lookAlikeUser(existing.row, data, config.audience));
       }
       // An unconfirmed signup is completed, never modified: GoTrue cannot tell who is asking.
@@ -127,11 +169,28 @@ export function signupRoutes(config: AuthConfig): Hono {
     if (config.beforeUserCreatedHook) {
       const ipAddress = clientIp(c, config);
       await invokeHttpHook(config.beforeUserCreatedHook, {
-        metadata: { uuid: randomUUID(), time: new Date().toISOString(), name: 'before-user-created', ...(ipAddress ? { ip_address: ipAddress } : {}) },
-        user: unsavedUser({ id, aud: config.audience, email: address, userMetadata: data, provider: 'email' }),
+        metadata: {
+          uuid: randomUUID(),
+          time: new Date().toISOString(),
+          name: 'before-user-created',
+          ...(ipAddress ? { ip_address: ipAddress } : {}),
+        },
+        user: unsavedUser({
+          id,
+          aud: config.audience,
+          email: address,
+          userMetadata: data,
+          provider: 'email',
+        }),
       });
     }
-    const identityData = { ...data, sub: id, email: address, email_verified: false, phone_verified: false };
+    const identityData = {
+      ...data,
+      sub: id,
+      email: address,
+      email_verified: false,
+      phone_verified: false,
+    };
     const confirmation = config.autoconfirm ? null : newConfirmation(address);
     try {
       await withTransaction(config.pool, async (client) => {
@@ -145,7 +204,15 @@ export function signupRoutes(config: AuthConfig): Hono {
           confirmationToken: confirmation?.tokenHash ?? null,
           writeOrder: 'signup',
         });
-        if (confirmation) sendConfirmationMail(config, address, confirmation.tokenHash, confirmation.otp, redirectTo);
+        if (confirmation) {
+          sendConfirmationMail(
+            config,
+            address,
+            confirmation.tokenHash,
+            confirmation.otp,
+            redirectTo,
+          );
+        }
       });
     } catch (error) {
       if (error instanceof AuthError) throw error;

@@ -23,15 +23,23 @@ export function tokenRoutes(config: AuthConfig): Hono {
     const grantType = c.req.query('grant_type') ?? '';
     // Refresh tokens are not stored, so every one is unknown; this is GoTrue's answer for an
     // unknown one, which makes supabase-js drop the session cleanly.
-    if (grantType === 'refresh_token') throw badRequest('refresh_token_not_found', 'Invalid Refresh Token: Refresh Token Not Found');
+    if (grantType === 'refresh_token') {
+      throw badRequest('refresh_token_not_found', 'Invalid Refresh Token: Refresh Token Not Found');
+    }
     if (grantType !== 'password') throw badRequest('invalid_credentials', 'unsupported_grant_type');
 
     const body = await readBody(c, PasswordGrantBody);
     const user = await findUserByEmail(config.pool, body.email ?? '', config.audience);
-    if (!user || !user.row.encrypted_password) throw badRequest('invalid_credentials', INVALID_LOGIN);
-    if (!(await passwordMatches(body.password ?? '', user.row.encrypted_password))) throw badRequest('invalid_credentials', INVALID_LOGIN);
+    if (!user || !user.row.encrypted_password) {
+      throw badRequest('invalid_credentials', INVALID_LOGIN);
+    }
+    if (!(await passwordMatches(body.password ?? '', user.row.encrypted_password))) {
+      throw badRequest('invalid_credentials', INVALID_LOGIN);
+    }
     // Checked after the password, so an unconfirmed address is only revealed to its owner.
-    if (!user.row.email_confirmed_at) throw badRequest('email_not_confirmed', 'Email not confirmed');
+    if (!user.row.email_confirmed_at) {
+      throw badRequest('email_not_confirmed', 'Email not confirmed');
+    }
     return c.json(await issueSession(config, config.pool, user.row.id, 'password'));
   });
 

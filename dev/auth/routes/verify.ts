@@ -10,7 +10,12 @@ import { encodeSorted, errorRedirect, referrer } from '../redirects.ts';
 import { readBody } from '../request.ts';
 import { issueSession } from '../tokens.ts';
 import type { SessionJson } from '../tokens.ts';
-import { confirmEmail, findUserByConfirmationToken, markEmailIdentityVerified, refreshProviders } from '../user-queries.ts';
+import {
+  confirmEmail,
+  findUserByConfirmationToken,
+  markEmailIdentityVerified,
+  refreshProviders,
+} from '../user-queries.ts';
 import { withTransaction } from '../../transaction.ts';
 
 const VerifyBody = z.object({
@@ -35,12 +40,18 @@ interface Verification {
 /** verifyTokenHash + signupVerify + the session, in one transaction. */
 async function confirmSignup(config: AuthConfig, verification: Verification): Promise<SessionJson> {
   return await withTransaction(config.pool, async (client) => {
-    const user = CONFIRMATION_TYPES.has(verification.type) ? await findUserByConfirmationToken(client, verification.hash) : null;
+    const user = CONFIRMATION_TYPES.has(verification.type)
+      ? await findUserByConfirmationToken(client, verification.hash)
+      : null;
     if (!user || (verification.email !== undefined && user.row.email !== verification.email)) {
       throw forbidden('otp_expired', verification.notFound);
     }
-    const sentAt = user.row.confirmation_sent_at ? Date.parse(user.row.confirmation_sent_at) : Number.NaN;
-    if (!(sentAt + config.otpExpirySeconds * 1000 >= Date.now())) throw forbidden('otp_expired', verification.notFound);
+    const sentAt = user.row.confirmation_sent_at
+      ? Date.parse(user.row.confirmation_sent_at)
+      : Number.NaN;
+    if (!(sentAt + config.otpExpirySeconds * 1000 >= Date.now())) {
+      throw forbidden('otp_expired', verification.notFound);
+    }
 
     await confirmEmail(client, user.row.id);
     if (user.row.email) await markEmailIdentityVerified(client, user.row.id, user.row.email);
@@ -57,7 +68,9 @@ export function verifyRoutes(config: AuthConfig): Hono {
     const type = c.req.query('type') ?? '';
     const redirectTo = referrer(c, config);
     if (type === '') throw badRequest('validation_failed', 'Verify requires a verification type');
-    if (token === '') throw badRequest('validation_failed', 'Verify requires a token or a token hash');
+    if (token === '') {
+      throw badRequest('validation_failed', 'Verify requires a token or a token hash');
+    }
     try {
       const session = await confirmSignup(config, { type, hash: token, notFound: LINK_EXPIRED });
       const fragment = encodeSorted({
@@ -71,7 +84,9 @@ export function verifyRoutes(config: AuthConfig): Hono {
       });
       return c.redirect(`${redirectTo}#${fragment}`, 303);
     } catch (error) {
-      if (error instanceof AuthError) return c.redirect(errorRedirect(redirectTo, error.status, error.code, error.message), 303);
+      if (error instanceof AuthError) {
+        return c.redirect(errorRedirect(redirectTo, error.status, error.code, error.message), 303);
+      }
       // GoTrue redirects without any error when the failure is not an HTTP error; say why here.
       console.error('[auth] /verify failed:', error);
       return c.redirect(redirectTo, 303);
@@ -85,8 +100,17 @@ export function verifyRoutes(config: AuthConfig): Hono {
     const email = (body.email ?? '').toLowerCase();
     if (type === '') throw badRequest('validation_failed', 'Verify requires a verification type');
     // token_hash and phone verifications are not modelled: the mailed code with its address is.
-    if (token === '' || email === '') throw badRequest('validation_failed', 'Verify requires a token and an email address');
-    return c.json(await confirmSignup(config, { type, hash: tokenHash(email, token), email, notFound: 'Token has expired or is invalid' }));
+    if (token === '' || email === '') {
+      throw badRequest('validation_failed', 'Verify requires a token and an email address');
+    }
+    return c.json(
+      await confirmSignup(config, {
+        type,
+        hash: tokenHash(email, token),
+        email,
+        notFound: 'Token has expired or is invalid',
+      }),
+    );
   });
 
   return app;

@@ -4,8 +4,12 @@
 // start-up, as ours do, and answers every request 200.
 import { createClient } from '@supabase/supabase-js';
 
-const supabase = createClient(Deno.env.get('SUPABASE_URL')!, Deno.env.get('SUPABASE_SERVICE_ROLE_KEY')!, {
-  auth: { persistSession: false, autoRefreshToken: false },
-});
+const supabase = createClient(
+  Deno.env.get('SUPABASE_URL')!,
+  Deno.env.get('SUPABASE_SERVICE_ROLE_KEY')!,
+  {
+    auth: { persistSession: false, autoRefreshToken: false },
+  },
+);
 
 Deno.serve(() => Response.json({ ok: typeof supabase.from === 'function' }));
