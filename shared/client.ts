@@ -2,14 +2,20 @@
 // ensureProfile() with typed results, one typed error, and safe retries. A registration keeps
 // one Idempotency-Key across its retries, so a retry after a lost answer returns the first
 // answer instead of a 409 or a second user.
+// The Functions errors come through supabase-js, which re-exports them: an app (and the
+// supabase-profile-guard package) then needs supabase-js alone, and instanceof sees the very
+// classes the app's own supabase-js throws.
 import {
   FunctionsFetchError,
   FunctionsHttpError,
   FunctionsRelayError,
-} from '@supabase/functions-js';
-import type { SupabaseClient } from '@supabase/supabase-js';
-import type { UserProfile } from './profile-contract.ts';
+  type SupabaseClient,
+} from '@supabase/supabase-js';
+import type { Database } from './database.types.ts';
 import { retry, RetryExhausted, type RetryPolicy } from './retry.ts';
+
+/** A profile row as the API answers it (the generated type, so the client needs no zod). */
+type UserProfile = Database['public']['Tables']['user_profiles']['Row'];
 
 export interface RegisterInput {
   email: string;
@@ -58,8 +64,13 @@ export class ProfileApiError extends Error {
     this.name = 'ProfileApiError';
   }
 
-  /** Worth trying again later with the same input (network, 503, rate limits, a key in use). */
+  /**
+   * Worth trying again soon with the same input (network, 502/503/504, a key in use). Not
+   * registration_disabled: its 503 is an operator's switch (private.settings.register_enabled),
+   * which no retry within seconds will flip, and the app should say so or take its legacy path.
+   */
   get transient(): boolean {
+    if (this.code === 'registration_disabled') return false;
     return this.status === 0 || this.status === 502 || this.status === 503 || this.status === 504 ||
       this.code === 'idempotency_in_progress';
   }

@@ -114,4 +114,27 @@ describe('createProfileClient().register', () => {
     });
     expect(seen).toHaveLength(3);
   });
+
+  it("does not retry 503 registration_disabled, the operator's switch, and reports it as not transient", async () => {
+    const { supabase, seen } = fakeBackend(() =>
+      json(503, {
+        error: {
+          code: 'registration_disabled',
+          message: 'Registration is switched off for now; try again later',
+        },
+      }, { 'retry-after': '60' })
+    );
+    await expect(
+      createProfileClient(supabase, { sleep: noSleep }).register({
+        email: 'a@example.test',
+        password: 'secret-password',
+      }),
+    ).rejects.toMatchObject({
+      status: 503,
+      code: 'registration_disabled',
+      retryAfterSeconds: 60,
+      transient: false,
+    });
+    expect(seen).toHaveLength(1);
+  });
 });
