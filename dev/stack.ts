@@ -14,6 +14,7 @@ import { Hono } from 'hono';
 import pg from 'pg';
 import { type AuthFault, createAuthApp } from './auth/app.ts';
 import { createCaptchaApp } from './captcha.ts';
+import { applyCors } from './cors.ts';
 import { SB_FORWARDED_FOR } from './auth/client-ip.ts';
 import type { HttpHookOptions } from './auth/hooks.ts';
 import type { RateLimit } from './auth/rate-limit.ts';
@@ -282,11 +283,17 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
                   return gateway(request, response);
                 }
               } else {
+                if (applyCors(request, response)) {
+                  return;
+                }
                 if (request.url?.startsWith('/auth/v1/')) {
                   forwardClientAddress(request);
                 }
                 if (!mapApiKeys(request, keys)) {
-                  return void response.writeHead(401, { 'content-type': 'application/json' }).end(
+                  return void response.writeHead(401, {
+                    'content-type': 'application/json',
+                    'access-control-allow-origin': '*',
+                  }).end(
                     JSON.stringify({ message: 'Invalid API key' }),
                   );
                 }

@@ -1,8 +1,8 @@
 // The local Supabase Auth (GoTrue) stand-in: GoTrue's routes without the /auth/v1 prefix (the
 // stack mounts it there, as Kong does), talking to the real auth schema as supabase_auth_admin.
 // Covers what this project's flows and tests use, and nothing else: email signup with
-// confirmation on or off, /verify, password sign-in, GET /user, creating and deleting users
-// through the admin API, and the JWKS.
+// confirmation on or off, /verify, password sign-in, sessions (the refresh grant and /logout),
+// GET /user, creating and deleting users through the admin API, and the JWKS.
 import type { IncomingMessage } from 'node:http';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono } from 'hono';
@@ -12,6 +12,7 @@ import { resolveOptions } from './options.ts';
 import type { AuthConfig, AuthFault, AuthOptions } from './options.ts';
 import { adminUserRoutes } from './routes/admin-users.ts';
 import { jwksRoutes } from './routes/jwks.ts';
+import { logoutRoutes } from './routes/logout.ts';
 import { signupRoutes } from './routes/signup.ts';
 import { tokenRoutes } from './routes/token.ts';
 import { userRoutes } from './routes/user.ts';
@@ -81,6 +82,7 @@ export function createAuthApp(options: AuthOptions): Hono {
   app.route('/', verifyRoutes(config));
   app.route('/', tokenRoutes(config));
   app.route('/', userRoutes(config));
+  app.route('/', logoutRoutes(config));
   app.route('/', adminUserRoutes(config));
   app.route('/', jwksRoutes(config));
   return app;

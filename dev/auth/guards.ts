@@ -5,6 +5,7 @@ import type { JWTPayload } from 'jose';
 import { bearerToken, JwtRejected, verifyJwt } from '../jwt.ts';
 import { forbidden, unauthorized } from './errors.ts';
 import type { AuthConfig } from './options.ts';
+import { sessionExists } from './sessions.ts';
 import { findUserById } from './user-queries.ts';
 import type { StoredUser } from './user-queries.ts';
 import { isUuid } from './validation.ts';
@@ -40,15 +41,35 @@ async function verifiedClaims(c: Context, config: AuthConfig): Promise<JWTPayloa
   }
 }
 
-/** requireAuthentication: a valid token naming an existing user. Sessions are not stored, so not checked. */
-export async function requireUser(c: Context, config: AuthConfig): Promise<StoredUser> {
+const NIL_UUID = '00000000-0000-0000-0000-000000000000';
+
+/**
+ * requireAuthentication (maybeLoadUserOrSession): a valid token naming an existing user and, when
+ * it names a session, an existing one; so a signed-out session's access token is refused.
+ */
+export async function requireAuthentication(
+  c: Context,
+  config: AuthConfig,
+): Promise<{ user: StoredUser; sessionId: string | null }> {
   const claims = await verifiedClaims(c, config);
   if (!claims.sub || !isUuid(claims.sub)) {
     throw forbidden('bad_jwt', 'invalid claim: missing sub claim');
   }
   const user = await findUserById(config.pool, claims.sub);
   if (!user) throw forbidden('user_not_found', 'User from sub claim in JWT does not exist');
-  return user;
+  const sessionId = typeof claims.session_id === 'string' ? claims.session_id : '';
+  if (sessionId === '' || sessionId === NIL_UUID) return { user, sessionId: null };
+  if (!isUuid(sessionId)) {
+    throw forbidden('bad_jwt', 'invalid claim: session_id claim must be a UUID');
+  }
+  if (!(await sessionExists(config.pool, sessionId))) {
+    throw forbidden('session_not_found', 'Session from session_id claim in JWT does not exist');
+  }
+  return { user, sessionId };
+}
+
+export async function requireUser(c: Context, config: AuthConfig): Promise<StoredUser> {
+  return (await requireAuthentication(c, config)).user;
 }
 
 /** requireAdminCredentials: a valid token whose `role` is an admin role. */

@@ -41,6 +41,11 @@ export interface AuthOptions {
   /** GOTRUE_SECURITY_SB_FORWARDED_FOR_ENABLED; default false, GoTrue's. */
   sbForwardedForEnabled?: boolean;
   /**
+   * config.toml [auth] refresh_token_reuse_interval: for how many seconds after its use a refresh
+   * token is still swapped again. Default 10, the CLI's and hosted Supabase's.
+   */
+  refreshTokenReuseIntervalSeconds?: number;
+  /**
    * Dev/test only: asked on every request for a fault to inject (an outage or a slow Auth). Set
    * from code holding the stack (Stack.setAuthFault), never through an HTTP endpoint.
    */
@@ -80,6 +85,7 @@ export interface AuthConfig {
   signupLimiter: AddressLimiter;
   rateLimitHeader: string | null;
   sbForwardedForEnabled: boolean;
+  refreshTokenReuseIntervalSeconds: number;
   faults: () => AuthFault | null;
   /** config.toml [auth] jwt_expiry: how long an access token is valid. */
   jwtExpirySeconds: number;
@@ -107,6 +113,7 @@ export function resolveOptions(options: AuthOptions): AuthConfig {
     signupLimiter: new AddressLimiter(options.signupRateLimit ?? DEFAULT_SIGNUP_RATE_LIMIT),
     rateLimitHeader: options.rateLimitHeader ? options.rateLimitHeader.toLowerCase() : null,
     sbForwardedForEnabled: options.sbForwardedForEnabled ?? false,
+    refreshTokenReuseIntervalSeconds: options.refreshTokenReuseIntervalSeconds ?? 10,
     faults: options.faults ?? (() => null),
     jwtExpirySeconds: 3600,
     otpExpirySeconds: 3600,

@@ -246,4 +246,6 @@ export async function softDeleteUser(db: Queryable, userId: string): Promise<voi
       where user_id = $1 and identity_data <> '{}'::jsonb`,
     [userId],
   );
+  // models.Logout, as adminUserDelete does: a soft-deleted user keeps no session.
+  await db.query('delete from sessions where user_id = $1', [userId]);
 }

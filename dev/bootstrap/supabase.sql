@@ -6,7 +6,8 @@
 -- it again whenever its content changes.
 --
 -- Sources: supabase/postgres init scripts and migrations (roles, grants), supabase/auth
--- migrations (auth.users, auth.identities, auth.uid() and friends). See ../shared/supabase-facts.md.
+-- migrations (auth.users, auth.identities, auth.sessions, auth.refresh_tokens, auth.mfa_amr_claims,
+-- auth.uid() and friends). See ../shared/supabase-facts.md.
 
 -- ============================================================================
 -- Roles
@@ -140,6 +141,70 @@ comment on table auth.identities is 'Auth: Stores identities associated to a use
 create index if not exists identities_user_id_idx on auth.identities using btree (user_id);
 create index if not exists identities_email_idx on auth.identities (email text_pattern_ops);
 
+-- Sessions and their refresh tokens, as GoTrue's migrations leave them (v1, 12-character refresh
+-- tokens; the SSO, OAuth-client and v2 refresh-token columns are left out). Deleting a session
+-- deletes its tokens and AMR claims; deleting a user deletes its sessions.
+do $$
+begin
+  create type auth.aal_level as enum ('aal1', 'aal2', 'aal3');
+exception
+  when duplicate_object then null;
+end
+$$;
+
+create table if not exists auth.sessions (
+  id uuid not null,
+  user_id uuid not null,
+  created_at timestamptz null,
+  updated_at timestamptz null,
+  factor_id uuid null,
+  aal auth.aal_level null,
+  not_after timestamptz null,
+  refreshed_at timestamp without time zone null,
+  user_agent text null,
+  ip inet null,
+  tag text null,
+  constraint sessions_pkey primary key (id),
+  constraint sessions_user_id_fkey foreign key (user_id) references auth.users (id) on delete cascade
+);
+comment on table auth.sessions is 'Auth: Stores session data associated to a user.';
+create index if not exists sessions_user_id_idx on auth.sessions (user_id);
+create index if not exists user_id_created_at_idx on auth.sessions (user_id, created_at);
+create index if not exists sessions_not_after_idx on auth.sessions (not_after desc);
+
+create table if not exists auth.refresh_tokens (
+  instance_id uuid null,
+  id bigserial not null,
+  "token" varchar(255) null,
+  user_id varchar(255) null,
+  revoked bool null,
+  created_at timestamptz null,
+  updated_at timestamptz null,
+  parent varchar(255) null,
+  session_id uuid null,
+  constraint refresh_tokens_pkey primary key (id),
+  constraint refresh_tokens_token_unique unique ("token"),
+  constraint refresh_tokens_session_id_fkey foreign key (session_id) references auth.sessions (id) on delete cascade
+);
+comment on table auth.refresh_tokens is 'Auth: Store of tokens used to refresh JWT tokens once they expire.';
+create index if not exists refresh_tokens_instance_id_idx on auth.refresh_tokens (instance_id);
+create index if not exists refresh_tokens_instance_id_user_id_idx on auth.refresh_tokens (instance_id, user_id);
+create index if not exists refresh_tokens_parent_idx on auth.refresh_tokens (parent);
+create index if not exists refresh_tokens_session_id_revoked_idx on auth.refresh_tokens (session_id, revoked);
+create index if not exists refresh_tokens_updated_at_idx on auth.refresh_tokens (updated_at desc);
+
+create table if not exists auth.mfa_amr_claims (
+  session_id uuid not null,
+  created_at timestamptz not null,
+  updated_at timestamptz not null,
+  authentication_method text not null,
+  id uuid not null,
+  constraint amr_id_pk primary key (id),
+  constraint mfa_amr_claims_session_id_authentication_method_pkey unique (session_id, authentication_method),
+  constraint mfa_amr_claims_session_id_fkey foreign key (session_id) references auth.sessions (id) on delete cascade
+);
+comment on table auth.mfa_amr_claims is 'auth: stores authenticator method reference claims for multi factor authentication';
+
 -- auth.uid(), auth.role(), auth.email(), auth.jwt(): the legacy per-claim setting first, then
 -- the claims object PostgREST sets for each request.
 create or replace function auth.uid() returns uuid
@@ -181,7 +246,8 @@ $$;
 grant execute on function auth.uid(), auth.role(), auth.email(), auth.jwt()
   to anon, authenticated, service_role, postgres;
 -- Supabase lets the platform's service role and postgres read auth tables; the API roles never.
-grant all on auth.users, auth.identities to postgres, service_role;
+grant all on auth.users, auth.identities, auth.sessions, auth.refresh_tokens, auth.mfa_amr_claims
+  to postgres, service_role;
 
 reset role;
 

@@ -163,7 +163,9 @@ export function createFunctionsGateway(options: GatewayOptions): Gateway {
         message: 'Function failed to start (please check logs)',
       });
     }
-    if (options.verifyJwt(name)) {
+    // A preflight carries no credentials: it goes to the function, which answers CORS itself (as
+    // the edge runtime's main service skips JWT verification for OPTIONS).
+    if (request.method !== 'OPTIONS' && options.verifyJwt(name)) {
       const token = bearerToken(request.headers.authorization);
       try {
         if (!token) throw new Error('missing');

@@ -500,11 +500,16 @@ describe('signup with email confirmation off', () => {
       },
       role: 'authenticated',
       aal: 'aal1',
-      amr: [{ method: 'password', timestamp: claims.iat }],
+      // The sign-in's time (its stored AMR claim), which the token's iat follows within a second.
+      amr: [{ method: 'password', timestamp: expect.any(Number) }],
       session_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
       is_anonymous: false,
     });
     expect(data.session!.expires_at).toBe(claims.exp);
+    const signedInAt = (claims.amr as Array<{ timestamp: number }>)[0]!.timestamp;
+    // Two clocks at second granularity (the database's for the claim, the issuer's for iat):
+    // the same moment, give or take the second they straddle.
+    expect(Math.abs((claims.iat as number) - signedInAt)).toBeLessThanOrEqual(1);
     const { data: fetched, error } = await client(open).auth.getUser(token);
     expect(error).toBeNull();
     // GET /user reads the identity row, which kept email_verified: false.

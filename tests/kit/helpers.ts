@@ -64,52 +64,32 @@ export interface CountingClient {
   supabase: SupabaseClient<Database>;
   /** Requests sent so far whose path contains `part` (e.g. '/functions/v1/ensure-profile'). */
   calls(part: string, method?: string): number;
-  /** The password the refresh-grant stand-in signs in with (see below). */
-  refreshAs: { email: string; password: string } | null;
 }
 
-/**
- * A client as an app makes one. Two answers of GoTrue the Auth stand-in does not give are given
- * here: it keeps no refresh tokens (every refresh grant is "not found"), so a refresh grant gets
- * what GoTrue answers a valid one, a fresh session for the same user (a password grant with
- * `refreshAs`); and it has no /logout, which GoTrue answers 204 (without it supabase-js keeps
- * the session and emits no SIGNED_OUT).
- */
+/** A client as an app makes one, whose requests are counted. */
 export function countingClient(
   api: LocalApi | StackAddress,
   fetchImpl: typeof fetch = fetch,
 ): CountingClient {
   const { apiUrl, anonKey } = addressOf(api);
   const seen: Array<{ url: string; method: string }> = [];
-  const client: CountingClient = {
-    supabase: undefined as unknown as SupabaseClient<Database>,
-    calls: (part, method) =>
-      seen.filter((s) => s.url.includes(part) && (!method || s.method === method)).length,
-    refreshAs: null,
-  };
   const counting: typeof fetch = (input, init) => {
     const url = input instanceof Request ? input.url : String(input);
     const method = (init?.method ?? (input instanceof Request ? input.method : 'GET'))
       .toUpperCase();
     seen.push({ url, method });
-    if (url.includes('/auth/v1/token?grant_type=refresh_token') && client.refreshAs) {
-      return fetchImpl(url.replace('grant_type=refresh_token', 'grant_type=password'), {
-        ...init,
-        body: JSON.stringify(client.refreshAs),
-      });
-    }
-    if (url.includes('/auth/v1/logout')) {
-      return Promise.resolve(new Response(null, { status: 204 }));
-    }
     return fetchImpl(input, init);
   };
   clients += 1;
-  client.supabase = appClient(apiUrl, anonKey, {
-    global: { fetch: counting },
-    // A key of its own: in a DOM, supabase-js warns about clients sharing the storage key.
-    auth: { storageKey: `kit-test-${clients}` },
-  });
-  return client;
+  return {
+    supabase: appClient(apiUrl, anonKey, {
+      global: { fetch: counting },
+      // A key of its own: in a DOM, supabase-js warns about clients sharing the storage key.
+      auth: { storageKey: `kit-test-${clients}` },
+    }),
+    calls: (part, method) =>
+      seen.filter((s) => s.url.includes(part) && (!method || s.method === method)).length,
+  };
 }
 
 let clients = 0;

@@ -8,12 +8,9 @@ import { useProfile, useRegistration } from '../../shared/kit/react.ts';
 import { useTestDatabase, withTriggerOff } from '../helpers/database.ts';
 import { countingClient, newPassword, uniqueEmail, useStackProcess } from './helpers.ts';
 
-// happy-dom checks CORS as a browser does, and the local Auth stand-in answers no preflight (the
-// browser tests cover CORS); these tests are about the hooks' states, so the check is off. The
-// stack runs in a process of its own, under Node's globals rather than the DOM's.
-(globalThis as unknown as {
-  happyDOM: { settings: { fetch: { disableSameOriginPolicy: boolean } } };
-}).happyDOM.settings.fetch.disableSameOriginPolicy = true;
+// happy-dom checks CORS as a browser does (a preflight, then Access-Control-Allow-Origin), which
+// the local stack answers as hosted Supabase does. The stack runs in a process of its own, under
+// Node's globals rather than the DOM's.
 
 const db = useTestDatabase();
 const api = useStackProcess(db, {

@@ -14,7 +14,7 @@ import type { AuthConfig } from '../options.ts';
 import { hashPassword } from '../passwords.ts';
 import { referrer } from '../redirects.ts';
 import { readBody } from '../request.ts';
-import { issueSession } from '../tokens.ts';
+import { issueSession, sessionClient } from '../tokens.ts';
 import type { SessionJson } from '../tokens.ts';
 import { lookAlikeUser, renderStoredUser, unsavedUser } from '../user-json.ts';
 import type { UserJson } from '../user-json.ts';
@@ -150,8 +150,12 @@ export function signupRoutes(config: AuthConfig): Hono {
       // An unconfirmed signup is completed, never modified: GoTrue cannot tell who is asking.
       const id = existing.row.id;
       if (config.autoconfirm) {
-        await withTransaction(config.pool, (client) => confirmEmail(client, id));
-        return c.json(await issueSession(config, config.pool, id, 'password'));
+        return c.json(
+          await withTransaction(config.pool, async (client) => {
+            await confirmEmail(client, id);
+            return issueSession(config, client, id, 'password', sessionClient(c, config));
+          }),
+        );
       }
       checkMailInterval(config, existing.row.confirmation_sent_at);
       await withTransaction(config.pool, async (client) => {
@@ -220,7 +224,10 @@ export function signupRoutes(config: AuthConfig): Hono {
     }
 
     if (config.autoconfirm) {
-      const session: SessionJson = await issueSession(config, config.pool, id, 'password');
+      const session: SessionJson = await withTransaction(
+        config.pool,
+        (client) => issueSession(config, client, id, 'password', sessionClient(c, config)),
+      );
       return c.json({ ...session, user: sharingIdentityData(session.user) });
     }
     return c.json(sharingIdentityData(renderStoredUser(await reload(config.pool, id))));

@@ -1,12 +1,14 @@
 // POST /token, after supabase/auth internal/api/token.go: the password grant, and the refresh
-// grant answered as GoTrue answers an unknown refresh token.
+// grant (../refresh-grant.ts).
 import { Hono } from 'hono';
 import { z } from 'zod';
+import { withTransaction } from '../../transaction.ts';
 import { badRequest } from '../errors.ts';
 import type { AuthConfig } from '../options.ts';
 import { passwordMatches } from '../passwords.ts';
+import { refreshTokenGrant } from '../refresh-grant.ts';
 import { readBody } from '../request.ts';
-import { issueSession } from '../tokens.ts';
+import { issueSession, sessionClient } from '../tokens.ts';
 import { findUserByEmail } from '../user-queries.ts';
 
 const PasswordGrantBody = z.object({
@@ -21,11 +23,7 @@ export function tokenRoutes(config: AuthConfig): Hono {
 
   app.post('/token', async (c) => {
     const grantType = c.req.query('grant_type') ?? '';
-    // Refresh tokens are not stored, so every one is unknown; this is GoTrue's answer for an
-    // unknown one, which makes supabase-js drop the session cleanly.
-    if (grantType === 'refresh_token') {
-      throw badRequest('refresh_token_not_found', 'Invalid Refresh Token: Refresh Token Not Found');
-    }
+    if (grantType === 'refresh_token') return c.json(await refreshTokenGrant(c, config));
     if (grantType !== 'password') throw badRequest('invalid_credentials', 'unsupported_grant_type');
 
     const body = await readBody(c, PasswordGrantBody);
@@ -40,7 +38,13 @@ export function tokenRoutes(config: AuthConfig): Hono {
     if (!user.row.email_confirmed_at) {
       throw badRequest('email_not_confirmed', 'Email not confirmed');
     }
-    return c.json(await issueSession(config, config.pool, user.row.id, 'password'));
+    const client = sessionClient(c, config);
+    return c.json(
+      await withTransaction(
+        config.pool,
+        (db) => issueSession(config, db, user.row.id, 'password', client),
+      ),
+    );
   });
 
   return app;
