@@ -302,8 +302,16 @@ const NOT_ENVIRONMENT: Record<string, string> = {
 /** Variables the operator CLIs read directly from process.env. */
 async function cliVariables(): Promise<Set<string>> {
   const names = new Set<string>();
-  for (const file of ['backfill.ts', 'reconcile.ts', 'cli.ts']) {
-    const source = await readFile(path.join(ROOT, 'scripts', file), 'utf8').catch(() => '');
+  // The example app's VITE_* settings count as the app-side switch the guides describe.
+  for (
+    const file of [
+      'scripts/backfill.ts',
+      'scripts/reconcile.ts',
+      'scripts/cli.ts',
+      'examples/app/src/supabase.ts',
+    ]
+  ) {
+    const source = await readFile(path.join(ROOT, file), 'utf8').catch(() => '');
     for (const m of source.matchAll(/(?:process\.)?env\.([A-Z][A-Z0-9_]+)/g)) names.add(m[1]!);
   }
   return names;

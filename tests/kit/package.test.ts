@@ -257,6 +257,36 @@ describe('the package', () => {
     expect(text).not.toContain('shared/kit');
   });
 
+  it(
+    'Deno imports both entry points from the app folder, resolving them through node_modules',
+    async () => {
+      await writeFile(
+        path.join(app, 'deno-main.ts'),
+        `import { EDITABLE_PROFILE_COLUMNS, parseRegistrationPath } from 'supabase-profile-guard/client';
+import { useProfile } from 'supabase-profile-guard/react';
+console.log(JSON.stringify({
+  path: parseRegistrationPath('legacy'),
+  columns: EDITABLE_PROFILE_COLUMNS,
+  hook: typeof useProfile,
+}));
+`,
+      );
+      const deno = path.join(ROOT, 'node_modules', '.bin', 'deno');
+      // React reads NODE_ENV when it loads; nothing else is granted.
+      const { stdout } = await run(
+        deno,
+        ['run', '--node-modules-dir=manual', '--no-lock', '--allow-env=NODE_ENV', 'deno-main.ts'],
+        { cwd: app, env: { ...process.env, NO_COLOR: '1' } },
+      );
+      expect(JSON.parse(stdout)).toEqual({
+        path: 'legacy',
+        columns: ['full_name', 'username', 'avatar_url', 'metadata'],
+        hook: 'function',
+      });
+    },
+    60_000,
+  );
+
   it('Node 20 imports both entry points from the app folder', async () => {
     const script = `
       const client = await import('supabase-profile-guard/client');

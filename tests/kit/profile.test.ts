@@ -74,7 +74,6 @@ describe('ensureProfileOnSignIn', () => {
         profile: { user_id: userId, created_via: 'ensure' },
       });
 
-      client.refreshAs = { email, password };
       const refreshed = await supabase.auth.refreshSession();
       expect(refreshed.error).toBeNull();
       expect(client.calls('grant_type=refresh_token')).toBe(1);
@@ -130,7 +129,13 @@ describe('waitForProfile', () => {
     const allow = await refuseProfileOf(userId);
     try {
       const waiting = createProfileKit(client.supabase).waitForProfile({ timeoutMs: 15_000 });
-      await vi.waitFor(() => expect(client.calls(ENSURE)).toBeGreaterThanOrEqual(2));
+      // Two refused attempts recorded by the database, not two requests sent: a request counted
+      // on its way out may still reach the database after allow().
+      await vi.waitFor(async () => {
+        expect(client.calls(ENSURE)).toBeGreaterThanOrEqual(2);
+        expect((await ensureAudit(userId)).filter((o) => o === 'failed').length)
+          .toBeGreaterThanOrEqual(2);
+      }, { timeout: 10_000, interval: 50 });
       await allow();
       const profile = await waiting;
       expect(profile).toMatchObject({ user_id: userId, email, created_via: 'ensure' });
