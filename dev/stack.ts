@@ -60,6 +60,11 @@ export interface StackOptions {
   port?: number;
   /** Superuser URL of an existing database; otherwise an embedded cluster on dbPort. */
   databaseUrl?: string;
+  /**
+   * Apply supabase/migrations before serving (default true). False serves a project as it is
+   * before it takes them (the bootstrap only), as the adoption tests need.
+   */
+  migrations?: boolean;
   dataDir?: string;
   dbPort?: number;
   /** Email confirmation off (true, the local default) or on (false). */
@@ -225,7 +230,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       log(`PostgreSQL data: ${cluster.dataDir}`);
       serverUrl = cluster.url;
     }
-    const applied = await migrateDatabase(serverUrl, { log });
+    const applied = await migrateDatabase(serverUrl, {
+      log,
+      migrations: options.migrations ?? true,
+    });
     log(`${applied.length} migration(s) applied`);
     const admin = new pg.Client({ connectionString: serverUrl });
     await admin.connect();

@@ -5,17 +5,20 @@
 // statuses, RAISE SQLSTATE 'PGRST', pg-safeupdate, xmlagg) are left out.
 import pg from 'pg';
 
+/** PostgREST's details: a text, or (PGRST201) the candidate relationships. */
+export type ErrorDetails = string | Record<string, string>[] | null;
+
 export interface ErrorBody {
   code: string;
   message: string;
-  details: string | null;
+  details: ErrorDetails;
   hint: string | null;
 }
 
 export class RestError extends Error {
   readonly status: number;
   readonly code: string;
-  readonly details: string | null;
+  readonly details: ErrorDetails;
   readonly hint: string | null;
   readonly headers: Record<string, string>;
   /** Thrown while planning against a schema cache that may be stale: reload it and plan again. */
@@ -23,7 +26,7 @@ export class RestError extends Error {
 
   constructor(
     status: number,
-    body: { code: string; message: string; details?: string | null; hint?: string | null },
+    body: { code: string; message: string; details?: ErrorDetails; hint?: string | null },
     options: { headers?: Record<string, string>; cacheMiss?: boolean } = {},
   ) {
     super(body.message);
@@ -152,6 +155,27 @@ export function invalidBody(message: string, details: string | null = null): Res
 
 export function queryParamError(message: string, details: string): RestError {
   return new RestError(400, { code: 'PGRST100', message, details });
+}
+
+/** PostgREST's InvalidRange (a negative limit). */
+export function rangeNotSatisfiable(details: string): RestError {
+  return new RestError(416, {
+    code: 'PGRST103',
+    message: 'Requested range not satisfiable',
+    details,
+  });
+}
+
+/**
+ * PostgREST 12's SingularityError: Accept asked for one JSON object and the statement produced
+ * `rows` rows (PostgREST 13 reworded the message; supabase-js only reads the code).
+ */
+export function singularityError(rows: number): RestError {
+  return new RestError(406, {
+    code: 'PGRST116',
+    message: 'JSON object requested, multiple (or no) rows returned',
+    details: `The result contains ${rows} rows`,
+  });
 }
 
 export function notImplemented(details: string): RestError {

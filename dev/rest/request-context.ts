@@ -1,7 +1,7 @@
 // Everything PostgREST derives from the request before touching the database: the role and claims,
 // the schema (Accept-Profile / Content-Profile; only public is exposed), the Prefer header, the
-// media type, and the headers it exposes to SQL as request.headers (the audit trail reads the
-// request id from them).
+// media type (a JSON array, or one JSON object for supabase-js's .single()), and the headers it
+// exposes to SQL as request.headers (the audit trail reads the request id from them).
 import type { Context } from 'hono';
 import { ANON_ROLE, authenticate } from './auth.ts';
 import { mediaTypeError, notImplemented, unacceptableSchema } from './errors.ts';
@@ -12,7 +12,7 @@ export const EXPOSED_SCHEMA = 'public';
 /** The preferences this project sends; PostgREST's others are refused (parsePrefer). */
 export interface Preferences {
   return?: 'representation' | 'minimal';
-  resolution?: 'ignore-duplicates';
+  resolution?: 'ignore-duplicates' | 'merge-duplicates';
 }
 
 export interface RequestContext {
@@ -23,6 +23,11 @@ export interface RequestContext {
   /** Whether a profile header named the schema, so the response names it in Content-Profile. */
   schemaNegotiated: boolean;
   prefer: Preferences;
+  /**
+   * Accept asked for application/vnd.pgrst.object+json: the answer is the one row as a JSON
+   * object, and any other number of rows is 406 PGRST116 (rolling a write back).
+   */
+  singular: boolean;
   headers: Record<string, string>;
   query: URLSearchParams;
 }
@@ -30,8 +35,8 @@ export interface RequestContext {
 /**
  * Prefer may be repeated and comma-separated; the first value of each preference wins and names
  * PostgREST does not know are ignored, as PostgREST does. Preferences supabase-js can send that
- * PostgREST would honour but this stand-in does not (count, missing, merge-duplicates, …) are
- * refused, so that no caller gets a plain answer to a question it did not ask.
+ * PostgREST would honour but this stand-in does not (count, missing, tx, …) are refused, so that
+ * no caller gets a plain answer to a question it did not ask.
  */
 function parsePrefer(header: string | undefined): Preferences {
   const prefer: Preferences = {};
@@ -41,7 +46,9 @@ function parsePrefer(header: string | undefined): Preferences {
     const value = rawValue.trim().toLowerCase();
     if (key === 'return' && (value === 'representation' || value === 'minimal')) {
       prefer.return ??= value;
-    } else if (key === 'resolution' && value === 'ignore-duplicates') prefer.resolution ??= value;
+    } else if (
+      key === 'resolution' && (value === 'ignore-duplicates' || value === 'merge-duplicates')
+    ) prefer.resolution ??= value;
     else if (
       [
         'return',
@@ -63,22 +70,36 @@ function parsePrefer(header: string | undefined): Preferences {
   return prefer;
 }
 
+/** `application/vnd.pgrst.object+json` (or without +json) and `…array…`, as PostgREST decodes them. */
+const PGRST_JSON = /^application\/vnd\.pgrst\.(object|array)(\+json)?$/;
+
 /**
- * JSON arrays (and a function's JSON value) are all this stand-in answers: a singular object, a
- * stripped or CSV answer is refused rather than served as an array (PostgREST picks the first
- * acceptable type in Accept order).
+ * Whether the answer is one JSON object (`singular`) rather than a JSON array: PostgREST picks the
+ * first acceptable type in Accept order, and a vnd.pgrst array without nulls=stripped is plain
+ * JSON to it. Stripped nulls, plans, CSV and the rest are refused rather than answered otherwise.
  */
-function checkAccept(accept: string | undefined): void {
-  if (!accept || accept.trim() === '') return;
-  const offered = accept.split(',').map((entry) => entry.split(';')[0]!.trim().toLowerCase())
-    .filter((type) => type !== '');
-  for (const type of offered) {
-    if (type === 'application/json' || type === 'application/*' || type === '*/*') return;
+function negotiateSingular(accept: string | undefined): boolean {
+  if (!accept || accept.trim() === '') return false;
+  const offered = accept.split(',').map((entry) => {
+    const [type = '', ...params] = entry.split(';').map((part) => part.trim());
+    const nulls = params.map((p) => p.split('=', 2)).find(([name]) =>
+      name?.toLowerCase() === 'nulls'
+    );
+    return {
+      entry: entry.trim(),
+      type: type.toLowerCase(),
+      nulls: nulls?.[1]?.replaceAll('"', ''),
+    };
+  }).filter(({ type }) => type !== '');
+  for (const { entry, type, nulls } of offered) {
+    if (type === 'application/json' || type === 'application/*' || type === '*/*') return false;
+    const vendor = PGRST_JSON.exec(type);
+    if (vendor && nulls !== 'stripped') return vendor[1] === 'object';
     if (type.startsWith('application/vnd.pgrst.')) {
-      throw notImplemented(`Accept: ${type} is not supported by the local PostgREST stand-in`);
+      throw notImplemented(`Accept: ${entry} is not supported by the local PostgREST stand-in`);
     }
   }
-  throw mediaTypeError(offered);
+  throw mediaTypeError(offered.map(({ type }) => type));
 }
 
 export async function requestContext(c: Context, deps: RestDeps): Promise<RequestContext> {
@@ -93,7 +114,7 @@ export async function requestContext(c: Context, deps: RestDeps): Promise<Reques
   if (profileHeader !== undefined && profileHeader !== EXPOSED_SCHEMA) {
     throw unacceptableSchema(profileHeader, EXPOSED_SCHEMA);
   }
-  checkAccept(headers['accept']);
+  const singular = negotiateSingular(headers['accept']);
 
   // PostgREST exposes cookies apart, as request.cookies, which nothing here reads.
   const { cookie: _cookie, ...exposedHeaders } = headers;
@@ -103,6 +124,7 @@ export async function requestContext(c: Context, deps: RestDeps): Promise<Reques
     authenticated: role !== ANON_ROLE,
     schemaNegotiated: profileHeader !== undefined,
     prefer: parsePrefer(headers['prefer']),
+    singular,
     headers: exposedHeaders,
     query: new URL(c.req.url).searchParams,
   };

@@ -1,10 +1,11 @@
 // Turning a result into PostgREST's HTTP response: status, Content-Range, Preference-Applied and
 // Content-Type (with Content-Profile when the request named the schema), and errors as PostgREST
-// sends them.
+// sends them (always as application/json, whatever Accept asked for).
 import type { RestError } from './errors.ts';
 import { EXPOSED_SCHEMA, type RequestContext } from './request-context.ts';
 
 const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+const OBJECT_CONTENT_TYPE = 'application/vnd.pgrst.object+json; charset=utf-8';
 
 /** `0-9/*`: the rows in the answer, `*` when there are none; the total is never counted here. */
 export function contentRange(lower: number, upper: number): string {
@@ -28,7 +29,7 @@ export function respond(
 ): Response {
   const all = new Headers(headers);
   if (body !== null) {
-    all.set('Content-Type', JSON_CONTENT_TYPE);
+    all.set('Content-Type', ctx.singular ? OBJECT_CONTENT_TYPE : JSON_CONTENT_TYPE);
     if (ctx.schemaNegotiated) all.set('Content-Profile', EXPOSED_SCHEMA);
   }
   return new Response(status === 204 ? null : body, { status, headers: all });

@@ -77,7 +77,7 @@ function planCall(
       } from json_to_record(pgrst_payload.json_data) ` +
       `as _(${given.map((p) => `${ident(p.name)} ${p.type}`).join(', ')})) pgrst_body, ` +
       call(given.map((p) => `${ident(p.name)} := pgrst_body.${ident(p.name)}`).join(', '));
-  const answer = routine.returnsVoid ? `'null'::json` : bodySql(true);
+  const answer = routine.returnsVoid ? `'null'::json` : bodySql('scalar');
   const text = `with pgrst_source as (select pgrst_call.pgrst_scalar from ${source}) ` +
     `select 1::bigint as page_total, ${answer}::text as body from (select pgrst_source.pgrst_scalar from pgrst_source) _postgrest_t`;
   return {
@@ -99,6 +99,8 @@ export async function handleRpc(c: Context, deps: RestDeps): Promise<Response> {
   }
   const body = await readJsonObject(c, '{}');
   const { routine, result } = await execute(deps, ctx, (cache) => planCall(name, body, cache));
+  // Accept: application/vnd.pgrst.object+json changes only the Content-Type (respond.ts): PostgREST
+  // counts what a function returns as one row when it is not a set, so it is never 406 here.
   const headers = { 'Content-Range': contentRange(0, 0) };
   return routine.returnsVoid
     ? respond(ctx, 204, null, headers)

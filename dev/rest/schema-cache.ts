@@ -1,7 +1,8 @@
 // What PostgREST learns from the catalog before serving: the tables and functions of the exposed
 // schema (so that only names that exist ever reach SQL, and function calls bind every argument to
-// its declared type) and the settings of the roles the authenticator can switch to (ALTER ROLE anon
-// SET statement_timeout only takes effect at login, so PostgREST applies them per request).
+// its declared type), the relationships between its tables (the foreign keys that embedding
+// follows) and the settings of the roles the authenticator can switch to (ALTER ROLE anon SET
+// statement_timeout only takes effect at login, so PostgREST applies them per request).
 //
 // PostgREST reloads on NOTIFY pgrst; this stand-in reloads when a request names something the
 // cache does not know, so a function or table created by a test or a migration is seen at once.
@@ -11,12 +12,25 @@
 // are left out, so calling one is PostgREST's "not found" (PGRST202), not a wrong answer.
 import type pg from 'pg';
 import { schemaCacheUnavailable } from './errors.ts';
+import {
+  buildRelationships,
+  FOREIGN_KEYS_SQL,
+  type ForeignKeyRow,
+  type Relationship,
+} from './relationships.ts';
 import { EXPOSED_SCHEMA } from './request-context.ts';
 
 export interface Table {
   name: string;
   /** Column name → full SQL type, as json_to_record needs it (`character varying(20)`, `public.mood[]`). */
   columns: Map<string, string>;
+  /** A view or materialized view (PostgREST derives their relationships; this stand-in does not). */
+  isView: boolean;
+  /**
+   * The primary key's columns in key order, the conflict target of an upsert without on_conflict;
+   * empty for a table without one and for views (PostgREST infers theirs; this stand-in does not).
+   */
+  primaryKey: string[];
 }
 
 export interface RoutineParam {
@@ -35,6 +49,8 @@ export interface Routine {
 
 export interface SchemaCacheData {
   tables: Map<string, Table>;
+  /** Between tables of the exposed schema, in PostgREST's order (relationships.ts). */
+  relationships: Relationship[];
   /** Overloads share a name. */
   routines: Map<string, Routine[]>;
   /** Role → [setting, value] pairs to apply with set_config before switching to it. */
@@ -44,10 +60,15 @@ export interface SchemaCacheData {
 // Types are formatted with an empty search_path so that anything outside pg_catalog comes out
 // schema-qualified and means the same whatever search_path a request sets.
 const TABLES_SQL = `
-  select c.relname as name,
+  select c.relname as name, c.relkind in ('v', 'm') as is_view,
          coalesce((select json_object_agg(a.attname, format_type(a.atttypid, a.atttypmod))
                    from pg_attribute a
-                   where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped), '{}') as columns
+                   where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped), '{}') as columns,
+         coalesce((select json_agg(a.attname order by k.position)
+                   from pg_constraint con
+                   cross join lateral unnest(con.conkey) with ordinality as k(attnum, position)
+                   join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.attnum
+                   where con.conrelid = c.oid and con.contype = 'p'), '[]') as primary_key
   from pg_class c
   join pg_namespace n on n.oid = c.relnamespace
   where n.nspname = $1 and c.relkind in ('r', 'v', 'm', 'f', 'p')`;
@@ -99,10 +120,10 @@ async function queryCatalog(client: pg.PoolClient): Promise<SchemaCacheData> {
   await client.query('begin read only');
   try {
     await client.query(`set local search_path to ''`);
-    const tables = await client.query<{ name: string; columns: Record<string, string> }>(
-      TABLES_SQL,
-      [EXPOSED_SCHEMA],
-    );
+    const tables = await client.query<
+      { name: string; is_view: boolean; columns: Record<string, string>; primary_key: string[] }
+    >(TABLES_SQL, [EXPOSED_SCHEMA]);
+    const foreignKeys = await client.query<ForeignKeyRow>(FOREIGN_KEYS_SQL, [EXPOSED_SCHEMA]);
     const routines = await client.query<RoutineRow>(ROUTINES_SQL, [EXPOSED_SCHEMA]);
     const settings = await client.query<{ role: string; key: string; value: string }>(
       ROLE_SETTINGS_SQL,
@@ -111,11 +132,17 @@ async function queryCatalog(client: pg.PoolClient): Promise<SchemaCacheData> {
 
     const data: SchemaCacheData = {
       tables: new Map(),
+      relationships: buildRelationships(foreignKeys.rows),
       routines: new Map(),
       roleSettings: new Map(),
     };
     for (const row of tables.rows) {
-      data.tables.set(row.name, { name: row.name, columns: new Map(Object.entries(row.columns)) });
+      data.tables.set(row.name, {
+        name: row.name,
+        columns: new Map(Object.entries(row.columns)),
+        isView: row.is_view,
+        primaryKey: row.primary_key,
+      });
     }
     for (const row of routines.rows) {
       const routine: Routine = {

@@ -3,7 +3,7 @@
 // untyped so that PostgreSQL reads them as the type of the column they are compared with, as
 // PostgREST's "unknown" literals are.
 import pg from 'pg';
-import type { Filter } from './query-params.ts';
+import type { Filter, OrderTerm } from './query-params.ts';
 
 export const ident = (name: string): string => pg.escapeIdentifier(name);
 export const qualified = (schema: string, name: string): string =>
@@ -24,34 +24,67 @@ export function whereSql(filters: Filter[], qualifier: string, params: Params): 
   }`;
 }
 
-/** The select list: every column for `*` (null), else the named ones. */
+/** A column of the select list, `*` for all of them. */
+export function columnSql(column: string, qualifier: string): string {
+  return column === '*' ? `${qualifier}.*` : `${qualifier}.${ident(column)}`;
+}
+
+/** The select list: every column for no select (null), else the named ones (`*` among them). */
 export function selectListSql(columns: string[] | null, qualifier: string): string {
   return columns === null
     ? `${qualifier}.*`
-    : columns.map((c) => `${qualifier}.${ident(c)}`).join(', ');
+    : columns.map((c) => columnSql(c, qualifier)).join(', ');
+}
+
+/** ` order by …`, as PostgREST writes it: a direction or NULLS clause only when one was given. */
+export function orderSql(order: OrderTerm[], qualifier: string): string {
+  if (order.length === 0) return '';
+  return ` order by ${
+    order.map((o) =>
+      [
+        `${qualifier}.${ident(o.column)}`,
+        ...(o.direction === null ? [] : [o.direction]),
+        ...(o.nulls === null ? [] : [o.nulls === 'nullsfirst' ? 'nulls first' : 'nulls last']),
+      ].join(' ')
+    ).join(', ')
+  }`;
+}
+
+/** ` limit $n offset 0`: the limit a bound parameter, typed by PostgreSQL (bigint) as PostgREST's is. */
+export function limitSql(limit: string | null, params: Params): string {
+  return limit === null ? '' : ` limit ${params.add(limit)} offset 0`;
 }
 
 /**
  * The JSON of the result, built by PostgreSQL itself so every type is rendered as PostgREST renders
- * it: an array of the _postgrest_t rows, or (`scalar`) the one value a function returned.
+ * it (SqlFragment.hs asJsonF, asJsonSingleF): an array of the _postgrest_t rows, the first of them
+ * alone (`object`, for Accept: application/vnd.pgrst.object+json; the row count is checked apart),
+ * or (`scalar`) the one value a function returned.
  */
-export function bodySql(scalar: boolean): string {
-  return scalar
-    ? `coalesce(json_agg(_postgrest_t.pgrst_scalar)->0, 'null')`
-    : `coalesce(json_agg(_postgrest_t), '[]')`;
+export function bodySql(kind: 'array' | 'object' | 'scalar'): string {
+  if (kind === 'scalar') return `coalesce(json_agg(_postgrest_t.pgrst_scalar)->0, 'null')`;
+  if (kind === 'object') return `coalesce(json_agg(_postgrest_t)->0, 'null')`;
+  return `coalesce(json_agg(_postgrest_t), '[]')`;
 }
 
 export interface ResultRow {
   page_total: string;
   body: string | null;
+  inserted?: number | null;
 }
 
 export interface Result {
   /** Rows the statement produced. */
   pageTotal: number;
   body: string;
+  /** Of an upsert that merges duplicates: the rows it inserted rather than updated. */
+  inserted: number | null;
 }
 
 export function toResult(row: ResultRow | undefined): Result {
-  return { pageTotal: Number(row?.page_total ?? 0), body: row?.body ?? '' };
+  return {
+    pageTotal: Number(row?.page_total ?? 0),
+    body: row?.body ?? '',
+    inserted: row?.inserted ?? null,
+  };
 }
