@@ -17,9 +17,11 @@ export const UserProfileSchema = z.looseObject({
   username: z.string().nullable(),
   avatar_url: z.string().nullable(),
   metadata: z.record(z.string(), z.unknown()),
-  created_via: z.enum(PROFILE_CREATORS),
-  created_at: timestamp,
-  updated_at: timestamp,
+  // null on an adopted table that has no such column (docs/DEPLOYMENT.md §5.1.1): the view of it
+  // answers a constant, and the quickstart's updated_at is nullable.
+  created_via: z.enum(PROFILE_CREATORS).nullable(),
+  created_at: timestamp.nullable(),
+  updated_at: timestamp.nullable(),
 });
 
 const EnsureProfileResultSchema = z.discriminatedUnion('outcome', [

@@ -14,7 +14,18 @@
 -- 1. Switch off first, so a signup racing this script sees a consistent system.
 update private.settings set trigger_enabled = false where id;
 
--- 2. The triggers on auth.users: signups and email changes no longer touch our schema at all.
+-- 2. An adopted app table (private.adopt_profile_table) first: the app's own trigger and insert
+-- policies come back, what adoption added to the app's table goes, and public.user_profiles (a
+-- view of it) with it. The app's rows stay.
+do $$
+begin
+  if to_regprocedure('private.unadopt_profile_table()') is not null then
+    perform private.unadopt_profile_table();
+  end if;
+end
+$$;
+
+-- 3. The triggers on auth.users: signups and email changes no longer touch our schema at all.
 -- Then the scheduled self-repair and the triggers on our own tables that call our functions.
 drop trigger if exists users_ensure_profile on auth.users;
 drop trigger if exists users_sync_profile_email on auth.users;
@@ -29,11 +40,24 @@ begin
 end
 $$;
 drop trigger if exists settings_apply_self_repair_schedule on private.settings;
-drop trigger if exists user_profiles_note_deleted on public.user_profiles;
-drop trigger if exists user_profiles_audit_direct_conflict on public.user_profiles;
-drop trigger if exists user_profiles_audit_direct_insert on public.user_profiles;
+do $$
+begin
+  -- Only the default table has them (an adopted table's view is gone by now).
+  if to_regclass('public.user_profiles') is not null then
+    drop trigger if exists user_profiles_note_deleted on public.user_profiles;
+    drop trigger if exists user_profiles_audit_direct_conflict on public.user_profiles;
+    drop trigger if exists user_profiles_audit_direct_insert on public.user_profiles;
+  end if;
+end
+$$;
 
--- 3. The callable surface and its internals.
+-- 4. The callable surface and its internals.
+drop function if exists private.unadopt_profile_table();
+drop function if exists private.adopt_profile_table(text, name, jsonb, name, boolean);
+drop function if exists private.on_adopted_profile_deleted();
+drop function if exists private.rewrite_required(text, text, text);
+drop function if exists private.rewrite_profile_inserts(text, regclass, jsonb);
+drop function if exists private.profile_columns();
 drop function if exists public.record_signup_refusal(uuid, text, integer, text, numeric);
 drop function if exists private.on_profile_inserted_directly();
 drop function if exists public.self_repair_schedule();
@@ -92,7 +116,7 @@ drop function if exists private.record_profile_failure(uuid, text, text, text, t
 drop function if exists private.repair_queue_summary();
 drop function if exists private.profile_trigger_installed();
 
--- 4. Forget the migrations in the history the Supabase CLI keeps, so they are applied again.
+-- 5. Forget the migrations in the history the Supabase CLI keeps, so they are applied again.
 do $$
 begin
   if to_regclass('supabase_migrations.schema_migrations') is not null then
@@ -104,7 +128,7 @@ begin
                       '20261121151000', '20261121152000', '20261204100000', '20261204100100',
                       '20261204100200', '20261204120000', '20261204130000', '20261205100000',
                       '20261205100100', '20261205120000', '20261206100000',
-                      '20261206100100', '20261206100200');
+                      '20261206100100', '20261206100200', '20261206120000');
   end if;
 end
 $$;

@@ -6,6 +6,10 @@
 //   * a ```sql block whose first line starts with `-- hosted only:` needs pg_cron, pg_net or
 //     Supabase's supabase_functions schema; it is not executed, but every object of ours it names
 //     must exist;
+//   * a ```sql block right after a `<!-- adoption: … -->` line belongs to the adoption of an app's
+//     own profile table (DEPLOYMENT.md §5.1.1), the alternative to the copy the walk takes: it is
+//     not executed here but by tests/adoption/adopt-quickstart.test.ts, which reads it from the
+//     guide; every object of ours it names must exist;
 //   * a ```sh block holds shell commands. Where one says `npx supabase db push --db-url
 //     "$DATABASE_URL"` or runs supabase/rollback/rollback.sql with psql, the walk does the same to
 //     the test database, so the SQL after it meets the state the guide promises;
@@ -57,27 +61,35 @@ interface Block {
   /** 1-based line of the opening fence. */
   line: number;
   language: string;
-  kind: 'sql' | 'sql-hosted' | 'sh' | 'other';
+  kind: 'sql' | 'sql-hosted' | 'sql-adoption' | 'sh' | 'other';
   code: string;
 }
 
 const HOSTED_MARKER = /^-- hosted only:/;
+const ADOPTION_MARKER = /^<!-- adoption: [\w-]+ -->$/;
 
 function parseBlocks(guide: Guide, text: string): Block[] {
   const blocks: Block[] = [];
   const lines = text.split('\n');
-  let open: { line: number; language: string; body: string[] } | null = null;
+  let open: { line: number; language: string; body: string[]; adoption: boolean } | null = null;
   lines.forEach((line, index) => {
     if (open === null) {
       const fence = /^```(\S*)/.exec(line);
-      if (fence) open = { line: index + 1, language: fence[1] ?? '', body: [] };
+      if (fence) {
+        open = {
+          line: index + 1,
+          language: fence[1] ?? '',
+          body: [],
+          adoption: ADOPTION_MARKER.test(lines[index - 1] ?? ''),
+        };
+      }
       return;
     }
     if (/^```\s*$/.test(line)) {
       const code = open.body.join('\n');
       const firstLine = code.trimStart().split('\n')[0] ?? '';
       const kind: Block['kind'] = open.language === 'sql'
-        ? (HOSTED_MARKER.test(firstLine) ? 'sql-hosted' : 'sql')
+        ? (open.adoption ? 'sql-adoption' : HOSTED_MARKER.test(firstLine) ? 'sql-hosted' : 'sql')
         : open.language === 'sh'
         ? 'sh'
         : 'other';
@@ -408,7 +420,7 @@ function anchorsOf(text: string): Set<string> {
 function sqlTexts(text: string, blocks: Block[]): string[] {
   const prose = text.replace(/^```[\s\S]*?^```\s*$/gm, '');
   return [
-    ...blocks.filter((b) => b.kind === 'sql' || b.kind === 'sql-hosted').map((b) => b.code),
+    ...blocks.filter((b) => b.kind !== 'sh' && b.kind !== 'other').map((b) => b.code),
     ...[...prose.matchAll(/`([^`\n]+)`/g)].map((m) => m[1]!),
   ];
 }
