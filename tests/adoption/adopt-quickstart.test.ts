@@ -26,20 +26,21 @@ import {
   readPublicProfiles,
   signUp,
 } from './app-calls.ts';
-import { asPostgres, installQuickstart } from './quickstart-project.ts';
+import { asPostgres, installQuickstart, usersWithoutOneProfile } from './quickstart-project.ts';
 
 const DEPLOYMENT = path.join(import.meta.dirname, '..', '..', 'docs', 'DEPLOYMENT.md');
+const ROLLBACK = path.join(import.meta.dirname, '..', '..', 'docs', 'ROLLBACK.md');
 
-/** The fenced block after `<!-- adoption: name -->` in DEPLOYMENT.md §5.1.1: the test runs the guide. */
-async function guideBlock(name: 'adopt' | 'answer' | 'verify'): Promise<string> {
-  const guide = await readFile(DEPLOYMENT, 'utf8');
+/** The fenced block after `<!-- adoption: name -->` in DEPLOYMENT.md §5.1.1 (readopt: ROLLBACK.md §4): the test runs the guide. */
+async function guideBlock(name: 'adopt' | 'answer' | 'verify' | 'readopt'): Promise<string> {
+  const guide = await readFile(name === 'readopt' ? ROLLBACK : DEPLOYMENT, 'utf8');
   const fence = '```';
   const start = guide.indexOf(`<!-- adoption: ${name} -->\n${fence}`);
   const open = start < 0 ? -1 : guide.indexOf('\n', guide.indexOf(fence, start)) + 1;
   const match = open <= 0
     ? null
     : [guide, guide.slice(open, guide.indexOf(`\n${fence}`, open) + 1)];
-  if (!match) throw new Error(`DEPLOYMENT.md has no adoption block "${name}"`);
+  if (!match) throw new Error(`the guides have no adoption block "${name}"`);
   return match[1]!;
 }
 
@@ -519,5 +520,50 @@ describe('adopting the quickstart profiles table', () => {
     )
       .toBe('');
     expect(await appData()).toEqual(data);
+
+    // Idempotent: a second run changes nothing.
+    await db().withClient((c) => applyRollback(c));
+    expect(diffCatalogs(startCatalog, await appCatalog(), { expected: 'before', actual: 'again' }))
+      .toBe('');
+    expect(await appData()).toEqual(data);
+  });
+
+  it('adopts again after a re-push, as ROLLBACK.md §4 says', async () => {
+    await migrateDatabase(db().url);
+    await asPostgres(
+      db(),
+      'update private.settings set trigger_enabled = true, register_enabled = true',
+    );
+    const meanwhile = await signUp(endpoint(), {
+      email: 'meanwhile@example.test',
+      password: PASSWORD,
+      full_name: 'Meanwhile',
+      avatar_url: 'https://cdn.example/m.png',
+    });
+    const { rows } = await asPostgres<{ adopt_profile_table: Record<string, unknown> }>(
+      db(),
+      await guideBlock('readopt'),
+    );
+    expect(rows[0]!.adopt_profile_table).toMatchObject({
+      table: 'public.profiles',
+      retired: true,
+      moved: 0,
+      backfilled: 0,
+    });
+    expect(await usersWithoutOneProfile(db())).toEqual([]);
+    expect(withoutIds(meanwhile.profile)).toEqual({
+      username: null,
+      full_name: 'Meanwhile',
+      avatar_url: 'https://cdn.example/m.png',
+      website: null,
+    });
+    const after = await signUp(endpoint(), {
+      email: 'readopted@example.test',
+      password: PASSWORD,
+      full_name: 'Readopted',
+      avatar_url: 'https://cdn.example/r.png',
+    });
+    expect(after.profile?.full_name).toBe('Readopted');
+    expect(await usersWithoutOneProfile(db())).toEqual([]);
   });
 });
