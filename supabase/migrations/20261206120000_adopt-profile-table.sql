@@ -264,9 +264,10 @@ begin
       using errcode = '22023', hint = 'Give them a default, or map them with p_columns.';
   end if;
 
-  -- Signups wait for this transaction (sign-ins, which only read auth.users, do not): one taking
+  -- Auth's writes to auth.users (signups, the last_sign_in_at of a sign-in) wait for this
+  -- transaction; reads do not until the old trigger is dropped at the end. A signup taking
   -- auth.users's lock before ours on public.user_profiles, and we the other way round, would
-  -- deadlock, and the victim could be the signup. Taken before anything else is locked.
+  -- deadlock, and the victim could be the signup: taken before anything else is locked.
   lock table auth.users in share row exclusive mode;
   lock table public.user_profiles in access exclusive mode;
 

@@ -1,8 +1,9 @@
-// `npm run bench [-- signup signup-instructions backfill http health census cold-start]`: runs the benchmarks (all by default), each
+// `npm run bench [-- signup signup-instructions backfill http health census cold-start adoption]`: runs the benchmarks (all by default), each
 // naive baseline and ours in the same run, prints the result tables as Markdown on stdout and
 // writes everything measured to .data/bench/results-<time>.json. Timings never fail the run.
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { adoptionBench } from './adoption.ts';
 import { backfillBench } from './backfill.ts';
 import { censusBench } from './census.ts';
 import { coldStartBench } from './cold-start.ts';
@@ -21,6 +22,7 @@ const BENCHES: Record<string, Bench> = {
   health: healthBench,
   census: censusBench,
   'cold-start': coldStartBench,
+  adoption: adoptionBench,
 };
 
 async function main(): Promise<void> {
