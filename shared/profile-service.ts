@@ -178,13 +178,26 @@ const CREATED_VIA: Record<EnsureSource, ProfileCreator> = {
   reconcile: 'backfill',
 };
 
+const NOT_INSERTABLE = /^cannot insert into column "(\w+)" of view "user_profiles"$/;
+
+/** The column an insert into an adopted table's view refused, if that was the refusal. */
+function notInsertable(
+  error: { code?: string; message?: string } | null,
+): keyof UserProfile | null {
+  if (error?.code !== '0A000') return null;
+  const column = NOT_INSERTABLE.exec(error.message ?? '')?.[1];
+  return column && column !== 'user_id' && column in UserProfileSchema.shape
+    ? column as keyof UserProfile
+    : null;
+}
+
 async function insertDirectly(
   supabase: SupabaseClient,
   userId: string,
   ctx: EnsureContext,
   log: Logger,
 ): Promise<{ status: 'created' | 'existed'; profile: UserProfile } | null> {
-  const row = {
+  const row: Partial<Record<keyof UserProfile, unknown>> = {
     user_id: userId,
     email: ctx.email ?? null,
     full_name: ctx.fullName ?? null,
@@ -193,11 +206,22 @@ async function insertDirectly(
     metadata: ctx.metadata ?? {},
     created_via: CREATED_VIA[ctx.source],
   };
-  const insert = await supabase
-    .from('user_profiles')
-    .upsert(row, { onConflict: 'user_id', ignoreDuplicates: true })
-    .select()
-    .setHeader(AUDIT_REQUEST_ID_HEADER, ctx.requestId);
+  const insertRow = () =>
+    supabase
+      .from('user_profiles')
+      .upsert(row as never, { onConflict: 'user_id', ignoreDuplicates: true })
+      .select()
+      .setHeader(AUDIT_REQUEST_ID_HEADER, ctx.requestId);
+  let insert = await insertRow();
+  // On an adopted table (docs/DEPLOYMENT.md §5.1.1) user_profiles is a view whose columns the
+  // app's table lacks are constants, which PostgreSQL will not insert into (0A000, naming the
+  // column): leave each one out and insert the rest. Each round removes a key, so it ends.
+  for (;;) {
+    const column = notInsertable(insert.error);
+    if (column === null || !(column in row)) break;
+    delete row[column];
+    insert = await insertRow();
+  }
   if (insert.error) {
     log.warn(
       { code: insert.error.code, status: insert.status, err: insert.error.message },

@@ -298,8 +298,9 @@ begin
   comment on view public.user_profiles is
     'The adopted profile table under the profile system''s column names (private.profile_adoption).';
   revoke all on table public.user_profiles from public, anon, authenticated, service_role;
-  grant select on table public.user_profiles to authenticated, service_role;
-  grant update on table public.user_profiles to service_role;
+  -- As on the default table: service_role's insert is the functions' direct-insert fallback.
+  grant select on table public.user_profiles to authenticated;
+  grant select, insert, update, delete on table public.user_profiles to service_role;
   if exists (select 1 from jsonb_object_keys(v_columns) k where k in ('full_name', 'username', 'avatar_url', 'metadata')) then
     execute format('grant update (%s) on table public.user_profiles to authenticated',
       (select string_agg(k, ', ') from jsonb_object_keys(v_columns) k where k in ('full_name', 'username', 'avatar_url', 'metadata')));

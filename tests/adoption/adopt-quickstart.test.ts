@@ -462,6 +462,46 @@ describe('adopting the quickstart profiles table', () => {
     await supabase.auth.signOut();
   });
 
+  it("creates the profile by the functions' direct insert when ensure_user_profile is gone", async () => {
+    const supabase = appClient(endpoint().url, endpoint().anonKey);
+    const { data } = await supabase.auth.signInWithPassword({
+      email: 'lin@example.test',
+      password: PASSWORD,
+    });
+    const userId = data.user!.id;
+    await db().query('delete from public.profiles where id = $1', [userId]);
+    const signature =
+      'public.ensure_user_profile(uuid, text, text, integer, text, text, text, jsonb)';
+    await db().query(`alter function ${signature} rename to ensure_user_profile_gone`);
+    try {
+      const response = await createEnsureProfileHandler({ config: api().config() })(
+        new Request('http://localhost/functions/v1/ensure-profile', {
+          method: 'POST',
+          headers: { authorization: `Bearer ${data.session!.access_token}` },
+        }),
+      );
+      expect({ status: response.status, body: await response.json() }).toMatchObject({
+        status: 200,
+        // The fallback makes the bare row, as on the default table.
+        body: {
+          profile_status: 'created',
+          profile: { user_id: userId, full_name: null, username: null, email: null },
+        },
+      });
+    } finally {
+      await db().query(
+        `alter function ${
+          signature.replace('ensure_user_profile', 'ensure_user_profile_gone')
+        } rename to ensure_user_profile`,
+      );
+    }
+    expect(
+      await db().one('select full_name, username from public.profiles where id = $1', [userId]),
+    )
+      .toEqual({ full_name: null, username: null });
+    await supabase.auth.signOut();
+  });
+
   it('keeps the browser from inserting profiles: the insert policy is gone', async () => {
     const supabase = appClient(endpoint().url, endpoint().anonKey);
     const { data } = await supabase.auth.signInWithPassword({
