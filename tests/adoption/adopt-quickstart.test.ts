@@ -125,6 +125,25 @@ async function appData(): Promise<{ profiles: unknown[]; posts: unknown[] }> {
   return { profiles: profiles.rows, posts: posts.rows };
 }
 
+/** Signs in with the password and deletes the user's profile: a user the layers have to repair. */
+async function signedInWithoutProfile(email: string) {
+  const supabase = appClient(endpoint().url, endpoint().anonKey);
+  const { data } = await supabase.auth.signInWithPassword({ email, password: PASSWORD });
+  await db().query('delete from public.profiles where id = $1', [data.user!.id]);
+  return { supabase, userId: data.user!.id, accessToken: data.session!.access_token };
+}
+
+/** The ensure-profile function, as the gateway hands it a signed-in user's call. */
+async function ensureProfileAs(accessToken: string) {
+  const response = await createEnsureProfileHandler({ config: api().config() })(
+    new Request('http://localhost/functions/v1/ensure-profile', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${accessToken}` },
+    }),
+  );
+  return { status: response.status, body: await response.json() };
+}
+
 function withoutIds(profile: QuickstartProfile | null) {
   if (!profile) return null;
   const { id: _id, ...rest } = profile;
@@ -342,28 +361,13 @@ describe('adopting the quickstart profiles table', () => {
   });
 
   it('serves the functions, health and the client kit from the adopted table', async () => {
-    const supabase = appClient(endpoint().url, endpoint().anonKey);
-    const { data } = await supabase.auth.signInWithPassword({
-      email: 'grace@example.test',
-      password: PASSWORD,
-    });
-    const userId = data.user!.id;
-    await db().query('delete from public.profiles where id = $1', [userId]);
+    const { supabase, userId, accessToken } = await signedInWithoutProfile('grace@example.test');
     expect(
       (await db().query('select found_by from private.missing_profiles where user_id = $1', [
         userId,
       ])).rows,
     ).toEqual([{ found_by: 'profile_deleted' }]);
-    const ensure = createEnsureProfileHandler({ config: api().config() });
-    const call = async () => {
-      const response = await ensure(
-        new Request('http://localhost/functions/v1/ensure-profile', {
-          method: 'POST',
-          headers: { authorization: `Bearer ${data.session!.access_token}` },
-        }),
-      );
-      return { status: response.status, body: await response.json() };
-    };
+    const call = () => ensureProfileAs(accessToken);
     const created = await call();
     expect(created.status).toBe(200);
     expect(created.body).toMatchObject({
@@ -463,24 +467,12 @@ describe('adopting the quickstart profiles table', () => {
   });
 
   it("creates the profile by the functions' direct insert when ensure_user_profile is gone", async () => {
-    const supabase = appClient(endpoint().url, endpoint().anonKey);
-    const { data } = await supabase.auth.signInWithPassword({
-      email: 'lin@example.test',
-      password: PASSWORD,
-    });
-    const userId = data.user!.id;
-    await db().query('delete from public.profiles where id = $1', [userId]);
+    const { supabase, userId, accessToken } = await signedInWithoutProfile('lin@example.test');
     const signature =
       'public.ensure_user_profile(uuid, text, text, integer, text, text, text, jsonb)';
     await db().query(`alter function ${signature} rename to ensure_user_profile_gone`);
     try {
-      const response = await createEnsureProfileHandler({ config: api().config() })(
-        new Request('http://localhost/functions/v1/ensure-profile', {
-          method: 'POST',
-          headers: { authorization: `Bearer ${data.session!.access_token}` },
-        }),
-      );
-      expect({ status: response.status, body: await response.json() }).toMatchObject({
+      expect(await ensureProfileAs(accessToken)).toMatchObject({
         status: 200,
         // The fallback makes the bare row, as on the default table.
         body: {
@@ -503,19 +495,19 @@ describe('adopting the quickstart profiles table', () => {
   });
 
   it('keeps the browser from inserting profiles: the insert policy is gone', async () => {
-    const supabase = appClient(endpoint().url, endpoint().anonKey);
-    const { data } = await supabase.auth.signInWithPassword({
-      email: 'grace@example.test',
-      password: PASSWORD,
-    });
-    await db().query('delete from public.profiles where id = $1', [data.user!.id]);
-    const { error, status } = await (supabase as unknown as ReturnType<typeof appClient>)
+    const { supabase, userId } = await signedInWithoutProfile('grace@example.test');
+    const { error, status } = await supabase
       .from('profiles' as 'user_profiles')
-      .insert({ id: data.user!.id, full_name: 'Self-made' } as never);
+      .insert({ id: userId, full_name: 'Self-made' } as never);
     expect({ status, code: error?.code }).toEqual({ status: 403, code: '42501' });
+    expect(await db().query('select 1 from public.profiles where id = $1', [userId])).toMatchObject(
+      {
+        rowCount: 0,
+      },
+    );
     const repaired = await db().one<{ r: { outcome: string } }>(
       'select public.ensure_user_profile($1) as r',
-      [data.user!.id],
+      [userId],
     );
     expect(repaired.r.outcome).toBe('created');
   });
