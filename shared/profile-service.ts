@@ -48,6 +48,11 @@ export type EnsureOutcome =
  * audit triggers on user_profiles as request.headers (see 20261205120000_audit-every-attempt.sql).
  */
 const AUDIT_REQUEST_ID_HEADER = 'x-profile-request-id';
+/**
+ * The layer the fallback creates for, which an adopted table has no created_via column to carry
+ * (private.on_adopted_profile_inserted_directly reads it; docs/DEPLOYMENT.md §5.1.1).
+ */
+const AUDIT_CREATED_VIA_HEADER = 'x-profile-created-via';
 
 // enqueue_profile_repair refuses a reason over 2000 characters (the queue's and the audit log's
 // limit): a long error message is cut rather than costing the user the repair.
@@ -211,7 +216,8 @@ async function insertDirectly(
       .from('user_profiles')
       .upsert(row as never, { onConflict: 'user_id', ignoreDuplicates: true })
       .select()
-      .setHeader(AUDIT_REQUEST_ID_HEADER, ctx.requestId);
+      .setHeader(AUDIT_REQUEST_ID_HEADER, ctx.requestId)
+      .setHeader(AUDIT_CREATED_VIA_HEADER, CREATED_VIA[ctx.source]);
   let insert = await insertRow();
   // On an adopted table (docs/DEPLOYMENT.md §5.1.1) user_profiles is a view whose columns the
   // app's table lacks are constants, which PostgreSQL will not insert into (0A000, naming the

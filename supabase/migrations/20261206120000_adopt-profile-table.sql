@@ -160,6 +160,49 @@ end;
 $$;
 revoke execute on function private.on_adopted_profile_deleted() from public, anon, authenticated, service_role;
 
+-- The audit row of the functions' direct-insert fallback on the adopted table, as
+-- private.on_profile_inserted_directly writes it for the default table (same BEFORE/AFTER pair,
+-- same WHEN clause). The app's table has no created_via: the fallback names the creating layer in
+-- the x-profile-created-via header instead (shared/profile-service.ts), next to its request id.
+-- The key column is the trigger's argument.
+create or replace function private.on_adopted_profile_inserted_directly()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_user_id uuid;
+  v_headers jsonb;
+  v_source text;
+begin
+  begin
+    v_user_id := (to_jsonb(new) ->> tg_argv[0])::uuid;
+    v_headers := nullif(current_setting('request.headers', true), '')::jsonb;
+    v_source := v_headers ->> 'x-profile-created-via';
+    if v_source is null or not private.is_valid_created_via(v_source) then
+      v_source := 'ensure';
+    end if;
+    if tg_when = 'AFTER' then
+      perform private.record_profile_outcome(v_user_id, v_source, 'created', statement_timestamp(), null, 1,
+                                             left(v_headers ->> 'x-profile-request-id', 200), '{"via": "direct_insert"}');
+    elsif exists (select 1 from public.user_profiles p where p.user_id = v_user_id) then
+      perform private.record_profile_outcome(v_user_id, v_source, 'existed', statement_timestamp(), null, 1,
+                                             left(v_headers ->> 'x-profile-request-id', 200), '{"via": "direct_insert"}');
+    end if;
+  exception when others then
+    raise warning 'could not audit the direct insert of the profile of user %: % (SQLSTATE %)',
+      v_user_id, sqlerrm, sqlstate;
+  end;
+  if tg_when = 'BEFORE' then
+    return new;
+  end if;
+  return null;
+end;
+$$;
+revoke execute on function private.on_adopted_profile_inserted_directly()
+  from public, anon, authenticated, service_role;
+
 -- Adopts p_table (a table name) as the profile table. p_key is its uuid key (primary key or unique; the auth
 -- user's id). p_columns maps product columns to app columns ({"full_name": "name"}; null: not
 -- mapped); a product column it does not name maps to the app column of the same name and type,
@@ -335,9 +378,15 @@ begin
   -- create_profile was dropped with the table: a new function is executable by PUBLIC.
   revoke execute on function private.create_profile(uuid, text, text, jsonb) from public, anon, authenticated, service_role;
 
-  -- The census's deleted-profile note, on the app's table.
+  -- The census's deleted-profile note and the direct-insert audit, on the app's table.
   execute format('create trigger profile_guard_note_deleted after delete on %s for each row '
                  || 'execute function private.on_adopted_profile_deleted(%L)', v_table, p_key);
+  execute format('create trigger profile_guard_audit_direct_conflict before insert on %s for each row '
+                 || 'when (current_user = ''service_role'') '
+                 || 'execute function private.on_adopted_profile_inserted_directly(%L)', v_table, p_key);
+  execute format('create trigger profile_guard_audit_direct_insert after insert on %s for each row '
+                 || 'when (current_user = ''service_role'') '
+                 || 'execute function private.on_adopted_profile_inserted_directly(%L)', v_table, p_key);
 
   -- Username lookups (availability, lapse, backfill) compare lower(username): give them an index.
   if v_columns ? 'username' then
@@ -429,6 +478,8 @@ begin
     execute v_policy;
   end loop;
   execute format('drop trigger if exists profile_guard_note_deleted on %s', v_adoption.profile_table);
+  execute format('drop trigger if exists profile_guard_audit_direct_conflict on %s', v_adoption.profile_table);
+  execute format('drop trigger if exists profile_guard_audit_direct_insert on %s', v_adoption.profile_table);
   if v_adoption.created_index is not null then
     execute format('drop index if exists %I.%I',
       (select n.nspname from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace

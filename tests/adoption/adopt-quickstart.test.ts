@@ -330,6 +330,10 @@ describe('adopting the quickstart profiles table', () => {
       'index public.profiles_username_lower_idx',
       'policy public.profiles "Users can upsert their existing profile"',
       'policy public.profiles "Users can upsert their existing profile" INSERT to authenticated using - check ((( SELECT auth.uid() AS uid) = id) AND (EXISTS ( SELECT 1\n   FROM profiles p\n  WHERE (p.id = ( SELECT auth.uid() AS uid)))))',
+      'trigger profiles profile_guard_audit_direct_conflict',
+      "trigger profiles profile_guard_audit_direct_conflict CREATE TRIGGER profile_guard_audit_direct_conflict BEFORE INSERT ON public.profiles FOR EACH ROW WHEN ((CURRENT_USER = 'service_role'::name)) EXECUTE FUNCTION private.on_adopted_profile_inserted_directly('id')",
+      'trigger profiles profile_guard_audit_direct_insert',
+      "trigger profiles profile_guard_audit_direct_insert CREATE TRIGGER profile_guard_audit_direct_insert AFTER INSERT ON public.profiles FOR EACH ROW WHEN ((CURRENT_USER = 'service_role'::name)) EXECUTE FUNCTION private.on_adopted_profile_inserted_directly('id')",
       'trigger profiles profile_guard_note_deleted',
       "trigger profiles profile_guard_note_deleted CREATE TRIGGER profile_guard_note_deleted AFTER DELETE ON public.profiles FOR EACH ROW EXECUTE FUNCTION private.on_adopted_profile_deleted('id')",
     ]);
@@ -491,6 +495,32 @@ describe('adopting the quickstart profiles table', () => {
       await db().one('select full_name, username from public.profiles where id = $1', [userId]),
     )
       .toEqual({ full_name: null, username: null });
+    // Audited as on the default table: the layer from the fallback's header, the way it was made.
+    const audit = await db().query(
+      'select source, outcome, details from private.audit_logs where user_id = $1 order by id desc limit 1',
+      [userId],
+    );
+    expect(audit.rows).toEqual([
+      { source: 'ensure', outcome: 'created', details: { via: 'direct_insert' } },
+    ]);
+    // The layer comes from the header (a webhook's fallback says webhook), the request id too.
+    await db().query('delete from public.profiles where id = $1', [userId]);
+    const service = appClient(endpoint().url, api().stack.keys.serviceRoleKey);
+    const direct = await service.from('user_profiles').upsert({ user_id: userId } as never, {
+      onConflict: 'user_id',
+      ignoreDuplicates: true,
+    }).setHeader('x-profile-created-via', 'webhook').setHeader(
+      'x-profile-request-id',
+      'req-adopted-1',
+    );
+    expect(direct.error).toBeNull();
+    const webhookAudit = await db().query(
+      'select source, outcome, request_id from private.audit_logs where user_id = $1 order by id desc limit 1',
+      [userId],
+    );
+    expect(webhookAudit.rows).toEqual([
+      { source: 'webhook', outcome: 'created', request_id: 'req-adopted-1' },
+    ]);
     await supabase.auth.signOut();
   });
 
