@@ -50,7 +50,7 @@ export type EnsureOutcome =
 const AUDIT_REQUEST_ID_HEADER = 'x-profile-request-id';
 /**
  * The layer the fallback creates for, which an adopted table has no created_via column to carry
- * (private.on_adopted_profile_inserted_directly reads it; docs/DEPLOYMENT.md §5.1.1).
+ * (private.on_profile_inserted_directly reads it there; docs/DEPLOYMENT.md §5.1.1).
  */
 const AUDIT_CREATED_VIA_HEADER = 'x-profile-created-via';
 

@@ -54,8 +54,6 @@ $$;
 -- 4. The callable surface and its internals.
 drop function if exists private.unadopt_profile_table();
 drop function if exists private.adopt_profile_table(text, name, jsonb, name, boolean);
-drop function if exists private.on_adopted_profile_deleted();
-drop function if exists private.on_adopted_profile_inserted_directly();
 drop function if exists private.rewrite_required(text, text, text);
 drop function if exists private.rewrite_profile_inserts(text, regclass, jsonb);
 drop function if exists private.profile_columns();

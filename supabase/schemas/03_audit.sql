@@ -191,7 +191,9 @@ revoke execute on function private.record_profile_existed(uuid, text, timestampt
 -- source is the layer the row names (created_via), the request id the x-profile-request-id
 -- header PostgREST exposes in request.headers, the duration that of the insert statement.
 -- Never fails the insert: the fallback exists to make the profile when other things are broken,
--- so a failure to record it is only a warning.
+-- so a failure to record it is only a warning. On an adopted app table (14_adoption.sql) the
+-- trigger passes the key column's name, and the layer comes from the fallback's
+-- x-profile-created-via header, the app's table having no created_via.
 create or replace function private.on_profile_inserted_directly()
 returns trigger
 language plpgsql
@@ -199,20 +201,36 @@ security definer
 set search_path = ''
 as $$
 declare
-  v_request_id text;
+  v_user_id uuid;
+  v_source text;
+  v_headers jsonb;
 begin
   begin
-    v_request_id := left(nullif(current_setting('request.headers', true), '')::jsonb ->> 'x-profile-request-id', 200);
+    if tg_nargs = 0 then
+      v_user_id := new.user_id;
+      v_source := new.created_via;
+    else
+      v_user_id := (to_jsonb(new) ->> tg_argv[0])::uuid;
+    end if;
+    v_headers := nullif(current_setting('request.headers', true), '')::jsonb;
+    if tg_nargs > 0 then
+      v_source := v_headers ->> 'x-profile-created-via';
+      if v_source is null or not private.is_valid_created_via(v_source) then
+        v_source := 'ensure';
+      end if;
+    end if;
     if tg_when = 'AFTER' then
-      perform private.record_profile_outcome(new.user_id, new.created_via, 'created', statement_timestamp(),
-                                             null, 1, v_request_id, '{"via": "direct_insert"}');
-    elsif exists (select 1 from public.user_profiles p where p.user_id = new.user_id) then
-      perform private.record_profile_outcome(new.user_id, new.created_via, 'existed', statement_timestamp(),
-                                             null, 1, v_request_id, '{"via": "direct_insert"}');
+      perform private.record_profile_outcome(v_user_id, v_source, 'created', statement_timestamp(),
+                                             null, 1, left(v_headers ->> 'x-profile-request-id', 200),
+                                             '{"via": "direct_insert"}');
+    elsif exists (select 1 from public.user_profiles p where p.user_id = v_user_id) then
+      perform private.record_profile_outcome(v_user_id, v_source, 'existed', statement_timestamp(),
+                                             null, 1, left(v_headers ->> 'x-profile-request-id', 200),
+                                             '{"via": "direct_insert"}');
     end if;
   exception when others then
     raise warning 'could not audit the direct insert of the profile of user %: % (SQLSTATE %)',
-      new.user_id, sqlerrm, sqlstate;
+      v_user_id, sqlerrm, sqlstate;
   end;
   if tg_when = 'BEFORE' then
     return new;

@@ -191,15 +191,24 @@ grant execute on function public.profile_census_step(integer, boolean) to servic
 -- A profile deleted while its user remains (by hand, by an app bug) leaves that user without
 -- one: remember the user. A user's own deletion cascades here after the user is gone, which the
 -- lookup sees, so deleting users costs one primary-key probe per profile and records nothing.
+-- On an adopted app table (14_adoption.sql) the trigger passes the key column's name; the default
+-- table's passes nothing and the key is user_id.
 create or replace function private.on_profile_deleted()
 returns trigger
 language plpgsql
 security definer
 set search_path = ''
 as $$
+declare
+  v_user_id uuid;
 begin
-  if exists (select 1 from auth.users u where u.id = old.user_id) then
-    insert into private.missing_profiles (user_id, found_by) values (old.user_id, 'profile_deleted')
+  if tg_nargs = 0 then
+    v_user_id := old.user_id;
+  else
+    v_user_id := (to_jsonb(old) ->> tg_argv[0])::uuid;
+  end if;
+  if exists (select 1 from auth.users u where u.id = v_user_id) then
+    insert into private.missing_profiles (user_id, found_by) values (v_user_id, 'profile_deleted')
     on conflict (user_id) do nothing;
   end if;
   return null;

@@ -1,4 +1,4 @@
--- Adoption: the guarantee over a profile table the app already has (docs/DEPLOYMENT.md §5.2).
+-- Adoption: the guarantee over a profile table the app already has (docs/DEPLOYMENT.md §5.1.1).
 --
 -- Most projects have Supabase's user-management quickstart table, public.profiles (id, updated_at,
 -- username, full_name, avatar_url, website), with its policies, its handle_new_user trigger and
@@ -139,76 +139,12 @@ $$;
 revoke execute on function private.rewrite_required(text, text, text)
   from public, anon, authenticated, service_role;
 
--- A profile of the adopted table deleted while its auth user lives: noted in the census's set, as
--- private.on_profile_deleted does for the default table. The key column is the trigger's argument
--- (deletes are rare; the jsonb of the old row costs nothing that matters there).
-create or replace function private.on_adopted_profile_deleted()
-returns trigger
-language plpgsql
-security definer
-set search_path = ''
-as $$
-declare
-  v_user_id uuid := (to_jsonb(old) ->> tg_argv[0])::uuid;
-begin
-  if exists (select 1 from auth.users u where u.id = v_user_id) then
-    insert into private.missing_profiles (user_id, found_by) values (v_user_id, 'profile_deleted')
-    on conflict (user_id) do nothing;
-  end if;
-  return null;
-end;
-$$;
-revoke execute on function private.on_adopted_profile_deleted() from public, anon, authenticated, service_role;
-
--- The audit row of the functions' direct-insert fallback on the adopted table, as
--- private.on_profile_inserted_directly writes it for the default table (same BEFORE/AFTER pair,
--- same WHEN clause). The app's table has no created_via: the fallback names the creating layer in
--- the x-profile-created-via header instead (shared/profile-service.ts), next to its request id.
--- The key column is the trigger's argument.
-create or replace function private.on_adopted_profile_inserted_directly()
-returns trigger
-language plpgsql
-security definer
-set search_path = ''
-as $$
-declare
-  v_user_id uuid;
-  v_headers jsonb;
-  v_source text;
-begin
-  begin
-    v_user_id := (to_jsonb(new) ->> tg_argv[0])::uuid;
-    v_headers := nullif(current_setting('request.headers', true), '')::jsonb;
-    v_source := v_headers ->> 'x-profile-created-via';
-    if v_source is null or not private.is_valid_created_via(v_source) then
-      v_source := 'ensure';
-    end if;
-    if tg_when = 'AFTER' then
-      perform private.record_profile_outcome(v_user_id, v_source, 'created', statement_timestamp(), null, 1,
-                                             left(v_headers ->> 'x-profile-request-id', 200), '{"via": "direct_insert"}');
-    elsif exists (select 1 from public.user_profiles p where p.user_id = v_user_id) then
-      perform private.record_profile_outcome(v_user_id, v_source, 'existed', statement_timestamp(), null, 1,
-                                             left(v_headers ->> 'x-profile-request-id', 200), '{"via": "direct_insert"}');
-    end if;
-  exception when others then
-    raise warning 'could not audit the direct insert of the profile of user %: % (SQLSTATE %)',
-      v_user_id, sqlerrm, sqlstate;
-  end;
-  if tg_when = 'BEFORE' then
-    return new;
-  end if;
-  return null;
-end;
-$$;
-revoke execute on function private.on_adopted_profile_inserted_directly()
-  from public, anon, authenticated, service_role;
-
 -- Adopts p_table (a table name) as the profile table. p_key is its uuid key (primary key or unique; the auth
 -- user's id). p_columns maps product columns to app columns ({"full_name": "name"}; null: not
 -- mapped); a product column it does not name maps to the app column of the same name and type,
 -- if there is one. p_retire_trigger is the app's own profile trigger on auth.users, if any.
 -- p_backfill creates the missing profiles in this transaction (false on a large project: run the
--- backfill afterwards, docs/DEPLOYMENT.md §5.2). Returns what it did.
+-- backfill afterwards, docs/DEPLOYMENT.md §5.1.1). Returns what it did.
 create or replace function private.adopt_profile_table(
   p_table text default 'public.profiles',
   p_key name default 'id',
@@ -380,13 +316,13 @@ begin
 
   -- The census's deleted-profile note and the direct-insert audit, on the app's table.
   execute format('create trigger profile_guard_note_deleted after delete on %s for each row '
-                 || 'execute function private.on_adopted_profile_deleted(%L)', v_table, p_key);
+                 || 'execute function private.on_profile_deleted(%L)', v_table, p_key);
   execute format('create trigger profile_guard_audit_direct_conflict before insert on %s for each row '
                  || 'when (current_user = ''service_role'') '
-                 || 'execute function private.on_adopted_profile_inserted_directly(%L)', v_table, p_key);
+                 || 'execute function private.on_profile_inserted_directly(%L)', v_table, p_key);
   execute format('create trigger profile_guard_audit_direct_insert after insert on %s for each row '
                  || 'when (current_user = ''service_role'') '
-                 || 'execute function private.on_adopted_profile_inserted_directly(%L)', v_table, p_key);
+                 || 'execute function private.on_profile_inserted_directly(%L)', v_table, p_key);
 
   -- Username lookups (availability, lapse, backfill) compare lower(username): give them an index.
   if v_columns ? 'username' then

@@ -331,11 +331,11 @@ describe('adopting the quickstart profiles table', () => {
       'policy public.profiles "Users can upsert their existing profile"',
       'policy public.profiles "Users can upsert their existing profile" INSERT to authenticated using - check ((( SELECT auth.uid() AS uid) = id) AND (EXISTS ( SELECT 1\n   FROM profiles p\n  WHERE (p.id = ( SELECT auth.uid() AS uid)))))',
       'trigger profiles profile_guard_audit_direct_conflict',
-      "trigger profiles profile_guard_audit_direct_conflict CREATE TRIGGER profile_guard_audit_direct_conflict BEFORE INSERT ON public.profiles FOR EACH ROW WHEN ((CURRENT_USER = 'service_role'::name)) EXECUTE FUNCTION private.on_adopted_profile_inserted_directly('id')",
+      "trigger profiles profile_guard_audit_direct_conflict CREATE TRIGGER profile_guard_audit_direct_conflict BEFORE INSERT ON public.profiles FOR EACH ROW WHEN ((CURRENT_USER = 'service_role'::name)) EXECUTE FUNCTION private.on_profile_inserted_directly('id')",
       'trigger profiles profile_guard_audit_direct_insert',
-      "trigger profiles profile_guard_audit_direct_insert CREATE TRIGGER profile_guard_audit_direct_insert AFTER INSERT ON public.profiles FOR EACH ROW WHEN ((CURRENT_USER = 'service_role'::name)) EXECUTE FUNCTION private.on_adopted_profile_inserted_directly('id')",
+      "trigger profiles profile_guard_audit_direct_insert CREATE TRIGGER profile_guard_audit_direct_insert AFTER INSERT ON public.profiles FOR EACH ROW WHEN ((CURRENT_USER = 'service_role'::name)) EXECUTE FUNCTION private.on_profile_inserted_directly('id')",
       'trigger profiles profile_guard_note_deleted',
-      "trigger profiles profile_guard_note_deleted CREATE TRIGGER profile_guard_note_deleted AFTER DELETE ON public.profiles FOR EACH ROW EXECUTE FUNCTION private.on_adopted_profile_deleted('id')",
+      "trigger profiles profile_guard_note_deleted CREATE TRIGGER profile_guard_note_deleted AFTER DELETE ON public.profiles FOR EACH ROW EXECUTE FUNCTION private.on_profile_deleted('id')",
     ]);
   });
 
