@@ -259,10 +259,6 @@ begin
   if v_table is null then
     raise exception 'p_table % does not exist', p_table using errcode = '22023';
   end if;
-  if exists (select 1 from private.profile_adoption a where a.id) then
-    raise exception 'a profile table is already adopted: %', (select a.profile_table from private.profile_adoption a where a.id)
-      using errcode = '22023', hint = 'Undo it first with private.unadopt_profile_table().';
-  end if;
   if (select c.relkind from pg_catalog.pg_class c where c.oid = v_table) not in ('r', 'p') then
     raise exception 'p_table % is not a table', v_table using errcode = '22023';
   end if;
@@ -324,6 +320,11 @@ begin
   -- deadlock, and the victim could be the signup: taken before anything else is locked.
   lock table auth.users in share row exclusive mode;
   lock table public.user_profiles in access exclusive mode;
+  -- Looked at under the locks: a second adoption racing this one waits here and then sees it.
+  if exists (select 1 from private.profile_adoption a where a.id) then
+    raise exception 'a profile table is already adopted: %', (select a.profile_table from private.profile_adoption a where a.id)
+      using errcode = '22023', hint = 'Undo it first with private.unadopt_profile_table().';
+  end if;
 
   -- Rows the default table got between the migrations and this call (our trigger ran beside the
   -- app's) move to the app's table when it has none for that user.

@@ -1,6 +1,7 @@
 // Adoption on a live project: signups keep arriving while private.adopt_profile_table() runs. None
 // of them fails, none is lost, and once the reconciler has run every user has exactly one profile
-// in the app's table; users racing for one username end with one holder.
+// in the app's table; users racing for one username end with one holder; of two operators adopting
+// at once, one adopts and the other is told so.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { migrateDatabase } from '../../dev/migrate.ts';
@@ -38,15 +39,24 @@ describe('adopting the quickstart table while users sign up', () => {
       }
     });
     await sleep(300);
-    const adopted = await asPostgres<{ r: { retired: boolean } }>(
-      db(),
-      'select private.adopt_profile_table() as r',
-    );
+    // Two operators adopting at once: one adopts, the other is told it is done.
+    const adopt = () =>
+      asPostgres<{ r: { retired: boolean } }>(db(), 'select private.adopt_profile_table() as r');
+    const settled = await Promise.allSettled([adopt(), adopt()]);
+    expect(settled.map((o) => o.status).sort()).toEqual(['fulfilled', 'rejected']);
+    const adopted = settled.find((o) => o.status === 'fulfilled') as PromiseFulfilledResult<
+      Awaited<ReturnType<typeof adopt>>
+    >;
+    const refused = settled.find((o) => o.status === 'rejected') as PromiseRejectedResult;
+    expect({ code: refused.reason.code, message: refused.reason.message }).toEqual({
+      code: '22023',
+      message: 'a profile table is already adopted: public.profiles',
+    });
     await sleep(300);
     stop = true;
     await Promise.all(racers);
 
-    expect(adopted.rows[0]!.r.retired).toBe(true);
+    expect(adopted.value.rows[0]!.r.retired).toBe(true);
     expect(failures).toEqual([]);
     expect(started).toBeGreaterThan(40);
     // A signup that raced the adoption may have been queued rather than served: the reconciler's
